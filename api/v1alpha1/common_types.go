@@ -1,0 +1,82 @@
+/*
+Copyright 2026 The kubemail Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+// DomainName is a lowercase, fully qualified DNS name such as "example.com".
+// +kubebuilder:validation:MinLength=4
+// +kubebuilder:validation:MaxLength=253
+// +kubebuilder:validation:XValidation:rule="self == self.lowerAscii()",message="must be lowercase (write example.com, not Example.COM)"
+// +kubebuilder:validation:XValidation:rule="self.lowerAscii().matches('^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?[.])+[a-z]([-a-z0-9]{0,61}[a-z0-9])?$')",message="must be a fully qualified DNS name such as example.com: labels of letters, digits and inner hyphens, separated by dots, with no trailing dot"
+type DomainName string
+
+// EmailAddress is an addr-spec (local-part@domain) whose domain is lowercase. The local part is
+// a dot-atom: letters, digits and !#$%&'*+/=?^_{|}~- in dot-separated runs.
+// +kubebuilder:validation:MinLength=6
+// +kubebuilder:validation:MaxLength=254
+// +kubebuilder:validation:XValidation:rule="self.matches('^[^@]+@[^@]+$')",message="must be an email address of the form local-part@domain, with exactly one @"
+// +kubebuilder:validation:XValidation:rule="!self.matches('^[^@]+@[^@]+$') || self.matches(\"^[a-zA-Z0-9!#$%&'*+/=?^_{|}~-]{1,64}([.][a-zA-Z0-9!#$%&'*+/=?^_{|}~-]+)*@\")",message="the part before @ must be letters, digits or !#$%&'*+/=?^_{|}~- in runs separated by single dots, at most 64 characters"
+// +kubebuilder:validation:XValidation:rule="!self.matches('@.*[A-Z]')",message="the domain of an address must be lowercase (write alice@example.com, not alice@Example.com)"
+// +kubebuilder:validation:XValidation:rule="!self.matches('^[^@]+@[^@]+$') || self.matches('@([a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?[.])+[a-zA-Z]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?$')",message="the part after @ must be a fully qualified domain name such as example.com"
+type EmailAddress string
+
+// LocalObjectReference names an object in the same namespace.
+type LocalObjectReference struct {
+	// Name of the referenced object.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// SecretKeySelector names one key of a Secret in the same namespace.
+type SecretKeySelector struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Key inside the Secret's data.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key"`
+}
+
+// Condition types shared by every kind.
+const (
+	// ConditionReady is True when the object is in effect: its configuration reached the mail
+	// servers (for a MailCluster: every replica is serving).
+	ConditionReady = "Ready"
+	// ConditionProgressing is True while a MailCluster rolls out a change.
+	ConditionProgressing = "Progressing"
+	// ConditionDegraded is True when a MailCluster serves with fewer replicas than asked for.
+	ConditionDegraded = "Degraded"
+	// ConditionSelfSignedCertificate is True when a MailCluster serves TLS with a certificate the
+	// operator generated because no certificate was configured.
+	ConditionSelfSignedCertificate = "SelfSignedCertificate"
+)
+
+// Condition reasons, one vocabulary for all kinds.
+const (
+	ReasonReconciled            = "Reconciled"
+	ReasonClusterNotFound       = "ClusterNotFound"
+	ReasonDomainNotFound        = "DomainNotFound"
+	ReasonPasswordSecretMissing = "PasswordSecretMissing"
+	ReasonAddressConflict       = "AddressConflict"
+	ReasonRollingOut            = "RollingOut"
+	ReasonReplicasUnavailable   = "ReplicasUnavailable"
+	ReasonInvalidSpec           = "InvalidSpec"
+)
