@@ -1,0 +1,387 @@
+// Package directory is the mail server's account database: domains, mailboxes with password
+// hashes, aliases and catch-alls. A Directory is immutable once parsed; sources (a file, or the
+// operator's Secrets through the Kubernetes API) publish new ones into a Live holder that swaps
+// them atomically.
+package directory
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Spec is the directory's serialized form (YAML or JSON). The operator writes it, sorted, into
+// the cluster's directory Secrets; a standalone server reads it from a file.
+type Spec struct {
+	Domains   []DomainSpec  `json:"domains"`
+	Mailboxes []MailboxSpec `json:"mailboxes,omitempty"`
+	Aliases   []AliasSpec   `json:"aliases,omitempty"`
+}
+
+// DomainSpec is one local domain.
+type DomainSpec struct {
+	Name string `json:"name"`
+	// CatchAll receives mail for unknown addresses of the domain.
+	CatchAll string `json:"catchAll,omitempty"`
+	// DKIM signs mail leaving the domain.
+	DKIM *DKIMSpec `json:"dkim,omitempty"`
+}
+
+// DKIMSpec is a domain's signing key.
+type DKIMSpec struct {
+	Selector  string `json:"selector"`
+	Algorithm string `json:"algorithm"` // rsa-sha256 or ed25519-sha256
+	// PrivateKey is PEM (PKCS#8 or PKCS#1).
+	PrivateKey string `json:"privateKey"`
+}
+
+// MailboxSpec is one account.
+type MailboxSpec struct {
+	Address      string `json:"address"`
+	DisplayName  string `json:"displayName,omitempty"`
+	PasswordHash string `json:"passwordHash"`
+	// Quota in bytes; 0 means unlimited.
+	Quota int64 `json:"quota,omitempty"`
+	// Disabled refuses logins and submission; mail still arrives.
+	Disabled  bool     `json:"disabled,omitempty"`
+	Aliases   []string `json:"aliases,omitempty"`
+	ForwardTo []string `json:"forwardTo,omitempty"`
+	// KeepCopy stores forwarded mail in the mailbox too; nil means true.
+	KeepCopy *bool `json:"keepCopy,omitempty"`
+	// Shard is the replica ordinal that holds the mailbox's data.
+	Shard int `json:"shard,omitempty"`
+}
+
+// AliasSpec is an address that fans out.
+type AliasSpec struct {
+	Address string   `json:"address"`
+	Members []string `json:"members"`
+}
+
+// Domain is a parsed local domain.
+type Domain struct {
+	Name     string
+	CatchAll string
+	DKIM     *DKIMSpec
+}
+
+// Mailbox is a parsed account. Addresses are lowercase.
+type Mailbox struct {
+	Address      string
+	DisplayName  string
+	PasswordHash string
+	Quota        int64
+	Disabled     bool
+	Aliases      []string
+	ForwardTo    []string
+	KeepCopy     bool
+	Shard        int
+}
+
+// Directory is an immutable, validated account database.
+type Directory struct {
+	domains   map[string]*Domain
+	mailboxes map[string]*Mailbox
+	aliases   map[string][]string
+	// owners maps every address a mailbox may send as (its own and its aliases) to it.
+	owners map[string]*Mailbox
+}
+
+// PasswordHashValidator checks that a password hash is one the server can verify. Parse uses
+// it so a directory with a plain-text or unknown hash is refused as a whole.
+type PasswordHashValidator func(hash string) error
+
+// Parse reads a directory from YAML or JSON and validates it: every address well formed,
+// every mailbox and alias in a declared domain, no address claimed twice, every hash valid.
+func Parse(data []byte, validateHash PasswordHashValidator) (*Directory, error) {
+	var spec Spec
+	if err := yaml.UnmarshalStrict(data, &spec); err != nil {
+		return nil, fmt.Errorf("directory: %w", err)
+	}
+	return FromSpec(&spec, validateHash)
+}
+
+// FromSpec validates spec and builds a Directory from it.
+func FromSpec(spec *Spec, validateHash PasswordHashValidator) (*Directory, error) {
+	d := &Directory{
+		domains:   map[string]*Domain{},
+		mailboxes: map[string]*Mailbox{},
+		aliases:   map[string][]string{},
+		owners:    map[string]*Mailbox{},
+	}
+	var errs []error
+	for _, ds := range spec.Domains {
+		name := strings.ToLower(ds.Name)
+		if err := ValidateDomain(name); err != nil {
+			errs = append(errs, fmt.Errorf("domain %q: %w", ds.Name, err))
+			continue
+		}
+		if _, dup := d.domains[name]; dup {
+			errs = append(errs, fmt.Errorf("domain %q: listed twice", name))
+			continue
+		}
+		dom := &Domain{Name: name, DKIM: ds.DKIM}
+		if ds.CatchAll != "" {
+			ca, err := NormalizeAddress(ds.CatchAll)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("domain %q: catchAll: %w", name, err))
+			}
+			dom.CatchAll = ca
+		}
+		if ds.DKIM != nil && (ds.DKIM.Selector == "" || ds.DKIM.PrivateKey == "" ||
+			(ds.DKIM.Algorithm != "rsa-sha256" && ds.DKIM.Algorithm != "ed25519-sha256")) {
+			errs = append(errs, fmt.Errorf("domain %q: dkim needs a selector, a private key and algorithm rsa-sha256 or ed25519-sha256", name))
+		}
+		d.domains[name] = dom
+	}
+	claim := func(addr, what string) bool {
+		if _, ok := d.owners[addr]; ok {
+			errs = append(errs, fmt.Errorf("%s %q: address already belongs to a mailbox", what, addr))
+			return false
+		}
+		if _, ok := d.aliases[addr]; ok {
+			errs = append(errs, fmt.Errorf("%s %q: address already belongs to an alias", what, addr))
+			return false
+		}
+		return true
+	}
+	local := func(addr, what string) bool {
+		_, dom, _ := strings.Cut(addr, "@")
+		if _, ok := d.domains[dom]; !ok {
+			errs = append(errs, fmt.Errorf("%s %q: domain %q is not in the directory", what, addr, dom))
+			return false
+		}
+		return true
+	}
+	for _, ms := range spec.Mailboxes {
+		addr, err := NormalizeAddress(ms.Address)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("mailbox %q: %w", ms.Address, err))
+			continue
+		}
+		if !local(addr, "mailbox") || !claim(addr, "mailbox") {
+			continue
+		}
+		if err := validateHash(ms.PasswordHash); err != nil {
+			errs = append(errs, fmt.Errorf("mailbox %q: password hash: %w", addr, err))
+			continue
+		}
+		if ms.Quota < 0 || ms.Shard < 0 {
+			errs = append(errs, fmt.Errorf("mailbox %q: quota and shard must not be negative", addr))
+			continue
+		}
+		mb := &Mailbox{Address: addr, DisplayName: ms.DisplayName, PasswordHash: ms.PasswordHash,
+			Quota: ms.Quota, Disabled: ms.Disabled, Shard: ms.Shard, KeepCopy: ms.KeepCopy == nil || *ms.KeepCopy}
+		d.mailboxes[addr] = mb
+		d.owners[addr] = mb
+		for _, a := range ms.Aliases {
+			alias, err := NormalizeAddress(a)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("mailbox %q: alias %q: %w", addr, a, err))
+				continue
+			}
+			if local(alias, "alias") && claim(alias, "alias") {
+				mb.Aliases = append(mb.Aliases, alias)
+				d.owners[alias] = mb
+			}
+		}
+		for _, fwd := range ms.ForwardTo {
+			target, err := NormalizeAddress(fwd)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("mailbox %q: forwarding target %q: %w", addr, fwd, err))
+				continue
+			}
+			mb.ForwardTo = append(mb.ForwardTo, target)
+		}
+	}
+	for _, as := range spec.Aliases {
+		addr, err := NormalizeAddress(as.Address)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("alias %q: %w", as.Address, err))
+			continue
+		}
+		if !local(addr, "alias") || !claim(addr, "alias") {
+			continue
+		}
+		if len(as.Members) == 0 {
+			errs = append(errs, fmt.Errorf("alias %q: has no members", addr))
+			continue
+		}
+		var members []string
+		for _, m := range as.Members {
+			member, err := NormalizeAddress(m)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("alias %q: member %q: %w", addr, m, err))
+				continue
+			}
+			members = append(members, member)
+		}
+		d.aliases[addr] = members
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return d, nil
+}
+
+// Domain returns a local domain.
+func (d *Directory) Domain(name string) (*Domain, bool) {
+	dom, ok := d.domains[strings.ToLower(name)]
+	return dom, ok
+}
+
+// IsLocalDomain reports whether the domain is served here.
+func (d *Directory) IsLocalDomain(name string) bool {
+	_, ok := d.domains[strings.ToLower(name)]
+	return ok
+}
+
+// Mailbox returns the account with this primary address (sub-addresses and aliases are not
+// login names).
+func (d *Directory) Mailbox(address string) (*Mailbox, bool) {
+	addr, err := NormalizeAddress(address)
+	if err != nil {
+		return nil, false
+	}
+	mb, ok := d.mailboxes[addr]
+	return mb, ok
+}
+
+// Counts returns the numbers of domains, mailboxes and aliases.
+func (d *Directory) Counts() (domains, mailboxes, aliases int) {
+	return len(d.domains), len(d.mailboxes), len(d.aliases)
+}
+
+// Mailboxes returns every mailbox sorted by address.
+func (d *Directory) Mailboxes() []*Mailbox {
+	out := make([]*Mailbox, 0, len(d.mailboxes))
+	for _, mb := range d.mailboxes {
+		out = append(out, mb)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Address < out[j].Address })
+	return out
+}
+
+// CanSendAs reports whether the mailbox may use from as its envelope or header sender: its own
+// address, one of its aliases, or a sub-address (+tag) of those.
+func (d *Directory) CanSendAs(mb *Mailbox, from string) bool {
+	addr, err := NormalizeAddress(from)
+	if err != nil {
+		return false
+	}
+	if owner, ok := d.owners[addr]; ok {
+		return owner == mb
+	}
+	if base, ok := stripSubaddress(addr); ok {
+		owner, ok := d.owners[base]
+		return ok && owner == mb
+	}
+	return false
+}
+
+// Errors of recipient resolution.
+var (
+	ErrNotLocal    = errors.New("domain is not served here")
+	ErrUnknownUser = errors.New("no such user here")
+	ErrBadAddress  = errors.New("invalid address")
+)
+
+// Resolution says where mail for one recipient goes.
+type Resolution struct {
+	// Local mailboxes to store the message in, without duplicates, in a stable order.
+	Local []*Mailbox
+	// External addresses to forward to, without duplicates.
+	External []string
+}
+
+const maxExpansionDepth = 8
+
+// Resolve expands a recipient through aliases, mailbox aliases, sub-addressing (+tag),
+// forwarding and the domain's catch-all. Loops and over-deep chains stop expanding.
+func (d *Directory) Resolve(rcpt string) (Resolution, error) {
+	addr, err := NormalizeAddress(rcpt)
+	if err != nil {
+		return Resolution{}, fmt.Errorf("%w: %v", ErrBadAddress, err)
+	}
+	_, dom, _ := strings.Cut(addr, "@")
+	if !d.IsLocalDomain(dom) {
+		return Resolution{}, ErrNotLocal
+	}
+	var res Resolution
+	seen := map[string]bool{}
+	found := d.expand(addr, 0, seen, &res)
+	if !found {
+		return Resolution{}, ErrUnknownUser
+	}
+	if len(res.Local) == 0 && len(res.External) == 0 {
+		// Only loops: treat as unknown rather than silently dropping mail.
+		return Resolution{}, ErrUnknownUser
+	}
+	return res, nil
+}
+
+// expand adds addr's destinations to res and reports whether addr exists.
+func (d *Directory) expand(addr string, depth int, seen map[string]bool, res *Resolution) bool {
+	if seen[addr] {
+		return true
+	}
+	seen[addr] = true
+	_, dom, _ := strings.Cut(addr, "@")
+	domain, isLocal := d.domains[dom]
+	if !isLocal {
+		if !slices.Contains(res.External, addr) {
+			res.External = append(res.External, addr)
+		}
+		return true
+	}
+	if depth > maxExpansionDepth {
+		return true
+	}
+	if mb, ok := d.owners[addr]; ok {
+		d.deliverTo(mb, depth, seen, res)
+		return true
+	}
+	if members, ok := d.aliases[addr]; ok {
+		for _, m := range members {
+			d.expand(m, depth+1, seen, res)
+		}
+		return true
+	}
+	if base, ok := stripSubaddress(addr); ok {
+		if _, known := d.owners[base]; known {
+			return d.expand(base, depth, seen, res)
+		}
+		if _, known := d.aliases[base]; known {
+			return d.expand(base, depth, seen, res)
+		}
+	}
+	if domain.CatchAll != "" && domain.CatchAll != addr {
+		return d.expand(domain.CatchAll, depth+1, seen, res)
+	}
+	return false
+}
+
+func (d *Directory) deliverTo(mb *Mailbox, depth int, seen map[string]bool, res *Resolution) {
+	seen[mb.Address] = true
+	if len(mb.ForwardTo) == 0 || mb.KeepCopy {
+		if !slices.Contains(res.Local, mb) {
+			res.Local = append(res.Local, mb)
+		}
+	}
+	for _, target := range mb.ForwardTo {
+		d.expand(target, depth+1, seen, res)
+	}
+}
+
+func stripSubaddress(addr string) (string, bool) {
+	local, dom, _ := strings.Cut(addr, "@")
+	base, _, ok := strings.Cut(local, "+")
+	if !ok || base == "" {
+		return "", false
+	}
+	return base + "@" + dom, true
+}

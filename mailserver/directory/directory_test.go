@@ -1,0 +1,278 @@
+package directory
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeHash accepts hashes that look like "$test$..." so these tests need no real hashing.
+func fakeHash(h string) error {
+	if !strings.HasPrefix(h, "$test$") {
+		return errors.New("not a password hash")
+	}
+	return nil
+}
+
+const sample = `
+domains:
+  - name: example.com
+  - name: Example.ORG
+    catchAll: bob@example.org
+mailboxes:
+  - address: Alice@example.com
+    passwordHash: $test$a
+    quota: 1000
+    aliases: [postmaster@example.com]
+  - address: bob@example.org
+    passwordHash: $test$b
+  - address: carol@example.com
+    passwordHash: $test$c
+    forwardTo: [bob@example.org, dave@elsewhere.net]
+    keepCopy: true
+  - address: fwd@example.com
+    passwordHash: $test$f
+    forwardTo: [out@elsewhere.net]
+    keepCopy: false
+aliases:
+  - address: team@example.com
+    members: [alice@example.com, carol@example.com, team@example.com, loop@example.com]
+  - address: loop@example.com
+    members: [team@example.com]
+`
+
+func mustParse(t *testing.T, s string) *Directory {
+	t.Helper()
+	d, err := Parse([]byte(s), fakeHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func addrs(mbs []*Mailbox) []string {
+	var out []string
+	for _, m := range mbs {
+		out = append(out, m.Address)
+	}
+	return out
+}
+
+func TestResolve(t *testing.T) {
+	d := mustParse(t, sample)
+	cases := []struct {
+		rcpt     string
+		local    []string
+		external []string
+		err      error
+	}{
+		{rcpt: "alice@example.com", local: []string{"alice@example.com"}},
+		{rcpt: "ALICE@EXAMPLE.COM", local: []string{"alice@example.com"}},
+		{rcpt: "<alice@example.com>", local: []string{"alice@example.com"}},
+		{rcpt: "alice+news@example.com", local: []string{"alice@example.com"}},
+		{rcpt: "postmaster@example.com", local: []string{"alice@example.com"}},
+		{rcpt: "team@example.com", local: []string{"alice@example.com", "carol@example.com", "bob@example.org"}, external: []string{"dave@elsewhere.net"}},
+		{rcpt: "loop@example.com", local: []string{"alice@example.com", "carol@example.com", "bob@example.org"}, external: []string{"dave@elsewhere.net"}},
+		{rcpt: "carol@example.com", local: []string{"carol@example.com", "bob@example.org"}, external: []string{"dave@elsewhere.net"}},
+		{rcpt: "fwd@example.com", external: []string{"out@elsewhere.net"}},
+		{rcpt: "nobody@example.org", local: []string{"bob@example.org"}},
+		{rcpt: "nobody@example.com", err: ErrUnknownUser},
+		{rcpt: "someone@elsewhere.net", err: ErrNotLocal},
+		{rcpt: "not an address", err: ErrBadAddress},
+	}
+	for _, tc := range cases {
+		res, err := d.Resolve(tc.rcpt)
+		if tc.err != nil {
+			if !errors.Is(err, tc.err) {
+				t.Errorf("Resolve(%q) error %v, want %v", tc.rcpt, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("Resolve(%q): %v", tc.rcpt, err)
+			continue
+		}
+		if !slices.Equal(addrs(res.Local), tc.local) || !slices.Equal(res.External, tc.external) {
+			t.Errorf("Resolve(%q) = local %v external %v, want %v %v", tc.rcpt, addrs(res.Local), res.External, tc.local, tc.external)
+		}
+	}
+}
+
+func TestCanSendAs(t *testing.T) {
+	d := mustParse(t, sample)
+	alice, _ := d.Mailbox("alice@example.com")
+	for from, want := range map[string]bool{
+		"alice@example.com":      true,
+		"Alice@Example.com":      true,
+		"alice+x@example.com":    true,
+		"postmaster@example.com": true,
+		"bob@example.org":        false,
+		"team@example.com":       false,
+		"stranger@elsewhere.net": false,
+		"":                       false,
+	} {
+		if got := d.CanSendAs(alice, from); got != want {
+			t.Errorf("CanSendAs(alice, %q) = %v, want %v", from, got, want)
+		}
+	}
+}
+
+func TestParseRejectsBadDirectories(t *testing.T) {
+	cases := map[string]struct{ yaml, want string }{
+		"plain text password": {`{domains: [{name: example.com}], mailboxes: [{address: a@example.com, passwordHash: hunter2}]}`, "password hash"},
+		"unknown domain":      {`{domains: [{name: example.com}], mailboxes: [{address: a@example.net, passwordHash: $test$}]}`, `domain "example.net" is not in the directory`},
+		"duplicate address":   {`{domains: [{name: example.com}], mailboxes: [{address: a@example.com, passwordHash: $test$}, {address: A@example.com, passwordHash: $test$}]}`, "already belongs to a mailbox"},
+		"alias claims mailbox": {`{domains: [{name: example.com}], mailboxes: [{address: a@example.com, passwordHash: $test$}], aliases: [{address: a@example.com, members: [b@x.org]}]}`,
+			"already belongs to a mailbox"},
+		"bad domain":      {`{domains: [{name: "exa mple.com"}]}`, "has the character"},
+		"unknown field":   {`{domains: [{name: example.com, colour: blue}]}`, "unknown field"},
+		"bad member":      {`{domains: [{name: example.com}], aliases: [{address: t@example.com, members: [nope]}]}`, "has no @"},
+		"empty alias":     {`{domains: [{name: example.com}], aliases: [{address: t@example.com, members: []}]}`, "has no members"},
+		"negative quota":  {`{domains: [{name: example.com}], mailboxes: [{address: a@example.com, passwordHash: $test$, quota: -1}]}`, "must not be negative"},
+		"not yaml at all": {"\x00\x01{{{", "directory"},
+	}
+	for name, tc := range cases {
+		_, err := Parse([]byte(tc.yaml), fakeHash)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one mentioning %q", name, err, tc.want)
+		}
+	}
+}
+
+func TestNormalizeAddress(t *testing.T) {
+	good := map[string]string{
+		"Alice@Example.COM":                "alice@example.com",
+		"o'brien+tag@example.com":          "o'brien+tag@example.com",
+		" <x.y@sub.example.org> ":          "x.y@sub.example.org",
+		"a@xn--bcher-kva.example":          "a@xn--bcher-kva.example",
+		strings.Repeat("l", 64) + "@e.com": strings.Repeat("l", 64) + "@e.com",
+	}
+	for in, want := range good {
+		got, err := NormalizeAddress(in)
+		if err != nil || got != want {
+			t.Errorf("NormalizeAddress(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "alice", "@example.com", "alice@", "a..b@example.com", ".a@example.com",
+		"a b@example.com", "a@example", "a@-x.com", "a@x_y.com", "a@example.123", strings.Repeat("l", 65) + "@e.com",
+		"a\x00@example.com", "a@ex ample.com"} {
+		if got, err := NormalizeAddress(bad); err == nil {
+			t.Errorf("NormalizeAddress(%q) = %q, want an error", bad, got)
+		}
+	}
+}
+
+type recorder struct {
+	mu       sync.Mutex
+	reloads  int
+	failures []error
+}
+
+func (r *recorder) Reloaded(*Directory) { r.mu.Lock(); r.reloads++; r.mu.Unlock() }
+func (r *recorder) Failed(err error) {
+	r.mu.Lock()
+	r.failures = append(r.failures, err)
+	r.mu.Unlock()
+}
+func (r *recorder) counts() (int, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reloads, len(r.failures)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestFileSourceReloadsAndKeepsLastGood(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "directory.yaml")
+	write := func(s string) {
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(sample)
+	var live Live
+	rec := &recorder{}
+	src := &FileSource{Path: path, ValidateHash: fakeHash, Interval: 50 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- src.Run(ctx, &live, rec) }()
+	defer func() { cancel(); <-done }()
+
+	waitFor(t, "first load", func() bool { _, ok := live.Load().Mailbox("alice@example.com"); return ok })
+	write(strings.Replace(sample, "carol@example.com\n    passwordHash", "carla@example.com\n    passwordHash", 1))
+	waitFor(t, "reload", func() bool { _, ok := live.Load().Mailbox("carla@example.com"); return ok })
+
+	write("domains: [this is: broken")
+	waitFor(t, "failure report", func() bool { _, f := rec.counts(); return f == 1 })
+	if _, ok := live.Load().Mailbox("carla@example.com"); !ok {
+		t.Fatal("a broken file replaced the last good directory")
+	}
+	// The same broken content is reported once, however often it is checked.
+	before := time.Now()
+	waitFor(t, "several periodic checks", func() bool { return time.Since(before) > 300*time.Millisecond })
+	if _, f := rec.counts(); f != 1 {
+		t.Fatalf("broken file reported %d times", f)
+	}
+	write(sample)
+	waitFor(t, "recovery", func() bool { _, ok := live.Load().Mailbox("carol@example.com"); return ok })
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(sample))
+	f.Add([]byte(`{"domains":[{"name":"example.com"}]}`))
+	f.Add([]byte(`{domains: [{name: example.com}], aliases: [{address: a@example.com, members: [a@example.com]}]}`))
+	f.Add([]byte("domains: [this is: broken"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := Parse(data, fakeHash)
+		if err != nil {
+			return
+		}
+		// Whatever parsed must resolve without panicking or looping.
+		for _, mb := range d.Mailboxes() {
+			if _, err := d.Resolve(mb.Address); err != nil {
+				t.Fatalf("mailbox %q does not resolve: %v", mb.Address, err)
+			}
+			d.CanSendAs(mb, mb.Address)
+		}
+	})
+}
+
+func FuzzNormalizeAddress(f *testing.F) {
+	for _, s := range []string{"alice@example.com", "A@B.CO", "<x@y.org>", "a..b@c.d", "@", "o'b+t@x-y.example", "a@b@c.com"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := NormalizeAddress(s)
+		if err != nil {
+			return
+		}
+		// Normal forms are fixed points and lowercase.
+		again, err := NormalizeAddress(n)
+		if err != nil || again != n {
+			t.Fatalf("NormalizeAddress(%q) = %q, but that normalizes to %q, %v", s, n, again, err)
+		}
+		if n != strings.ToLower(n) {
+			t.Fatalf("not lowercase: %q", n)
+		}
+	})
+}
