@@ -1,0 +1,152 @@
+package tlsconf
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Names of the files WriteSelfSigned writes; they match the keys of a
+// kubernetes.io/tls Secret so dev mode and production read the same layout.
+const (
+	CertFileName = "tls.crt"
+	KeyFileName  = "tls.key"
+)
+
+// selfSignedValidity is how long certificates from WriteSelfSigned are valid.
+const selfSignedValidity = 365 * 24 * time.Hour
+
+// backdate puts NotBefore in the past so that clients whose clock is a little
+// behind do not reject a freshly generated certificate.
+const backdate = time.Hour
+
+// SelfSigned generates a self-signed ECDSA P-256 server certificate valid for
+// validFor from now, for hosts: each is a DNS name or an IP address, and
+// becomes a subject alternative name. It returns the certificate and its
+// PKCS #8 private key, PEM-encoded. It is meant for development and tests;
+// clients must be told to trust the certificate explicitly.
+func SelfSigned(hosts []string, validFor time.Duration) (certPEM, keyPEM []byte, err error) {
+	if len(hosts) == 0 {
+		return nil, nil, errors.New("self-signed certificate: no hosts given; pass at least one DNS name or IP address the server is reached by")
+	}
+	if validFor <= 0 {
+		return nil, nil, fmt.Errorf("self-signed certificate: validity %s must be positive", validFor)
+	}
+
+	// RFC 5280 allows serials up to 20 octets; 128 random bits is the usual choice.
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		return nil, nil, fmt.Errorf("self-signed certificate: serial number: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{Organization: []string{"kubemail development"}, CommonName: hosts[0]},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              now.Add(validFor),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if h != "" {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("self-signed certificate: generating key: %w", err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("self-signed certificate for %v: %w", hosts, err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("self-signed certificate: encoding key: %w", err)
+	}
+	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	return certPEM, keyPEM, nil
+}
+
+// WriteSelfSigned generates a certificate with SelfSigned, valid for a year,
+// and writes it to dir as tls.crt (mode 0644) and tls.key (mode 0600),
+// replacing any existing pair. Each file is replaced atomically, so a reader
+// sees either the old or the new file, never a partial one. It returns the
+// paths of the two files, ready for NewReloader.
+func WriteSelfSigned(dir string, hosts []string) (certFile, keyFile string, err error) {
+	certPEM, keyPEM, err := SelfSigned(hosts, selfSignedValidity)
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", fmt.Errorf("self-signed certificate: %w", err)
+	}
+	certFile = filepath.Join(dir, CertFileName)
+	keyFile = filepath.Join(dir, KeyFileName)
+	// Key first: until the certificate follows, a Reloader sees a mismatched
+	// pair and keeps serving the old one, which is what we want.
+	if err := writeFileAtomic(keyFile, keyPEM, 0o600); err != nil {
+		return "", "", fmt.Errorf("self-signed certificate: %w", err)
+	}
+	if err := writeFileAtomic(certFile, certPEM, 0o644); err != nil {
+		return "", "", fmt.Errorf("self-signed certificate: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return "", "", fmt.Errorf("self-signed certificate: %w", err)
+	}
+	return certFile, keyFile, nil
+}
+
+// writeFileAtomic writes data to a temporary file next to name, syncs it and
+// renames it over name. The temporary file is created with mode 0600 and only
+// then given perm, so a private key is never readable by others.
+func writeFileAtomic(name string, data []byte, perm os.FileMode) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Chmod(perm); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), name)
+}
+
+// syncDir makes renames in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
