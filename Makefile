@@ -35,9 +35,14 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC into config/.
+manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC into config/, then docs/api.md from the CRDs.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	@if [ -d controllers ]; then $(CONTROLLER_GEN) rbac:roleName=kubemail-manager paths=./controllers/... output:rbac:artifacts:config=config/rbac; fi
+	go run ./hack/apidocs
+
+.PHONY: api-docs
+api-docs: ## Write the API reference docs/api.md from the CRDs and config/samples.
+	go run ./hack/apidocs
 
 .PHONY: verify
 verify: ## Fail when generated files are stale, gofmt would change a file, or go vet complains.

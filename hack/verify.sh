@@ -21,7 +21,7 @@ for mod in . hack/tools hack/envtest hack/envtest/etcd; do
   fi
 done
 
-generated=(api config/crd config/rbac)
+generated=(api config/crd config/rbac docs)
 before=$(git diff --no-ext-diff -- "${generated[@]}"; git ls-files -o --exclude-standard -- "${generated[@]}")
 make -s generate manifests
 after=$(git diff --no-ext-diff -- "${generated[@]}"; git ls-files -o --exclude-standard -- "${generated[@]}")
