@@ -213,9 +213,9 @@ func parseMessageFile(name string) (Message, bool) {
 
 // Journal lines:
 //
-//	+ <uid> <modseq> <file> [flag...]   a message was added
-//	f <uid> <modseq> [flag...]          its flags changed
-//	- <uid> <modseq>                    it was expunged
+//   - <uid> <modseq> <file> [flag...]   a message was added
+//     f <uid> <modseq> [flag...]          its flags changed
+//   - <uid> <modseq>                    it was expunged
 //
 // A torn last line (a crash mid-write) is ignored; the files fill in what it lacked.
 func (f *Folder) replayJournal() (map[uint32]Message, uint32, error) {

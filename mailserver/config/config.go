@@ -1,0 +1,196 @@
+// Package config is the mail server's settings file: what to listen on, where data and
+// certificates live, where the directory comes from, and limits. Settings here need a restart;
+// accounts live in the directory, which reloads on its own.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubemail/kubemail/mailserver/directory"
+)
+
+// Config is the whole settings file.
+type Config struct {
+	// Hostname is the server's name in its SMTP banner, EHLO and Received fields.
+	Hostname string `json:"hostname"`
+	// DataDir holds the mail store (and later the outbound queue).
+	DataDir string `json:"dataDir"`
+	// Shard is this replica's ordinal; mailboxes of other shards live elsewhere.
+	Shard int `json:"shard,omitempty"`
+
+	Directory DirectorySource `json:"directory"`
+	TLS       TLS             `json:"tls"`
+	Listeners Listeners       `json:"listeners"`
+	// ProxyProtocol lists the networks allowed to send PROXY headers on listeners that have
+	// proxyProtocol on.
+	ProxyProtocol ProxyProtocol `json:"proxyProtocol,omitempty"`
+	Limits        Limits        `json:"limits,omitempty"`
+	// LogFormat is text or json.
+	LogFormat string `json:"logFormat,omitempty"`
+}
+
+// DirectorySource says where accounts come from: a file, or the operator's Secrets.
+type DirectorySource struct {
+	File string `json:"file,omitempty"`
+	// Kubernetes reads the directory from Secrets through the API.
+	Kubernetes *KubernetesDirectory `json:"kubernetes,omitempty"`
+}
+
+// KubernetesDirectory names the directory Secrets.
+type KubernetesDirectory struct {
+	Namespace string `json:"namespace"`
+	// Secret is the name of the first directory Secret; further parts are listed in it.
+	Secret string `json:"secret"`
+}
+
+// TLS names the certificate files (reloaded when they change).
+type TLS struct {
+	CertFile string `json:"certFile,omitempty"`
+	KeyFile  string `json:"keyFile,omitempty"`
+}
+
+// Listeners are the ports served. An empty address switches a listener off.
+type Listeners struct {
+	SMTP        Listener `json:"smtp,omitempty"`
+	Submission  Listener `json:"submission,omitempty"`
+	Submissions Listener `json:"submissions,omitempty"`
+	IMAP        Listener `json:"imap,omitempty"`
+	IMAPS       Listener `json:"imaps,omitempty"`
+	POP3        Listener `json:"pop3,omitempty"`
+	POP3S       Listener `json:"pop3s,omitempty"`
+	HTTP        Listener `json:"http,omitempty"`
+}
+
+// Listener is one port.
+type Listener struct {
+	Address       string `json:"address,omitempty"`
+	ProxyProtocol bool   `json:"proxyProtocol,omitempty"`
+}
+
+// ProxyProtocol configures PROXY header trust.
+type ProxyProtocol struct {
+	TrustedNetworks []string `json:"trustedNetworks,omitempty"`
+}
+
+// Limits bound what clients may do.
+type Limits struct {
+	MaxMessageBytes     int64    `json:"maxMessageBytes,omitempty"`
+	MaxRecipients       int      `json:"maxRecipients,omitempty"`
+	MaxConnections      int      `json:"maxConnections,omitempty"`
+	MaxConnectionsPerIP int      `json:"maxConnectionsPerIP,omitempty"`
+	ReadTimeout         Duration `json:"readTimeout,omitempty"`
+	WriteTimeout        Duration `json:"writeTimeout,omitempty"`
+	// ShutdownTimeout bounds how long SIGTERM waits for transactions in flight.
+	ShutdownTimeout Duration `json:"shutdownTimeout,omitempty"`
+}
+
+// Duration is a time.Duration written as "30s" or "5m".
+type Duration struct{ time.Duration }
+
+// UnmarshalJSON reads a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (write it like 30s or 5m)", s)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalJSON writes a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return []byte(`"` + d.String() + `"`), nil }
+
+// Load reads a settings file (YAML or JSON), fills in defaults and validates it.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var c Config
+	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c.Default()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// Default fills in unset limits.
+func (c *Config) Default() {
+	l := &c.Limits
+	if l.MaxMessageBytes == 0 {
+		l.MaxMessageBytes = 25 << 20
+	}
+	if l.MaxRecipients == 0 {
+		l.MaxRecipients = 100
+	}
+	if l.MaxConnections == 0 {
+		l.MaxConnections = 2000
+	}
+	if l.MaxConnectionsPerIP == 0 {
+		l.MaxConnectionsPerIP = 20
+	}
+	if l.ReadTimeout.Duration == 0 {
+		l.ReadTimeout.Duration = 5 * time.Minute
+	}
+	if l.WriteTimeout.Duration == 0 {
+		l.WriteTimeout.Duration = time.Minute
+	}
+	if l.ShutdownTimeout.Duration == 0 {
+		l.ShutdownTimeout.Duration = 25 * time.Second
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = "text"
+	}
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if err := directory.ValidateDomain(strings.ToLower(c.Hostname)); err != nil {
+		errs = append(errs, fmt.Errorf("hostname: %w", err))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("dataDir: required"))
+	}
+	if (c.Directory.File == "") == (c.Directory.Kubernetes == nil) {
+		errs = append(errs, errors.New("directory: set exactly one of file or kubernetes"))
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls: set both certFile and keyFile, or neither"))
+	}
+	needTLS := c.Listeners.Submissions.Address != "" || c.Listeners.IMAPS.Address != "" || c.Listeners.POP3S.Address != ""
+	if needTLS && c.TLS.CertFile == "" {
+		errs = append(errs, errors.New("tls: implicit-TLS listeners (submissions, imaps, pop3s) need a certificate"))
+	}
+	for name, l := range c.Listeners.all() {
+		if l.Address == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(l.Address); err != nil {
+			errs = append(errs, fmt.Errorf("listeners.%s.address: %w", name, err))
+		}
+		if l.ProxyProtocol && len(c.ProxyProtocol.TrustedNetworks) == 0 {
+			errs = append(errs, fmt.Errorf("listeners.%s.proxyProtocol: needs proxyProtocol.trustedNetworks", name))
+		}
+	}
+	if c.Limits.MaxMessageBytes < 0 || c.Limits.MaxRecipients < 0 || c.Limits.MaxConnections < 0 || c.Limits.MaxConnectionsPerIP < 0 {
+		errs = append(errs, errors.New("limits: must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+func (l *Listeners) all() map[string]Listener {
+	return map[string]Listener{"smtp": l.SMTP, "submission": l.Submission, "submissions": l.Submissions,
+		"imap": l.IMAP, "imaps": l.IMAPS, "pop3": l.POP3, "pop3s": l.POP3S, "http": l.HTTP}
+}

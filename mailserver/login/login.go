@@ -1,0 +1,87 @@
+// Package login checks user names and passwords for every protocol (SMTP submission, IMAP,
+// POP3) in one place: directory look-up, password verification, throttling of failures, and
+// metrics. A wrong user and a wrong password look the same from outside.
+package login
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/kubemail/kubemail/mailserver/auth"
+	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/mailserver/metrics"
+)
+
+// Errors a protocol turns into its own answer.
+var (
+	// ErrFailed: unknown user, wrong password or disabled account — deliberately one error.
+	ErrFailed = errors.New("authentication failed")
+	// ErrThrottled: too many recent failures from this address or for this account.
+	ErrThrottled = auth.ErrTooManyFailures
+)
+
+// Authenticator verifies logins against the live directory.
+type Authenticator struct {
+	dir      *directory.Live
+	verifier *auth.Verifier
+	limiter  *auth.Limiter
+	metrics  *metrics.Metrics
+	// dummy is verified for unknown users so their answer takes as long as a wrong password.
+	dummy string
+}
+
+// New returns an Authenticator. limiter may be nil to disable throttling (tests).
+func New(dir *directory.Live, limiter *auth.Limiter, m *metrics.Metrics) (*Authenticator, error) {
+	dummy, err := auth.Hash("kubemail-dummy-password-for-timing")
+	if err != nil {
+		return nil, err
+	}
+	return &Authenticator{dir: dir, verifier: auth.NewVerifier(4096, 10*time.Minute), limiter: limiter, metrics: m, dummy: dummy}, nil
+}
+
+// Login returns the mailbox for username if password is right and the account is enabled.
+func (a *Authenticator) Login(ctx context.Context, protocol string, ip netip.Addr, username, password string) (*directory.Mailbox, error) {
+	if a.limiter != nil {
+		delay, refused := a.limiter.Check(ip, username)
+		if delay > 0 {
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, ctx.Err()
+			case <-t.C:
+			}
+		}
+		if refused != nil {
+			// Not counted as a failure: a client that keeps trying must not keep the account locked.
+			a.count(protocol, "throttled")
+			return nil, ErrThrottled
+		}
+	}
+	mb, ok := a.dir.Load().Mailbox(username)
+	hash := a.dummy
+	if ok {
+		hash = mb.PasswordHash
+	}
+	good, err := a.verifier.Verify(hash, password)
+	if err != nil || !ok || !good || mb.Disabled {
+		if a.limiter != nil {
+			a.limiter.Failure(ip, username)
+		}
+		a.count(protocol, "failure")
+		return nil, ErrFailed
+	}
+	if a.limiter != nil {
+		a.limiter.Success(ip, username)
+	}
+	a.count(protocol, "success")
+	return mb, nil
+}
+
+func (a *Authenticator) count(protocol, result string) {
+	if a.metrics != nil {
+		a.metrics.AuthAttempts.WithLabelValues(protocol, result).Inc()
+	}
+}

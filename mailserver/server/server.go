@@ -1,0 +1,293 @@
+// Package server runs the mail server: it opens the store and the directory, starts every
+// configured listener with its TLS, PROXY protocol and connection limits, serves health and
+// metrics over HTTP, and shuts down gracefully.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kubemail/kubemail/mailserver/auth"
+	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/mailserver/delivery"
+	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/mailserver/login"
+	"github.com/kubemail/kubemail/mailserver/metrics"
+	"github.com/kubemail/kubemail/mailserver/proxyproto"
+	"github.com/kubemail/kubemail/mailserver/smtpd"
+	"github.com/kubemail/kubemail/mailserver/store"
+	"github.com/kubemail/kubemail/mailserver/tlsconf"
+)
+
+// Server is a running mail server.
+type Server struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	store   *store.Store
+	dir     directory.Live
+	auth    *login.Authenticator
+	tls     *tls.Config
+	limiter *connLimiter
+
+	ready    atomic.Bool
+	shutdown []func(context.Context) error
+	closers  []func() error
+	wg       sync.WaitGroup
+	// Addrs are the bound listener addresses by name, useful when a config asks for port 0.
+	Addrs map[string]net.Addr
+}
+
+// DirectorySourceFactory builds the Kubernetes directory source; the operator's build sets it.
+var DirectorySourceFactory func(cfg *config.KubernetesDirectory, validate directory.PasswordHashValidator, log *slog.Logger) (directory.Source, error)
+
+// Start opens everything and starts serving; it returns once every listener is bound.
+func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), Addrs: map[string]net.Addr{},
+		limiter: newConnLimiter(cfg.Limits.MaxConnections, cfg.Limits.MaxConnectionsPerIP)}
+	var err error
+	if s.store, err = store.Open(cfg.DataDir, log); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.store.Close)
+	if err := s.startDirectory(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.startTLS(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.auth, err = login.New(&s.dir, auth.NewLimiter(auth.LimiterConfig{}), s.metrics); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.startListeners(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.ready.Store(true)
+	return s, nil
+}
+
+type dirEvents struct{ s *Server }
+
+func (e dirEvents) Reloaded(d *directory.Directory) {
+	m := e.s.metrics
+	m.DirectoryReloads.Inc()
+	m.DirectoryValid.Set(1)
+	domains, mailboxes, aliases := d.Counts()
+	m.DirectoryEntries.WithLabelValues("domains").Set(float64(domains))
+	m.DirectoryEntries.WithLabelValues("mailboxes").Set(float64(mailboxes))
+	m.DirectoryEntries.WithLabelValues("aliases").Set(float64(aliases))
+	e.s.log.Info("directory loaded", "domains", domains, "mailboxes", mailboxes, "aliases", aliases)
+}
+
+func (e dirEvents) Failed(error) {
+	e.s.metrics.DirectoryErrors.Inc()
+	e.s.metrics.DirectoryValid.Set(0)
+}
+
+func (s *Server) startDirectory(ctx context.Context) error {
+	var src directory.Source
+	switch {
+	case s.cfg.Directory.File != "":
+		fs := &directory.FileSource{Path: s.cfg.Directory.File, ValidateHash: auth.ValidateHash, Log: s.log}
+		d, _, err := fs.LoadOnce()
+		if err != nil {
+			return fmt.Errorf("directory %s: %w", s.cfg.Directory.File, err)
+		}
+		s.dir.Store(d)
+		src = fs
+	case DirectorySourceFactory != nil:
+		var err error
+		if src, err = DirectorySourceFactory(s.cfg.Directory.Kubernetes, auth.ValidateHash, s.log); err != nil {
+			return err
+		}
+	default:
+		return errors.New("directory: the kubernetes source is not available in this build")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := src.Run(ctx, &s.dir, dirEvents{s}); err != nil {
+			s.log.Error("directory source stopped", "err", err)
+		}
+	}()
+	s.closers = append(s.closers, func() error { cancel(); return nil })
+	return nil
+}
+
+func (s *Server) startTLS(ctx context.Context) error {
+	if s.cfg.TLS.CertFile == "" {
+		s.log.Warn("no TLS certificate configured: STARTTLS and AUTH are unavailable")
+		return nil
+	}
+	r, err := tlsconf.NewReloader(s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile, tlsconf.Options{
+		OnReload: func(c *x509.Certificate) {
+			s.metrics.TLSReloads.Inc()
+			s.log.Info("TLS certificate reloaded", "subject", c.Subject.String(), "notAfter", c.NotAfter)
+		},
+		OnError: func(err error) {
+			s.metrics.TLSReloadErrors.Inc()
+			s.log.Error("TLS certificate reload failed; keeping the current one", "err", err)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		r.Run(ctx)
+	}()
+	s.closers = append(s.closers, func() error { cancel(); return nil })
+	s.tls = r.TLSConfig()
+	return nil
+}
+
+// listen binds one listener with PROXY protocol, connection limits and (implicit) TLS.
+func (s *Server) listen(name string, l config.Listener, implicitTLS bool, busy string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", l.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: %w", name, err)
+	}
+	s.Addrs[name] = ln.Addr()
+	s.log.Info("listening", "listener", name, "addr", ln.Addr().String(), "proxyProtocol", l.ProxyProtocol, "implicitTLS", implicitTLS)
+	if l.ProxyProtocol {
+		trusted, err := proxyproto.ParseTrusted(s.cfg.ProxyProtocol.TrustedNetworks)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		ln = proxyproto.NewListener(ln, trusted, proxyproto.Options{OnError: func(remote net.Addr, err error) {
+			s.metrics.ConnectionsRejected.WithLabelValues(name, "proxy_header").Inc()
+			s.log.Warn("bad PROXY header", "listener", name, "remote", remote.String(), "err", err)
+		}})
+	}
+	ln = &limitedListener{Listener: ln, limiter: s.limiter, name: name, busy: busy,
+		active: s.metrics.ConnectionsActive.WithLabelValues(name), total: s.metrics.Connections.WithLabelValues(name),
+		refused: s.metrics.ConnectionsRejected}
+	if implicitTLS {
+		ln = tls.NewListener(ln, s.tls)
+	}
+	return ln, nil
+}
+
+func (s *Server) startListeners() error {
+	ls := s.cfg.Listeners
+	local := &delivery.Local{Store: s.store}
+	smtpBusy := "421 4.7.0 Too many connections, try again later\r\n"
+	type smtpListener struct {
+		name     string
+		l        config.Listener
+		role     smtpd.Role
+		implicit bool
+	}
+	for _, sl := range []smtpListener{
+		{"smtp", ls.SMTP, smtpd.RoleMX, false},
+		{"submission", ls.Submission, smtpd.RoleSubmission, false},
+		{"submissions", ls.Submissions, smtpd.RoleSubmission, true},
+	} {
+		if sl.l.Address == "" {
+			continue
+		}
+		ln, err := s.listen(sl.name, sl.l, sl.implicit, smtpBusy)
+		if err != nil {
+			return err
+		}
+		srv := smtpd.NewServer(smtpd.Config{
+			Role: sl.role, Name: sl.name, Hostname: s.cfg.Hostname,
+			MaxMessageBytes: s.cfg.Limits.MaxMessageBytes, MaxRecipients: s.cfg.Limits.MaxRecipients,
+			ReadTimeout: s.cfg.Limits.ReadTimeout.Duration, WriteTimeout: s.cfg.Limits.WriteTimeout.Duration,
+			Directory: &s.dir, Local: local, Auth: s.auth, Metrics: s.metrics, Log: s.log.With("listener", sl.name),
+		}, s.tls)
+		s.serve(sl.name, func() error { return srv.Serve(ln) }, srv.Shutdown, srv.Close)
+	}
+	if ls.HTTP.Address != "" {
+		ln, err := net.Listen("tcp", ls.HTTP.Address)
+		if err != nil {
+			return fmt.Errorf("listener http: %w", err)
+		}
+		s.Addrs["http"] = ln.Addr()
+		s.log.Info("listening", "listener", "http", "addr", ln.Addr().String())
+		hs := &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		s.serve("http", func() error { return hs.Serve(ln) }, hs.Shutdown, hs.Close)
+	}
+	return nil
+}
+
+func (s *Server) serve(name string, run func() error, shutdown func(context.Context) error, closeFn func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := run(); err != nil && !errors.Is(err, smtp.ErrServerClosed) && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			s.log.Error("listener stopped", "listener", name, "err", err)
+		}
+	}()
+	s.shutdown = append(s.shutdown, func(ctx context.Context) error {
+		if err := shutdown(ctx); err != nil {
+			return closeFn()
+		}
+		return nil
+	})
+}
+
+func (s *Server) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.ready.Load() || !s.dir.Loaded() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+// Shutdown stops accepting, lets transactions in flight finish within the configured bound,
+// then closes everything.
+func (s *Server) Shutdown() {
+	s.ready.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Limits.ShutdownTimeout.Duration)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, fn := range s.shutdown {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(ctx)
+		}()
+	}
+	wg.Wait()
+	s.Close()
+}
+
+// Close stops everything at once.
+func (s *Server) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+// Wait blocks until every listener goroutine has ended.
+func (s *Server) Wait() { s.wg.Wait() }
