@@ -89,6 +89,20 @@ type Limits struct {
 	WriteTimeout        Duration `json:"writeTimeout,omitempty"`
 	// ShutdownTimeout bounds how long SIGTERM waits for transactions in flight.
 	ShutdownTimeout Duration `json:"shutdownTimeout,omitempty"`
+	// LoginFailures slows and then refuses repeated failed logins.
+	LoginFailures LoginFailures `json:"loginFailures,omitempty"`
+}
+
+// LoginFailures tunes login throttling; zero values take the defaults of auth.LimiterConfig
+// (3 free failures, 1s doubling to 16s, refusal after 20 per address or 10 per account within
+// 15 minutes).
+type LoginFailures struct {
+	FreeFailures       int      `json:"freeFailures,omitempty"`
+	BaseDelay          Duration `json:"baseDelay,omitempty"`
+	MaxDelay           Duration `json:"maxDelay,omitempty"`
+	MaxIPFailures      int      `json:"maxIPFailures,omitempty"`
+	MaxAccountFailures int      `json:"maxAccountFailures,omitempty"`
+	Window             Duration `json:"window,omitempty"`
 }
 
 // Duration is a time.Duration written as "30s" or "5m".

@@ -70,7 +70,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		s.Close()
 		return nil, err
 	}
-	if s.auth, err = login.New(&s.dir, auth.NewLimiter(auth.LimiterConfig{}), s.metrics); err != nil {
+	lf := cfg.Limits.LoginFailures
+	limiter := auth.NewLimiter(auth.LimiterConfig{FreeFailures: lf.FreeFailures, BaseDelay: lf.BaseDelay.Duration,
+		MaxDelay: lf.MaxDelay.Duration, MaxIPFailures: lf.MaxIPFailures, MaxAccountFailures: lf.MaxAccountFailures,
+		Window: lf.Window.Duration})
+	if s.auth, err = login.New(&s.dir, limiter, s.metrics); err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -1,0 +1,296 @@
+// Package mailserver_test drives the real mailserver binary on loopback with mail clients that
+// other people wrote: swaks, curl and Python's smtplib.
+package mailserver_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubemail/kubemail/mailserver/auth"
+	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/mailserver/tlsconf"
+	"github.com/kubemail/kubemail/test/testenv"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "kubemail-mailserver-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "mailserver")
+	build := exec.Command("go", "build", "-o", binary, "./cmd/mailserver")
+	build.Dir = testenv.RepoRoot()
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building mailserver:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Passwords of the test accounts (the directory holds only their hashes).
+const (
+	alicePW = "alice-secret-pw"
+	bobPW   = "bob-secret-pw"
+)
+
+// testDirectory is the account set most tests use.
+func testDirectory(t *testing.T) *directory.Spec {
+	t.Helper()
+	hash := func(pw string) string {
+		h, err := auth.Hash(pw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	no := false
+	return &directory.Spec{
+		Domains: []directory.DomainSpec{{Name: "example.com"}, {Name: "example.org", CatchAll: "bob@example.org"}},
+		Mailboxes: []directory.MailboxSpec{
+			{Address: "alice@example.com", PasswordHash: hash(alicePW), Aliases: []string{"postmaster@example.com"}},
+			{Address: "bob@example.org", PasswordHash: hash(bobPW)},
+			{Address: "carol@example.com", PasswordHash: hash("carol-pw"), ForwardTo: []string{"alice@example.com"}, KeepCopy: &no},
+			{Address: "tiny@example.com", PasswordHash: hash("tiny-pw"), Quota: 1500},
+		},
+		Aliases: []directory.AliasSpec{{Address: "team@example.com", Members: []string{"alice@example.com", "bob@example.org"}}},
+	}
+}
+
+// server is a running mailserver process.
+type server struct {
+	t       *testing.T
+	dir     string
+	cfgPath string
+	dirPath string
+	cfg     *config.Config
+	cmd     *exec.Cmd
+	addrs   map[string]string
+	logMu   sync.Mutex
+	log     strings.Builder
+	exited  chan struct{}
+	exitErr error
+}
+
+type serverOption func(*config.Config)
+
+// writeConfig prepares a data folder, certificate, directory and settings file.
+func writeConfig(t *testing.T, dir string, spec *directory.Spec, opts ...serverOption) (*config.Config, string) {
+	t.Helper()
+	certFile, keyFile, err := tlsconf.WriteSelfSigned(filepath.Join(dir, "tls"), []string{"localhost", "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirPath := filepath.Join(dir, "directory.yaml")
+	data, err := yaml.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dirPath, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{
+		Hostname:  "mail.example.com",
+		DataDir:   filepath.Join(dir, "data"),
+		Directory: config.DirectorySource{File: dirPath},
+		TLS:       config.TLS{CertFile: certFile, KeyFile: keyFile},
+		Listeners: config.Listeners{
+			SMTP:        config.Listener{Address: "127.0.0.1:0"},
+			Submission:  config.Listener{Address: "127.0.0.1:0"},
+			Submissions: config.Listener{Address: "127.0.0.1:0"},
+			HTTP:        config.Listener{Address: "127.0.0.1:0"},
+		},
+		Limits: config.Limits{MaxMessageBytes: 64 << 10, MaxRecipients: 5},
+	}
+	for _, o := range opts {
+		o(cfg)
+	}
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfgPath, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, cfgPath
+}
+
+// startServer starts a mailserver with the test directory and returns once it listens.
+func startServer(t *testing.T, opts ...serverOption) *server {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, cfgPath := writeConfig(t, dir, testDirectory(t), opts...)
+	s := &server{t: t, dir: dir, cfgPath: cfgPath, dirPath: cfg.Directory.File, cfg: cfg}
+	s.start()
+	t.Cleanup(s.kill)
+	return s
+}
+
+var listeningRE = regexp.MustCompile(`msg=listening listener=(\w+) addr=(\S+)`)
+
+func (s *server) start() {
+	t := s.t
+	t.Helper()
+	s.cmd = exec.Command(binary, "--config", s.cfgPath)
+	stderr, err := s.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.exited = make(chan struct{})
+	s.addrs = map[string]string{}
+	started := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		once := sync.Once{}
+		for sc.Scan() {
+			line := sc.Text()
+			s.logMu.Lock()
+			s.log.WriteString(line + "\n")
+			if m := listeningRE.FindStringSubmatch(line); m != nil {
+				s.addrs[m[1]] = m[2]
+			}
+			s.logMu.Unlock()
+			if strings.Contains(line, "msg=\"mailserver started\"") {
+				once.Do(func() { close(started) })
+			}
+		}
+		io.Copy(io.Discard, stderr)
+	}()
+	go func() {
+		s.exitErr = s.cmd.Wait()
+		close(s.exited)
+	}()
+	select {
+	case <-started:
+	case <-s.exited:
+		t.Fatalf("mailserver exited at start: %v\n%s", s.exitErr, s.logs())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("mailserver did not start in 30s\n%s", s.logs())
+	}
+}
+
+func (s *server) logs() string {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	return s.log.String()
+}
+
+func (s *server) addr(name string) string {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	a, ok := s.addrs[name]
+	if !ok {
+		s.t.Fatalf("no %s listener", name)
+	}
+	return a
+}
+
+func (s *server) kill() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Kill()
+		<-s.exited
+	}
+	if s.t.Failed() {
+		s.t.Logf("mailserver log:\n%s", s.logs())
+	}
+}
+
+// stop sends SIGTERM and returns the exit error.
+func (s *server) stop() error {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+		return s.exitErr
+	case <-time.After(60 * time.Second):
+		s.t.Fatal("mailserver did not stop within 60s of SIGTERM")
+		return nil
+	}
+}
+
+// inbox lists the message files in a mailbox folder.
+func (s *server) messages(address, folder string) []string {
+	s.t.Helper()
+	local, domain, _ := strings.Cut(address, "@")
+	dir := filepath.Join(s.cfg.DataDir, "mailboxes", domain, local, folder, "cur")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		out = append(out, string(data))
+	}
+	return out
+}
+
+func (s *server) metric(name string) string {
+	s.t.Helper()
+	resp, err := http.Get("http://" + s.addr("http") + "/metrics")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var lines []string
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(l, name) {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// run executes a client program and returns its combined output.
+func run(t *testing.T, stdin string, name string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// python runs a Python 3 script with the given arguments (sys.argv[1:]).
+func python(t *testing.T, script string, args ...string) (string, error) {
+	t.Helper()
+	return run(t, "", "python3", append([]string{"-c", script}, args...)...)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
