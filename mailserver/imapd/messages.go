@@ -1,0 +1,219 @@
+package imapd
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/kubemail/kubemail/mailserver/store"
+)
+
+func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, _ *imap.StoreOptions) (err error) {
+	defer s.track("STORE", &err)
+	sel := s.sel
+	if sel.readOnly {
+		return errReadOnly
+	}
+	targets := sel.resolve(numSet)
+	uids := make([]uint32, len(targets))
+	for i, t := range targets {
+		uids[i] = t.msg.UID
+	}
+	var op store.FlagOp
+	switch flags.Op {
+	case imap.StoreFlagsAdd:
+		op = store.FlagsAdd
+	case imap.StoreFlagsDel:
+		op = store.FlagsRemove
+	default:
+		op = store.FlagsReplace
+	}
+	changed, err := sel.setFlags(uids, op, keywordSpelling(targets, op, storeFlags(flags.Flags)))
+	if err != nil {
+		return s.storageError("changing flags", err)
+	}
+	if flags.Silent {
+		return nil
+	}
+	// Every message asked for gets its flags back, changed or not.
+	now := make(map[uint32][]string, len(changed))
+	for _, m := range changed {
+		now[m.UID] = m.Flags
+	}
+	for _, t := range targets {
+		f, ok := now[t.msg.UID]
+		if !ok {
+			cur, exists := sel.current(t.msg.UID)
+			if !exists {
+				continue // expunged meanwhile
+			}
+			f = cur.Flags
+		}
+		rw := w.CreateMessage(t.seq)
+		rw.WriteUID(imap.UID(t.msg.UID))
+		rw.WriteFlags(imapFlags(f))
+		if err := rw.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keywordSpelling matches keywords case-insensitively, as IMAP wants, although the store
+// compares them exactly: a keyword the messages already carry keeps their spelling, and
+// removing one removes every spelling.
+func keywordSpelling(targets []target, op store.FlagOp, flags []string) []string {
+	var out []string
+	for _, f := range flags {
+		if strings.HasPrefix(f, `\`) {
+			out = append(out, f)
+			continue
+		}
+		var spellings []string
+		for _, t := range targets {
+			for _, have := range t.msg.Flags {
+				if strings.EqualFold(have, f) && !slices.Contains(spellings, have) {
+					spellings = append(spellings, have)
+				}
+			}
+		}
+		switch {
+		case op == store.FlagsRemove:
+			out = append(append(out, f), spellings...)
+		case len(spellings) > 0:
+			slices.Sort(spellings)
+			out = append(out, spellings[0])
+		default:
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Expunge removes \Deleted messages (of uids, for UID EXPUNGE). The EXPUNGE responses come
+// from the folder's events, like everyone else's, in the poll after the command; CLOSE
+// discards them with the selection.
+func (s *session) Expunge(_ *imapserver.ExpungeWriter, uids *imap.UIDSet) (err error) {
+	defer s.track("EXPUNGE", &err)
+	sel := s.sel
+	if sel.readOnly {
+		return nil // RFC 3501: CLOSE after EXAMINE removes nothing and is no error
+	}
+	var doomed []uint32
+	sel.mu.Lock()
+	for _, m := range sel.msgs {
+		if hasFlag(m.Flags, imap.FlagDeleted) && (uids == nil || uids.Contains(imap.UID(m.UID))) {
+			doomed = append(doomed, m.UID)
+		}
+	}
+	sel.mu.Unlock()
+	if len(doomed) == 0 {
+		return nil
+	}
+	if _, err := sel.folder.Expunge(doomed); err != nil {
+		return s.storageError("expunging", err)
+	}
+	return nil
+}
+
+func (s *session) Copy(numSet imap.NumSet, dest string) (_ *imap.CopyData, err error) {
+	defer s.track("COPY", &err)
+	return s.copy(numSet, dest)
+}
+
+// copy copies messages and answers COPYUID, or leaves the destination as it was.
+func (s *session) copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
+	dst, err := s.folder(dest, imap.ResponseCodeTryCreate)
+	if err != nil {
+		return nil, err
+	}
+	targets := s.sel.resolve(numSet)
+	uids := make([]uint32, len(targets))
+	var size int64
+	for i, t := range targets {
+		uids[i] = t.msg.UID
+		size += t.msg.Size
+	}
+	if err := s.checkQuota(size); err != nil {
+		return nil, err
+	}
+	src, copied, err := s.sel.folder.CopyTo(dst, uids)
+	if err != nil {
+		if _, rerr := dst.Expunge(copied); rerr != nil {
+			s.log.Error("removing a failed copy's messages", "folder", dst.Name(), "err", rerr)
+		}
+		return nil, s.storageError("copying messages", err)
+	}
+	if len(src) == 0 {
+		return nil, nil // nothing to copy: OK without COPYUID
+	}
+	data := &imap.CopyData{UIDValidity: dst.Status().UIDValidity}
+	for i := range src {
+		data.SourceUIDs.AddNum(imap.UID(src[i]))
+		data.DestUIDs.AddNum(imap.UID(copied[i]))
+	}
+	return data, nil
+}
+
+// Move is COPY, then EXPUNGE of what was copied (RFC 6851). The EXPUNGE responses follow the
+// COPYUID response from the folder's events.
+func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) (err error) {
+	defer s.track("MOVE", &err)
+	sel := s.sel
+	if sel.readOnly {
+		return errReadOnly
+	}
+	if name, err := folderName(dest); err == nil && name == sel.folder.Name() {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot,
+			Text: "Source and destination are the same folder"}
+	}
+	data, err := s.copy(numSet, dest)
+	if err != nil || data == nil {
+		return err
+	}
+	if err := w.WriteCopyData(data); err != nil {
+		return err
+	}
+	moved, _ := data.SourceUIDs.Nums()
+	uids := make([]uint32, len(moved))
+	for i, u := range moved {
+		uids[i] = uint32(u)
+	}
+	if _, err := sel.folder.Expunge(uids); err != nil {
+		// The copies stay: a message twice is better than a message lost.
+		return s.storageError("removing moved messages", err)
+	}
+	return nil
+}
+
+func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (_ *imap.AppendData, err error) {
+	defer s.track("APPEND", &err)
+	f, err := s.folder(mailbox, imap.ResponseCodeTryCreate)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkQuota(r.Size()); err != nil {
+		return nil, err
+	}
+	m, err := f.Append(r, storeFlags(options.Flags), options.Time)
+	if err != nil {
+		return nil, s.storageError("appending a message", err)
+	}
+	uidValidity := f.Status().UIDValidity
+	if s.sel != nil && s.sel.folder == f {
+		uidValidity = s.sel.uidValidity // saves Status's pass over the folder
+	}
+	return &imap.AppendData{UID: imap.UID(m.UID), UIDValidity: uidValidity}, nil
+}
+
+// checkQuota refuses to store size more bytes in a mailbox that would then be over its quota.
+func (s *session) checkQuota(size int64) error {
+	if q := s.user.Quota; q > 0 && s.box.Usage()+size > q {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeOverQuota,
+			Text: fmt.Sprintf("Mailbox is full (%d of %d bytes used); delete some mail", s.box.Usage(), q)}
+	}
+	return nil
+}

@@ -1,0 +1,292 @@
+package imapd
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"time"
+
+	gomessage "github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/kubemail/kubemail/mailserver/store"
+)
+
+func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (_ *imap.SearchData, err error) {
+	defer s.track("SEARCH", &err)
+	sel := s.sel
+	var candidates []*candidate
+	sel.mu.Lock()
+	var lastUID uint32
+	if len(sel.msgs) > 0 {
+		lastUID = sel.msgs[len(sel.msgs)-1].UID
+	}
+	sel.staticCriteria(criteria, uint32(len(sel.msgs)), lastUID)
+	for i, m := range sel.msgs {
+		if seq := sel.tracker.EncodeSeqNum(uint32(i + 1)); seq != 0 {
+			candidates = append(candidates, &candidate{folder: sel.folder, seq: seq, msg: m})
+		}
+	}
+	sel.mu.Unlock()
+
+	data := &imap.SearchData{}
+	var seqs imap.SeqSet
+	var uids imap.UIDSet
+	var minUID, maxUID uint32
+	for _, c := range candidates {
+		if !c.match(criteria) {
+			continue
+		}
+		uids.AddNum(imap.UID(c.msg.UID))
+		if minUID == 0 {
+			minUID = c.msg.UID
+		}
+		maxUID = c.msg.UID
+		num := c.msg.UID
+		if kind == imapserver.NumKindSeq {
+			seqs.AddNum(c.seq)
+			num = c.seq
+		}
+		// Candidates ascend in both UID and sequence number.
+		if data.Min == 0 {
+			data.Min = num
+		}
+		data.Max = num
+		data.Count++
+	}
+	if kind == imapserver.NumKindSeq {
+		data.All = seqs
+	} else {
+		data.All = uids
+	}
+	if options.ReturnSave {
+		// RFC 5182 2.1: with only MIN and/or MAX asked for, only those are saved.
+		if !options.ReturnAll && !options.ReturnCount && data.Count > 0 {
+			uids = imap.UIDSet{}
+			if options.ReturnMin {
+				uids.AddNum(imap.UID(minUID))
+			}
+			if options.ReturnMax {
+				uids.AddNum(imap.UID(maxUID))
+			}
+		}
+		sel.mu.Lock()
+		sel.searchRes = uids
+		sel.mu.Unlock()
+	}
+	return data, nil
+}
+
+// staticCriteria resolves "*" and "$" in criteria's sets, in place. Callers hold mu.
+func (sel *selection) staticCriteria(c *imap.SearchCriteria, maxSeq, maxUID uint32) {
+	var seqSets []imap.SeqSet
+	for _, set := range c.SeqNum {
+		seqSets = append(seqSets, staticSeqSet(set, maxSeq))
+	}
+	c.SeqNum = seqSets
+	for i, set := range c.UID {
+		if imap.IsSearchRes(set) {
+			c.UID[i] = sel.searchRes
+		} else {
+			c.UID[i] = staticUIDSet(set, maxUID)
+		}
+	}
+	for i := range c.Not {
+		sel.staticCriteria(&c.Not[i], maxSeq, maxUID)
+	}
+	for i := range c.Or {
+		sel.staticCriteria(&c.Or[i][0], maxSeq, maxUID)
+		sel.staticCriteria(&c.Or[i][1], maxSeq, maxUID)
+	}
+}
+
+// candidate is a message SEARCH tests; its file is read only if a criterion needs it.
+type candidate struct {
+	folder *store.Folder
+	seq    uint32
+	msg    store.Message
+
+	headerRead bool
+	hdr        *mail.Header
+	raw        []byte
+	rawRead    bool
+}
+
+func (c *candidate) header() *mail.Header {
+	if !c.headerRead {
+		c.headerRead = true
+		if f, err := c.folder.Open(c.msg.UID); err == nil {
+			h, err := textproto.ReadHeader(bufio.NewReader(f))
+			f.Close()
+			if err == nil {
+				c.hdr = &mail.Header{Header: gomessage.Header{Header: h}}
+			}
+		}
+	}
+	return c.hdr
+}
+
+func (c *candidate) content() []byte {
+	if !c.rawRead {
+		c.rawRead = true
+		if f, err := c.folder.Open(c.msg.UID); err == nil {
+			c.raw, _ = io.ReadAll(f)
+			f.Close()
+		}
+	}
+	return c.raw
+}
+
+// match reports whether the message meets every criterion: the index's first, the file's
+// last.
+func (c *candidate) match(cr *imap.SearchCriteria) bool {
+	for _, set := range cr.SeqNum {
+		if !set.Contains(c.seq) {
+			return false
+		}
+	}
+	for _, set := range cr.UID {
+		if !set.Contains(imap.UID(c.msg.UID)) {
+			return false
+		}
+	}
+	if !matchDate(c.msg.InternalDate, cr.Since, cr.Before) {
+		return false
+	}
+	for _, f := range cr.Flag {
+		if !hasFlag(c.msg.Flags, f) {
+			return false
+		}
+	}
+	for _, f := range cr.NotFlag {
+		if hasFlag(c.msg.Flags, f) {
+			return false
+		}
+	}
+	if cr.Larger > 0 && c.msg.Size <= cr.Larger {
+		return false
+	}
+	if cr.Smaller > 0 && c.msg.Size >= cr.Smaller {
+		return false
+	}
+	for _, not := range cr.Not {
+		if c.match(&not) {
+			return false
+		}
+	}
+	for _, or := range cr.Or {
+		if !c.match(&or[0]) && !c.match(&or[1]) {
+			return false
+		}
+	}
+	if len(cr.Header) > 0 || !cr.SentSince.IsZero() || !cr.SentBefore.IsZero() {
+		h := c.header()
+		if h == nil {
+			return false
+		}
+		for _, hf := range cr.Header {
+			if !matchFields(h.FieldsByKey(hf.Key), hf.Value) {
+				return false
+			}
+		}
+		if !cr.SentSince.IsZero() || !cr.SentBefore.IsZero() {
+			t, err := h.Date()
+			if err != nil || !matchDate(t, cr.SentSince, cr.SentBefore) {
+				return false
+			}
+		}
+	}
+	for _, text := range cr.Text {
+		if !matchContent(c.content(), text, true) {
+			return false
+		}
+	}
+	for _, body := range cr.Body {
+		if !matchContent(c.content(), body, false) {
+			return false
+		}
+	}
+	return true
+}
+
+// matchDate compares the calendar date of t in its own zone, as RFC 3501 asks (time and zone
+// disregarded). since and before are dates at UTC midnight.
+func matchDate(t, since, before time.Time) bool {
+	d := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	if !since.IsZero() && d.Before(since) {
+		return false
+	}
+	if !before.IsZero() && !d.Before(before) {
+		return false
+	}
+	return true
+}
+
+// matchFields reports whether a field contains pattern, case-insensitively, after decoding
+// RFC 2047 words; an empty pattern only asks that the field be present.
+func matchFields(fields gomessage.HeaderFields, pattern string) bool {
+	if pattern == "" {
+		return fields.Len() > 0
+	}
+	pattern = strings.ToLower(pattern)
+	for fields.Next() {
+		v, err := fields.Text()
+		if err != nil {
+			v = fields.Value()
+		}
+		if strings.Contains(strings.ToLower(v), pattern) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchContent searches the text of a message: its text parts, decoded from their transfer
+// encoding and charset, and with withHeader (SEARCH TEXT) every header field too.
+func matchContent(raw []byte, pattern string, withHeader bool) bool {
+	if pattern == "" {
+		return true
+	}
+	e, err := gomessage.Read(bytes.NewReader(raw))
+	if e == nil || (err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err)) {
+		// Unparseable: fall back to the raw bytes rather than never matching.
+		return bytes.Contains(bytes.ToLower(raw), bytes.ToLower([]byte(pattern)))
+	}
+	return matchEntity(e, strings.ToLower(pattern), withHeader)
+}
+
+func matchEntity(e *gomessage.Entity, pattern string, withHeader bool) bool {
+	if withHeader && matchFields(e.Header.Fields(), pattern) {
+		return true
+	}
+	if mr := e.MultipartReader(); mr != nil {
+		for {
+			part, err := mr.NextPart()
+			if errors.Is(err, io.EOF) || (err != nil && !gomessage.IsUnknownCharset(err)) || part == nil {
+				return false
+			}
+			if matchEntity(part, pattern, withHeader) {
+				return true
+			}
+		}
+	}
+	t, _, _ := e.Header.ContentType()
+	if strings.HasPrefix(t, "message/") {
+		inner, err := gomessage.Read(e.Body)
+		if inner != nil && (err == nil || gomessage.IsUnknownCharset(err)) {
+			return matchEntity(inner, pattern, withHeader)
+		}
+		return false
+	}
+	if !strings.HasPrefix(t, "text/") {
+		return false // attachments are not searched
+	}
+	body, _ := io.ReadAll(e.Body)
+	return strings.Contains(strings.ToLower(string(body)), pattern)
+}
