@@ -54,6 +54,9 @@ type MailboxSpec struct {
 	KeepCopy *bool `json:"keepCopy,omitempty"`
 	// Shard is the replica ordinal that holds the mailbox's data.
 	Shard int `json:"shard,omitempty"`
+	// PasswordFingerprint is the operator's bookkeeping (a keyed MAC of the password, so it can
+	// tell a changed password without re-hashing every one); the server ignores it.
+	PasswordFingerprint string `json:"passwordFingerprint,omitempty"`
 }
 
 // AliasSpec is an address that fans out.

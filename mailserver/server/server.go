@@ -25,6 +25,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/login"
 	"github.com/kubemail/kubemail/mailserver/metrics"
+	"github.com/kubemail/kubemail/mailserver/pop3"
 	"github.com/kubemail/kubemail/mailserver/proxyproto"
 	"github.com/kubemail/kubemail/mailserver/smtpd"
 	"github.com/kubemail/kubemail/mailserver/store"
@@ -222,6 +223,22 @@ func (s *Server) startListeners() error {
 		}, s.tls)
 		s.serve(sl.name, func() error { return srv.Serve(ln) }, srv.Shutdown, srv.Close)
 	}
+	for _, pl := range []struct {
+		name     string
+		l        config.Listener
+		implicit bool
+	}{{"pop3", ls.POP3, false}, {"pop3s", ls.POP3S, true}} {
+		if pl.l.Address == "" {
+			continue
+		}
+		ln, err := s.listen(pl.name, pl.l, pl.implicit, "-ERR [SYS/TEMP] Too many connections, try again later\r\n")
+		if err != nil {
+			return err
+		}
+		srv := pop3.NewServer(pop3.Config{Hostname: s.cfg.Hostname, Store: s.store, Auth: s.auth, Metrics: s.metrics,
+			TLSConfig: s.tls, Log: s.log.With("listener", pl.name), WriteTimeout: s.cfg.Limits.WriteTimeout.Duration})
+		s.serve(pl.name, func() error { return srv.Serve(ln) }, srv.Shutdown, srv.Close)
+	}
 	if ls.HTTP.Address != "" {
 		ln, err := net.Listen("tcp", ls.HTTP.Address)
 		if err != nil {
@@ -239,7 +256,8 @@ func (s *Server) serve(name string, run func() error, shutdown func(context.Cont
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := run(); err != nil && !errors.Is(err, smtp.ErrServerClosed) && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+		if err := run(); err != nil && !errors.Is(err, smtp.ErrServerClosed) && !errors.Is(err, http.ErrServerClosed) &&
+			!errors.Is(err, net.ErrClosed) && !errors.Is(err, pop3.ErrServerClosed) {
 			s.log.Error("listener stopped", "listener", name, "err", err)
 		}
 	}()
