@@ -22,6 +22,10 @@ var devListeners = config.Listeners{
 	SMTP:        config.Listener{Address: "127.0.0.1:2525"},
 	Submission:  config.Listener{Address: "127.0.0.1:2587"},
 	Submissions: config.Listener{Address: "127.0.0.1:2465"},
+	IMAP:        config.Listener{Address: "127.0.0.1:2143"},
+	IMAPS:       config.Listener{Address: "127.0.0.1:2993"},
+	POP3:        config.Listener{Address: "127.0.0.1:2110"},
+	POP3S:       config.Listener{Address: "127.0.0.1:2995"},
 	HTTP:        config.Listener{Address: "127.0.0.1:8080"},
 }
 
@@ -96,13 +100,14 @@ func devConfig(dir string) (*config.Config, string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nkubemail mailserver (dev mode), data in %s\n\n", dir)
 	fmt.Fprintf(&b, "accounts (address password):\n  %s\n", strings.ReplaceAll(strings.TrimSpace(string(creds)), "\n", "\n  "))
-	fmt.Fprintf(&b, "\nlisteners: smtp %s, submission %s (STARTTLS), submissions %s (TLS), metrics http://%s/metrics\n",
-		devListeners.SMTP.Address, devListeners.Submission.Address, devListeners.Submissions.Address, devListeners.HTTP.Address)
+	fmt.Fprintf(&b, "\nlisteners: smtp %s, submission %s (STARTTLS), submissions %s (TLS),\n  imap %s (STARTTLS), imaps %s, pop3 %s (STLS), pop3s %s, metrics http://%s/metrics\n",
+		devListeners.SMTP.Address, devListeners.Submission.Address, devListeners.Submissions.Address,
+		devListeners.IMAP.Address, devListeners.IMAPS.Address, devListeners.POP3.Address, devListeners.POP3S.Address, devListeners.HTTP.Address)
 	fmt.Fprintf(&b, "\ntry it:\n")
 	fmt.Fprintf(&b, "  swaks --server %s --to %s --from someone@example.net\n", devListeners.SMTP.Address, alice)
 	fmt.Fprintf(&b, "  curl --ssl-reqd -k --url smtp://%s --user '%s:%s' --mail-from %s --mail-rcpt bob@%s --upload-file - <<< $'From: %s\\nSubject: hi\\n\\nhello bob'\n",
 		devListeners.Submission.Address, alice, alicePW, alice, devDomain, alice)
-	fmt.Fprintf(&b, "  ls %s/mailboxes/%s/alice/INBOX/cur\n\n", cfg.DataDir, devDomain)
+	fmt.Fprintf(&b, "  curl -k --url 'imaps://%s/INBOX;UID=1' --user '%s:%s'\n\n", devListeners.IMAPS.Address, alice, alicePW)
 	return cfg, b.String(), nil
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/mailserver/imapd"
 	"github.com/kubemail/kubemail/mailserver/login"
 	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/pop3"
@@ -222,6 +223,22 @@ func (s *Server) startListeners() error {
 			Directory: &s.dir, Local: local, Auth: s.auth, Metrics: s.metrics, Log: s.log.With("listener", sl.name),
 		}, s.tls)
 		s.serve(sl.name, func() error { return srv.Serve(ln) }, srv.Shutdown, srv.Close)
+	}
+	imapSrv := imapd.NewServer(imapd.Config{Hostname: s.cfg.Hostname, Store: s.store, Auth: s.auth, Metrics: s.metrics,
+		TLSConfig: s.tls, MaxMessageBytes: s.cfg.Limits.MaxMessageBytes, Log: s.log.With("listener", "imap")})
+	for _, il := range []struct {
+		name     string
+		l        config.Listener
+		implicit bool
+	}{{"imap", ls.IMAP, false}, {"imaps", ls.IMAPS, true}} {
+		if il.l.Address == "" {
+			continue
+		}
+		ln, err := s.listen(il.name, il.l, il.implicit, "* BYE Too many connections, try again later\r\n")
+		if err != nil {
+			return err
+		}
+		s.serve(il.name, func() error { return imapSrv.Serve(ln) }, imapSrv.Shutdown, imapSrv.Close)
 	}
 	for _, pl := range []struct {
 		name     string

@@ -164,7 +164,7 @@ func (f *Folder) readMeta() error {
 	if errors.Is(err, os.ErrNotExist) {
 		// A new folder, or one whose meta file was lost: a fresh UIDVALIDITY tells clients to
 		// forget what they cached.
-		f.uidValidity = uint32(time.Now().Unix())
+		f.uidValidity = f.mbox.nextUIDValidity()
 		return f.writeMeta()
 	}
 	if err != nil {
@@ -181,7 +181,7 @@ func (f *Folder) readMeta() error {
 		}
 	}
 	if f.uidValidity == 0 {
-		f.uidValidity = uint32(time.Now().Unix())
+		f.uidValidity = f.mbox.nextUIDValidity()
 		return f.writeMeta()
 	}
 	return nil
@@ -412,6 +412,13 @@ func (f *Folder) commit(tmpPath string, size int64, flags []string, date time.Ti
 		f.mbox.store.log.Warn("journal write failed; the folder index will be rebuilt from its files", "folder", f.name, "err", jerr)
 	}
 	return msg, nil
+}
+
+// UIDValidity returns the folder's UIDVALIDITY.
+func (f *Folder) UIDValidity() uint32 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.uidValidity
 }
 
 // Status returns the folder's counters.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Mailbox is one account's mail: its folders and their total size.
@@ -22,6 +23,21 @@ type Mailbox struct {
 
 	usage atomic.Int64
 	count atomic.Int64
+
+	lastUIDValidity atomic.Uint32
+}
+
+// nextUIDValidity returns a UIDVALIDITY for a new folder: the current time in seconds, but
+// always above any value this mailbox handed out before, so a folder deleted and re-created
+// within a second still tells clients to drop their caches.
+func (m *Mailbox) nextUIDValidity() uint32 {
+	for {
+		last := m.lastUIDValidity.Load()
+		v := max(uint32(time.Now().Unix()), last+1)
+		if m.lastUIDValidity.CompareAndSwap(last, v) {
+			return v
+		}
+	}
 }
 
 // Errors of folder management.
@@ -50,7 +66,12 @@ func openMailbox(s *Store, address, dir string) (*Mailbox, error) {
 		return nil, err
 	}
 	for _, e := range entries {
-		if !e.IsDir() {
+		// Dot entries are never folders (encodeName escapes a leading dot); ".deleted-*" is a
+		// deletion a crash interrupted.
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			if strings.HasPrefix(e.Name(), ".deleted-") {
+				os.RemoveAll(filepath.Join(dir, e.Name()))
+			}
 			continue
 		}
 		name, err := decodeName(e.Name())
@@ -62,6 +83,9 @@ func openMailbox(s *Store, address, dir string) (*Mailbox, error) {
 			return nil, fmt.Errorf("mailbox %s: %w", address, err)
 		}
 		m.folders[name] = f
+		if f.uidValidity > m.lastUIDValidity.Load() {
+			m.lastUIDValidity.Store(f.uidValidity)
+		}
 		m.usage.Add(f.size)
 		m.count.Add(int64(len(f.msgs)))
 	}

@@ -379,3 +379,44 @@ func TestEncodeNameRoundTrip(t *testing.T) {
 		t.Error("distinct names collide")
 	}
 }
+
+func TestRecreatedFolderGetsNewUIDValidity(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	mb, _ := s.Mailbox("a@example.com")
+	seen := map[uint32]bool{}
+	for _, fi := range mb.Folders() {
+		f, _ := mb.Folder(fi.Name)
+		if seen[f.UIDValidity()] {
+			t.Fatalf("two folders share UIDVALIDITY %d", f.UIDValidity())
+		}
+		seen[f.UIDValidity()] = true
+	}
+	f, _ := mb.CreateFolder("x")
+	first := f.UIDValidity()
+	if err := mb.DeleteFolder("x"); err != nil {
+		t.Fatal(err)
+	}
+	f, _ = mb.CreateFolder("x")
+	if f.UIDValidity() <= first {
+		t.Fatalf("re-created folder kept UIDVALIDITY %d (was %d)", f.UIDValidity(), first)
+	}
+}
+
+func TestInterruptedDeletionIsNotAFolder(t *testing.T) {
+	root := t.TempDir()
+	s := openStore(t, root)
+	mb, _ := s.Mailbox("a@example.com")
+	dir := filepath.Join(root, "mailboxes", "example.com", "a", ".deleted-abc", "cur")
+	os.MkdirAll(dir, 0o700)
+	s.Close()
+	s = openStore(t, root)
+	mb, _ = s.Mailbox("a@example.com")
+	for _, fi := range mb.Folders() {
+		if strings.HasPrefix(fi.Name, ".") {
+			t.Fatalf("leftover %q listed as a folder", fi.Name)
+		}
+	}
+	if _, err := os.Stat(filepath.Dir(dir)); !os.IsNotExist(err) {
+		t.Fatalf("leftover deletion not cleaned up: %v", err)
+	}
+}
