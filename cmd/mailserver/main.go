@@ -14,6 +14,7 @@ import (
 
 	"github.com/kubemail/kubemail/internal/version"
 	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/mailserver/kubedir"
 	"github.com/kubemail/kubemail/mailserver/server"
 )
 
@@ -62,6 +63,7 @@ func run(configPath string, dev bool, devDir string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	server.DirectorySourceFactory = kubedir.New
 	srv, err := server.Start(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -102,3 +102,15 @@ func Start(t testing.TB) *Env {
 	}
 	return e
 }
+
+// UserConfig adds a user authenticated by a client certificate and returns a client
+// configuration for it. The API server authorizes with RBAC, so the user may do only what
+// Roles bound to name or groups allow.
+func (e *Env) UserConfig(t testing.TB, name string, groups []string) *rest.Config {
+	t.Helper()
+	user, err := e.env.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	if err != nil {
+		t.Fatalf("adding test user %s: %v", name, err)
+	}
+	return user.Config()
+}

@@ -5,8 +5,10 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubemail/kubemail/test/testenv"
@@ -44,5 +46,19 @@ func TestControlPlane(t *testing.T) {
 	}
 	if got.Data["greeting"] != "hello, kubemail" || got.UID == "" {
 		t.Fatalf("read back %+v", got)
+	}
+}
+
+// TestUserConfigIsAuthorizedByRBAC checks that a user without Roles is refused, so tests of
+// least-privilege Roles prove something.
+func TestUserConfigIsAuthorizedByRBAC(t *testing.T) {
+	env := testenv.Start(t)
+	cs, err := kubernetes.NewForConfig(env.UserConfig(t, "nobody", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cs.CoreV1().Secrets("default").List(context.Background(), metav1.ListOptions{})
+	if !apierrors.IsForbidden(err) {
+		t.Fatalf("a user without Roles listed Secrets: err = %v, want Forbidden", err)
 	}
 }
