@@ -130,8 +130,8 @@ spec: {address: o'brien+tag@example.net}
 		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "minimal", Name: "m"}, &mc); err != nil {
 			t.Fatal(err)
 		}
-		if mc.Spec.Replicas == nil || *mc.Spec.Replicas != 1 || mc.Spec.Storage.Size.String() != "10Gi" ||
-			mc.Spec.Service.Type != corev1.ServiceTypeLoadBalancer || mc.Spec.Limits.MaxMessageSize.String() != "25Mi" ||
+		if mc.Spec.Replicas == nil || *mc.Spec.Replicas != 1 || mc.Spec.Storage.Size == nil || mc.Spec.Storage.Size.String() != "10Gi" ||
+			mc.Spec.Service.Type != corev1.ServiceTypeLoadBalancer || mc.Spec.Limits.MaxMessageSize == nil || mc.Spec.Limits.MaxMessageSize.String() != "25Mi" ||
 			mc.Spec.Limits.MaxRecipients != 100 || mc.Spec.ImagePullPolicy != corev1.PullIfNotPresent {
 			t.Errorf("MailCluster defaults not applied: %+v", mc.Spec)
 		}

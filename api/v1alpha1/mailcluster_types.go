@@ -94,7 +94,7 @@ type StorageSpec struct {
 	// +kubebuilder:default="10Gi"
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self > 0 : quantity(self).isGreaterThan(quantity('0'))",message="storage size must be greater than zero"
 	// +optional
-	Size resource.Quantity `json:"size,omitempty"`
+	Size *resource.Quantity `json:"size,omitempty"`
 
 	// StorageClassName of the volume claims; empty means the cluster's default class.
 	// +kubebuilder:validation:MaxLength=253
@@ -207,7 +207,7 @@ type LimitsSpec struct {
 	// +kubebuilder:default="25Mi"
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self > 0 : quantity(self).isGreaterThan(quantity('0'))",message="maxMessageSize must be greater than zero"
 	// +optional
-	MaxMessageSize resource.Quantity `json:"maxMessageSize,omitempty"`
+	MaxMessageSize *resource.Quantity `json:"maxMessageSize,omitempty"`
 
 	// MaxRecipients per message.
 	// +kubebuilder:default=100

@@ -1,0 +1,91 @@
+// Command manager is the kubemail operator: it reconciles MailCluster, MailDomain, Mailbox and
+// MailAlias objects into running mail clusters.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/controllers"
+	"github.com/kubemail/kubemail/internal/version"
+)
+
+// EnvOperandImage names the image the operator runs as; mail servers default to it.
+const EnvOperandImage = "KUBEMAIL_IMAGE"
+
+func main() {
+	var metricsAddr, probeAddr, namespaces string
+	var leaderElect, showVersion bool
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the metrics endpoint (0 disables)")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "elect a leader so only one replica reconciles")
+	flag.StringVar(&namespaces, "watch-namespaces", "", "comma-separated namespaces to watch (empty: all)")
+	flag.BoolVar(&showVersion, "version", false, "print the version and exit")
+	opts := zap.Options{}
+	opts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	if showVersion {
+		fmt.Println("kubemail manager", version.Version)
+		return
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	log := ctrl.Log.WithName("setup")
+
+	image := os.Getenv(EnvOperandImage)
+	if image == "" {
+		log.Info("no " + EnvOperandImage + " set: MailClusters must name spec.image")
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		panic(err)
+	}
+	if err := mailv1alpha1.AddToScheme(scheme); err != nil {
+		panic(err)
+	}
+	cacheOpts := cache.Options{}
+	if namespaces != "" {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range strings.Split(namespaces, ",") {
+			cacheOpts.DefaultNamespaces[strings.TrimSpace(ns)] = cache.Config{}
+		}
+	}
+	cfg := ctrl.GetConfigOrDie()
+	// A burst of Mailbox changes means many status writes; the client-go defaults (5 QPS) would
+	// make 10,000 mailboxes take half an hour.
+	cfg.QPS, cfg.Burst = 200, 400
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress: probeAddr,
+		LeaderElection:         leaderElect,
+		LeaderElectionID:       "kubemail-operator.mail.kubemail.io",
+		Cache:                  cacheOpts,
+	})
+	if err != nil {
+		log.Error(err, "creating the manager")
+		os.Exit(1)
+	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := controllers.Setup(ctx, mgr, image); err != nil {
+		log.Error(err, "setting up controllers")
+		os.Exit(1)
+	}
+	mgr.AddHealthzCheck("healthz", healthz.Ping)
+	mgr.AddReadyzCheck("readyz", healthz.Ping)
+	log.Info("starting", "version", version.Version, "operandImage", image, "namespaces", namespaces)
+	if err := mgr.Start(ctx); err != nil {
+		log.Error(err, "manager stopped")
+		os.Exit(1)
+	}
+}

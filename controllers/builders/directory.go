@@ -1,0 +1,187 @@
+package builders
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/mailserver/directory"
+)
+
+// MailboxInput is a Mailbox with what the reconciler resolved for it.
+type MailboxInput struct {
+	Mailbox *mailv1alpha1.Mailbox
+	// PasswordHash and Fingerprint are empty when the password could not be read.
+	PasswordHash string
+	Fingerprint  string
+	// PasswordProblem explains a missing password.
+	PasswordProblem string
+	Shard           int
+	// Quota in bytes after applying the domain default; 0 is unlimited.
+	Quota int64
+}
+
+// Problem is why an object is left out of the directory.
+type Problem struct {
+	Reason  string
+	Message string
+}
+
+// DirectoryResult is a compiled directory and what could not go into it.
+type DirectoryResult struct {
+	Spec directory.Spec
+	// Problems by object: "Mailbox/<name>" or "MailAlias/<name>".
+	Problems map[string]Problem
+}
+
+// ObjectKey names an object in DirectoryResult.Problems.
+func ObjectKey(kind, name string) string { return kind + "/" + name }
+
+type claim struct {
+	key     string
+	created int64
+	name    string
+}
+
+// older orders claims: the older object keeps a contested address; the name breaks ties.
+func (c claim) older(o claim) bool {
+	if c.created != o.created {
+		return c.created < o.created
+	}
+	return c.key < o.key
+}
+
+// Directory compiles a cluster's directory from its domains (with their DKIM keys by domain
+// name), mailboxes and aliases. An object that cannot be served — its domain has no MailDomain
+// here, its password is unavailable, or an older object claims one of its addresses — is left
+// out whole and reported in Problems.
+func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, mailboxes []MailboxInput, aliases []mailv1alpha1.MailAlias) DirectoryResult {
+	res := DirectoryResult{Problems: map[string]Problem{}}
+	served := map[string]*mailv1alpha1.MailDomain{}
+	for i := range domains {
+		d := &domains[i]
+		name := string(d.Spec.Domain)
+		if prev, dup := served[name]; !dup || claimOf("MailDomain", d).older(claimOf("MailDomain", prev)) {
+			served[name] = d
+		}
+	}
+	domainOf := func(addr mailv1alpha1.EmailAddress) string {
+		_, dom, _ := strings.Cut(string(addr), "@")
+		return dom
+	}
+	// Who claims which address.
+	owners := map[string]claim{}
+	offer := func(addr string, c claim) {
+		addr = strings.ToLower(addr)
+		if cur, ok := owners[addr]; !ok || c.older(cur) {
+			owners[addr] = c
+		}
+	}
+	for _, in := range mailboxes {
+		c := claimOf("Mailbox", in.Mailbox)
+		offer(string(in.Mailbox.Spec.Address), c)
+		for _, a := range in.Mailbox.Spec.Aliases {
+			offer(string(a), c)
+		}
+	}
+	for i := range aliases {
+		offer(string(aliases[i].Spec.Address), claimOf("MailAlias", &aliases[i]))
+	}
+	lost := func(addrs []string, c claim) string {
+		for _, a := range addrs {
+			if owner := owners[strings.ToLower(a)]; owner.key != c.key {
+				return fmt.Sprintf("address %s is already claimed by %s %q", a, strings.Split(owner.key, "/")[0], owner.name)
+			}
+		}
+		return ""
+	}
+	missingDomain := func(addrs []string) string {
+		for _, a := range addrs {
+			dom := domainOf(mailv1alpha1.EmailAddress(a))
+			if _, ok := served[dom]; !ok {
+				return fmt.Sprintf("address %s: domain %q has no MailDomain for this cluster in the namespace", a, dom)
+			}
+		}
+		return ""
+	}
+
+	for _, in := range mailboxes {
+		mb := in.Mailbox
+		key := ObjectKey("Mailbox", mb.Name)
+		addrs := []string{string(mb.Spec.Address)}
+		for _, a := range mb.Spec.Aliases {
+			addrs = append(addrs, string(a))
+		}
+		if msg := missingDomain(addrs); msg != "" {
+			res.Problems[key] = Problem{mailv1alpha1.ReasonDomainNotFound, msg}
+			continue
+		}
+		if msg := lost(addrs, claimOf("Mailbox", mb)); msg != "" {
+			res.Problems[key] = Problem{mailv1alpha1.ReasonAddressConflict, msg}
+			continue
+		}
+		if in.PasswordHash == "" {
+			res.Problems[key] = Problem{mailv1alpha1.ReasonPasswordSecretMissing, in.PasswordProblem}
+			continue
+		}
+		spec := directory.MailboxSpec{
+			Address:             string(mb.Spec.Address),
+			DisplayName:         mb.Spec.DisplayName,
+			PasswordHash:        in.PasswordHash,
+			PasswordFingerprint: in.Fingerprint,
+			Quota:               in.Quota,
+			Disabled:            mb.Spec.Suspended,
+			Shard:               in.Shard,
+		}
+		for _, a := range mb.Spec.Aliases {
+			spec.Aliases = append(spec.Aliases, string(a))
+		}
+		if f := mb.Spec.Forwarding; f != nil {
+			for _, to := range f.To {
+				spec.ForwardTo = append(spec.ForwardTo, string(to))
+			}
+			keep := f.KeepCopy == nil || *f.KeepCopy
+			spec.KeepCopy = &keep
+		}
+		res.Spec.Mailboxes = append(res.Spec.Mailboxes, spec)
+	}
+	for i := range aliases {
+		al := &aliases[i]
+		key := ObjectKey("MailAlias", al.Name)
+		addr := string(al.Spec.Address)
+		if msg := missingDomain([]string{addr}); msg != "" {
+			res.Problems[key] = Problem{mailv1alpha1.ReasonDomainNotFound, msg}
+			continue
+		}
+		if msg := lost([]string{addr}, claimOf("MailAlias", al)); msg != "" {
+			res.Problems[key] = Problem{mailv1alpha1.ReasonAddressConflict, msg}
+			continue
+		}
+		spec := directory.AliasSpec{Address: addr}
+		for _, m := range al.Spec.Members {
+			spec.Members = append(spec.Members, string(m))
+		}
+		res.Spec.Aliases = append(res.Spec.Aliases, spec)
+	}
+	var domainNames []string
+	for name := range served {
+		domainNames = append(domainNames, name)
+	}
+	sort.Strings(domainNames)
+	for _, name := range domainNames {
+		d := served[name]
+		ds := directory.DomainSpec{Name: name, CatchAll: string(d.Spec.CatchAll)}
+		if key, ok := dkimKeys[name]; ok && key != "" && (d.Spec.DKIM.Enabled == nil || *d.Spec.DKIM.Enabled) {
+			ds.DKIM = &directory.DKIMSpec{Selector: d.Spec.DKIM.Selector, Algorithm: d.Spec.DKIM.Algorithm, PrivateKey: key}
+		}
+		res.Spec.Domains = append(res.Spec.Domains, ds)
+	}
+	return res
+}
+
+func claimOf(kind string, o metav1.Object) claim {
+	return claim{key: ObjectKey(kind, o.GetName()), name: o.GetName(), created: o.GetCreationTimestamp().UnixNano()}
+}

@@ -1,0 +1,71 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/internal/names"
+)
+
+// Field indexes the reconcilers look objects up by.
+const (
+	indexClusterRef     = "spec.clusterRef.name"
+	indexDomain         = "domain"
+	indexPasswordSecret = "passwordSecret"
+)
+
+func addressDomain(addr mailv1alpha1.EmailAddress) string {
+	_, dom, _ := strings.Cut(string(addr), "@")
+	return dom
+}
+
+// passwordSecretName is the Secret a Mailbox's password comes from: the referenced one, or the
+// one the operator generates.
+func passwordSecretName(mb *mailv1alpha1.Mailbox) (name, key string) {
+	if ref := mb.Spec.PasswordSecretRef; ref != nil {
+		key = ref.Key
+		if key == "" {
+			key = "password"
+		}
+		return ref.Name, key
+	}
+	return names.CredentialsSecret(mb.Name), "password"
+}
+
+// SetupIndexes registers the field indexes on the manager's cache.
+func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
+	if err := idx.IndexField(ctx, &mailv1alpha1.MailDomain{}, indexClusterRef, func(o client.Object) []string {
+		return []string{o.(*mailv1alpha1.MailDomain).Spec.ClusterRef.Name}
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &mailv1alpha1.MailDomain{}, indexDomain, func(o client.Object) []string {
+		return []string{string(o.(*mailv1alpha1.MailDomain).Spec.Domain)}
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &mailv1alpha1.Mailbox{}, indexDomain, func(o client.Object) []string {
+		mb := o.(*mailv1alpha1.Mailbox)
+		doms := []string{addressDomain(mb.Spec.Address)}
+		for _, a := range mb.Spec.Aliases {
+			if d := addressDomain(a); d != doms[0] {
+				doms = append(doms, d)
+			}
+		}
+		return doms
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &mailv1alpha1.Mailbox{}, indexPasswordSecret, func(o client.Object) []string {
+		name, _ := passwordSecretName(o.(*mailv1alpha1.Mailbox))
+		return []string{name}
+	}); err != nil {
+		return err
+	}
+	return idx.IndexField(ctx, &mailv1alpha1.MailAlias{}, indexDomain, func(o client.Object) []string {
+		return []string{addressDomain(o.(*mailv1alpha1.MailAlias).Spec.Address)}
+	})
+}

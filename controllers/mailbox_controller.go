@@ -1,0 +1,111 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/internal/names"
+)
+
+// MailboxReconciler generates passwords, holds the deletion finalizer, and reports Mailboxes
+// no cluster serves. Everything about a served Mailbox's status comes from its cluster's
+// directory (MailClusterReconciler).
+type MailboxReconciler struct {
+	client.Client
+	Scheme   *runtime.Scheme
+	Recorder recorder.EventRecorder
+}
+
+func (r *MailboxReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var mb mailv1alpha1.Mailbox
+	if err := r.Get(ctx, req.NamespacedName, &mb); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !mb.DeletionTimestamp.IsZero() {
+		// The directory no longer lists a deleted Mailbox, so logins stop at once. Purging the
+		// stored mail for deletionPolicy Delete is done by the cluster's servers.
+		if controllerutil.RemoveFinalizer(&mb, names.FinalizerMailbox) {
+			return ctrl.Result{}, r.Update(ctx, &mb)
+		}
+		return ctrl.Result{}, nil
+	}
+	if controllerutil.AddFinalizer(&mb, names.FinalizerMailbox) {
+		if err := r.Update(ctx, &mb); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if mb.Spec.PasswordSecretRef == nil {
+		if err := r.ensureCredentials(ctx, &mb); err != nil {
+			return ctrl.Result{}, fmt.Errorf("credentials Secret: %w", err)
+		}
+	}
+	reason, msg, err := unservedReason(ctx, r.Client, mb.Namespace, addressDomain(mb.Spec.Address))
+	if err != nil || reason == "" {
+		return ctrl.Result{}, err
+	}
+	st := mb.Status.DeepCopy()
+	setCondition(&st.Conditions, mb.Generation, mailv1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
+	st.ObservedGeneration = mb.Generation
+	if !equalJSON(&mb.Status, st) {
+		patch := client.MergeFrom(mb.DeepCopy())
+		mb.Status = *st
+		return ctrl.Result{}, r.Status().Patch(ctx, &mb, patch)
+	}
+	return ctrl.Result{}, nil
+}
+
+// unservedReason says why nothing serves addresses of domain in ns (DomainNotFound,
+// ClusterNotFound), or "" when a cluster does.
+func unservedReason(ctx context.Context, c client.Client, ns, domain string) (string, string, error) {
+	var domains mailv1alpha1.MailDomainList
+	if err := c.List(ctx, &domains, client.InNamespace(ns), client.MatchingFields{indexDomain: domain}); err != nil {
+		return "", "", err
+	}
+	if len(domains.Items) == 0 {
+		return mailv1alpha1.ReasonDomainNotFound, fmt.Sprintf("domain %q has no MailDomain in namespace %q", domain, ns), nil
+	}
+	for _, d := range domains.Items {
+		var mc mailv1alpha1.MailCluster
+		err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: d.Spec.ClusterRef.Name}, &mc)
+		if err == nil {
+			return "", "", nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return "", "", err
+		}
+	}
+	return mailv1alpha1.ReasonClusterNotFound, fmt.Sprintf("the MailCluster %q of domain %q does not exist", domains.Items[0].Spec.ClusterRef.Name, domain), nil
+}
+
+// ensureCredentials generates the Mailbox's password once into <name>-credentials.
+func (r *MailboxReconciler) ensureCredentials(ctx context.Context, mb *mailv1alpha1.Mailbox) error {
+	name, key := passwordSecretName(mb)
+	sec := corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: mb.Namespace}}
+	generated := false
+	_, err := controllerutil.CreateOrUpdate(ctx, r.Client, &sec, func() error {
+		if len(sec.Data[key]) == 0 {
+			sec.Data = map[string][]byte{key: []byte(newPassword()), "username": []byte(mb.Spec.Address)}
+			generated = true
+		}
+		if sec.Labels == nil {
+			sec.Labels = map[string]string{}
+		}
+		sec.Labels[names.LabelManagedBy] = names.ManagedBy
+		return controllerutil.SetControllerReference(mb, &sec, r.Scheme)
+	})
+	if generated && err == nil {
+		r.Recorder.Eventf(mb, nil, corev1.EventTypeNormal, "PasswordGenerated", "Generate", "generated a password in Secret %s", name)
+	}
+	return err
+}

@@ -1,0 +1,549 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/controllers/builders"
+	"github.com/kubemail/kubemail/internal/dirsecret"
+	"github.com/kubemail/kubemail/internal/names"
+	"github.com/kubemail/kubemail/mailserver/auth"
+	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/mailserver/tlsconf"
+)
+
+// MailClusterReconciler turns a MailCluster into its StatefulSet, Services, configuration,
+// certificate and directory, and reports the status of the cluster and of every Mailbox and
+// MailAlias in its directory.
+type MailClusterReconciler struct {
+	client.Client
+	Scheme   *runtime.Scheme
+	Recorder recorder.EventRecorder
+	// OperandImage is the mail server image when a MailCluster names none: the operator's own.
+	OperandImage string
+	// HashWorkers bounds concurrent password hashing (0: 2).
+	HashWorkers int
+}
+
+// +kubebuilder:rbac:groups=mail.kubemail.io,resources=mailclusters;maildomains;mailboxes;mailaliases,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=mail.kubemail.io,resources=mailclusters/status;maildomains/status;mailboxes/status;mailaliases/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=mail.kubemail.io,resources=mailboxes/finalizers;mailclusters/finalizers;maildomains/finalizers,verbs=update
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=services;configmaps;secrets;serviceaccounts,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+const (
+	keyFingerprint    = "fingerprint-key"
+	selfSignedRenewal = 30 * 24 * time.Hour
+)
+
+func (r *MailClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	var mc mailv1alpha1.MailCluster
+	if err := r.Get(ctx, req.NamespacedName, &mc); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !mc.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // owned objects go with it; PVCs stay
+	}
+	status := mc.Status.DeepCopy()
+
+	tlsSecret, selfSigned, err := r.ensureTLS(ctx, &mc)
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("TLS certificate: %w", err)
+	}
+	if selfSigned {
+		setCondition(&status.Conditions, mc.Generation, mailv1alpha1.ConditionSelfSignedCertificate, metav1.ConditionTrue,
+			"NoCertificateConfigured", "serving a self-signed certificate for "+string(mc.Spec.Hostname)+"; set spec.tls for a trusted one")
+	} else {
+		setCondition(&status.Conditions, mc.Generation, mailv1alpha1.ConditionSelfSignedCertificate, metav1.ConditionFalse,
+			"CertificateConfigured", "serving the certificate from Secret "+tlsSecret)
+	}
+
+	parts, counts, err := r.reconcileDirectory(ctx, &mc)
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("directory: %w", err)
+	}
+
+	cm, configHash, err := builders.ConfigMap(&mc)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	image := r.OperandImage
+	sts := builders.StatefulSet(&mc, image, tlsSecret, configHash)
+	desired := []client.Object{
+		cm,
+		builders.ServiceAccount(&mc),
+		builders.Role(&mc, parts), // already applied before the directory; a no-op here
+		builders.RoleBinding(&mc),
+		builders.HeadlessService(&mc),
+		builders.ClientService(&mc),
+		builders.PodDisruptionBudget(&mc),
+		sts,
+	}
+	for _, obj := range desired {
+		if err := r.apply(ctx, &mc, obj); err != nil {
+			return ctrl.Result{}, fmt.Errorf("%T %s: %w", obj, obj.GetName(), err)
+		}
+	}
+
+	var live appsv1.StatefulSet
+	if err := r.Get(ctx, client.ObjectKeyFromObject(sts), &live); err != nil {
+		return ctrl.Result{}, err
+	}
+	want := ptr.Deref(mc.Spec.Replicas, 1)
+	status.Replicas = live.Status.Replicas
+	status.ReadyReplicas = live.Status.ReadyReplicas
+	status.Selector = metav1.FormatLabelSelector(&metav1.LabelSelector{MatchLabels: builders.SelectorLabels(&mc)})
+	status.Domains, status.Mailboxes = counts.domains, counts.mailboxes
+	status.Endpoints = endpoints(&mc)
+	rolledOut := live.Status.ObservedGeneration >= live.Generation && live.Status.UpdatedReplicas == want &&
+		live.Status.CurrentRevision == live.Status.UpdateRevision
+	ready := live.Status.ReadyReplicas >= want && rolledOut
+	switch {
+	case ready:
+		setCondition(&status.Conditions, mc.Generation, mailv1alpha1.ConditionReady, metav1.ConditionTrue, mailv1alpha1.ReasonReconciled,
+			fmt.Sprintf("%d of %d replicas serving", live.Status.ReadyReplicas, want))
+	case !rolledOut:
+		setCondition(&status.Conditions, mc.Generation, mailv1alpha1.ConditionReady, metav1.ConditionFalse, mailv1alpha1.ReasonRollingOut,
+			fmt.Sprintf("rolling out: %d of %d replicas updated, %d ready", live.Status.UpdatedReplicas, want, live.Status.ReadyReplicas))
+	default:
+		setCondition(&status.Conditions, mc.Generation, mailv1alpha1.ConditionReady, metav1.ConditionFalse, mailv1alpha1.ReasonReplicasUnavailable,
+			fmt.Sprintf("%d of %d replicas ready", live.Status.ReadyReplicas, want))
+	}
+	setCondition(&status.Conditions, mc.Generation, mailv1alpha1.ConditionProgressing, boolStatus(!rolledOut),
+		map[bool]string{true: mailv1alpha1.ReasonRollingOut, false: mailv1alpha1.ReasonReconciled}[!rolledOut], "")
+	degraded := rolledOut && live.Status.ReadyReplicas < want
+	setCondition(&status.Conditions, mc.Generation, mailv1alpha1.ConditionDegraded, boolStatus(degraded),
+		map[bool]string{true: mailv1alpha1.ReasonReplicasUnavailable, false: mailv1alpha1.ReasonReconciled}[degraded], "")
+	status.ObservedGeneration = mc.Generation
+
+	if !equalClusterStatus(&mc.Status, status) {
+		wasReady := metaReady(mc.Status.Conditions)
+		patch := client.MergeFrom(mc.DeepCopy())
+		mc.Status = *status
+		if err := r.Status().Patch(ctx, &mc, patch); err != nil {
+			return ctrl.Result{}, err
+		}
+		if ready && !wasReady {
+			r.Recorder.Eventf(&mc, nil, corev1.EventTypeNormal, "Ready", "Reconcile", "all %d replicas are serving", want)
+		}
+	}
+	logger.V(1).Info("reconciled", "parts", parts, "mailboxes", counts.mailboxes)
+	if selfSigned || !ready {
+		return ctrl.Result{RequeueAfter: time.Hour}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+func metaReady(conds []metav1.Condition) bool {
+	for _, c := range conds {
+		if c.Type == mailv1alpha1.ConditionReady {
+			return c.Status == metav1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func equalClusterStatus(a, b *mailv1alpha1.MailClusterStatus) bool {
+	ac, bc := a.DeepCopy(), b.DeepCopy()
+	return equalJSON(ac, bc)
+}
+
+func endpoints(mc *mailv1alpha1.MailCluster) []mailv1alpha1.Endpoint {
+	host := fmt.Sprintf("%s.%s.svc", names.ClientService(mc.Name), mc.Namespace)
+	var out []mailv1alpha1.Endpoint
+	for _, p := range names.MailPorts {
+		out = append(out, mailv1alpha1.Endpoint{Name: p.Name, Host: host, Port: p.ServicePort})
+	}
+	return out
+}
+
+// apply creates obj or brings the live object's owned fields to obj's values.
+func (r *MailClusterReconciler) apply(ctx context.Context, mc *mailv1alpha1.MailCluster, obj client.Object) error {
+	desired := obj.DeepCopyObject().(client.Object)
+	_, err := controllerutil.CreateOrUpdate(ctx, r.Client, obj, func() error {
+		obj.SetLabels(desired.GetLabels())
+		if a := desired.GetAnnotations(); a != nil {
+			obj.SetAnnotations(a)
+		}
+		switch o := obj.(type) {
+		case *corev1.ConfigMap:
+			o.Data = desired.(*corev1.ConfigMap).Data
+		case *corev1.ServiceAccount:
+		case *rbacv1.Role:
+			o.Rules = desired.(*rbacv1.Role).Rules
+		case *rbacv1.RoleBinding:
+			o.RoleRef, o.Subjects = desired.(*rbacv1.RoleBinding).RoleRef, desired.(*rbacv1.RoleBinding).Subjects
+		case *corev1.Service:
+			d := desired.(*corev1.Service)
+			o.Spec.Type, o.Spec.Selector, o.Spec.Ports = d.Spec.Type, d.Spec.Selector, d.Spec.Ports
+			o.Spec.PublishNotReadyAddresses, o.Spec.ExternalTrafficPolicy = d.Spec.PublishNotReadyAddresses, d.Spec.ExternalTrafficPolicy
+			if o.CreationTimestamp.IsZero() {
+				o.Spec.ClusterIP = d.Spec.ClusterIP
+			}
+		case *policyv1.PodDisruptionBudget:
+			o.Spec = desired.(*policyv1.PodDisruptionBudget).Spec
+		case *appsv1.StatefulSet:
+			d := desired.(*appsv1.StatefulSet)
+			if o.CreationTimestamp.IsZero() {
+				o.Spec = d.Spec // selector, serviceName and claim templates are immutable later
+			} else {
+				o.Spec.Replicas, o.Spec.Template, o.Spec.UpdateStrategy = d.Spec.Replicas, d.Spec.Template, d.Spec.UpdateStrategy
+				o.Spec.PersistentVolumeClaimRetentionPolicy = d.Spec.PersistentVolumeClaimRetentionPolicy
+			}
+		}
+		return controllerutil.SetControllerReference(mc, obj, r.Scheme)
+	})
+	return err
+}
+
+// ensureTLS returns the name of the Secret with the servers' certificate, generating and
+// renewing a self-signed one when the cluster names none.
+func (r *MailClusterReconciler) ensureTLS(ctx context.Context, mc *mailv1alpha1.MailCluster) (string, bool, error) {
+	if mc.Spec.TLS != nil && mc.Spec.TLS.SecretName != "" {
+		return mc.Spec.TLS.SecretName, false, nil
+	}
+	name := names.SelfSignedTLS(mc.Name)
+	var sec corev1.Secret
+	err := r.Get(ctx, types.NamespacedName{Namespace: mc.Namespace, Name: name}, &sec)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return "", true, err
+	}
+	if err == nil && certStillGood(sec.Data[corev1.TLSCertKey], string(mc.Spec.Hostname)) {
+		return name, true, nil
+	}
+	certPEM, keyPEM, gerr := tlsconf.SelfSigned([]string{string(mc.Spec.Hostname)}, 365*24*time.Hour)
+	if gerr != nil {
+		return "", true, gerr
+	}
+	sec = corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: mc.Namespace}}
+	_, err = controllerutil.CreateOrUpdate(ctx, r.Client, &sec, func() error {
+		sec.Labels = builders.Labels(mc)
+		sec.Type = corev1.SecretTypeTLS
+		sec.Data = map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM}
+		return controllerutil.SetControllerReference(mc, &sec, r.Scheme)
+	})
+	if err == nil {
+		r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "SelfSignedCertificate", "Generate",
+			"generated a self-signed certificate for %s", mc.Spec.Hostname)
+	}
+	return name, true, err
+}
+
+func certStillGood(certPEM []byte, hostname string) bool {
+	block, _ := pem.Decode(certPEM)
+	if block == nil {
+		return false
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return false
+	}
+	return cert.VerifyHostname(hostname) == nil && time.Until(cert.NotAfter) > selfSignedRenewal
+}
+
+type directoryCounts struct{ domains, mailboxes int32 }
+
+// reconcileDirectory compiles the cluster's directory, writes it into its Secrets when it
+// changed, and reports every Mailbox's and MailAlias's status. It returns the number of parts.
+func (r *MailClusterReconciler) reconcileDirectory(ctx context.Context, mc *mailv1alpha1.MailCluster) (int, directoryCounts, error) {
+	ns := client.InNamespace(mc.Namespace)
+	var domains mailv1alpha1.MailDomainList
+	if err := r.List(ctx, &domains, ns, client.MatchingFields{indexClusterRef: mc.Name}); err != nil {
+		return 0, directoryCounts{}, err
+	}
+	dkimKeys := map[string]string{}
+	domainByName := map[string]*mailv1alpha1.MailDomain{}
+	var mailboxes []mailv1alpha1.Mailbox
+	var aliases []mailv1alpha1.MailAlias
+	seenMailbox, seenAlias := map[string]bool{}, map[string]bool{}
+	for i := range domains.Items {
+		d := &domains.Items[i]
+		domainByName[string(d.Spec.Domain)] = d
+		var key corev1.Secret
+		if err := r.Get(ctx, types.NamespacedName{Namespace: mc.Namespace, Name: names.DKIMSecret(d.Name)}, &key); err == nil {
+			dkimKeys[string(d.Spec.Domain)] = string(key.Data["private.pem"])
+		}
+		var mbs mailv1alpha1.MailboxList
+		if err := r.List(ctx, &mbs, ns, client.MatchingFields{indexDomain: string(d.Spec.Domain)}); err != nil {
+			return 0, directoryCounts{}, err
+		}
+		for _, mb := range mbs.Items {
+			if !seenMailbox[mb.Name] && mb.DeletionTimestamp.IsZero() && addressDomain(mb.Spec.Address) == string(d.Spec.Domain) {
+				seenMailbox[mb.Name] = true
+				mailboxes = append(mailboxes, mb)
+			}
+		}
+		var als mailv1alpha1.MailAliasList
+		if err := r.List(ctx, &als, ns, client.MatchingFields{indexDomain: string(d.Spec.Domain)}); err != nil {
+			return 0, directoryCounts{}, err
+		}
+		for _, al := range als.Items {
+			if !seenAlias[al.Name] && al.DeletionTimestamp.IsZero() {
+				seenAlias[al.Name] = true
+				aliases = append(aliases, al)
+			}
+		}
+	}
+	sort.Slice(mailboxes, func(i, j int) bool { return mailboxes[i].Name < mailboxes[j].Name })
+	sort.Slice(aliases, func(i, j int) bool { return aliases[i].Name < aliases[j].Name })
+
+	fpKey, err := r.fingerprintKey(ctx, mc)
+	if err != nil {
+		return 0, directoryCounts{}, err
+	}
+	previous, err := r.currentDirectory(ctx, mc)
+	if err != nil {
+		return 0, directoryCounts{}, err
+	}
+	inputs := r.resolveMailboxes(ctx, mc, mailboxes, domainByName, fpKey, previous)
+	res := builders.Directory(domains.Items, dkimKeys, inputs, aliases)
+
+	// The servers may read only the parts their Role names, so the Role grows before the
+	// directory does.
+	draft, err := dirsecret.Split(mc.Name, &res.Spec, "", 0)
+	if err != nil {
+		return 0, directoryCounts{}, err
+	}
+	if err := r.apply(ctx, mc, builders.Role(mc, len(draft))); err != nil {
+		return 0, directoryCounts{}, fmt.Errorf("role: %w", err)
+	}
+	parts, err := r.writeDirectory(ctx, mc, &res.Spec)
+	if err != nil {
+		return 0, directoryCounts{}, err
+	}
+	if err := r.reportMembers(ctx, mc, inputs, aliases, res); err != nil {
+		return parts, directoryCounts{}, err
+	}
+	return parts, directoryCounts{domains: int32(len(res.Spec.Domains)), mailboxes: int32(len(res.Spec.Mailboxes))}, nil
+}
+
+// fingerprintKey returns the cluster's key for password fingerprints, creating it once.
+func (r *MailClusterReconciler) fingerprintKey(ctx context.Context, mc *mailv1alpha1.MailCluster) ([]byte, error) {
+	sec := corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: mc.Name + "-operator", Namespace: mc.Namespace}}
+	_, err := controllerutil.CreateOrUpdate(ctx, r.Client, &sec, func() error {
+		sec.Labels = builders.Labels(mc)
+		if len(sec.Data[keyFingerprint]) < 32 {
+			sec.Data = map[string][]byte{keyFingerprint: []byte(newPassword() + newPassword())}
+		}
+		return controllerutil.SetControllerReference(mc, &sec, r.Scheme)
+	})
+	return sec.Data[keyFingerprint], err
+}
+
+// currentDirectory reads the directory now in the cluster's Secrets (for reusing hashes and
+// shards); a missing or partial one is simply empty.
+func (r *MailClusterReconciler) currentDirectory(ctx context.Context, mc *mailv1alpha1.MailCluster) (map[string]directory.MailboxSpec, error) {
+	out := map[string]directory.MailboxSpec{}
+	var first corev1.Secret
+	if err := r.Get(ctx, types.NamespacedName{Namespace: mc.Namespace, Name: dirsecret.SecretName(mc.Name, 0)}, &first); err != nil {
+		return out, client.IgnoreNotFound(err)
+	}
+	n, err := dirsecret.PartCount(first.Data)
+	if err != nil {
+		return out, nil
+	}
+	parts := []map[string][]byte{first.Data}
+	for i := 1; i < n; i++ {
+		var s corev1.Secret
+		if err := r.Get(ctx, types.NamespacedName{Namespace: mc.Namespace, Name: dirsecret.SecretName(mc.Name, i)}, &s); err != nil {
+			return out, client.IgnoreNotFound(err)
+		}
+		parts = append(parts, s.Data)
+	}
+	spec, err := dirsecret.Assemble(parts)
+	if err != nil {
+		return out, nil
+	}
+	for _, mb := range spec.Mailboxes {
+		out[mb.Address] = mb
+	}
+	return out, nil
+}
+
+// resolveMailboxes reads each mailbox's password, reusing the previous hash when the
+// fingerprint shows the password unchanged, hashes the rest in parallel, and assigns shards.
+func (r *MailClusterReconciler) resolveMailboxes(ctx context.Context, mc *mailv1alpha1.MailCluster, mailboxes []mailv1alpha1.Mailbox,
+	domains map[string]*mailv1alpha1.MailDomain, fpKey []byte, previous map[string]directory.MailboxSpec) []builders.MailboxInput {
+	inputs := make([]builders.MailboxInput, len(mailboxes))
+	replicas := int(ptr.Deref(mc.Spec.Replicas, 1))
+	load := make([]int, replicas)
+	type job struct {
+		i        int
+		password string
+	}
+	var jobs []job
+	for i := range mailboxes {
+		mb := &mailboxes[i]
+		in := builders.MailboxInput{Mailbox: mb, Shard: -1}
+		if mb.Status.Shard != nil {
+			in.Shard = int(*mb.Status.Shard)
+			if in.Shard < replicas {
+				load[in.Shard]++
+			}
+		}
+		if d := domains[addressDomain(mb.Spec.Address)]; d != nil {
+			in.Quota = quotaBytes(mb.Spec.Quota, d.Spec.DefaultQuota)
+		}
+		secretName, key := passwordSecretName(mb)
+		var sec corev1.Secret
+		err := r.Get(ctx, types.NamespacedName{Namespace: mc.Namespace, Name: secretName}, &sec)
+		switch {
+		case apierrors.IsNotFound(err):
+			in.PasswordProblem = fmt.Sprintf("Secret %q not found in namespace %q", secretName, mc.Namespace)
+		case err != nil:
+			in.PasswordProblem = fmt.Sprintf("reading Secret %q: %v", secretName, err)
+		case len(sec.Data[key]) == 0:
+			in.PasswordProblem = fmt.Sprintf("Secret %q has no key %q", secretName, key)
+		default:
+			pw := string(sec.Data[key])
+			in.Fingerprint = fingerprint(fpKey, pw)
+			if prev, ok := previous[string(mb.Spec.Address)]; ok && prev.PasswordFingerprint == in.Fingerprint && prev.PasswordHash != "" {
+				in.PasswordHash = prev.PasswordHash
+			} else {
+				jobs = append(jobs, job{i, pw})
+			}
+		}
+		inputs[i] = in
+	}
+	// Sticky shards; a new mailbox goes to the least-loaded replica.
+	for i := range inputs {
+		if inputs[i].Shard < 0 {
+			best := 0
+			for s := range load {
+				if load[s] < load[best] {
+					best = s
+				}
+			}
+			inputs[i].Shard = best
+			load[best]++
+		}
+	}
+	workers := r.HashWorkers
+	if workers <= 0 {
+		workers = 2
+	}
+	ch := make(chan job)
+	done := make(chan struct{})
+	for w := 0; w < workers; w++ {
+		go func() {
+			for j := range ch {
+				h, err := auth.Hash(j.password)
+				if err != nil {
+					inputs[j.i].PasswordProblem = "hashing the password: " + err.Error()
+					inputs[j.i].Fingerprint = ""
+				} else {
+					inputs[j.i].PasswordHash = h
+				}
+			}
+			done <- struct{}{}
+		}()
+	}
+	for _, j := range jobs {
+		ch <- j
+	}
+	close(ch)
+	for w := 0; w < workers; w++ {
+		<-done
+	}
+	return inputs
+}
+
+func quotaBytes(q, def *resource.Quantity) int64 {
+	if q != nil {
+		return q.Value()
+	}
+	if def != nil {
+		return def.Value()
+	}
+	return 0
+}
+
+// writeDirectory stores spec in the cluster's directory Secrets, touching only parts whose
+// content changed: the other parts first, the first part last, then removes surplus parts.
+func (r *MailClusterReconciler) writeDirectory(ctx context.Context, mc *mailv1alpha1.MailCluster, spec *directory.Spec) (int, error) {
+	draft, err := dirsecret.Split(mc.Name, spec, "", 0)
+	if err != nil {
+		return 0, err
+	}
+	h := sha256.New()
+	for _, p := range draft {
+		h.Write(p.Data[dirsecret.KeyDirectory])
+	}
+	generation := hex.EncodeToString(h.Sum(nil))[:16]
+	parts, err := dirsecret.Split(mc.Name, spec, generation, 0)
+	if err != nil {
+		return 0, err
+	}
+	changed := false
+	order := append(slices.Clone(parts[1:]), parts[0])
+	for _, p := range order {
+		sec := corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: mc.Namespace}}
+		res, err := controllerutil.CreateOrUpdate(ctx, r.Client, &sec, func() error {
+			sec.Labels = builders.Labels(mc)
+			if !equalData(sec.Data, p.Data) {
+				sec.Data = p.Data
+			}
+			return controllerutil.SetControllerReference(mc, &sec, r.Scheme)
+		})
+		if err != nil {
+			return 0, err
+		}
+		changed = changed || res != controllerutil.OperationResultNone
+	}
+	for i := len(parts); ; i++ {
+		sec := corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: dirsecret.SecretName(mc.Name, i), Namespace: mc.Namespace}}
+		if err := r.Delete(ctx, &sec); err != nil {
+			if apierrors.IsNotFound(err) {
+				break
+			}
+			return 0, err
+		}
+	}
+	if changed {
+		r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "DirectoryUpdated", "Update",
+			"directory %s: %d domains, %d mailboxes, %d aliases in %d Secret(s)", generation,
+			len(spec.Domains), len(spec.Mailboxes), len(spec.Aliases), len(parts))
+	}
+	return len(parts), nil
+}
+
+func equalData(a, b map[string][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if !bytes.Equal(v, b[k]) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,181 @@
+package controllers
+
+import (
+	"context"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+)
+
+// Setup registers every reconciler and index with the manager. operandImage is the image the
+// mail servers run when a MailCluster names none.
+func Setup(ctx context.Context, mgr ctrl.Manager, operandImage string) error {
+	if err := SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	c := mgr.GetClient()
+	cluster := &MailClusterReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-mailcluster"), OperandImage: operandImage}
+	if err := ctrl.NewControllerManagedBy(mgr).
+		For(&mailv1alpha1.MailCluster{}).
+		Owns(&appsv1.StatefulSet{}).
+		Owns(&corev1.Service{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Watches(&mailv1alpha1.MailDomain{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			md := o.(*mailv1alpha1.MailDomain)
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: md.Namespace, Name: md.Spec.ClusterRef.Name}}}
+		})).
+		Watches(&mailv1alpha1.Mailbox{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			mb := o.(*mailv1alpha1.Mailbox)
+			doms := []string{addressDomain(mb.Spec.Address)}
+			for _, a := range mb.Spec.Aliases {
+				doms = append(doms, addressDomain(a))
+			}
+			return clustersOfDomains(ctx, c, mb.Namespace, doms...)
+		})).
+		Watches(&mailv1alpha1.MailAlias{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			al := o.(*mailv1alpha1.MailAlias)
+			return clustersOfDomains(ctx, c, al.Namespace, addressDomain(al.Spec.Address))
+		})).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return clustersOfSecret(ctx, c, o)
+		})).
+		Complete(cluster); err != nil {
+		return err
+	}
+	if err := ctrl.NewControllerManagedBy(mgr).
+		For(&mailv1alpha1.MailDomain{}).
+		Owns(&corev1.Secret{}).
+		Watches(&mailv1alpha1.MailCluster{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			var list mailv1alpha1.MailDomainList
+			if err := c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexClusterRef: o.GetName()}); err != nil {
+				return nil
+			}
+			return requestsFor(list.Items)
+		})).
+		Watches(&mailv1alpha1.Mailbox{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return domainsNamed(ctx, c, o.GetNamespace(), addressDomain(o.(*mailv1alpha1.Mailbox).Spec.Address))
+		})).
+		Complete(&MailDomainReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-maildomain")}); err != nil {
+		return err
+	}
+	unserved := func(kind string) handler.EventHandler {
+		// A domain or cluster appearing or going changes whether a Mailbox or alias is served.
+		return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			var doms []string
+			switch x := o.(type) {
+			case *mailv1alpha1.MailDomain:
+				doms = []string{string(x.Spec.Domain)}
+			case *mailv1alpha1.MailCluster:
+				var list mailv1alpha1.MailDomainList
+				if err := c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexClusterRef: o.GetName()}); err != nil {
+					return nil
+				}
+				for _, d := range list.Items {
+					doms = append(doms, string(d.Spec.Domain))
+				}
+			}
+			var reqs []reconcile.Request
+			for _, d := range doms {
+				if kind == "Mailbox" {
+					var list mailv1alpha1.MailboxList
+					if c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexDomain: d}) == nil {
+						reqs = append(reqs, requestsFor(list.Items)...)
+					}
+				} else {
+					var list mailv1alpha1.MailAliasList
+					if c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexDomain: d}) == nil {
+						reqs = append(reqs, requestsFor(list.Items)...)
+					}
+				}
+			}
+			return reqs
+		})
+	}
+	if err := ctrl.NewControllerManagedBy(mgr).
+		For(&mailv1alpha1.Mailbox{}).
+		Owns(&corev1.Secret{}).
+		Watches(&mailv1alpha1.MailDomain{}, unserved("Mailbox")).
+		Watches(&mailv1alpha1.MailCluster{}, unserved("Mailbox")).
+		Complete(&MailboxReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-mailbox")}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&mailv1alpha1.MailAlias{}).
+		Watches(&mailv1alpha1.MailDomain{}, unserved("MailAlias")).
+		Watches(&mailv1alpha1.MailCluster{}, unserved("MailAlias")).
+		Complete(&MailAliasReconciler{Client: c})
+}
+
+func requestsFor[T any, P interface {
+	*T
+	metav1.Object
+}](items []T) []reconcile.Request {
+	out := make([]reconcile.Request, 0, len(items))
+	for i := range items {
+		o := P(&items[i])
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}})
+	}
+	return out
+}
+
+func domainsNamed(ctx context.Context, c client.Client, ns, domain string) []reconcile.Request {
+	var list mailv1alpha1.MailDomainList
+	if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{indexDomain: domain}); err != nil {
+		return nil
+	}
+	return requestsFor(list.Items)
+}
+
+// clustersOfDomains maps domains to the MailClusters that serve them.
+func clustersOfDomains(ctx context.Context, c client.Client, ns string, domains ...string) []reconcile.Request {
+	seen := map[string]bool{}
+	var out []reconcile.Request
+	for _, dom := range domains {
+		var list mailv1alpha1.MailDomainList
+		if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{indexDomain: dom}); err != nil {
+			continue
+		}
+		for _, d := range list.Items {
+			if !seen[d.Spec.ClusterRef.Name] {
+				seen[d.Spec.ClusterRef.Name] = true
+				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: d.Spec.ClusterRef.Name}})
+			}
+		}
+	}
+	return out
+}
+
+// clustersOfSecret maps a Secret to the clusters whose directory depends on it: a password
+// Secret of some Mailbox, or a domain's DKIM key.
+func clustersOfSecret(ctx context.Context, c client.Client, o client.Object) []reconcile.Request {
+	var out []reconcile.Request
+	var mbs mailv1alpha1.MailboxList
+	if err := c.List(ctx, &mbs, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexPasswordSecret: o.GetName()}); err == nil {
+		for _, mb := range mbs.Items {
+			out = append(out, clustersOfDomains(ctx, c, mb.Namespace, addressDomain(mb.Spec.Address))...)
+		}
+	}
+	for _, ref := range o.GetOwnerReferences() {
+		if ref.Kind == "MailDomain" && ref.APIVersion == mailv1alpha1.GroupVersion.String() {
+			var md mailv1alpha1.MailDomain
+			if c.Get(ctx, types.NamespacedName{Namespace: o.GetNamespace(), Name: ref.Name}, &md) == nil {
+				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: md.Namespace, Name: md.Spec.ClusterRef.Name}})
+			}
+		}
+	}
+	return out
+}

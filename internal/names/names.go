@@ -1,0 +1,76 @@
+// Package names is the one place for the names kubemail's operator and mail server agree on:
+// labels, annotations, finalizers, object names, ports and paths inside the pods.
+package names
+
+// Labels on every object the operator creates for a MailCluster.
+const (
+	LabelName      = "app.kubernetes.io/name"
+	LabelInstance  = "app.kubernetes.io/instance"
+	LabelComponent = "app.kubernetes.io/component"
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+
+	AppName   = "kubemail"
+	Component = "mailserver"
+	ManagedBy = "kubemail-operator"
+)
+
+// Annotations.
+const (
+	// AnnotationConfigHash on the pod template rolls the pods when server settings change.
+	AnnotationConfigHash = "mail.kubemail.io/config-hash"
+)
+
+// Finalizers.
+const (
+	// FinalizerMailbox holds a Mailbox until its stored mail is dealt with per deletionPolicy.
+	FinalizerMailbox = "mail.kubemail.io/mailbox"
+)
+
+// Object names derived from a MailCluster's name.
+func HeadlessService(cluster string) string { return cluster + "-headless" }
+func ClientService(cluster string) string   { return cluster }
+func ConfigMap(cluster string) string       { return cluster + "-config" }
+func ServiceAccount(cluster string) string  { return cluster + "-mailserver" }
+func Role(cluster string) string            { return cluster + "-mailserver" }
+func SelfSignedTLS(cluster string) string   { return cluster + "-tls-selfsigned" }
+func StatefulSet(cluster string) string     { return cluster }
+func PDB(cluster string) string             { return cluster }
+
+// DKIMSecret is the Secret holding a MailDomain's signing key.
+func DKIMSecret(domain string) string { return domain + "-dkim" }
+
+// CredentialsSecret is the Secret with a Mailbox's generated password.
+func CredentialsSecret(mailbox string) string { return mailbox + "-credentials" }
+
+// Port is one protocol a mail server pod serves: the unprivileged port the container listens
+// on and the standard port its Service exposes.
+type Port struct {
+	Name          string
+	ContainerPort int32
+	ServicePort   int32
+}
+
+// Ports in the order they appear in pod and Service specs.
+var (
+	PortSMTP        = Port{"smtp", 2525, 25}
+	PortSubmission  = Port{"submission", 2587, 587}
+	PortSubmissions = Port{"submissions", 2465, 465}
+	PortIMAP        = Port{"imap", 2143, 143}
+	PortIMAPS       = Port{"imaps", 2993, 993}
+	PortPOP3        = Port{"pop3", 2110, 110}
+	PortPOP3S       = Port{"pop3s", 2995, 995}
+	PortHTTP        = Port{"http", 8080, 8080}
+
+	MailPorts = []Port{PortSMTP, PortSubmission, PortSubmissions, PortIMAP, PortIMAPS, PortPOP3, PortPOP3S}
+)
+
+// Paths inside a mail server pod.
+const (
+	DataDir    = "/var/lib/kubemail"
+	ConfigDir  = "/etc/kubemail/config"
+	ConfigFile = ConfigDir + "/config.yaml"
+	TLSDir     = "/etc/kubemail/tls"
+)
+
+// UID and GID the mail server runs as (non-root; owns its volume through fsGroup).
+const RunAsUser = 65532

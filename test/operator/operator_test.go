@@ -1,0 +1,338 @@
+// Package operator_test runs kubemail's controllers against a real API server.
+package operator_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/controllers"
+	"github.com/kubemail/kubemail/internal/dirsecret"
+	"github.com/kubemail/kubemail/mailserver/auth"
+	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/test/testenv"
+)
+
+// startOperator runs the controllers in this process against env until the test ends.
+func startOperator(t *testing.T, env *testenv.Env) {
+	t.Helper()
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := controllers.Setup(ctx, mgr, "kubemail:test"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+}
+
+func eventually(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		ok, msg := cond()
+		if ok {
+			return
+		}
+		last = msg
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s: %s", what, last)
+}
+
+func readyReason(conds []metav1.Condition) (metav1.ConditionStatus, string, string) {
+	c := meta.FindStatusCondition(conds, mailv1alpha1.ConditionReady)
+	if c == nil {
+		return "", "", ""
+	}
+	return c.Status, c.Reason, c.Message
+}
+
+func waitMailbox(t *testing.T, c client.Client, ns, name string, status metav1.ConditionStatus, reason string) *mailv1alpha1.Mailbox {
+	t.Helper()
+	var mb mailv1alpha1.Mailbox
+	eventually(t, "Mailbox "+name+" "+reason, func() (bool, string) {
+		if err := c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, &mb); err != nil {
+			return false, err.Error()
+		}
+		s, r, m := readyReason(mb.Status.Conditions)
+		return s == status && r == reason && mb.Status.ObservedGeneration == mb.Generation, string(s) + " " + r + ": " + m
+	})
+	return &mb
+}
+
+func readDirectory(t *testing.T, c client.Client, ns, cluster string) (*directory.Spec, map[string][]byte) {
+	t.Helper()
+	var first corev1.Secret
+	if err := c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: dirsecret.SecretName(cluster, 0)}, &first); err != nil {
+		return nil, nil
+	}
+	spec, err := dirsecret.Assemble([]map[string][]byte{first.Data})
+	if err != nil {
+		return nil, nil
+	}
+	return spec, first.Data
+}
+
+func inDirectory(spec *directory.Spec, addr string) *directory.MailboxSpec {
+	if spec == nil {
+		return nil
+	}
+	for i := range spec.Mailboxes {
+		if spec.Mailboxes[i].Address == addr {
+			return &spec.Mailboxes[i]
+		}
+	}
+	return nil
+}
+
+func TestOperator(t *testing.T) {
+	env := testenv.Start(t)
+	startOperator(t, env)
+	c := env.Client
+	ctx := context.Background()
+	ns := "mail"
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	create := func(obj client.Object) {
+		t.Helper()
+		obj.SetNamespace(ns)
+		if err := c.Create(ctx, obj); err != nil {
+			t.Fatalf("creating %T %s: %v", obj, obj.GetName(), err)
+		}
+	}
+
+	// A domain whose cluster does not exist yet, and a mailbox whose domain does not exist yet.
+	create(&mailv1alpha1.MailDomain{ObjectMeta: metav1.ObjectMeta{Name: "example-com"},
+		Spec: mailv1alpha1.MailDomainSpec{Domain: "example.com", ClusterRef: mailv1alpha1.LocalObjectReference{Name: "mail"},
+			DefaultQuota: resource.NewQuantity(1<<30, resource.BinarySI)}})
+	create(&mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "orphan"}, Spec: mailv1alpha1.MailboxSpec{Address: "x@example.net"}})
+	eventually(t, "MailDomain ClusterNotFound", func() (bool, string) {
+		var md mailv1alpha1.MailDomain
+		c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "example-com"}, &md)
+		s, r, m := readyReason(md.Status.Conditions)
+		return s == metav1.ConditionFalse && r == mailv1alpha1.ReasonClusterNotFound, m
+	})
+	waitMailbox(t, c, ns, "orphan", metav1.ConditionFalse, mailv1alpha1.ReasonDomainNotFound)
+
+	create(&mailv1alpha1.MailCluster{ObjectMeta: metav1.ObjectMeta{Name: "mail"},
+		Spec: mailv1alpha1.MailClusterSpec{Hostname: "mail.example.com", Replicas: ptrTo(int32(2))}})
+	create(&mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "alice"}, Spec: mailv1alpha1.MailboxSpec{
+		Address: "alice@example.com", PasswordSecretRef: &mailv1alpha1.PasswordSecretRef{Name: "alice-pw", Key: "password"},
+		Aliases: []mailv1alpha1.EmailAddress{"postmaster@example.com"}}})
+	create(&mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "bob"}, Spec: mailv1alpha1.MailboxSpec{Address: "bob@example.com"}})
+
+	t.Run("cluster objects with owner references", func(t *testing.T) {
+		var sts appsv1.StatefulSet
+		eventually(t, "StatefulSet", func() (bool, string) {
+			err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mail"}, &sts)
+			return err == nil, errString(err)
+		})
+		if *sts.Spec.Replicas != 2 || sts.Spec.Template.Spec.Containers[0].Image != "kubemail:test" {
+			t.Errorf("StatefulSet replicas %d image %q", *sts.Spec.Replicas, sts.Spec.Template.Spec.Containers[0].Image)
+		}
+		for _, obj := range []client.Object{&sts, &corev1.Service{}, &corev1.ConfigMap{}, &corev1.ServiceAccount{},
+			&rbacv1.Role{}, &rbacv1.RoleBinding{}, &policyv1.PodDisruptionBudget{}, &corev1.Secret{}} {
+			name := map[string]string{"*v1.ConfigMap": "mail-config", "*v1.ServiceAccount": "mail-mailserver", "*v1.Role": "mail-mailserver",
+				"*v1.RoleBinding": "mail-mailserver", "*v1.Secret": "mail-tls-selfsigned"}[typeName(obj)]
+			if name == "" {
+				name = "mail"
+			}
+			eventually(t, typeName(obj)+" "+name, func() (bool, string) {
+				err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, obj)
+				return err == nil, errString(err)
+			})
+			refs := obj.GetOwnerReferences()
+			if len(refs) != 1 || refs[0].Kind != "MailCluster" || refs[0].Name != "mail" || refs[0].Controller == nil || !*refs[0].Controller {
+				t.Errorf("%s %s owner references: %+v", typeName(obj), name, refs)
+			}
+		}
+		var svc corev1.Service
+		c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mail"}, &svc)
+		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal ||
+			svc.Spec.Ports[0].Port != 25 || svc.Spec.Ports[0].TargetPort.StrVal != "smtp" {
+			t.Errorf("client Service: %+v", svc.Spec)
+		}
+		var role rbacv1.Role
+		c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mail-mailserver"}, &role)
+		if len(role.Rules) != 1 || strings.Join(role.Rules[0].ResourceNames, ",") != "mail-directory" {
+			t.Errorf("Role rules: %+v", role.Rules)
+		}
+		var mc mailv1alpha1.MailCluster
+		eventually(t, "MailCluster status", func() (bool, string) {
+			c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mail"}, &mc)
+			ss := meta.FindStatusCondition(mc.Status.Conditions, mailv1alpha1.ConditionSelfSignedCertificate)
+			// No kubelet runs here, so no replica becomes ready.
+			s, _, _ := readyReason(mc.Status.Conditions)
+			return ss != nil && ss.Status == metav1.ConditionTrue && s == metav1.ConditionFalse && mc.Status.Selector != "" &&
+				mc.Status.ObservedGeneration == mc.Generation, mc.Status.Selector
+		})
+	})
+
+	t.Run("missing password Secret, then it appears", func(t *testing.T) {
+		waitMailbox(t, c, ns, "alice", metav1.ConditionFalse, mailv1alpha1.ReasonPasswordSecretMissing)
+		create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "alice-pw"}, StringData: map[string]string{"password": "alice-initial"}})
+		mb := waitMailbox(t, c, ns, "alice", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled)
+		if mb.Status.Shard == nil || mb.Status.Quota == nil || mb.Status.Quota.Value() != 1<<30 {
+			t.Errorf("alice status: %+v", mb.Status)
+		}
+	})
+
+	t.Run("generated password, hashed in the directory", func(t *testing.T) {
+		mb := waitMailbox(t, c, ns, "bob", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled)
+		var cred corev1.Secret
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "bob-credentials"}, &cred); err != nil {
+			t.Fatal(err)
+		}
+		pw := string(cred.Data["password"])
+		if len(pw) < 20 || mb.Status.CredentialsSecretName != "bob-credentials" {
+			t.Fatalf("generated password %d chars, status %+v", len(pw), mb.Status)
+		}
+		spec, raw := readDirectory(t, c, ns, "mail")
+		entry := inDirectory(spec, "bob@example.com")
+		if entry == nil {
+			t.Fatal("bob is not in the directory")
+		}
+		if ok, err := auth.Verify(entry.PasswordHash, pw); !ok || err != nil {
+			t.Fatalf("directory hash does not verify bob's password: %v", err)
+		}
+		if strings.Contains(string(raw[dirsecret.KeyDirectory]), pw) || strings.Contains(string(raw[dirsecret.KeyDirectory]), "alice-initial") {
+			t.Fatal("a plain-text password is in the directory")
+		}
+		// Two replicas: the two mailboxes are spread over both.
+		alice := waitMailbox(t, c, ns, "alice", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled)
+		if *alice.Status.Shard == *mb.Status.Shard {
+			t.Errorf("both mailboxes on shard %d; the least-loaded replica should get the second", *mb.Status.Shard)
+		}
+	})
+
+	t.Run("changed password Secret re-hashes", func(t *testing.T) {
+		spec, _ := readDirectory(t, c, ns, "mail")
+		before := inDirectory(spec, "alice@example.com").PasswordHash
+		var sec corev1.Secret
+		c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "alice-pw"}, &sec)
+		sec.Data["password"] = []byte("alice-changed")
+		if err := c.Update(ctx, &sec); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "a new hash for alice", func() (bool, string) {
+			spec, _ := readDirectory(t, c, ns, "mail")
+			e := inDirectory(spec, "alice@example.com")
+			if e == nil || e.PasswordHash == before {
+				return false, "unchanged"
+			}
+			ok, _ := auth.Verify(e.PasswordHash, "alice-changed")
+			return ok, "hash does not verify the new password"
+		})
+	})
+
+	t.Run("address conflict: the older object keeps the address", func(t *testing.T) {
+		create(&mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "alice-again"}, Spec: mailv1alpha1.MailboxSpec{Address: "alice@example.com"}})
+		mb := waitMailbox(t, c, ns, "alice-again", metav1.ConditionFalse, mailv1alpha1.ReasonAddressConflict)
+		if _, _, msg := readyReason(mb.Status.Conditions); !strings.Contains(msg, `Mailbox "alice"`) {
+			t.Errorf("conflict message %q does not name the owner", msg)
+		}
+		create(&mailv1alpha1.MailAlias{ObjectMeta: metav1.ObjectMeta{Name: "pm"}, Spec: mailv1alpha1.MailAliasSpec{
+			Address: "postmaster@example.com", Members: []mailv1alpha1.EmailAddress{"bob@example.com"}}})
+		create(&mailv1alpha1.MailAlias{ObjectMeta: metav1.ObjectMeta{Name: "team"}, Spec: mailv1alpha1.MailAliasSpec{
+			Address: "team@example.com", Members: []mailv1alpha1.EmailAddress{"bob@example.com", "alice@example.com"}}})
+		for name, want := range map[string]string{"pm": mailv1alpha1.ReasonAddressConflict, "team": mailv1alpha1.ReasonReconciled} {
+			eventually(t, "MailAlias "+name, func() (bool, string) {
+				var al mailv1alpha1.MailAlias
+				c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &al)
+				_, r, m := readyReason(al.Status.Conditions)
+				return r == want, r + ": " + m
+			})
+		}
+		if spec, _ := readDirectory(t, c, ns, "mail"); len(spec.Aliases) != 1 || spec.Aliases[0].Address != "team@example.com" {
+			t.Errorf("directory aliases: %+v", spec.Aliases)
+		}
+	})
+
+	t.Run("domain appears later", func(t *testing.T) {
+		create(&mailv1alpha1.MailDomain{ObjectMeta: metav1.ObjectMeta{Name: "example-net"},
+			Spec: mailv1alpha1.MailDomainSpec{Domain: "example.net", ClusterRef: mailv1alpha1.LocalObjectReference{Name: "mail"}}})
+		waitMailbox(t, c, ns, "orphan", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled)
+	})
+
+	t.Run("domain DNS records and DKIM key", func(t *testing.T) {
+		var md mailv1alpha1.MailDomain
+		eventually(t, "MailDomain Ready", func() (bool, string) {
+			c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "example-com"}, &md)
+			s, r, m := readyReason(md.Status.Conditions)
+			return s == metav1.ConditionTrue && md.Status.Mailboxes == 3, r + ": " + m
+		})
+		got := map[string]string{}
+		for _, rec := range md.Status.DNSRecords {
+			got[rec.Purpose] = rec.Name + " " + rec.Type + " " + rec.Value
+		}
+		for purpose, want := range map[string]string{
+			"mx":    "example.com. MX mail.example.com.",
+			"spf":   "example.com. TXT v=spf1 mx -all",
+			"dkim":  "kubemail._domainkey.example.com. TXT v=DKIM1; k=rsa; p=MII",
+			"dmarc": "_dmarc.example.com. TXT v=DMARC1; p=none",
+		} {
+			if !strings.HasPrefix(got[purpose], want) {
+				t.Errorf("%s record %q, want prefix %q", purpose, got[purpose], want)
+			}
+		}
+		var key corev1.Secret
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: md.Status.DKIMSecretName}, &key); err != nil {
+			t.Fatal(err)
+		}
+		spec, _ := readDirectory(t, c, ns, "mail")
+		for _, d := range spec.Domains {
+			if d.Name == "example.com" && (d.DKIM == nil || d.DKIM.Selector != "kubemail") {
+				t.Errorf("directory domain example.com lacks its DKIM key: %+v", d)
+			}
+		}
+	})
+
+	t.Run("deleting a mailbox removes it from the directory", func(t *testing.T) {
+		if err := c.Delete(ctx, &mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "bob", Namespace: ns}}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "bob gone", func() (bool, string) {
+			err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "bob"}, &mailv1alpha1.Mailbox{})
+			spec, _ := readDirectory(t, c, ns, "mail")
+			return apierrors.IsNotFound(err) && inDirectory(spec, "bob@example.com") == nil, errString(err)
+		})
+	})
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func typeName(o any) string { return fmt.Sprintf("%T", o) }
