@@ -1,0 +1,349 @@
+// Package localcluster runs kubemail without a kubelet: a real kube-apiserver and etcd (from
+// envtest), the real operator binary, and mail server processes configured exactly as the
+// operator configures its pods — same settings (from the operator's ConfigMap), same
+// arguments and environment, the directory watched through the API with the pod's own
+// ServiceAccount. `make dev` and the operator's end-to-end tests use it.
+package localcluster
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+
+	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/internal/names"
+	"github.com/kubemail/kubemail/mailserver/config"
+)
+
+// Options configure a local cluster.
+type Options struct {
+	// RepoRoot holds config/crd/bases.
+	RepoRoot string
+	// AssetsDir holds kube-apiserver, etcd and kubectl.
+	AssetsDir string
+	// ManagerBinary and MailserverBinary are the built programs.
+	ManagerBinary, MailserverBinary string
+	// WorkDir receives kubeconfigs, logs and mail data.
+	WorkDir string
+	// Log receives the operator's and mail servers' output (nil: files in WorkDir only).
+	Log io.Writer
+	// AnyPorts binds mail servers to free loopback ports instead of the pods' own ports (for
+	// tests running side by side).
+	AnyPorts bool
+}
+
+// Cluster is a running local control plane with the operator.
+type Cluster struct {
+	opts       Options
+	env        *envtest.Environment
+	Config     *rest.Config
+	Client     client.Client
+	Kubeconfig string
+
+	mu    sync.Mutex
+	procs []*Process
+}
+
+// Start brings up the control plane with kubemail's CRDs and starts the operator.
+func Start(opts Options) (*Cluster, error) {
+	scheme := runtime.NewScheme()
+	clientgoscheme.AddToScheme(scheme)
+	mailv1alpha1.AddToScheme(scheme)
+	env := &envtest.Environment{
+		BinaryAssetsDirectory: opts.AssetsDir,
+		CRDDirectoryPaths:     []string{filepath.Join(opts.RepoRoot, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		Scheme:                scheme,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, fmt.Errorf("starting the control plane: %w", err)
+	}
+	c := &Cluster{opts: opts, env: env, Config: cfg}
+	fail := func(err error) (*Cluster, error) { c.Stop(); return nil, err }
+	if c.Client, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		return fail(err)
+	}
+	user, err := env.AddUser(envtest.User{Name: "kubemail-dev-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return fail(err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return fail(err)
+	}
+	c.Kubeconfig = filepath.Join(opts.WorkDir, "kubeconfig")
+	if err := os.WriteFile(c.Kubeconfig, kc, 0o600); err != nil {
+		return fail(err)
+	}
+	mgr, err := c.startProcess("operator", opts.ManagerBinary,
+		[]string{"--metrics-bind-address", "0", "--health-probe-bind-address", "127.0.0.1:0"},
+		[]string{"KUBECONFIG=" + c.Kubeconfig, "KUBEMAIL_IMAGE=kubemail:dev"}, "starting")
+	if err != nil {
+		return fail(err)
+	}
+	_ = mgr
+	return c, nil
+}
+
+// Stop ends every process and the control plane.
+func (c *Cluster) Stop() {
+	c.mu.Lock()
+	procs := c.procs
+	c.procs = nil
+	c.mu.Unlock()
+	for i := len(procs) - 1; i >= 0; i-- {
+		procs[i].Stop()
+	}
+	if c.env != nil {
+		c.env.Stop()
+	}
+}
+
+// Process is a program the cluster started.
+type Process struct {
+	Name  string
+	cmd   *exec.Cmd
+	done  chan struct{}
+	err   error
+	mu    sync.Mutex
+	lines []string
+	// Addrs are the mail server's listeners by name, from its log.
+	Addrs map[string]string
+}
+
+var listeningRE = regexp.MustCompile(`"msg":"listening","listener":"(\w+)","addr":"([^"]+)"|msg=listening listener=(\w+) addr=(\S+)`)
+
+// Logs returns what the process printed.
+func (p *Process) Logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.lines, "\n")
+}
+
+// Stop sends SIGTERM and waits (SIGKILL after 30 s).
+func (p *Process) Stop() error {
+	if p.cmd.Process == nil {
+		return nil
+	}
+	p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+	return p.err
+}
+
+// startProcess runs a program and waits until a line containing ready appears.
+func (c *Cluster) startProcess(name, bin string, args, env []string, ready string) (*Process, error) {
+	p := &Process{Name: name, cmd: exec.Command(bin, args...), done: make(chan struct{}), Addrs: map[string]string{}}
+	p.cmd.Env = append(os.Environ(), env...)
+	logFile, err := os.Create(filepath.Join(c.opts.WorkDir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	out, err := p.cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	p.cmd.Stdout = logFile
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	started := make(chan struct{})
+	go func() {
+		var once sync.Once
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(logFile, line)
+			if c.opts.Log != nil {
+				fmt.Fprintf(c.opts.Log, "[%s] %s\n", name, line)
+			}
+			p.mu.Lock()
+			p.lines = append(p.lines, line)
+			if m := listeningRE.FindStringSubmatch(line); m != nil {
+				if m[1] != "" {
+					p.Addrs[m[1]] = m[2]
+				} else {
+					p.Addrs[m[3]] = m[4]
+				}
+			}
+			p.mu.Unlock()
+			if strings.Contains(line, ready) {
+				once.Do(func() { close(started) })
+			}
+		}
+	}()
+	go func() {
+		p.err = p.cmd.Wait()
+		logFile.Close()
+		close(p.done)
+	}()
+	select {
+	case <-started:
+	case <-p.done:
+		return nil, fmt.Errorf("%s exited at start: %v\n%s", name, p.err, p.Logs())
+	case <-time.After(60 * time.Second):
+		p.cmd.Process.Kill()
+		return nil, fmt.Errorf("%s did not start within 60s\n%s", name, p.Logs())
+	}
+	c.mu.Lock()
+	c.procs = append(c.procs, p)
+	c.mu.Unlock()
+	return p, nil
+}
+
+// RunMailserver starts the mail server of replica ordinal of cluster in namespace, as its pod
+// would run: the operator's settings (paths and ports mapped to this machine), the pod's
+// arguments and environment, and the pod's ServiceAccount for the API. It waits until the
+// server is ready (its directory loaded).
+func (c *Cluster) RunMailserver(ctx context.Context, namespace, cluster string, ordinal int) (*Process, error) {
+	var cm corev1.ConfigMap
+	if err := waitGet(ctx, c.Client, types.NamespacedName{Namespace: namespace, Name: names.ConfigMap(cluster)}, &cm); err != nil {
+		return nil, fmt.Errorf("waiting for the operator's ConfigMap: %w", err)
+	}
+	var cfg config.Config
+	if err := yaml.UnmarshalStrict([]byte(cm.Data["config.yaml"]), &cfg); err != nil {
+		return nil, fmt.Errorf("the operator's settings do not parse: %w", err)
+	}
+	var mc mailv1alpha1.MailCluster
+	if err := c.Client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: cluster}, &mc); err != nil {
+		return nil, err
+	}
+	tlsName := names.SelfSignedTLS(cluster)
+	if mc.Spec.TLS != nil && mc.Spec.TLS.SecretName != "" {
+		tlsName = mc.Spec.TLS.SecretName
+	}
+	var tlsSecret corev1.Secret
+	if err := waitGet(ctx, c.Client, types.NamespacedName{Namespace: namespace, Name: tlsName}, &tlsSecret); err != nil {
+		return nil, fmt.Errorf("waiting for the TLS Secret: %w", err)
+	}
+	pod := fmt.Sprintf("%s-%d", cluster, ordinal)
+	dir := filepath.Join(c.opts.WorkDir, namespace, pod)
+	// The pod's volumes, as local folders.
+	tlsDir := filepath.Join(dir, "tls")
+	if err := os.MkdirAll(tlsDir, 0o700); err != nil {
+		return nil, err
+	}
+	for k, v := range tlsSecret.Data {
+		if err := os.WriteFile(filepath.Join(tlsDir, k), v, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.TLS = config.TLS{CertFile: filepath.Join(tlsDir, "tls.crt"), KeyFile: filepath.Join(tlsDir, "tls.key")}
+	for _, l := range []*config.Listener{&cfg.Listeners.SMTP, &cfg.Listeners.Submission, &cfg.Listeners.Submissions,
+		&cfg.Listeners.IMAP, &cfg.Listeners.IMAPS, &cfg.Listeners.POP3, &cfg.Listeners.POP3S, &cfg.Listeners.HTTP} {
+		if l.Address == "" {
+			continue
+		}
+		_, port, _ := strings.Cut(l.Address, ":")
+		if c.opts.AnyPorts {
+			port = "0"
+		}
+		l.Address = "127.0.0.1:" + port
+	}
+	data, err := yaml.Marshal(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfgFile := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfgFile, data, 0o600); err != nil {
+		return nil, err
+	}
+	kubeconfig, err := c.serviceAccountKubeconfig(ctx, namespace, names.ServiceAccount(cluster), dir)
+	if err != nil {
+		return nil, err
+	}
+	p, err := c.startProcess(namespace+"-"+pod, c.opts.MailserverBinary, []string{"--config", cfgFile},
+		[]string{"POD_NAME=" + pod, "POD_NAMESPACE=" + namespace, "KUBECONFIG=" + kubeconfig}, "mailserver started")
+	if err != nil {
+		return nil, err
+	}
+	// Ready means the directory arrived through the API.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + p.Addrs["http"] + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("mail server %s not ready within 60s\n%s", pod, p.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// serviceAccountKubeconfig writes a kubeconfig with a token of the ServiceAccount, so the mail
+// server has exactly the rights its pod would have.
+func (c *Cluster) serviceAccountKubeconfig(ctx context.Context, namespace, sa, dir string) (string, error) {
+	var acct corev1.ServiceAccount
+	if err := waitGet(ctx, c.Client, types.NamespacedName{Namespace: namespace, Name: sa}, &acct); err != nil {
+		return "", fmt.Errorf("waiting for ServiceAccount %s: %w", sa, err)
+	}
+	cs, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		return "", err
+	}
+	tr, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(24 * 3600))}}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("token for ServiceAccount %s: %w", sa, err)
+	}
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["local"] = &clientcmdapi.Cluster{Server: c.Config.Host, CertificateAuthorityData: c.Config.CAData}
+	kc.AuthInfos[sa] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
+	kc.Contexts["pod"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: sa, Namespace: namespace}
+	kc.CurrentContext = "pod"
+	path := filepath.Join(dir, "kubeconfig")
+	return path, clientcmd.WriteToFile(*kc, path)
+}
+
+func waitGet(ctx context.Context, c client.Client, key types.NamespacedName, obj client.Object) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := c.Get(ctx, key, obj)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,134 @@
+package operator_test
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/test/localcluster"
+	"github.com/kubemail/kubemail/test/testenv"
+)
+
+// buildBinaries builds the operator and the mail server once per test binary.
+func buildBinaries(t *testing.T) (manager, mailserver string) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, b := range []string{"manager", "mailserver"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b), "./cmd/"+b)
+		cmd.Dir = testenv.RepoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building %s: %v\n%s", b, err, out)
+		}
+	}
+	return filepath.Join(dir, "manager"), filepath.Join(dir, "mailserver")
+}
+
+func curl(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "curl", append([]string{"-sS", "-k"}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// TestOperatorAndMailserver runs the real operator binary and a real mail server process
+// configured as its pod would be, against the real API server: mail is delivered and read, a
+// password change takes effect within seconds, and a deleted Mailbox can no longer log in.
+func TestOperatorAndMailserver(t *testing.T) {
+	assets, err := testenv.AssetsDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	manager, mailserver := buildBinaries(t)
+	lc, err := localcluster.Start(localcluster.Options{RepoRoot: testenv.RepoRoot(), AssetsDir: assets,
+		ManagerBinary: manager, MailserverBinary: mailserver, WorkDir: t.TempDir(), AnyPorts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lc.Stop)
+	ctx := context.Background()
+	c := lc.Client
+	ns := "mail"
+	objs := []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "alice-pw", Namespace: ns}, StringData: map[string]string{"password": "first-password"}},
+		&mailv1alpha1.MailCluster{ObjectMeta: metav1.ObjectMeta{Name: "mail", Namespace: ns}, Spec: mailv1alpha1.MailClusterSpec{Hostname: "mail.example.com"}},
+		&mailv1alpha1.MailDomain{ObjectMeta: metav1.ObjectMeta{Name: "example-com", Namespace: ns},
+			Spec: mailv1alpha1.MailDomainSpec{Domain: "example.com", ClusterRef: mailv1alpha1.LocalObjectReference{Name: "mail"}}},
+		&mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "alice", Namespace: ns}, Spec: mailv1alpha1.MailboxSpec{
+			Address: "alice@example.com", PasswordSecretRef: &mailv1alpha1.PasswordSecretRef{Name: "alice-pw"}}},
+	}
+	for _, o := range objs {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitMailbox(t, c, ns, "alice", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled)
+	ms, err := lc.RunMailserver(ctx, ns, "mail", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("mail server log:\n%s", ms.Logs())
+		}
+	})
+
+	out, err := exec.Command("swaks", "--server", ms.Addrs["smtp"], "--from", "x@elsewhere.net", "--to", "alice@example.com",
+		"--header", "Subject: through the operator", "--hide-informational").CombinedOutput()
+	if err != nil {
+		t.Fatalf("swaks: %v\n%s", err, out)
+	}
+	imapURL := "imaps://" + ms.Addrs["imaps"] + "/INBOX;UID=1"
+	if out, err := curl("--url", imapURL, "--user", "alice@example.com:first-password"); err != nil || !strings.Contains(out, "Subject: through the operator") {
+		t.Fatalf("reading by IMAP: %v\n%s", err, out)
+	}
+
+	// A new password in the referenced Secret works within 5 seconds; the old one stops.
+	var sec corev1.Secret
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "alice-pw"}, &sec); err != nil {
+		t.Fatal(err)
+	}
+	sec.Data["password"] = []byte("second-password")
+	if err := c.Update(ctx, &sec); err != nil {
+		t.Fatal(err)
+	}
+	changed := time.Now()
+	for {
+		if _, err := curl("--url", imapURL, "--user", "alice@example.com:second-password"); err == nil {
+			break
+		}
+		if time.Since(changed) > 5*time.Second {
+			t.Fatalf("the new password was not accepted within 5s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("new password accepted %v after the Secret changed", time.Since(changed).Round(time.Millisecond))
+	if out, err := curl("--url", imapURL, "--user", "alice@example.com:first-password"); err == nil {
+		t.Fatalf("the old password still works:\n%s", out)
+	}
+
+	// Deleting the Mailbox ends its logins.
+	if err := c.Delete(ctx, &mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "alice", Namespace: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	deleted := time.Now()
+	for {
+		if _, err := curl("--url", imapURL, "--user", "alice@example.com:second-password"); err != nil {
+			break
+		}
+		if time.Since(deleted) > 5*time.Second {
+			t.Fatalf("a deleted Mailbox can still log in after 5s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("logins refused %v after the Mailbox was deleted", time.Since(deleted).Round(time.Millisecond))
+}
