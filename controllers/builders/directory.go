@@ -46,10 +46,15 @@ type claim struct {
 	name    string
 }
 
-// older orders claims: the older object keeps a contested address; the name breaks ties.
+// older orders claims: the older object keeps a contested address; the name breaks ties
+// (creation times are kept to the second, so objects applied together tie), and the kind only
+// when a Mailbox and a MailAlias share a name.
 func (c claim) older(o claim) bool {
 	if c.created != o.created {
 		return c.created < o.created
+	}
+	if c.name != o.name {
+		return c.name < o.name
 	}
 	return c.key < o.key
 }
@@ -166,6 +171,9 @@ func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, ma
 		}
 		res.Spec.Aliases = append(res.Spec.Aliases, spec)
 	}
+	// The API lists objects in no promised order; the directory must not depend on it.
+	sort.Slice(res.Spec.Mailboxes, func(i, j int) bool { return res.Spec.Mailboxes[i].Address < res.Spec.Mailboxes[j].Address })
+	sort.Slice(res.Spec.Aliases, func(i, j int) bool { return res.Spec.Aliases[i].Address < res.Spec.Aliases[j].Address })
 	var domainNames []string
 	for name := range served {
 		domainNames = append(domainNames, name)
