@@ -22,6 +22,10 @@ all: build
 build: ## Build the manager and mailserver binaries into bin/.
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/ ./cmd/...
 
+.PHONY: dev
+dev: build envtest-assets ## Run a local control plane, the operator, config/samples and the sample mail server.
+	go run ./hack/dev
+
 ##@ Generated code
 
 $(CONTROLLER_GEN): hack/tools/go.mod hack/tools/go.sum
