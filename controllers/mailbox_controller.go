@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -33,12 +34,19 @@ func (r *MailboxReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !mb.DeletionTimestamp.IsZero() {
-		// The directory no longer lists a deleted Mailbox, so logins stop at once. Purging the
-		// stored mail for deletionPolicy Delete is done by the cluster's servers.
-		if controllerutil.RemoveFinalizer(&mb, names.FinalizerMailbox) {
-			return ctrl.Result{}, r.Update(ctx, &mb)
+		// The directory no longer lists a deleted Mailbox, so logins stop at once.
+		if !controllerutil.ContainsFinalizer(&mb, names.FinalizerMailbox) {
+			return ctrl.Result{}, nil
 		}
-		return ctrl.Result{}, nil
+		if mb.Spec.DeletionPolicy == mailv1alpha1.DeletionPolicyDelete {
+			if done, err := r.purge(ctx, &mb); !done {
+				r.Recorder.Eventf(&mb, nil, corev1.EventTypeWarning, "PurgePending", "Delete",
+					"waiting to purge the stored mail of %s: %v", mb.Spec.Address, err)
+				return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+			}
+		}
+		controllerutil.RemoveFinalizer(&mb, names.FinalizerMailbox)
+		return ctrl.Result{}, r.Update(ctx, &mb)
 	}
 	if controllerutil.AddFinalizer(&mb, names.FinalizerMailbox) {
 		if err := r.Update(ctx, &mb); err != nil {
@@ -63,6 +71,37 @@ func (r *MailboxReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, r.Status().Patch(ctx, &mb, patch)
 	}
 	return ctrl.Result{}, nil
+}
+
+// purge asks the replica holding the mailbox to delete its stored mail. It reports done when
+// the mail is gone or there is nothing that could hold it (no shard, domain or cluster).
+func (r *MailboxReconciler) purge(ctx context.Context, mb *mailv1alpha1.Mailbox) (bool, error) {
+	if mb.Status.Shard == nil {
+		return true, nil // never placed, so never stored anything
+	}
+	var domains mailv1alpha1.MailDomainList
+	if err := r.List(ctx, &domains, client.InNamespace(mb.Namespace), client.MatchingFields{indexDomain: addressDomain(mb.Spec.Address)}); err != nil {
+		return false, err
+	}
+	for _, d := range domains.Items {
+		var mc mailv1alpha1.MailCluster
+		if err := r.Get(ctx, types.NamespacedName{Namespace: mb.Namespace, Name: d.Spec.ClusterRef.Name}, &mc); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return false, err
+		}
+		admin, err := newAdminClient(ctx, r.Client, mb.Namespace, mc.Name, int(*mb.Status.Shard))
+		if err != nil {
+			return false, err
+		}
+		if err := admin.purge(ctx, string(mb.Spec.Address)); err != nil {
+			return false, err
+		}
+		r.Recorder.Eventf(mb, nil, corev1.EventTypeNormal, "Purged", "Delete", "deleted the stored mail of %s", mb.Spec.Address)
+		return true, nil
+	}
+	return true, nil
 }
 
 // unservedReason says why nothing serves addresses of domain in ns (DomainNotFound,

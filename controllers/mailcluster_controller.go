@@ -87,6 +87,9 @@ func (r *MailClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			"CertificateConfigured", "serving the certificate from Secret "+tlsSecret)
 	}
 
+	if err := r.ensureAdminSecret(ctx, &mc); err != nil {
+		return ctrl.Result{}, fmt.Errorf("admin Secret: %w", err)
+	}
 	parts, counts, err := r.reconcileDirectory(ctx, &mc)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("directory: %w", err)

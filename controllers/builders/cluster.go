@@ -59,7 +59,8 @@ func ServerConfig(mc *mailv1alpha1.MailCluster) *config.Config {
 		DataDir:  names.DataDir,
 		Directory: config.DirectorySource{Kubernetes: &config.KubernetesDirectory{
 			Namespace: mc.Namespace, Secret: dirsecret.SecretName(mc.Name, 0)}},
-		TLS: config.TLS{CertFile: names.TLSDir + "/tls.crt", KeyFile: names.TLSDir + "/tls.key"},
+		TLS:   config.TLS{CertFile: names.TLSDir + "/tls.crt", KeyFile: names.TLSDir + "/tls.key"},
+		Admin: config.Admin{TokenFile: names.AdminDir + "/" + names.AdminTokenKey},
 		Listeners: config.Listeners{
 			SMTP: listen(names.PortSMTP), Submission: listen(names.PortSubmission), Submissions: listen(names.PortSubmissions),
 			IMAP: listen(names.PortIMAP), IMAPS: listen(names.PortIMAPS), POP3: listen(names.PortPOP3), POP3S: listen(names.PortPOP3S),
@@ -201,12 +202,14 @@ func StatefulSet(mc *mailv1alpha1.MailCluster, image, tlsSecret, configHash stri
 							{Name: "data", MountPath: names.DataDir},
 							{Name: "config", MountPath: names.ConfigDir, ReadOnly: true},
 							{Name: "tls", MountPath: names.TLSDir, ReadOnly: true},
+							{Name: "admin", MountPath: names.AdminDir, ReadOnly: true},
 						},
 					}},
 					Volumes: []corev1.Volume{
 						{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 							LocalObjectReference: corev1.LocalObjectReference{Name: names.ConfigMap(mc.Name)}}}},
 						{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: tlsSecret}}},
+						{Name: "admin", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: names.AdminSecret(mc.Name)}}},
 					},
 				},
 			},

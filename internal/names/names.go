@@ -2,6 +2,8 @@
 // labels, annotations, finalizers, object names, ports and paths inside the pods.
 package names
 
+import "fmt"
+
 // Labels on every object the operator creates for a MailCluster.
 const (
 	LabelName      = "app.kubernetes.io/name"
@@ -18,6 +20,10 @@ const (
 const (
 	// AnnotationConfigHash on the pod template rolls the pods when server settings change.
 	AnnotationConfigHash = "mail.kubemail.io/config-hash"
+	// AnnotationLocalAddress on an EndpointSlice gives the host:port of a mail server that runs
+	// as a local process (make dev), where endpoint addresses could not be loopback IPs. Slices
+	// made by Kubernetes for real pods never carry it.
+	AnnotationLocalAddress = "mail.kubemail.io/local-address"
 )
 
 // Finalizers.
@@ -33,6 +39,7 @@ func ConfigMap(cluster string) string       { return cluster + "-config" }
 func ServiceAccount(cluster string) string  { return cluster + "-mailserver" }
 func Role(cluster string) string            { return cluster + "-mailserver" }
 func SelfSignedTLS(cluster string) string   { return cluster + "-tls-selfsigned" }
+func AdminSecret(cluster string) string     { return cluster + "-admin" }
 func StatefulSet(cluster string) string     { return cluster }
 func PDB(cluster string) string             { return cluster }
 
@@ -70,7 +77,16 @@ const (
 	ConfigDir  = "/etc/kubemail/config"
 	ConfigFile = ConfigDir + "/config.yaml"
 	TLSDir     = "/etc/kubemail/tls"
+	AdminDir   = "/etc/kubemail/admin"
+	// AdminTokenKey is the key of the admin Secret (and the file in AdminDir) with the token
+	// the operator presents to the servers' /admin endpoints.
+	AdminTokenKey = "token"
 )
+
+// Pod returns the name of replica ordinal of a cluster's StatefulSet.
+func Pod(cluster string, ordinal int) string {
+	return fmt.Sprintf("%s-%d", StatefulSet(cluster), ordinal)
+}
 
 // UID and GID the mail server runs as (non-root; owns its volume through fsGroup).
 const RunAsUser = 65532

@@ -34,6 +34,14 @@ type Config struct {
 	Limits        Limits        `json:"limits,omitempty"`
 	// LogFormat is text or json.
 	LogFormat string `json:"logFormat,omitempty"`
+	// Admin enables the operator's endpoints on the HTTP listener (/admin/v1/...), guarded by a
+	// bearer token read from TokenFile on every request.
+	Admin Admin `json:"admin,omitempty"`
+}
+
+// Admin configures the administrative HTTP endpoints.
+type Admin struct {
+	TokenFile string `json:"tokenFile,omitempty"`
 }
 
 // DirectorySource says where accounts come from: a file, or the operator's Secrets.

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 )
@@ -104,6 +105,39 @@ func (s *Store) DeleteMailbox(address string) error {
 		return err
 	}
 	return os.RemoveAll(gone)
+}
+
+// Addresses lists every mailbox stored on disk (opened or not), sorted.
+func (s *Store) Addresses() ([]string, error) {
+	base := filepath.Join(s.root, "mailboxes")
+	domains, err := os.ReadDir(base)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, d := range domains {
+		if !d.IsDir() || strings.HasPrefix(d.Name(), ".") {
+			continue
+		}
+		domain, err := decodeName(d.Name())
+		if err != nil {
+			continue
+		}
+		locals, err := os.ReadDir(filepath.Join(base, d.Name()))
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range locals {
+			if !l.IsDir() || strings.HasPrefix(l.Name(), ".") {
+				continue
+			}
+			if local, err := decodeName(l.Name()); err == nil {
+				out = append(out, local+"@"+domain)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // Close closes every open mailbox.

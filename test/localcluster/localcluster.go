@@ -10,17 +10,20 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -258,6 +261,18 @@ func (c *Cluster) RunMailserver(ctx context.Context, namespace, cluster string, 
 			return nil, err
 		}
 	}
+	var admin corev1.Secret
+	if err := waitGet(ctx, c.Client, types.NamespacedName{Namespace: namespace, Name: names.AdminSecret(cluster)}, &admin); err != nil {
+		return nil, fmt.Errorf("waiting for the admin Secret: %w", err)
+	}
+	adminDir := filepath.Join(dir, "admin")
+	if err := os.MkdirAll(adminDir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(adminDir, names.AdminTokenKey), admin.Data[names.AdminTokenKey], 0o600); err != nil {
+		return nil, err
+	}
+	cfg.Admin.TokenFile = filepath.Join(adminDir, names.AdminTokenKey)
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.TLS = config.TLS{CertFile: filepath.Join(tlsDir, "tls.crt"), KeyFile: filepath.Join(tlsDir, "tls.key")}
 	for _, l := range []*config.Listener{&cfg.Listeners.SMTP, &cfg.Listeners.Submission, &cfg.Listeners.Submissions,
@@ -295,7 +310,7 @@ func (c *Cluster) RunMailserver(ctx context.Context, namespace, cluster string, 
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return p, nil
+				return p, c.publishEndpoint(ctx, namespace, cluster, pod, p.Addrs["http"])
 			}
 		}
 		if time.Now().After(deadline) {
@@ -303,6 +318,28 @@ func (c *Cluster) RunMailserver(ctx context.Context, namespace, cluster string, 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// publishEndpoint does what the EndpointSlice controller does for a ready pod of the headless
+// Service: it lets the operator find the replica (for purges and usage).
+func (c *Cluster) publishEndpoint(ctx context.Context, namespace, cluster, pod, httpAddr string) error {
+	_, portStr, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		return err
+	}
+	port, _ := strconv.Atoi(portStr)
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: pod + "-local", Namespace: namespace,
+			Labels:      map[string]string{discoveryv1.LabelServiceName: names.HeadlessService(cluster)},
+			Annotations: map[string]string{names.AnnotationLocalAddress: httpAddr}},
+		// Endpoint addresses may not be loopback IPs, so the slice names a placeholder and the
+		// annotation carries the real loopback address.
+		AddressType: discoveryv1.AddressTypeFQDN,
+		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{pod + ".local.invalid"}, Hostname: ptr.To(pod),
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+		Ports: []discoveryv1.EndpointPort{{Name: ptr.To(names.PortHTTP.Name), Port: ptr.To(int32(port))}},
+	}
+	return c.Client.Create(ctx, slice)
 }
 
 // serviceAccountKubeconfig writes a kubeconfig with a token of the ServiceAccount, so the mail

@@ -2,6 +2,7 @@ package operator_test
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -48,8 +50,9 @@ func TestOperatorAndMailserver(t *testing.T) {
 		t.Fatal(err)
 	}
 	manager, mailserver := buildBinaries(t)
+	work := t.TempDir()
 	lc, err := localcluster.Start(localcluster.Options{RepoRoot: testenv.RepoRoot(), AssetsDir: assets,
-		ManagerBinary: manager, MailserverBinary: mailserver, WorkDir: t.TempDir(), AnyPorts: true})
+		ManagerBinary: manager, MailserverBinary: mailserver, WorkDir: work, AnyPorts: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,13 +68,19 @@ func TestOperatorAndMailserver(t *testing.T) {
 			Spec: mailv1alpha1.MailDomainSpec{Domain: "example.com", ClusterRef: mailv1alpha1.LocalObjectReference{Name: "mail"}}},
 		&mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "alice", Namespace: ns}, Spec: mailv1alpha1.MailboxSpec{
 			Address: "alice@example.com", PasswordSecretRef: &mailv1alpha1.PasswordSecretRef{Name: "alice-pw"}}},
+		&mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "carol", Namespace: ns}, Spec: mailv1alpha1.MailboxSpec{
+			Address: "carol@example.com", DeletionPolicy: mailv1alpha1.DeletionPolicyDelete}},
+		&mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "dave", Namespace: ns}, Spec: mailv1alpha1.MailboxSpec{
+			Address: "dave@example.com"}},
 	}
 	for _, o := range objs {
 		if err := c.Create(ctx, o); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitMailbox(t, c, ns, "alice", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled)
+	for _, name := range []string{"alice", "carol", "dave"} {
+		waitMailbox(t, c, ns, name, metav1.ConditionTrue, mailv1alpha1.ReasonReconciled)
+	}
 	ms, err := lc.RunMailserver(ctx, ns, "mail", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -131,4 +140,34 @@ func TestOperatorAndMailserver(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("logins refused %v after the Mailbox was deleted", time.Since(deleted).Round(time.Millisecond))
+
+	// deletionPolicy Delete purges the stored mail before the Mailbox goes; Retain keeps it.
+	maildir := func(local string) string {
+		return filepath.Join(work, ns, "mail-0", "data", "mailboxes", "example.com", local)
+	}
+	for _, to := range []string{"carol@example.com", "dave@example.com"} {
+		if out, err := exec.Command("swaks", "--server", ms.Addrs["smtp"], "--from", "x@elsewhere.net", "--to", to,
+			"--hide-informational").CombinedOutput(); err != nil {
+			t.Fatalf("swaks to %s: %v\n%s", to, err, out)
+		}
+	}
+	for _, local := range []string{"carol", "dave"} {
+		if _, err := os.Stat(maildir(local)); err != nil {
+			t.Fatalf("%s has no stored mail before deletion: %v", local, err)
+		}
+		if err := c.Delete(ctx, &mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: local, Namespace: ns}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "both Mailboxes gone", func() (bool, string) {
+		e1 := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "carol"}, &mailv1alpha1.Mailbox{})
+		e2 := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "dave"}, &mailv1alpha1.Mailbox{})
+		return apierrors.IsNotFound(e1) && apierrors.IsNotFound(e2), errString(e1) + " " + errString(e2)
+	})
+	if _, err := os.Stat(maildir("carol")); !os.IsNotExist(err) {
+		t.Errorf("carol (deletionPolicy Delete) still has stored mail: %v", err)
+	}
+	if _, err := os.Stat(maildir("dave")); err != nil {
+		t.Errorf("dave (deletionPolicy Retain) lost his stored mail: %v", err)
+	}
 }

@@ -1,0 +1,83 @@
+package server
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/kubemail/kubemail/mailserver/directory"
+)
+
+// MailboxUsage is one stored mailbox as the admin API reports it.
+type MailboxUsage struct {
+	Address  string `json:"address"`
+	Bytes    int64  `json:"bytes"`
+	Messages int64  `json:"messages"`
+}
+
+// adminHandler serves the operator's endpoints:
+//
+//	GET    /admin/v1/mailboxes            usage of every stored mailbox
+//	DELETE /admin/v1/mailboxes/{address}  purge a mailbox's stored mail
+//
+// Every request needs "Authorization: Bearer <token>" with the token in the configured file.
+func (s *Server) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /admin/v1/mailboxes", func(w http.ResponseWriter, r *http.Request) {
+		addrs, err := s.store.Addresses()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		out := []MailboxUsage{}
+		for _, a := range addrs {
+			mb, err := s.store.Mailbox(a)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			out = append(out, MailboxUsage{Address: a, Bytes: mb.Usage(), Messages: mb.Count()})
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(out)
+	})
+	mux.HandleFunc("DELETE /admin/v1/mailboxes/{address}", func(w http.ResponseWriter, r *http.Request) {
+		addr, err := directory.NormalizeAddress(r.PathValue("address"))
+		if err != nil {
+			http.Error(w, "invalid address: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if _, live := s.dir.Load().Mailbox(addr); live {
+			// Purging a mailbox that is still in the directory would destroy mail it keeps receiving.
+			http.Error(w, "mailbox "+addr+" is still in the directory", http.StatusConflict)
+			return
+		}
+		if err := s.store.DeleteMailbox(addr); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		s.log.Info("mailbox purged", "mailbox", addr)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.adminAuthorized(r) {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) adminAuthorized(r *http.Request) bool {
+	if s.cfg.Admin.TokenFile == "" {
+		return false
+	}
+	want, err := os.ReadFile(s.cfg.Admin.TokenFile)
+	if err != nil || len(strings.TrimSpace(string(want))) < 16 {
+		return false
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(strings.TrimSpace(string(want)))) == 1
+}
