@@ -136,8 +136,19 @@ func (f *Folder) load() error {
 		if !ok {
 			continue // not ours (editor backups, stray files)
 		}
-		if j, found := fromJournal[msg.UID]; found && j.file == msg.file {
-			msg.Flags, msg.ModSeq = j.Flags, j.ModSeq
+		if j, found := fromJournal[msg.UID]; found {
+			// The file name is the truth for standard flags (it is renamed before the journal is
+			// written); keywords exist only in the journal.
+			flags := slices.Clone(msg.Flags)
+			for _, fl := range j.Flags {
+				if !isStandardFlag(fl) {
+					flags = append(flags, fl)
+				}
+			}
+			if !slices.Equal(normalizeFlags(flags), j.Flags) {
+				rebuilt = true
+			}
+			msg.Flags, msg.ModSeq = normalizeFlags(flags), j.ModSeq
 		} else {
 			f.highestModSeq++
 			msg.ModSeq = f.highestModSeq
@@ -192,9 +203,55 @@ func (f *Folder) writeMeta() error {
 	return writeFileAtomic(filepath.Join(f.dir, metaFile), []byte(data), 0o600)
 }
 
-// parseMessageFile reads "<uid>.<unixnano>.<token>,S=<size>" (the name every stored message has).
+// Maildir info letters for the standard flags, kept in the file name so they survive the loss
+// of the journal (keywords live in the journal only).
+var maildirFlags = []struct {
+	letter byte
+	flag   string
+}{{'D', `\Draft`}, {'F', `\Flagged`}, {'R', `\Answered`}, {'S', `\Seen`}, {'T', `\Deleted`}}
+
+// messageFileName is "<uid>.<unixnano>.<token>,S=<size>:2,<letters>".
+func messageFileName(base string, flags []string) string {
+	var b strings.Builder
+	b.WriteString(base)
+	b.WriteString(":2,")
+	for _, mf := range maildirFlags {
+		if slices.Contains(flags, mf.flag) {
+			b.WriteByte(mf.letter)
+		}
+	}
+	return b.String()
+}
+
+// splitInfo separates a file name's Maildir info (":2,<letters>") and returns the standard flags
+// it names.
+func splitInfo(name string) (base string, flags []string) {
+	base, info, ok := strings.Cut(name, ":2,")
+	if !ok {
+		return name, nil
+	}
+	for _, mf := range maildirFlags {
+		if strings.IndexByte(info, mf.letter) >= 0 {
+			flags = append(flags, mf.flag)
+		}
+	}
+	return base, flags
+}
+
+// isStandardFlag reports whether the file name carries fl.
+func isStandardFlag(fl string) bool {
+	for _, mf := range maildirFlags {
+		if mf.flag == fl {
+			return true
+		}
+	}
+	return false
+}
+
+// parseMessageFile reads a stored message's file name (see messageFileName).
 func parseMessageFile(name string) (Message, bool) {
-	base, sizeStr, ok := strings.Cut(name, ",S=")
+	base, fileFlags := splitInfo(name)
+	base, sizeStr, ok := strings.Cut(base, ",S=")
 	if !ok {
 		return Message{}, false
 	}
@@ -208,7 +265,7 @@ func parseMessageFile(name string) (Message, bool) {
 	if err1 != nil || err2 != nil || err3 != nil || uid == 0 || size < 0 {
 		return Message{}, false
 	}
-	return Message{UID: uint32(uid), Size: size, InternalDate: time.Unix(0, nano), file: name}, true
+	return Message{UID: uint32(uid), Size: size, InternalDate: time.Unix(0, nano), Flags: normalizeFlags(fileFlags), file: name}, true
 }
 
 // Journal lines:
@@ -250,7 +307,11 @@ func (f *Folder) replayJournal() (map[uint32]Message, uint32, error) {
 			msgs[uid] = Message{UID: uid, ModSeq: modseq, file: fields[3], Flags: normalizeFlags(fields[4:])}
 		case "f":
 			if m, ok := msgs[uid]; ok {
-				m.Flags, m.ModSeq = normalizeFlags(fields[3:]), modseq
+				flags := fields[3:]
+				if len(flags) > 0 && strings.Contains(flags[0], ",S=") {
+					m.file, flags = flags[0], flags[1:]
+				}
+				m.Flags, m.ModSeq = normalizeFlags(flags), modseq
 				msgs[uid] = m
 			}
 		case "-":
@@ -388,7 +449,8 @@ func (f *Folder) commit(tmpPath string, size int64, flags []string, date time.Ti
 		return Message{}, fmt.Errorf("folder %q was deleted", f.name)
 	}
 	uid := f.uidNext
-	name := fmt.Sprintf("%d.%d.%s,S=%d", uid, date.UnixNano(), randomToken(4), size)
+	flags = normalizeFlags(flags)
+	name := messageFileName(fmt.Sprintf("%d.%d.%s,S=%d", uid, date.UnixNano(), randomToken(4), size), flags)
 	if err := os.Rename(tmpPath, filepath.Join(f.dir, "cur", name)); err != nil {
 		f.mu.Unlock()
 		os.Remove(tmpPath)
@@ -397,7 +459,7 @@ func (f *Folder) commit(tmpPath string, size int64, flags []string, date time.Ti
 	f.uidNext++
 	f.highestModSeq++
 	msg := Message{UID: uid, Size: size, ModSeq: f.highestModSeq, InternalDate: time.Unix(0, date.UnixNano()),
-		Flags: normalizeFlags(flags), file: name}
+		Flags: flags, file: name}
 	f.msgs = append(f.msgs, msg)
 	f.size += size
 	f.mbox.usage.Add(size)
@@ -482,17 +544,14 @@ func (f *Folder) find(uid uint32) (int, bool) {
 
 // Open returns the message's content.
 func (f *Folder) Open(uid uint32) (*os.File, error) {
+	// Opened under the lock: a flag change renames the file.
 	f.mu.RLock()
+	defer f.mu.RUnlock()
 	i, ok := f.find(uid)
-	var file string
-	if ok {
-		file = f.msgs[i].file
-	}
-	f.mu.RUnlock()
 	if !ok {
 		return nil, ErrNoSuchMessage
 	}
-	fh, err := os.Open(filepath.Join(f.dir, "cur", file))
+	fh, err := os.Open(filepath.Join(f.dir, "cur", f.msgs[i].file))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNoSuchMessage // expunged meanwhile
 	}
@@ -524,9 +583,19 @@ func (f *Folder) SetFlags(uids []uint32, op FlagOp, flags []string) ([]Message, 
 		if slices.Equal(next, m.Flags) {
 			continue
 		}
+		base, _ := splitInfo(m.file)
+		if newFile := messageFileName(base, next); newFile != m.file {
+			if err := os.Rename(filepath.Join(f.dir, "cur", m.file), filepath.Join(f.dir, "cur", newFile)); err != nil {
+				if lines.Len() > 0 {
+					f.journalWrite(lines.String())
+				}
+				return changed, fmt.Errorf("setting flags of UID %d in %q: %w", uid, f.name, err)
+			}
+			m.file = newFile
+		}
 		f.highestModSeq++
 		m.Flags, m.ModSeq = next, f.highestModSeq
-		fmt.Fprintf(&lines, "f %d %d%s\n", m.UID, m.ModSeq, flagSuffix(m.Flags))
+		fmt.Fprintf(&lines, "f %d %d %s%s\n", m.UID, m.ModSeq, m.file, flagSuffix(m.Flags))
 		changed = append(changed, *m)
 		f.notify(Event{Kind: EventFlags, Message: *m})
 	}
@@ -589,33 +658,32 @@ func (f *Folder) Expunge(uids []uint32) ([]uint32, error) {
 // CopyTo copies messages into dst (which may be this folder) keeping flags and internal dates,
 // and returns the pairs of source and destination UIDs in order.
 func (f *Folder) CopyTo(dst *Folder, uids []uint32) (src, dest []uint32, err error) {
-	type item struct {
-		m    Message
-		path string
-	}
-	var items []item
-	f.mu.RLock()
 	for _, uid := range uids {
-		if i, ok := f.find(uid); ok {
-			items = append(items, item{f.msgs[i], filepath.Join(f.dir, "cur", f.msgs[i].file)})
-		}
-	}
-	f.mu.RUnlock()
-	for _, it := range items {
 		tmp := filepath.Join(dst.dir, "tmp", strconv.FormatInt(time.Now().UnixNano(), 10)+"."+randomToken(6))
-		// A hard link shares the durable content; files are never modified in place.
-		if err := os.Link(it.path, tmp); err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				continue // expunged meanwhile
-			}
-			return src, dest, fmt.Errorf("copying UID %d to %q: %w", it.m.UID, dst.name, err)
+		// A hard link shares the durable content (files are never modified in place). It is
+		// made under the source's read lock because a flag change renames the file; the lock is
+		// released before dst is locked, so copies in opposite directions cannot deadlock.
+		f.mu.RLock()
+		i, ok := f.find(uid)
+		var m Message
+		var err error
+		if ok {
+			m = f.msgs[i]
+			err = os.Link(filepath.Join(f.dir, "cur", m.file), tmp)
 		}
-		m, err := dst.commit(tmp, it.m.Size, it.m.Flags, it.m.InternalDate)
+		f.mu.RUnlock()
+		if !ok {
+			continue // expunged meanwhile
+		}
+		if err != nil {
+			return src, dest, fmt.Errorf("copying UID %d to %q: %w", uid, dst.name, err)
+		}
+		copied, err := dst.commit(tmp, m.Size, m.Flags, m.InternalDate)
 		if err != nil {
 			return src, dest, err
 		}
-		src = append(src, it.m.UID)
-		dest = append(dest, m.UID)
+		src = append(src, uid)
+		dest = append(dest, copied.UID)
 	}
 	return src, dest, nil
 }

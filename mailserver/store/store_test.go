@@ -133,8 +133,12 @@ func TestStateSurvivesReopenAndRebuild(t *testing.T) {
 		if len(msgs) != 2 || msgs[0].UID != m1.UID || msgs[1].UID != m2.UID {
 			t.Fatalf("messages after reopen: %+v", msgs)
 		}
-		if wantFlags && !slices.Equal(msgs[0].Flags, []string{"$Label1", `\Seen`}) {
-			t.Fatalf("flags after reopen: %v", msgs[0].Flags)
+		wantF := []string{`\Seen`} // standard flags survive even a lost journal
+		if wantFlags {
+			wantF = []string{"$Label1", `\Seen`}
+		}
+		if !slices.Equal(msgs[0].Flags, wantF) {
+			t.Fatalf("flags after reopen: %v, want %v", msgs[0].Flags, wantF)
 		}
 		if got := readMsg(t, f, m2.UID); got != "two" {
 			t.Fatalf("content %q", got)
@@ -418,5 +422,38 @@ func TestInterruptedDeletionIsNotAFolder(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Dir(dir)); !os.IsNotExist(err) {
 		t.Fatalf("leftover deletion not cleaned up: %v", err)
+	}
+}
+
+func TestFlagsLiveInFileNames(t *testing.T) {
+	root := t.TempDir()
+	s := openStore(t, root)
+	f := inbox(t, s, "a@example.com")
+	m := appendMsg(t, f, "x", `\Draft`)
+	if _, err := f.SetFlags([]uint32{m.UID}, FlagsAdd, []string{`\Seen`, `\Flagged`, `\Answered`, `\Deleted`, "$Work"}); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(f.dir, "cur"))
+	if len(entries) != 1 || !strings.HasSuffix(entries[0].Name(), ":2,DFRST") {
+		t.Fatalf("file name %v does not carry the standard flags", entries)
+	}
+	// Content is still readable and copyable after the rename.
+	if got := readMsg(t, f, m.UID); got != "x" {
+		t.Fatalf("content %q", got)
+	}
+	mb, _ := s.Mailbox("a@example.com")
+	arch, _ := mb.Folder("Archive")
+	if _, to, err := f.CopyTo(arch, []uint32{m.UID}); err != nil || len(to) != 1 {
+		t.Fatalf("copy after rename: %v %v", to, err)
+	}
+	if _, err := f.SetFlags([]uint32{m.UID}, FlagsRemove, []string{`\Deleted`, `\Draft`}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	os.Remove(filepath.Join(f.dir, journalFile))
+	s = openStore(t, root)
+	msgs, _ := inbox(t, s, "a@example.com").Messages()
+	if !slices.Equal(msgs[0].Flags, []string{`\Answered`, `\Flagged`, `\Seen`}) {
+		t.Fatalf("flags rebuilt from the file name: %v", msgs[0].Flags)
 	}
 }
