@@ -55,46 +55,8 @@ func TestCRDs(t *testing.T) {
 	strict := client.WithFieldValidation(env.Client, metav1.FieldValidationStrict)
 
 	t.Run("samples apply and re-apply as a no-op", func(t *testing.T) {
-		ctx := context.Background()
-		createNamespace(t, env.Client, "samples")
-		files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "config", "samples", "mail_*.yaml"))
-		if err != nil || len(files) != 4 {
-			t.Fatalf("want 4 sample files, got %v (%v)", files, err)
-		}
-		var objs []*unstructured.Unstructured
-		for _, f := range files {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			objs = append(objs, decodeAll(t, data)...)
-		}
-		kinds := map[string]int{}
-		for _, o := range objs {
-			kinds[o.GetKind()]++
-		}
-		if kinds["MailCluster"] != 1 || kinds["MailDomain"] != 2 || kinds["Mailbox"] != 3 || kinds["MailAlias"] != 1 {
-			t.Fatalf("samples hold %v; want one cluster, two domains, three mailboxes, one alias", kinds)
-		}
-		apply := func() map[string]string {
-			versions := map[string]string{}
-			for _, o := range objs {
-				o := o.DeepCopy()
-				o.SetNamespace("samples")
-				if err := strict.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.FieldOwner("kubectl"), client.ForceOwnership); err != nil {
-					t.Fatalf("applying %s %s: %v", o.GetKind(), o.GetName(), err)
-				}
-				got := &unstructured.Unstructured{}
-				got.SetGroupVersionKind(o.GroupVersionKind())
-				if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "samples", Name: o.GetName()}, got); err != nil {
-					t.Fatal(err)
-				}
-				versions[o.GetKind()+"/"+o.GetName()] = got.GetResourceVersion()
-			}
-			return versions
-		}
-		first := apply()
-		second := apply()
+		first := applySamples(t, env, strict, "samples")
+		second := applySamples(t, env, strict, "samples")
 		for k, v := range first {
 			if second[k] != v {
 				t.Errorf("re-applying %s changed it (resourceVersion %s -> %s)", k, v, second[k])
@@ -191,6 +153,7 @@ spec: {address: o'brien+tag@example.net}
 	})
 
 	t.Run("kubectl get mail lists every kind with its columns", func(t *testing.T) {
+		applySamples(t, env, strict, "kubectl-demo")
 		out, err := exec.Command(filepath.Join(env.AssetsDir, "kubectl"), "--kubeconfig", env.Kubeconfig,
 			"get", "mail", "-A").CombinedOutput()
 		if err != nil {
@@ -292,4 +255,48 @@ var invalidCases = []invalidCase{
 		want: "an alias must not list itself as a member"},
 	{name: "alias with bad member", manifest: aliasHead + "spec: {address: team@example.com, members: ['bob smith@example.com']}",
 		want: "the part before @ must be"},
+}
+
+// applySamples server-side applies every object of config/samples into ns (creating it when
+// needed) and returns their resourceVersions by kind/name.
+func applySamples(t *testing.T, env *testenv.Env, c client.Client, ns string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "config", "samples", "mail_*.yaml"))
+	if err != nil || len(files) != 4 {
+		t.Fatalf("want 4 sample files, got %v (%v)", files, err)
+	}
+	var objs []*unstructured.Unstructured
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, decodeAll(t, data)...)
+	}
+	kinds := map[string]int{}
+	for _, o := range objs {
+		kinds[o.GetKind()]++
+	}
+	if kinds["MailCluster"] != 1 || kinds["MailDomain"] != 2 || kinds["Mailbox"] != 3 || kinds["MailAlias"] != 1 {
+		t.Fatalf("samples hold %v; want one cluster, two domains, three mailboxes, one alias", kinds)
+	}
+	versions := map[string]string{}
+	for _, o := range objs {
+		o := o.DeepCopy()
+		o.SetNamespace(ns)
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.FieldOwner("kubectl"), client.ForceOwnership); err != nil {
+			t.Fatalf("applying %s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+		got := &unstructured.Unstructured{}
+		got.SetGroupVersionKind(o.GroupVersionKind())
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: o.GetName()}, got); err != nil {
+			t.Fatal(err)
+		}
+		versions[o.GetKind()+"/"+o.GetName()] = got.GetResourceVersion()
+	}
+	return versions
 }
