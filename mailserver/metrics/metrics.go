@@ -49,6 +49,19 @@ type Metrics struct {
 	Commands      *prometheus.CounterVec
 	CommandErrors *prometheus.CounterVec
 	BytesSent     *prometheus.CounterVec
+
+	// QueueMessages waiting in the outbound queue; QueueOldestAge is the age in seconds of the
+	// oldest of them (0 when empty).
+	QueueMessages  prometheus.Gauge
+	QueueOldestAge prometheus.Gauge
+	// DeliveryAttempts per recipient and result (delivered, deferred, failed, expired).
+	DeliveryAttempts *prometheus.CounterVec
+	// DSNs sent to senders of undeliverable mail.
+	DSNs prometheus.Counter
+	// OutboundTLS counts outgoing SMTP sessions by TLS (verified, unverified, none).
+	OutboundTLS *prometheus.CounterVec
+	// InboundAuth counts SPF, DKIM and DMARC results of mail arriving on the MX listener.
+	InboundAuth *prometheus.CounterVec
 }
 
 // New creates the collectors on a new registry, with Go runtime and process metrics.
@@ -78,6 +91,12 @@ func New() *Metrics {
 		Commands:         f.counterVec("commands_total", "IMAP and POP3 commands.", "protocol", "command"),
 		CommandErrors:    f.counterVec("command_errors_total", "IMAP and POP3 commands that failed.", "protocol", "command"),
 		BytesSent:        f.counterVec("sent_bytes_total", "Message bytes sent to IMAP and POP3 clients.", "protocol"),
+		QueueMessages:    f.gauge("queue_messages", "Messages waiting in the outbound queue."),
+		QueueOldestAge:   f.gauge("queue_oldest_message_age_seconds", "Age of the oldest message in the outbound queue (0 when empty)."),
+		DeliveryAttempts: f.counterVec("delivery_attempts_total", "Outbound delivery attempts per recipient, by result (delivered, deferred, failed, expired).", "result"),
+		DSNs:             f.counter("dsns_total", "Delivery status notifications (bounces) sent to senders."),
+		OutboundTLS:      f.counterVec("outbound_sessions_total", "Outgoing SMTP sessions by TLS (verified, unverified, none).", "tls"),
+		InboundAuth:      f.counterVec("inbound_auth_results_total", "SPF, DKIM and DMARC results of mail arriving on the MX listener.", "method", "result"),
 	}
 }
 
