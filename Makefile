@@ -10,6 +10,22 @@ export KUBEBUILDER_ASSETS := $(ENVTEST_ASSETS)
 
 CONTROLLER_GEN := $(BIN)/controller-gen
 HELM := $(BIN)/helm
+KUBECTL ?= $(ENVTEST_ASSETS)/kubectl
+
+# The release this build is: a tag (v0.1.0) or a commit; the binaries print it with --version.
+ifeq ($(origin VERSION),undefined)
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+endif
+LDFLAGS := -X github.com/kubemail/kubemail/internal/version.Version=$(VERSION)
+
+# The container image: both binaries, made with `make image-tar` (no container engine needed).
+IMAGE_REPO ?= kubemail/kubemail
+IMG ?= $(IMAGE_REPO):$(VERSION)
+IMAGE_ARCH ?= $(shell go env GOARCH)
+IMAGE_BUILD_DIR ?= $(BIN)/image/linux-$(IMAGE_ARCH)
+IMAGE_TAR ?= $(ROOT)/dist/kubemail-$(VERSION)-linux-$(IMAGE_ARCH).tar
+# Every timestamp in the image: the last commit's, so one commit always gives one image digest.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
 GO_TEST_FLAGS ?= -race -count=1
 
@@ -20,7 +36,15 @@ all: build
 
 .PHONY: build
 build: ## Build the manager and mailserver binaries into bin/.
-	CGO_ENABLED=0 go build -trimpath -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+
+.PHONY: image-tar
+image-tar: ## Build the container image without a container engine into dist/ (docker save format: docker load, ctr images import).
+	GOOS=linux GOARCH=$(IMAGE_ARCH) CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(IMAGE_BUILD_DIR)/ ./cmd/manager ./cmd/mailserver
+	@mkdir -p $(dir $(abspath $(IMAGE_TAR)))
+	cd hack/image && go run . --manager $(IMAGE_BUILD_DIR)/manager --mailserver $(IMAGE_BUILD_DIR)/mailserver \
+		--version $(VERSION) --revision "$$(git rev-parse HEAD 2>/dev/null)" --tag $(IMG) --arch $(IMAGE_ARCH) \
+		--created $(SOURCE_DATE_EPOCH) --out $(abspath $(IMAGE_TAR))
 
 .PHONY: dev
 dev: build envtest-assets ## Run a local control plane, the operator, config/samples and the sample mail server.
@@ -39,9 +63,10 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC into config/, then docs/api.md from the CRDs.
+manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC into config/ and the Helm chart, then docs/api.md from the CRDs.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	@if [ -d controllers ]; then $(CONTROLLER_GEN) rbac:roleName=kubemail-manager paths=./controllers/... output:rbac:artifacts:config=config/rbac; fi
+	go run ./hack/chartgen
 	go run ./hack/apidocs
 
 .PHONY: api-docs
@@ -52,6 +77,12 @@ api-docs: ## Write the API reference docs/api.md from the CRDs and config/sample
 verify: ## Fail when generated files are stale, gofmt would change a file, or go vet complains.
 	hack/verify.sh
 
+##@ Deploy
+
+.PHONY: deploy
+deploy: envtest-assets ## Install config/default (namespace, CRDs, RBAC, operator) into the current kubeconfig's cluster, running image IMG.
+	hack/deploy.sh $(KUBECTL) $(IMG)
+
 ##@ Test
 
 .PHONY: envtest-assets
@@ -59,7 +90,7 @@ envtest-assets: ## Build kube-apiserver, etcd and kubectl for tests into bin/k8s
 	hack/envtest/build.sh
 
 .PHONY: test
-test: envtest-assets verify ## Run every test tier (unit, protocol, integration).
+test: envtest-assets verify $(HELM) ## Run every test tier (unit, protocol, integration, Helm chart, image).
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: help

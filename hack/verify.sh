@@ -14,14 +14,14 @@ fi
 
 go vet ./... || { echo "verify: go vet failed" >&2; fail=1; }
 
-for mod in . hack/tools hack/envtest hack/envtest/etcd; do
+for mod in . hack/tools hack/envtest hack/envtest/etcd hack/image; do
   if ! (cd "$mod" && go mod tidy -diff >/dev/null); then
     echo "verify: $mod/go.mod or go.sum is not tidy (run: cd $mod && go mod tidy)" >&2
     fail=1
   fi
 done
 
-generated=(api config/crd config/rbac docs)
+generated=(api config/crd config/rbac docs charts/kubemail/templates/crds charts/kubemail/files)
 before=$(git diff --no-ext-diff -- "${generated[@]}"; git ls-files -o --exclude-standard -- "${generated[@]}")
 make -s generate manifests
 after=$(git diff --no-ext-diff -- "${generated[@]}"; git ls-files -o --exclude-standard -- "${generated[@]}")

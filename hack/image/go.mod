@@ -1,0 +1,14 @@
+// Module image builds kubemail's container image without a container engine, using
+// go-containerregistry. It is separate from the product's module so the image tooling's
+// dependencies never move the product's versions.
+module github.com/kubemail/kubemail/hack/image
+
+go 1.26.8
+
+require github.com/google/go-containerregistry v0.22.1
+
+require (
+	github.com/klauspost/compress v1.19.2 // indirect
+	github.com/opencontainers/go-digest v1.0.0 // indirect
+	github.com/opencontainers/image-spec v1.1.1 // indirect
+)
