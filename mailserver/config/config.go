@@ -34,9 +34,73 @@ type Config struct {
 	Limits        Limits        `json:"limits,omitempty"`
 	// LogFormat is text or json.
 	LogFormat string `json:"logFormat,omitempty"`
+	// DNS says which resolver outbound delivery and the inbound checks ask.
+	DNS DNS `json:"dns,omitempty"`
+	// Outbound configures the queue and delivery to other servers.
+	Outbound Outbound `json:"outbound,omitempty"`
+	// SRS rewrites the envelope sender of forwarded mail so SPF passes at the destination.
+	SRS SRS `json:"srs,omitempty"`
 	// Admin enables the operator's endpoints on the HTTP listener (/admin/v1/...), guarded by a
 	// bearer token read from TokenFile on every request.
 	Admin Admin `json:"admin,omitempty"`
+}
+
+// DNS configures name resolution for mail.
+type DNS struct {
+	// Resolver is the address of a recursive DNS server ("10.96.0.10:53", "127.0.0.1:5353");
+	// empty uses the nameservers of /etc/resolv.conf.
+	Resolver string `json:"resolver,omitempty"`
+}
+
+// Outbound configures the outbound queue and delivery.
+type Outbound struct {
+	// MXPort is the port of other domains' mail servers (25). Only tests change it.
+	MXPort int `json:"mxPort,omitempty"`
+	// SourceAddress is the local IP address outgoing connections come from (the one SPF
+	// records name); empty lets the system choose.
+	SourceAddress string `json:"sourceAddress,omitempty"`
+	// Workers is how many queued messages are attempted at once (8).
+	Workers int `json:"workers,omitempty"`
+	// MaxConnectionsPerDomain bounds concurrent sessions to one recipient domain or to the
+	// smarthost (4).
+	MaxConnectionsPerDomain int `json:"maxConnectionsPerDomain,omitempty"`
+	// MaxAge is how long a message is retried before the sender gets a bounce (120h).
+	MaxAge Duration `json:"maxAge,omitempty"`
+	// RetryInitial is the wait after the first failed attempt; it doubles up to RetryMax
+	// (5m and 4h).
+	RetryInitial Duration `json:"retryInitial,omitempty"`
+	RetryMax     Duration `json:"retryMax,omitempty"`
+	// ConnectTimeout and CommandTimeout bound waiting for other servers (30s and 5m).
+	ConnectTimeout Duration `json:"connectTimeout,omitempty"`
+	CommandTimeout Duration `json:"commandTimeout,omitempty"`
+	// Relay sends all outbound mail through a smarthost instead of looking up MX records.
+	Relay *Relay `json:"relay,omitempty"`
+}
+
+// SRS configures the Sender Rewriting Scheme for forwarded mail.
+type SRS struct {
+	// SecretFile holds the HMAC secret, one per line: the first signs, all verify (so a secret
+	// can be rotated). Every replica of a cluster needs the same file. Empty: the server makes
+	// one in <dataDir>/srs.key.
+	SecretFile string `json:"secretFile,omitempty"`
+	// Domain is the domain of rewritten addresses (default: hostname). Bounces to it must reach
+	// this server (MX or A record), and its SPF record must allow this server.
+	Domain string `json:"domain,omitempty"`
+}
+
+// Relay is a smarthost.
+type Relay struct {
+	Host string `json:"host"`
+	// Port defaults to 587 with STARTTLS and 465 with implicit TLS.
+	Port int `json:"port,omitempty"`
+	// TLS is "starttls" (the default; the smarthost must offer it) or "implicit".
+	TLS string `json:"tls,omitempty"`
+	// UsernameFile and PasswordFile hold AUTH credentials (a mounted Secret); read at every
+	// connection. Leave both empty for a smarthost that needs no AUTH.
+	UsernameFile string `json:"usernameFile,omitempty"`
+	PasswordFile string `json:"passwordFile,omitempty"`
+	// CAFile holds PEM certificates that verify the smarthost, instead of the system roots.
+	CAFile string `json:"caFile,omitempty"`
 }
 
 // Admin configures the administrative HTTP endpoints.
@@ -174,6 +238,42 @@ func (c *Config) Default() {
 	if c.LogFormat == "" {
 		c.LogFormat = "text"
 	}
+	o := &c.Outbound
+	if o.MXPort == 0 {
+		o.MXPort = 25
+	}
+	if o.Workers == 0 {
+		o.Workers = 8
+	}
+	if o.MaxConnectionsPerDomain == 0 {
+		o.MaxConnectionsPerDomain = 4
+	}
+	if o.MaxAge.Duration == 0 {
+		o.MaxAge.Duration = 5 * 24 * time.Hour
+	}
+	if o.RetryInitial.Duration == 0 {
+		o.RetryInitial.Duration = 5 * time.Minute
+	}
+	if o.RetryMax.Duration == 0 {
+		o.RetryMax.Duration = 4 * time.Hour
+	}
+	if o.ConnectTimeout.Duration == 0 {
+		o.ConnectTimeout.Duration = 30 * time.Second
+	}
+	if o.CommandTimeout.Duration == 0 {
+		o.CommandTimeout.Duration = 5 * time.Minute
+	}
+	if r := o.Relay; r != nil {
+		if r.TLS == "" {
+			r.TLS = "starttls"
+		}
+		if r.Port == 0 {
+			r.Port = 587
+			if r.TLS == "implicit" {
+				r.Port = 465
+			}
+		}
+	}
 }
 
 // Validate reports every problem at once.
@@ -209,7 +309,54 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxMessageBytes < 0 || c.Limits.MaxRecipients < 0 || c.Limits.MaxConnections < 0 || c.Limits.MaxConnectionsPerIP < 0 {
 		errs = append(errs, errors.New("limits: must not be negative"))
 	}
+	errs = append(errs, c.validateOutbound()...)
 	return errors.Join(errs...)
+}
+
+func (c *Config) validateOutbound() []error {
+	var errs []error
+	o := c.Outbound
+	if o.MXPort < 1 || o.MXPort > 65535 {
+		errs = append(errs, fmt.Errorf("outbound.mxPort: %d is not a port", o.MXPort))
+	}
+	if o.SourceAddress != "" && net.ParseIP(o.SourceAddress) == nil {
+		errs = append(errs, fmt.Errorf("outbound.sourceAddress: %q is not an IP address", o.SourceAddress))
+	}
+	if o.Workers < 0 || o.MaxConnectionsPerDomain < 0 {
+		errs = append(errs, errors.New("outbound: workers and maxConnectionsPerDomain must not be negative"))
+	}
+	if o.RetryMax.Duration < o.RetryInitial.Duration {
+		errs = append(errs, errors.New("outbound: retryMax must not be shorter than retryInitial"))
+	}
+	if r := o.Relay; r != nil {
+		if r.Host == "" {
+			errs = append(errs, errors.New("outbound.relay.host: required"))
+		}
+		if r.TLS != "starttls" && r.TLS != "implicit" {
+			errs = append(errs, fmt.Errorf("outbound.relay.tls: %q (use starttls or implicit)", r.TLS))
+		}
+		if r.Port < 1 || r.Port > 65535 {
+			errs = append(errs, fmt.Errorf("outbound.relay.port: %d is not a port", r.Port))
+		}
+		if (r.UsernameFile == "") != (r.PasswordFile == "") {
+			errs = append(errs, errors.New("outbound.relay: set both usernameFile and passwordFile, or neither"))
+		}
+	}
+	if c.SRS.Domain != "" {
+		if err := directory.ValidateDomain(strings.ToLower(c.SRS.Domain)); err != nil {
+			errs = append(errs, fmt.Errorf("srs.domain: %w", err))
+		}
+	}
+	if a := c.DNS.Resolver; a != "" {
+		host := a
+		if h, _, err := net.SplitHostPort(a); err == nil {
+			host = h
+		}
+		if net.ParseIP(strings.Trim(host, "[]")) == nil {
+			errs = append(errs, fmt.Errorf("dns.resolver: %q is not an IP address with an optional port", a))
+		}
+	}
+	return errs
 }
 
 func (l *Listeners) all() map[string]Listener {

@@ -106,6 +106,9 @@ type Result struct {
 	Text   string
 	// RemoteMTA is the server that answered, if one did.
 	RemoteMTA string
+	// TLS says how the session was protected: "verified", "unverified" (opportunistic TLS
+	// with a certificate that did not verify) or "none".
+	TLS string
 }
 
 // String formats the result the way queue listings and logs show it.
@@ -477,7 +480,7 @@ func (q *Queue) attempt(it *item) {
 		rc.LastResult = r.String()
 		rc.RemoteMTA = r.RemoteMTA
 		rc.result = &r
-		rlog := log.With("rcpt", rc.Address, "result", rc.LastResult, "remote", r.RemoteMTA)
+		rlog := log.With("rcpt", rc.Address, "result", rc.LastResult, "remote", r.RemoteMTA, "tls", r.TLS)
 		switch {
 		case r.Delivered:
 			rc.Status = StatusDelivered

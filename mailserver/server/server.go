@@ -23,11 +23,14 @@ import (
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/mailserver/dnsresolve"
 	"github.com/kubemail/kubemail/mailserver/imapd"
 	"github.com/kubemail/kubemail/mailserver/login"
 	"github.com/kubemail/kubemail/mailserver/metrics"
+	"github.com/kubemail/kubemail/mailserver/outbound"
 	"github.com/kubemail/kubemail/mailserver/pop3"
 	"github.com/kubemail/kubemail/mailserver/proxyproto"
+	"github.com/kubemail/kubemail/mailserver/queue"
 	"github.com/kubemail/kubemail/mailserver/smtpd"
 	"github.com/kubemail/kubemail/mailserver/store"
 	"github.com/kubemail/kubemail/mailserver/tlsconf"
@@ -43,6 +46,10 @@ type Server struct {
 	auth    *login.Authenticator
 	tls     *tls.Config
 	limiter *connLimiter
+
+	resolver  *dnsresolve.Resolver
+	transport *outbound.Transport
+	queue     *queue.Queue
 
 	ready    atomic.Bool
 	shutdown []func(context.Context) error
@@ -80,10 +87,15 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		s.Close()
 		return nil, err
 	}
+	if err := s.startOutbound(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.startListeners(); err != nil {
 		s.Close()
 		return nil, err
 	}
+	s.queue.Start()
 	s.ready.Store(true)
 	return s, nil
 }
@@ -220,7 +232,8 @@ func (s *Server) startListeners() error {
 			Role: sl.role, Name: sl.name, Hostname: s.cfg.Hostname,
 			MaxMessageBytes: s.cfg.Limits.MaxMessageBytes, MaxRecipients: s.cfg.Limits.MaxRecipients,
 			ReadTimeout: s.cfg.Limits.ReadTimeout.Duration, WriteTimeout: s.cfg.Limits.WriteTimeout.Duration,
-			Directory: &s.dir, Local: local, Auth: s.auth, Metrics: s.metrics, Log: s.log.With("listener", sl.name),
+			Directory: &s.dir, Local: local, Outbound: outboundAdapter{s}, Auth: s.auth, Metrics: s.metrics,
+			Log: s.log.With("listener", sl.name),
 		}, s.tls)
 		s.serve(sl.name, func() error { return srv.Serve(ln) }, srv.Shutdown, srv.Close)
 	}
@@ -318,6 +331,8 @@ func (s *Server) Shutdown() {
 		}()
 	}
 	wg.Wait()
+	// Nothing new arrives now; attempts in flight get what is left of the time.
+	s.shutdownOutbound(ctx)
 	s.Close()
 }
 

@@ -120,6 +120,9 @@ func writeConfig(t *testing.T, dir string, spec *directory.Spec, opts ...serverO
 			HTTP:        config.Listener{Address: "127.0.0.1:0"},
 		},
 		Limits: config.Limits{MaxMessageBytes: 64 << 10, MaxRecipients: 5},
+		// Tests talk to loopback only: DNS goes to a port where nothing answers unless a test
+		// starts its own DNS server.
+		DNS: config.DNS{Resolver: "127.0.0.1:1"},
 	}
 	for _, o := range opts {
 		o(cfg)

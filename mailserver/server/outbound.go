@@ -1,0 +1,111 @@
+package server
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kubemail/kubemail/mailserver/delivery"
+	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/mailserver/dnsresolve"
+	"github.com/kubemail/kubemail/mailserver/outbound"
+	"github.com/kubemail/kubemail/mailserver/queue"
+)
+
+// startOutbound opens the queue and its transport; the queue starts delivering once the
+// listeners are up (startQueue).
+func (s *Server) startOutbound() error {
+	var err error
+	if s.resolver, err = dnsresolve.New(s.cfg.DNS.Resolver); err != nil {
+		return fmt.Errorf("dns: %w", err)
+	}
+	o := s.cfg.Outbound
+	tcfg := outbound.Config{
+		Hostname: s.cfg.Hostname, Resolver: s.resolver, MXPort: o.MXPort,
+		ConnectTimeout: o.ConnectTimeout.Duration, CommandTimeout: o.CommandTimeout.Duration,
+		MaxConnectionsPerDestination: o.MaxConnectionsPerDomain,
+		Metrics:                      s.metrics, Log: s.log.With("component", "outbound"),
+	}
+	if o.SourceAddress != "" {
+		tcfg.SourceIP = net.ParseIP(o.SourceAddress)
+	}
+	if r := o.Relay; r != nil {
+		relay := &outbound.Relay{Host: r.Host, Port: r.Port, ImplicitTLS: r.TLS == "implicit",
+			UsernameFile: r.UsernameFile, PasswordFile: r.PasswordFile}
+		if r.CAFile != "" {
+			pem, err := os.ReadFile(r.CAFile)
+			if err != nil {
+				return fmt.Errorf("outbound.relay.caFile: %w", err)
+			}
+			relay.RootCAs = x509.NewCertPool()
+			if !relay.RootCAs.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("outbound.relay.caFile %s: no PEM certificates in it", r.CAFile)
+			}
+		}
+		tcfg.Relay = relay
+		s.log.Info("outbound mail goes through a smarthost", "host", r.Host, "port", r.Port, "tls", r.TLS,
+			"auth", r.UsernameFile != "")
+	}
+	s.transport = outbound.New(tcfg)
+	s.closers = append(s.closers, func() error { s.transport.Close(); return nil })
+	s.queue, err = queue.Open(queue.Config{
+		Dir: filepath.Join(s.cfg.DataDir, "queue"), Hostname: s.cfg.Hostname, Transport: s.transport,
+		Workers: o.Workers, MaxAge: o.MaxAge.Duration, RetryInitial: o.RetryInitial.Duration, RetryMax: o.RetryMax.Duration,
+		ReturnDSN: s.returnDSN, Metrics: s.metrics, Log: s.log.With("component", "queue"),
+	})
+	return err
+}
+
+// returnDSN delivers a bounce to the original sender: into the mailbox when the sender is
+// local, otherwise through the queue from the null sender.
+func (s *Server) returnDSN(to string, msg []byte) error {
+	res, err := s.dir.Load().Resolve(to)
+	switch {
+	case errors.Is(err, directory.ErrNotLocal):
+		return s.queue.Enqueue("", []string{to}, msg)
+	case errors.Is(err, directory.ErrUnknownUser), errors.Is(err, directory.ErrBadAddress):
+		s.log.Warn("dropping a delivery status notification: the local sender no longer exists", "to", to)
+		return nil
+	case err != nil:
+		return err
+	}
+	if len(res.Local) > 0 {
+		local := &delivery.Local{Store: s.store}
+		received := fmt.Sprintf("Received: by %s (kubemail) with local id bounce;\r\n\t%s\r\n", s.cfg.Hostname, nowRFC1123())
+		if err := local.Deliver(delivery.Envelope{From: "", Received: received}, res.Local, msg); err != nil {
+			return err
+		}
+	}
+	if len(res.External) > 0 {
+		return s.queue.Enqueue("", res.External, msg)
+	}
+	return nil
+}
+
+// outboundAdapter is what the SMTP listeners queue remote recipients through.
+type outboundAdapter struct{ s *Server }
+
+func (a outboundAdapter) Enqueue(from string, rcpts []string, msg []byte) error {
+	return a.s.queue.Enqueue(from, rcpts, msg)
+}
+
+func (s *Server) shutdownOutbound(ctx context.Context) {
+	if s.queue != nil {
+		s.queue.Shutdown(ctx)
+	}
+}
+
+func domainOf(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return strings.ToLower(addr[i+1:])
+	}
+	return ""
+}
+
+func nowRFC1123() string { return time.Now().Format(time.RFC1123Z) }
