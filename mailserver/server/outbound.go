@@ -13,6 +13,7 @@ import (
 
 	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/mailserver/dkim"
 	"github.com/kubemail/kubemail/mailserver/dnsresolve"
 	"github.com/kubemail/kubemail/mailserver/outbound"
 	"github.com/kubemail/kubemail/mailserver/queue"
@@ -52,14 +53,26 @@ func (s *Server) startOutbound() error {
 		s.log.Info("outbound mail goes through a smarthost", "host", r.Host, "port", r.Port, "tls", r.TLS,
 			"auth", r.UsernameFile != "")
 	}
+	s.signer = dkim.NewSigner()
 	s.transport = outbound.New(tcfg)
 	s.closers = append(s.closers, func() error { s.transport.Close(); return nil })
 	s.queue, err = queue.Open(queue.Config{
 		Dir: filepath.Join(s.cfg.DataDir, "queue"), Hostname: s.cfg.Hostname, Transport: s.transport,
 		Workers: o.Workers, MaxAge: o.MaxAge.Duration, RetryInitial: o.RetryInitial.Duration, RetryMax: o.RetryMax.Duration,
-		ReturnDSN: s.returnDSN, Metrics: s.metrics, Log: s.log.With("component", "queue"),
+		Sign: s.dkimSign, ReturnDSN: s.returnDSN, Metrics: s.metrics, Log: s.log.With("component", "queue"),
 	})
 	return err
+}
+
+// dkimSign signs a message entering the queue with the key of its From domain, if local.
+// A broken key is logged and the message goes unsigned rather than not at all.
+func (s *Server) dkimSign(msg []byte) string {
+	sig, err := s.signer.Sign(s.dir.Load(), msg)
+	if err != nil {
+		s.log.Error("DKIM signing failed; sending unsigned", "err", err)
+		return ""
+	}
+	return sig
 }
 
 // returnDSN delivers a bounce to the original sender: into the mailbox when the sender is

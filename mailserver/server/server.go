@@ -23,6 +23,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/mailserver/dkim"
 	"github.com/kubemail/kubemail/mailserver/dnsresolve"
 	"github.com/kubemail/kubemail/mailserver/imapd"
 	"github.com/kubemail/kubemail/mailserver/login"
@@ -48,6 +49,7 @@ type Server struct {
 	limiter *connLimiter
 
 	resolver  *dnsresolve.Resolver
+	signer    *dkim.Signer
 	transport *outbound.Transport
 	queue     *queue.Queue
 
