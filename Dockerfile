@@ -22,8 +22,10 @@ COPY mailserver/ mailserver/
 RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath \
       -ldflags "-X github.com/kubemail/kubemail/internal/version.Version=${VERSION}" \
       -o /out/ ./cmd/manager ./cmd/mailserver
-# The user database (uid/gid 65532 "nonroot") and a world-writable /tmp.
-RUN mkdir -p /rootfs/etc /rootfs/tmp \
+# The user database (uid/gid 65532 "nonroot"), the root certificates outbound mail verifies
+# TLS with, and a world-writable /tmp.
+RUN mkdir -p /rootfs/etc/ssl/certs /rootfs/tmp \
+ && cp /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/ \
  && chmod 1777 /rootfs/tmp \
  && printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/nonexistent:/sbin/nologin\n' > /rootfs/etc/passwd \
  && printf 'root:x:0:\nnonroot:x:65532:\n' > /rootfs/etc/group

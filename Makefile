@@ -24,6 +24,8 @@ IMG ?= $(IMAGE_REPO):$(VERSION)
 IMAGE_ARCH ?= $(shell go env GOARCH)
 IMAGE_BUILD_DIR ?= $(BIN)/image/linux-$(IMAGE_ARCH)
 IMAGE_TAR ?= $(ROOT)/dist/kubemail-$(VERSION)-linux-$(IMAGE_ARCH).tar
+# Root certificates for outbound TLS (Debian's ca-certificates).
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 # Every timestamp in the image: the last commit's, so one commit always gives one image digest.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
@@ -44,7 +46,7 @@ image-tar: ## Build the container image without a container engine into dist/ (d
 	@mkdir -p $(dir $(abspath $(IMAGE_TAR)))
 	cd hack/image && go run . --manager $(IMAGE_BUILD_DIR)/manager --mailserver $(IMAGE_BUILD_DIR)/mailserver \
 		--version $(VERSION) --revision "$$(git rev-parse HEAD 2>/dev/null)" --tag $(IMG) --arch $(IMAGE_ARCH) \
-		--created $(SOURCE_DATE_EPOCH) --out $(abspath $(IMAGE_TAR))
+		--ca-bundle $(CA_BUNDLE) --created $(SOURCE_DATE_EPOCH) --out $(abspath $(IMAGE_TAR))
 
 .PHONY: dev
 dev: build envtest-assets ## Run a local control plane, the operator, config/samples and the sample mail server.

@@ -8,6 +8,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
@@ -31,6 +32,7 @@ const (
 
 type options struct {
 	manager, mailserver string // paths of the static binaries
+	caBundle            string // PEM root certificates for /etc/ssl/certs/ca-certificates.crt
 	version, revision   string
 	tag                 string // repository:tag recorded in the tarball
 	arch                string
@@ -43,6 +45,7 @@ func main() {
 	var epoch int64
 	flag.StringVar(&o.manager, "manager", "", "path of the static manager binary")
 	flag.StringVar(&o.mailserver, "mailserver", "", "path of the static mailserver binary")
+	flag.StringVar(&o.caBundle, "ca-bundle", "/etc/ssl/certs/ca-certificates.crt", "PEM bundle of root certificates the mail server verifies smarthosts and MX hosts with")
 	flag.StringVar(&o.version, "version", "", "version for the org.opencontainers.image.version label")
 	flag.StringVar(&o.revision, "revision", "", "source revision (git commit) for the org.opencontainers.image.revision label")
 	flag.StringVar(&o.tag, "tag", "", "image reference repository:tag written into the tarball")
@@ -88,13 +91,25 @@ func run(o options) error {
 	return nil
 }
 
-// build assembles the image: a base layer with the user database and /tmp, then the binaries.
+// build assembles the image: a base layer with the user database, the root certificates and
+// /tmp, then the binaries.
 func build(o options) (v1.Image, error) {
+	// Outbound mail verifies TLS certificates with the system roots, which an empty base lacks.
+	roots, err := os.ReadFile(o.caBundle)
+	if err != nil {
+		return nil, fmt.Errorf("root certificates: %w (install Debian's ca-certificates, or pass --ca-bundle)", err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(roots) {
+		return nil, fmt.Errorf("root certificates: no PEM certificates in %s", o.caBundle)
+	}
 	base, err := layer(o.created, []entry{
 		{name: "etc/", mode: 0o755, dir: true},
 		{name: "etc/passwd", mode: 0o644, data: []byte(fmt.Sprintf(
 			"root:x:0:0:root:/root:/sbin/nologin\n%s:x:%d:%d:%s:/nonexistent:/sbin/nologin\n", userName, uid, uid, userName))},
 		{name: "etc/group", mode: 0o644, data: []byte(fmt.Sprintf("root:x:0:\n%s:x:%d:\n", userName, uid))},
+		{name: "etc/ssl/", mode: 0o755, dir: true},
+		{name: "etc/ssl/certs/", mode: 0o755, dir: true},
+		{name: "etc/ssl/certs/ca-certificates.crt", mode: 0o644, data: roots},
 		{name: "tmp/", mode: 0o1777, dir: true},
 	})
 	if err != nil {
@@ -141,7 +156,7 @@ func build(o options) (v1.Image, error) {
 	}
 	// History mirrors the Dockerfile's steps, so `docker history` reads the same for both.
 	img, err = mutate.Append(img,
-		mutate.Addendum{Layer: base, History: v1.History{CreatedBy: "COPY /rootfs/ / # user database and /tmp", Created: v1.Time{Time: o.created}}},
+		mutate.Addendum{Layer: base, History: v1.History{CreatedBy: "COPY /rootfs/ / # user database, root certificates, /tmp", Created: v1.Time{Time: o.created}}},
 		mutate.Addendum{Layer: binaries, History: v1.History{CreatedBy: "COPY /out/manager /out/mailserver /", Created: v1.Time{Time: o.created}}},
 	)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
+	"crypto/x509"
 	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
@@ -110,7 +111,7 @@ func sha(b []byte) string {
 // TestImageTarball builds the image and checks what docker load, ctr images import and a
 // kubelet rely on: the tarball's index, the config and its digest, the layers against the
 // config's diff_ids, the filesystem (both binaries, static and executable, the non-root user,
-// no shell), the entrypoint, user and labels, and that the binaries report the build's version.
+// root certificates, no shell), the entrypoint, user and labels, and that the binaries report the build's version.
 func TestImageTarball(t *testing.T) {
 	dir := t.TempDir()
 	tarPath := filepath.Join(dir, "kubemail.tar")
@@ -207,6 +208,10 @@ func TestImageTarball(t *testing.T) {
 	if f := fs["/etc/group"]; !regexp.MustCompile(`(?m)^nonroot:x:65532:`).Match(f.data) {
 		t.Errorf("/etc/group has no nonroot group 65532:\n%s", f.data)
 	}
+	// Outbound mail verifies smarthosts and MX hosts with the system roots.
+	if f := fs["/etc/ssl/certs/ca-certificates.crt"]; !x509.NewCertPool().AppendCertsFromPEM(f.data) || f.hdr.Mode&0o777 != 0o644 {
+		t.Errorf("/etc/ssl/certs/ca-certificates.crt missing, unreadable or without certificates")
+	}
 	if f, ok := fs["/tmp"]; !ok || f.hdr.Typeflag != tar.TypeDir || f.hdr.Mode&0o7777 != 0o1777 {
 		t.Errorf("/tmp missing or not a 1777 directory")
 	}
@@ -275,6 +280,7 @@ func TestDockerfileMatches(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "internal/version.Version=${VERSION}", "chmod 1777 /rootfs/tmp",
+		"cp /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/",
 		"nonroot:x:65532:65532:", "nonroot:x:65532:"} {
 		if !strings.Contains(df, want) {
 			t.Errorf("the Dockerfile's build stage lacks %q", want)
