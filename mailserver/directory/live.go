@@ -85,6 +85,11 @@ func (s *FileSource) Run(ctx context.Context, live *Live, events Events) error {
 	var lastErr string
 	check := func() {
 		data, err := os.ReadFile(s.Path)
+		if err == nil && len(data) == 0 {
+			// A writer that truncates and then writes (os.WriteFile) is caught in between;
+			// its write event brings the content. A directory is never empty.
+			return
+		}
 		if err == nil {
 			sum := sha256.Sum256(data)
 			if sum == lastSum && live.Loaded() {
