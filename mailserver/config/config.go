@@ -38,6 +38,8 @@ type Config struct {
 	DNS DNS `json:"dns,omitempty"`
 	// Outbound configures the queue and delivery to other servers.
 	Outbound Outbound `json:"outbound,omitempty"`
+	// Inbound configures the checks of mail arriving on the smtp listener.
+	Inbound Inbound `json:"inbound,omitempty"`
 	// SRS rewrites the envelope sender of forwarded mail so SPF passes at the destination.
 	SRS SRS `json:"srs,omitempty"`
 	// Admin enables the operator's endpoints on the HTTP listener (/admin/v1/...), guarded by a
@@ -76,6 +78,22 @@ type Outbound struct {
 	// Relay sends all outbound mail through a smarthost instead of looking up MX records.
 	Relay *Relay `json:"relay,omitempty"`
 }
+
+// Inbound configures SPF, DKIM and DMARC checks on the smtp (MX) listener.
+type Inbound struct {
+	// AuthChecks records SPF, DKIM and DMARC results in an Authentication-Results field of
+	// every message arriving from another server (default true).
+	AuthChecks *bool `json:"authChecks,omitempty"`
+	// DMARCReject refuses with 550 5.7.1 a message that fails DMARC when its From domain
+	// publishes p=reject (default true).
+	DMARCReject *bool `json:"dmarcReject,omitempty"`
+}
+
+// ChecksEnabled reports whether the inbound checks run.
+func (i Inbound) ChecksEnabled() bool { return i.AuthChecks == nil || *i.AuthChecks }
+
+// RejectDMARC reports whether DMARC p=reject failures are refused.
+func (i Inbound) RejectDMARC() bool { return i.DMARCReject == nil || *i.DMARCReject }
 
 // SRS configures the Sender Rewriting Scheme for forwarded mail.
 type SRS struct {

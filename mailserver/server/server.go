@@ -218,6 +218,7 @@ func (s *Server) startListeners() error {
 		role     smtpd.Role
 		implicit bool
 	}
+	checks := s.newInboundChecks()
 	for _, sl := range []smtpListener{
 		{"smtp", ls.SMTP, smtpd.RoleMX, false},
 		{"submission", ls.Submission, smtpd.RoleSubmission, false},
@@ -230,8 +231,12 @@ func (s *Server) startListeners() error {
 		if err != nil {
 			return err
 		}
+		var slChecks smtpd.InboundChecker
+		if sl.role == smtpd.RoleMX {
+			slChecks = checks
+		}
 		srv := smtpd.NewServer(smtpd.Config{
-			Role: sl.role, Name: sl.name, Hostname: s.cfg.Hostname,
+			Role: sl.role, Name: sl.name, Hostname: s.cfg.Hostname, Checks: slChecks,
 			MaxMessageBytes: s.cfg.Limits.MaxMessageBytes, MaxRecipients: s.cfg.Limits.MaxRecipients,
 			ReadTimeout: s.cfg.Limits.ReadTimeout.Duration, WriteTimeout: s.cfg.Limits.WriteTimeout.Duration,
 			Directory: &s.dir, Local: local, Outbound: outboundAdapter{s}, Auth: s.auth, Metrics: s.metrics,

@@ -45,6 +45,21 @@ type Outbound interface {
 	Enqueue(from string, rcpts []string, msg []byte) error
 }
 
+// InboundChecker authenticates mail arriving on the MX role (SPF, DKIM, DMARC).
+type InboundChecker interface {
+	// Check returns the message to store, with the results prepended, or an *smtp.SMTPError
+	// to refuse it with.
+	Check(ctx context.Context, in CheckInput) ([]byte, error)
+}
+
+// CheckInput is what the session knows of a message.
+type CheckInput struct {
+	IP       netip.Addr
+	Helo     string
+	MailFrom string
+	Message  []byte
+}
+
 // Config configures one SMTP server (one listener).
 type Config struct {
 	Role Role
@@ -62,9 +77,11 @@ type Config struct {
 	Local     *delivery.Local
 	// Outbound may be nil: remote recipients then get a temporary failure.
 	Outbound Outbound
-	Auth     *login.Authenticator
-	Metrics  *metrics.Metrics
-	Log      *slog.Logger
+	// Checks, if set, authenticates mail on the MX role before it is stored.
+	Checks  InboundChecker
+	Auth    *login.Authenticator
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
 }
 
 // NewServer returns a go-smtp server for cfg. tlsConfig enables STARTTLS (and is needed for
@@ -225,6 +242,14 @@ func (s *session) Data(r io.Reader) error {
 			s.cfg.Metrics.MessagesRejected.WithLabelValues(s.cfg.Name, "too_big").Inc()
 		}
 		return err
+	}
+	if s.cfg.Checks != nil && len(s.rcpts) > 0 {
+		checked, err := s.cfg.Checks.Check(context.Background(), CheckInput{IP: s.ip, Helo: s.conn.Hostname(), MailFrom: s.from, Message: msg})
+		if err != nil {
+			s.cfg.Metrics.MessagesRejected.WithLabelValues(s.cfg.Name, "authentication").Inc()
+			return err
+		}
+		msg = checked
 	}
 	return s.deliver(msg, "ESMTP", nil)
 }
