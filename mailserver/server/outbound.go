@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -15,13 +17,18 @@ import (
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/dkim"
 	"github.com/kubemail/kubemail/mailserver/dnsresolve"
+	"github.com/kubemail/kubemail/mailserver/durable"
 	"github.com/kubemail/kubemail/mailserver/outbound"
 	"github.com/kubemail/kubemail/mailserver/queue"
+	"github.com/kubemail/kubemail/mailserver/srs"
 )
 
 // startOutbound opens the queue and its transport; the queue starts delivering once the
 // listeners are up (startQueue).
 func (s *Server) startOutbound() error {
+	if err := s.startSRS(); err != nil {
+		return err
+	}
 	var err error
 	if s.resolver, err = dnsresolve.New(s.cfg.DNS.Resolver); err != nil {
 		return fmt.Errorf("dns: %w", err)
@@ -78,6 +85,13 @@ func (s *Server) dkimSign(msg []byte) string {
 // returnDSN delivers a bounce to the original sender: into the mailbox when the sender is
 // local, otherwise through the queue from the null sender.
 func (s *Server) returnDSN(to string, msg []byte) error {
+	if orig, ours, err := s.srs.Reverse(to); ours {
+		if err != nil {
+			s.log.Warn("dropping a delivery status notification to an invalid SRS address", "to", to, "err", err)
+			return nil
+		}
+		to = orig
+	}
 	res, err := s.dir.Load().Resolve(to)
 	switch {
 	case errors.Is(err, directory.ErrNotLocal):
@@ -104,8 +118,46 @@ func (s *Server) returnDSN(to string, msg []byte) error {
 // outboundAdapter is what the SMTP listeners queue remote recipients through.
 type outboundAdapter struct{ s *Server }
 
+// Enqueue rewrites the envelope sender of forwarded mail (a sender outside our domains) with
+// SRS, so the destination's SPF check applies to us, then queues the message.
 func (a outboundAdapter) Enqueue(from string, rcpts []string, msg []byte) error {
+	if from != "" && a.s.srs != nil && !a.s.dir.Load().IsLocalDomain(domainOf(from)) {
+		rewritten, err := a.s.srs.Forward(from)
+		if err != nil {
+			a.s.log.Warn("cannot rewrite the sender of forwarded mail; sending it as it is", "from", from, "err", err)
+		} else {
+			from = rewritten
+		}
+	}
 	return a.s.queue.Enqueue(from, rcpts, msg)
+}
+
+// startSRS loads the SRS secrets, or makes one in the data directory.
+func (s *Server) startSRS() error {
+	path := s.cfg.SRS.SecretFile
+	if path == "" {
+		path = filepath.Join(s.cfg.DataDir, "srs.key")
+		if _, err := os.Stat(path); os.IsNotExist(err) {
+			b := make([]byte, 32)
+			rand.Read(b)
+			if err := durable.WriteFile(path, []byte(hex.EncodeToString(b)+"\n"), 0o600); err != nil {
+				return fmt.Errorf("srs: writing a new secret: %w", err)
+			}
+			s.log.Warn("generated an SRS secret in the data directory; replicas of one cluster need a shared srs.secretFile", "file", path)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("srs.secretFile: %w", err)
+	}
+	domain := s.cfg.SRS.Domain
+	if domain == "" {
+		domain = s.cfg.Hostname
+	}
+	if s.srs, err = srs.New(domain, strings.Split(string(data), "\n")); err != nil {
+		return fmt.Errorf("srs.secretFile %s: %w", path, err)
+	}
+	return nil
 }
 
 func (s *Server) shutdownOutbound(ctx context.Context) {

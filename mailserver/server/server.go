@@ -33,6 +33,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/proxyproto"
 	"github.com/kubemail/kubemail/mailserver/queue"
 	"github.com/kubemail/kubemail/mailserver/smtpd"
+	"github.com/kubemail/kubemail/mailserver/srs"
 	"github.com/kubemail/kubemail/mailserver/store"
 	"github.com/kubemail/kubemail/mailserver/tlsconf"
 )
@@ -52,6 +53,7 @@ type Server struct {
 	signer    *dkim.Signer
 	transport *outbound.Transport
 	queue     *queue.Queue
+	srs       *srs.SRS
 
 	ready    atomic.Bool
 	shutdown []func(context.Context) error
@@ -232,11 +234,12 @@ func (s *Server) startListeners() error {
 			return err
 		}
 		var slChecks smtpd.InboundChecker
+		var returnPaths smtpd.ReturnPaths
 		if sl.role == smtpd.RoleMX {
-			slChecks = checks
+			slChecks, returnPaths = checks, s.srs
 		}
 		srv := smtpd.NewServer(smtpd.Config{
-			Role: sl.role, Name: sl.name, Hostname: s.cfg.Hostname, Checks: slChecks,
+			Role: sl.role, Name: sl.name, Hostname: s.cfg.Hostname, Checks: slChecks, ReturnPaths: returnPaths,
 			MaxMessageBytes: s.cfg.Limits.MaxMessageBytes, MaxRecipients: s.cfg.Limits.MaxRecipients,
 			ReadTimeout: s.cfg.Limits.ReadTimeout.Duration, WriteTimeout: s.cfg.Limits.WriteTimeout.Duration,
 			Directory: &s.dir, Local: local, Outbound: outboundAdapter{s}, Auth: s.auth, Metrics: s.metrics,

@@ -60,6 +60,13 @@ type CheckInput struct {
 	Message  []byte
 }
 
+// ReturnPaths maps the rewritten envelope senders this server gave forwarded mail (SRS) back
+// to the original senders, for bounces arriving at them. ours is false for any other
+// address; err is set for one of ours that is forged or expired.
+type ReturnPaths interface {
+	Reverse(addr string) (orig string, ours bool, err error)
+}
+
 // Config configures one SMTP server (one listener).
 type Config struct {
 	Role Role
@@ -78,10 +85,12 @@ type Config struct {
 	// Outbound may be nil: remote recipients then get a temporary failure.
 	Outbound Outbound
 	// Checks, if set, authenticates mail on the MX role before it is stored.
-	Checks  InboundChecker
-	Auth    *login.Authenticator
-	Metrics *metrics.Metrics
-	Log     *slog.Logger
+	Checks InboundChecker
+	// ReturnPaths, if set, lets the MX role accept bounces to rewritten senders.
+	ReturnPaths ReturnPaths
+	Auth        *login.Authenticator
+	Metrics     *metrics.Metrics
+	Log         *slog.Logger
 }
 
 // NewServer returns a go-smtp server for cfg. tlsConfig enables STARTTLS (and is needed for
@@ -148,6 +157,7 @@ var (
 	errHeaderFrom   = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "From header address not owned by the authenticated user"}
 	errThrottled    = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many failed logins, try again later"}
 	errNoRecipients = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "No valid recipients"}
+	errReturnPath   = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "Invalid or expired forwarding return address"}
 )
 
 // recipient is one accepted RCPT with where it goes.
@@ -198,6 +208,11 @@ func (s *session) rejectRcpt(reason string, err error) error {
 
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	dir := s.cfg.Directory.Load()
+	if s.cfg.ReturnPaths != nil {
+		if orig, ours, err := s.cfg.ReturnPaths.Reverse(to); ours {
+			return s.returnPath(dir, orig, err)
+		}
+	}
 	res, err := dir.Resolve(to)
 	switch {
 	case errors.Is(err, directory.ErrBadAddress):
@@ -210,6 +225,27 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return s.rejectRcpt("other", errStorage)
 	}
 	return s.acceptResolved(to, res)
+}
+
+// returnPath accepts a bounce to a rewritten sender for the original sender.
+func (s *session) returnPath(dir *directory.Directory, orig string, err error) error {
+	if err != nil {
+		return s.rejectRcpt("return_path", errReturnPath)
+	}
+	res, err := dir.Resolve(orig)
+	switch {
+	case err == nil:
+		return s.acceptResolved(orig, res)
+	case errors.Is(err, directory.ErrNotLocal):
+		if s.cfg.Outbound == nil {
+			return s.rejectRcpt("no_outbound", errNoOutbound)
+		}
+		s.rcpts = append(s.rcpts, recipient{addr: orig, remote: true})
+		return nil
+	case errors.Is(err, directory.ErrUnknownUser):
+		return s.rejectRcpt("unknown_user", errUnknownUser)
+	}
+	return s.rejectRcpt("return_path", errReturnPath)
 }
 
 // acceptResolved checks quota and forwarding for a local recipient.

@@ -509,3 +509,67 @@ func TestInboundDMARCRejectsForgery(t *testing.T) {
 		t.Errorf("dmarc fail metric = %v", v)
 	}
 }
+
+var returnPathRE = regexp.MustCompile(`Return-Path: <([^>]*)>`)
+
+// e. A mailbox of B forwards to a user of A: the forwarded copy carries an SRS sender of
+// B's, passes SPF as B and DKIM as a.test; a bounce of forwarded mail finds its way back to
+// the original sender through the SRS address.
+func TestForwardingRewritesTheSenderWithSRS(t *testing.T) {
+	w := newWorld(t)
+	a, b := w.startA(), w.startB()
+	msg := testMessage("alice@a.test", "fwd@b.test", "please forward", "to carol")
+	if err := submit(a.addr("submission"), "alice@a.test", alicePW, "alice@a.test", []string{"fwd@b.test"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	got := a.waitMessages(t, "carol@a.test", 1)[0]
+	rp := returnPathRE.FindStringSubmatch(got)
+	if rp == nil || !regexp.MustCompile(`^SRS0=[^=@]{4}=[A-Z2-7]{2}=a\.test=alice@mail\.b\.test$`).MatchString(rp[1]) {
+		t.Fatalf("forwarded copy's envelope sender %v is not an SRS address of mail.b.test:\n%s", rp, got)
+	}
+	srsAddr := rp[1]
+	ar := authResults(got)
+	for _, want := range []string{"spf=pass", `smtp.mailfrom="` + srsAddr + `"`, "dkim=pass", "header.d=a.test", "dmarc=pass"} {
+		if !strings.Contains(ar, want) {
+			t.Errorf("carol's Authentication-Results lack %q: %q", want, ar)
+		}
+	}
+	if n := len(b.messages("fwd@b.test", "INBOX")); n != 0 {
+		t.Errorf("fwd@b.test keeps no copy, but has %d messages", n)
+	}
+
+	// A forwarding target that does not exist: B's bounce goes to the SRS address, which B
+	// maps back to alice.
+	msg = testMessage("alice@a.test", "fwd2@b.test", "forward to nobody", "bounce back")
+	if err := submit(a.addr("submission"), "alice@a.test", alicePW, "alice@a.test", []string{"fwd2@b.test"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	dsn := a.waitMessages(t, "alice@a.test", 1)[0]
+	for _, want := range []string{"multipart/report", "Final-Recipient: rfc822; nobody@a.test", "Status: 5.1.1",
+		"Reporting-MTA: dns; mail.b.test", "Subject: forward to nobody"} {
+		if !strings.Contains(dsn, want) {
+			t.Errorf("bounce of forwarded mail lacks %q:\n%s", want, dsn)
+		}
+	}
+
+	// A bounce from elsewhere to the SRS address is accepted on B's MX and relayed to alice;
+	// a tampered one is refused.
+	tampered := strings.Replace(srsAddr, "=alice@", "=mallory@", 1)
+	if err := sendPlain(b.addr("smtp"), "", tampered, "Subject: x\r\n\r\nx\r\n"); err == nil || !strings.Contains(err.Error(), "550") {
+		t.Fatalf("bounce to a tampered SRS address: %v", err)
+	}
+	bounce := "From: MAILER-DAEMON@elsewhere.test\r\nTo: " + srsAddr + "\r\nSubject: remote bounce\r\n\r\nyour mail bounced\r\n"
+	if err := sendPlain(b.addr("smtp"), "", srsAddr, bounce); err != nil {
+		t.Fatalf("bounce to the SRS address: %v", err)
+	}
+	msgs := a.waitMessages(t, "alice@a.test", 2)
+	found := false
+	for _, m := range msgs {
+		if strings.Contains(m, "Subject: remote bounce") && strings.Contains(m, "Return-Path: <>") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("the bounce to the SRS address did not reach alice:\n%s", strings.Join(msgs, "\n-----\n"))
+	}
+}
