@@ -19,6 +19,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "queue" {
+		if err := runQueue(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "mailserver queue:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	configPath := flag.String("config", "", "settings file (YAML or JSON)")
 	dev := flag.Bool("dev", false, "run on an embedded default: self-signed certificate, a test domain and two accounts, loopback ports")
 	devDir := flag.String("dev-dir", "", "data directory for --dev (default: a folder in the user cache directory)")

@@ -21,6 +21,7 @@ type MailboxUsage struct {
 //
 //	GET    /admin/v1/mailboxes            usage of every stored mailbox
 //	DELETE /admin/v1/mailboxes/{address}  purge a mailbox's stored mail
+//	GET, POST, DELETE /admin/v1/queue...  the outbound queue (see queueHandler)
 //
 // Every request needs "Authorization: Bearer <token>" with the token in the configured file.
 func (s *Server) adminHandler() http.Handler {
@@ -61,6 +62,9 @@ func (s *Server) adminHandler() http.Handler {
 		s.log.Info("mailbox purged", "mailbox", addr)
 		w.WriteHeader(http.StatusNoContent)
 	})
+	queueAPI := s.queueHandler("/admin/v1/")
+	mux.Handle("/admin/v1/queue", queueAPI)
+	mux.Handle("/admin/v1/queue/", queueAPI)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.adminAuthorized(r) {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)

@@ -99,6 +99,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		s.Close()
 		return nil, err
 	}
+	s.startAdminSocket()
 	s.queue.Start()
 	s.ready.Store(true)
 	return s, nil

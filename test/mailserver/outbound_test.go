@@ -7,9 +7,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -571,5 +573,94 @@ func TestForwardingRewritesTheSenderWithSRS(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("the bounce to the SRS address did not reach alice:\n%s", strings.Join(msgs, "\n-----\n"))
+	}
+}
+
+// Queue operations through `mailserver queue`, against a running server.
+func TestQueueCommand(t *testing.T) {
+	w := newWorld(t)
+	// Only the operator's retry brings a deferred message out before an hour has passed.
+	a := w.startA(func(c *config.Config) {
+		c.Outbound.RetryInitial = config.Duration{Duration: time.Hour}
+		c.Outbound.RetryMax = config.Duration{Duration: time.Hour}
+	})
+	for _, subject := range []string{"first", "second"} {
+		msg := testMessage("alice@a.test", "bob@b.test", subject, "waiting")
+		if err := submit(a.addr("submission"), "alice@a.test", alicePW, "alice@a.test", []string{"bob@b.test"}, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "two deferred attempts", func() bool {
+		return a.metricValue(`kubemail_delivery_attempts_total{result="deferred"}`) == 2
+	})
+	queueCmd := func(args ...string) (string, error) {
+		return run(t, "", binary, append([]string{"queue", "--config", a.cfgPath}, args...)...)
+	}
+	out, err := queueCmd("list", "--json")
+	if err != nil {
+		t.Fatalf("queue list: %v\n%s", err, out)
+	}
+	var entries []struct {
+		ID         string `json:"id"`
+		From       string `json:"from"`
+		Attempts   int    `json:"attempts"`
+		Recipients []struct {
+			Address, Status, LastResult string
+		} `json:"recipients"`
+	}
+	if err := json.Unmarshal([]byte(out), &entries); err != nil || len(entries) != 2 {
+		t.Fatalf("queue list --json: %v\n%s", err, out)
+	}
+	first, second := entries[0].ID, entries[1].ID
+	if entries[0].From != "alice@a.test" || entries[0].Attempts != 1 || entries[0].Recipients[0].Status != "pending" ||
+		!strings.Contains(entries[0].Recipients[0].LastResult, "4.4.1") {
+		t.Errorf("first entry: %+v", entries[0])
+	}
+	out, err = queueCmd("list")
+	if err != nil || !strings.Contains(out, first) || !strings.Contains(out, second) || !strings.Contains(out, "1/1") {
+		t.Errorf("queue list: %v\n%s", err, out)
+	}
+	out, err = queueCmd("show", first)
+	if err != nil || !strings.Contains(out, "bob@b.test  pending  4.4.1") || !strings.Contains(out, "Subject: first") ||
+		strings.Contains(out, "waiting") {
+		t.Errorf("queue show: %v\n%s", err, out)
+	}
+	if v := a.metricValue("kubemail_queue_oldest_message_age_seconds"); v <= 0 {
+		waitFor(t, "the oldest-message gauge", func() bool { return a.metricValue("kubemail_queue_oldest_message_age_seconds") > 0 })
+	}
+
+	if out, err := queueCmd("delete", first); err != nil || !strings.Contains(out, "deleted") {
+		t.Fatalf("queue delete: %v\n%s", err, out)
+	}
+	if out, err := queueCmd("show", first); err == nil || !strings.Contains(out, "no such message") {
+		t.Errorf("show after delete: %v\n%s", err, out)
+	}
+	if v := a.metricValue("kubemail_queue_messages"); v != 1 {
+		t.Errorf("queue gauge after delete: %v", v)
+	}
+
+	b := w.startB()
+	if out, err := queueCmd("retry", second); err != nil {
+		t.Fatalf("queue retry: %v\n%s", err, out)
+	}
+	got := b.waitMessages(t, "bob@b.test", 1)
+	if len(got) != 1 || !strings.Contains(got[0], "Subject: second") {
+		t.Fatalf("bob got %d messages", len(got))
+	}
+	waitFor(t, "the queue to empty", func() bool { return a.metricValue("kubemail_queue_messages") == 0 })
+	if out, err := queueCmd("list"); err != nil || !strings.Contains(out, "The queue is empty.") {
+		t.Errorf("queue list at the end: %v\n%s", err, out)
+	}
+	if n := len(a.messages("alice@a.test", "INBOX")); n != 0 {
+		t.Errorf("a deleted message was bounced: alice has %d messages", n)
+	}
+	// The HTTP admin API does not serve the queue without its token.
+	resp, err := http.Get("http://" + a.addr("http") + "/admin/v1/queue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/admin/v1/queue without a token: %s", resp.Status)
 	}
 }
