@@ -61,8 +61,13 @@ func (t *Transport) dial(ctx context.Context, host, addr string, relay bool) (*s
 
 func (t *Transport) dialOnce(ctx context.Context, host, addr string, relay, tryTLS bool) (*session, error) {
 	d := net.Dialer{Timeout: t.cfg.ConnectTimeout}
-	if t.cfg.SourceIP != nil {
-		d.LocalAddr = &net.TCPAddr{IP: t.cfg.SourceIP}
+	if src := t.cfg.SourceIP; src != nil {
+		// Bind only within the same address family; an IPv6 MX is reached from any IPv6 address.
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			if ip := net.ParseIP(host); ip == nil || (ip.To4() == nil) == (src.To4() == nil) {
+				d.LocalAddr = &net.TCPAddr{IP: src}
+			}
+		}
 	}
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
