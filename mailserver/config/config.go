@@ -35,13 +35,13 @@ type Config struct {
 	// LogFormat is text or json.
 	LogFormat string `json:"logFormat,omitempty"`
 	// DNS says which resolver outbound delivery and the inbound checks ask.
-	DNS DNS `json:"dns,omitempty"`
+	DNS DNS `json:"dns,omitzero"`
 	// Outbound configures the queue and delivery to other servers.
-	Outbound Outbound `json:"outbound,omitempty"`
+	Outbound Outbound `json:"outbound,omitzero"`
 	// Inbound configures the checks of mail arriving on the smtp listener.
-	Inbound Inbound `json:"inbound,omitempty"`
+	Inbound Inbound `json:"inbound,omitzero"`
 	// SRS rewrites the envelope sender of forwarded mail so SPF passes at the destination.
-	SRS SRS `json:"srs,omitempty"`
+	SRS SRS `json:"srs,omitzero"`
 	// Admin enables the operator's endpoints on the HTTP listener (/admin/v1/...), guarded by a
 	// bearer token read from TokenFile on every request.
 	Admin Admin `json:"admin,omitempty"`
@@ -67,14 +67,14 @@ type Outbound struct {
 	// smarthost (4).
 	MaxConnectionsPerDomain int `json:"maxConnectionsPerDomain,omitempty"`
 	// MaxAge is how long a message is retried before the sender gets a bounce (120h).
-	MaxAge Duration `json:"maxAge,omitempty"`
+	MaxAge Duration `json:"maxAge,omitzero"`
 	// RetryInitial is the wait after the first failed attempt; it doubles up to RetryMax
 	// (5m and 4h).
-	RetryInitial Duration `json:"retryInitial,omitempty"`
-	RetryMax     Duration `json:"retryMax,omitempty"`
+	RetryInitial Duration `json:"retryInitial,omitzero"`
+	RetryMax     Duration `json:"retryMax,omitzero"`
 	// ConnectTimeout and CommandTimeout bound waiting for other servers (30s and 5m).
-	ConnectTimeout Duration `json:"connectTimeout,omitempty"`
-	CommandTimeout Duration `json:"commandTimeout,omitempty"`
+	ConnectTimeout Duration `json:"connectTimeout,omitzero"`
+	CommandTimeout Duration `json:"commandTimeout,omitzero"`
 	// Relay sends all outbound mail through a smarthost instead of looking up MX records.
 	Relay *Relay `json:"relay,omitempty"`
 }
@@ -256,31 +256,9 @@ func (c *Config) Default() {
 	if c.LogFormat == "" {
 		c.LogFormat = "text"
 	}
+	// Outbound's zero values take the defaults of the queue and the transport, so a rendered
+	// settings file stays free of them.
 	o := &c.Outbound
-	if o.MXPort == 0 {
-		o.MXPort = 25
-	}
-	if o.Workers == 0 {
-		o.Workers = 8
-	}
-	if o.MaxConnectionsPerDomain == 0 {
-		o.MaxConnectionsPerDomain = 4
-	}
-	if o.MaxAge.Duration == 0 {
-		o.MaxAge.Duration = 5 * 24 * time.Hour
-	}
-	if o.RetryInitial.Duration == 0 {
-		o.RetryInitial.Duration = 5 * time.Minute
-	}
-	if o.RetryMax.Duration == 0 {
-		o.RetryMax.Duration = 4 * time.Hour
-	}
-	if o.ConnectTimeout.Duration == 0 {
-		o.ConnectTimeout.Duration = 30 * time.Second
-	}
-	if o.CommandTimeout.Duration == 0 {
-		o.CommandTimeout.Duration = 5 * time.Minute
-	}
 	if r := o.Relay; r != nil {
 		if r.TLS == "" {
 			r.TLS = "starttls"
@@ -334,7 +312,7 @@ func (c *Config) Validate() error {
 func (c *Config) validateOutbound() []error {
 	var errs []error
 	o := c.Outbound
-	if o.MXPort < 1 || o.MXPort > 65535 {
+	if o.MXPort < 0 || o.MXPort > 65535 {
 		errs = append(errs, fmt.Errorf("outbound.mxPort: %d is not a port", o.MXPort))
 	}
 	if o.SourceAddress != "" && net.ParseIP(o.SourceAddress) == nil {
@@ -343,7 +321,7 @@ func (c *Config) validateOutbound() []error {
 	if o.Workers < 0 || o.MaxConnectionsPerDomain < 0 {
 		errs = append(errs, errors.New("outbound: workers and maxConnectionsPerDomain must not be negative"))
 	}
-	if o.RetryMax.Duration < o.RetryInitial.Duration {
+	if o.RetryMax.Duration != 0 && o.RetryMax.Duration < o.RetryInitial.Duration {
 		errs = append(errs, errors.New("outbound: retryMax must not be shorter than retryInitial"))
 	}
 	if r := o.Relay; r != nil {

@@ -1,0 +1,84 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+const base = `
+hostname: mail.example.com
+dataDir: /var/lib/kubemail
+directory: {file: /etc/kubemail/directory.yaml}
+`
+
+func load(t *testing.T, extra string) (*Config, error) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(base+extra), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return Load(p)
+}
+
+func TestOutboundSettings(t *testing.T) {
+	c, err := load(t, `
+dns: {resolver: "10.96.0.10"}
+outbound:
+  mxPort: 2525
+  sourceAddress: 192.0.2.10
+  maxAge: 48h
+  relay: {host: smtp.provider.example, tls: implicit, usernameFile: /u, passwordFile: /p}
+inbound: {dmarcReject: false}
+srs: {secretFile: /s, domain: fwd.example.com}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Outbound.Relay.Port != 465 || c.Outbound.MaxAge.Hours() != 48 || c.Outbound.MXPort != 2525 {
+		t.Errorf("outbound %+v relay %+v", c.Outbound, c.Outbound.Relay)
+	}
+	if !c.Inbound.ChecksEnabled() || c.Inbound.RejectDMARC() {
+		t.Errorf("inbound %+v", c.Inbound)
+	}
+}
+
+func TestOutboundDefaultsStayOutOfRenderedSettings(t *testing.T) {
+	c, err := load(t, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := yaml.Marshal(c)
+	for _, key := range []string{"outbound", "dns", "inbound", "srs"} {
+		if strings.Contains(string(out), key+":") {
+			t.Errorf("rendered defaults contain %s:\n%s", key, out)
+		}
+	}
+	if !c.Inbound.ChecksEnabled() || !c.Inbound.RejectDMARC() {
+		t.Error("inbound checks and DMARC rejection are on by default")
+	}
+}
+
+func TestOutboundValidation(t *testing.T) {
+	_, err := load(t, `
+dns: {resolver: "not-an-ip:53"}
+outbound:
+  sourceAddress: nowhere
+  retryInitial: 1h
+  retryMax: 1m
+  relay: {tls: sometimes, usernameFile: /u}
+srs: {domain: "bad domain"}
+`)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{"dns.resolver", "outbound.sourceAddress", "retryMax", "outbound.relay.host",
+		"outbound.relay.tls", "usernameFile and passwordFile", "srs.domain"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
