@@ -24,7 +24,7 @@ import (
 )
 
 // startOutbound opens the queue and its transport; the queue starts delivering once the
-// listeners are up (startQueue).
+// listeners are up (in Start).
 func (s *Server) startOutbound() error {
 	if err := s.startSRS(); err != nil {
 		return err
