@@ -319,15 +319,13 @@ func TestOutboundPermanentFailuresBounce(t *testing.T) {
 		}
 	}
 
-	start := time.Now()
 	msg = testMessage("alice@a.test", "x@nullmx.test", "to a null MX", "bounce me too")
 	if err := submit(a.addr("submission"), "alice@a.test", alicePW, "alice@a.test", []string{"x@nullmx.test"}, msg); err != nil {
 		t.Fatal(err)
 	}
+	// A null MX is a permanent failure at the first attempt (Status 5.1.10 below); a retried
+	// message would only bounce on expiry, with 4.4.7.
 	msgs := a.waitMessages(t, "alice@a.test", 2)
-	if time.Since(start) > retryMax*3 {
-		t.Errorf("the null MX bounce took %v; it should come at the first attempt", time.Since(start))
-	}
 	var nullDSN string
 	for _, m := range msgs {
 		if strings.Contains(m, "x@nullmx.test") && strings.Contains(m, "multipart/report") {
