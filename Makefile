@@ -95,6 +95,10 @@ envtest-assets: ## Build kube-apiserver, etcd and kubectl for tests into bin/k8s
 test: envtest-assets verify $(HELM) ## Run every test tier (unit, protocol, integration, Helm chart, image).
 	go test $(GO_TEST_FLAGS) ./...
 
+.PHONY: bench-operator
+bench-operator: envtest-assets ## Measure the operator with 10,000 new Mailboxes (MAILBOXES=n to change): time to Ready, peak RSS, API writes.
+	go run ./hack/bench/operator -mailboxes $(or $(MAILBOXES),10000)
+
 .PHONY: help
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)

@@ -14,7 +14,7 @@ import (
 const (
 	indexClusterRef     = "spec.clusterRef.name"
 	indexDomain         = "domain"
-	indexPasswordSecret = "passwordSecret"
+	indexPasswordSecret = "passwordSecret" // Mailboxes by spec.passwordSecretRef.name
 )
 
 func addressDomain(addr mailv1alpha1.EmailAddress) string {
@@ -59,9 +59,13 @@ func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	}); err != nil {
 		return err
 	}
+	// Only named Secrets: a generated one is found through its owner, the Mailbox, and leaving
+	// those out keeps two index entries per Mailbox out of memory.
 	if err := idx.IndexField(ctx, &mailv1alpha1.Mailbox{}, indexPasswordSecret, func(o client.Object) []string {
-		name, _ := passwordSecretName(o.(*mailv1alpha1.Mailbox))
-		return []string{name}
+		if ref := o.(*mailv1alpha1.Mailbox).Spec.PasswordSecretRef; ref != nil {
+			return []string{ref.Name}
+		}
+		return nil
 	}); err != nil {
 		return err
 	}

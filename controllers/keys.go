@@ -46,6 +46,14 @@ func newPassword() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// passwordDigest is the SHA-256 of a password the operator generated, recorded next to it so
+// that a later reconcile can tell the generated password from one someone put in its place. It
+// reveals nothing a reader of the Secret could not read directly.
+func passwordDigest(password string) string {
+	sum := sha256.Sum256([]byte(password))
+	return hex.EncodeToString(sum[:])
+}
+
 // fingerprint is a keyed MAC of a password: the operator stores it next to the password hash so
 // an unchanged password is recognised without re-hashing, and without the key (kept in a
 // Secret the mail servers cannot read) it says nothing about the password.

@@ -48,7 +48,9 @@ func (r *MailboxReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		controllerutil.RemoveFinalizer(&mb, names.FinalizerMailbox)
 		return ctrl.Result{}, r.Update(ctx, &mb)
 	}
-	if controllerutil.AddFinalizer(&mb, names.FinalizerMailbox) {
+	// Only mail that is to be purged needs the Mailbox held after its deletion; with Retain
+	// there is nothing to wait for, and no finalizer spares a write per Mailbox.
+	if mb.Spec.DeletionPolicy == mailv1alpha1.DeletionPolicyDelete && controllerutil.AddFinalizer(&mb, names.FinalizerMailbox) {
 		if err := r.Update(ctx, &mb); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -134,7 +136,12 @@ func (r *MailboxReconciler) ensureCredentials(ctx context.Context, mb *mailv1alp
 	generated := false
 	_, err := controllerutil.CreateOrUpdate(ctx, r.Client, &sec, func() error {
 		if len(sec.Data[key]) == 0 {
-			sec.Data = map[string][]byte{key: []byte(newPassword()), "username": []byte(mb.Spec.Address)}
+			pw := newPassword()
+			sec.Data = map[string][]byte{key: []byte(pw), "username": []byte(mb.Spec.Address)}
+			if sec.Annotations == nil {
+				sec.Annotations = map[string]string{}
+			}
+			sec.Annotations[names.AnnotationGeneratedPasswordSHA256] = passwordDigest(pw)
 			generated = true
 		}
 		if sec.Labels == nil {

@@ -32,7 +32,6 @@ import (
 	"github.com/kubemail/kubemail/controllers/builders"
 	"github.com/kubemail/kubemail/internal/dirsecret"
 	"github.com/kubemail/kubemail/internal/names"
-	"github.com/kubemail/kubemail/mailserver/auth"
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/tlsconf"
 )
@@ -48,6 +47,8 @@ type MailClusterReconciler struct {
 	OperandImage string
 	// HashWorkers bounds concurrent password hashing (0: 2).
 	HashWorkers int
+
+	memos memos
 }
 
 // +kubebuilder:rbac:groups=mail.kubemail.io,resources=mailclusters;maildomains;mailboxes;mailaliases,verbs=get;list;watch;update;patch
@@ -68,9 +69,13 @@ func (r *MailClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	logger := log.FromContext(ctx)
 	var mc mailv1alpha1.MailCluster
 	if err := r.Get(ctx, req.NamespacedName, &mc); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.memos.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !mc.DeletionTimestamp.IsZero() {
+		r.memos.forget(req.NamespacedName)
 		return ctrl.Result{}, nil // owned objects go with it; PVCs stay
 	}
 	status := mc.Status.DeepCopy()
@@ -90,7 +95,7 @@ func (r *MailClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.ensureAdminSecret(ctx, &mc); err != nil {
 		return ctrl.Result{}, fmt.Errorf("admin Secret: %w", err)
 	}
-	parts, counts, err := r.reconcileDirectory(ctx, &mc)
+	parts, counts, recheck, err := r.reconcileDirectory(ctx, &mc)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("directory: %w", err)
 	}
@@ -160,10 +165,14 @@ func (r *MailClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 	}
 	logger.V(1).Info("reconciled", "parts", parts, "mailboxes", counts.mailboxes)
+	var result ctrl.Result
 	if selfSigned || !ready {
-		return ctrl.Result{RequeueAfter: time.Hour}, nil
+		result.RequeueAfter = time.Hour
 	}
-	return ctrl.Result{}, nil
+	if recheck > 0 && (result.RequeueAfter == 0 || recheck < result.RequeueAfter) {
+		result.RequeueAfter = recheck
+	}
+	return result, nil
 }
 
 func metaReady(conds []metav1.Condition) bool {
@@ -276,16 +285,18 @@ func certStillGood(certPEM []byte, hostname string) bool {
 type directoryCounts struct{ domains, mailboxes int32 }
 
 // reconcileDirectory compiles the cluster's directory, writes it into its Secrets when it
-// changed, and reports every Mailbox's and MailAlias's status. It returns the number of parts.
-func (r *MailClusterReconciler) reconcileDirectory(ctx context.Context, mc *mailv1alpha1.MailCluster) (int, directoryCounts, error) {
+// changed, and reports every Mailbox's and MailAlias's status. It returns the number of parts,
+// and when to look again at new Mailboxes whose generated password is not there yet.
+func (r *MailClusterReconciler) reconcileDirectory(ctx context.Context, mc *mailv1alpha1.MailCluster) (int, directoryCounts, time.Duration, error) {
+	memo := r.memos.of(mc)
 	ns := client.InNamespace(mc.Namespace)
 	var domains mailv1alpha1.MailDomainList
 	if err := r.List(ctx, &domains, ns, client.MatchingFields{indexClusterRef: mc.Name}); err != nil {
-		return 0, directoryCounts{}, err
+		return 0, directoryCounts{}, 0, err
 	}
 	dkimKeys := map[string]string{}
 	domainByName := map[string]*mailv1alpha1.MailDomain{}
-	var mailboxes []mailv1alpha1.Mailbox
+	var mailboxes []*mailv1alpha1.Mailbox
 	var aliases []mailv1alpha1.MailAlias
 	seenMailbox, seenAlias := map[string]bool{}, map[string]bool{}
 	for i := range domains.Items {
@@ -295,19 +306,22 @@ func (r *MailClusterReconciler) reconcileDirectory(ctx context.Context, mc *mail
 		if err := r.Get(ctx, types.NamespacedName{Namespace: mc.Namespace, Name: names.DKIMSecret(d.Name)}, &key); err == nil {
 			dkimKeys[string(d.Spec.Domain)] = string(key.Data["private.pem"])
 		}
+		// Without deep copies: a cluster's thousands of Mailboxes are only read here; a
+		// status write carries the new status alone.
 		var mbs mailv1alpha1.MailboxList
-		if err := r.List(ctx, &mbs, ns, client.MatchingFields{indexDomain: string(d.Spec.Domain)}); err != nil {
-			return 0, directoryCounts{}, err
+		if err := r.List(ctx, &mbs, ns, client.MatchingFields{indexDomain: string(d.Spec.Domain)}, client.UnsafeDisableDeepCopy); err != nil {
+			return 0, directoryCounts{}, 0, err
 		}
-		for _, mb := range mbs.Items {
+		for i := range mbs.Items {
+			mb := &mbs.Items[i]
 			if !seenMailbox[mb.Name] && mb.DeletionTimestamp.IsZero() && addressDomain(mb.Spec.Address) == string(d.Spec.Domain) {
 				seenMailbox[mb.Name] = true
 				mailboxes = append(mailboxes, mb)
 			}
 		}
 		var als mailv1alpha1.MailAliasList
-		if err := r.List(ctx, &als, ns, client.MatchingFields{indexDomain: string(d.Spec.Domain)}); err != nil {
-			return 0, directoryCounts{}, err
+		if err := r.List(ctx, &als, ns, client.MatchingFields{indexDomain: string(d.Spec.Domain)}, client.UnsafeDisableDeepCopy); err != nil {
+			return 0, directoryCounts{}, 0, err
 		}
 		for _, al := range als.Items {
 			if !seenAlias[al.Name] && al.DeletionTimestamp.IsZero() {
@@ -321,32 +335,31 @@ func (r *MailClusterReconciler) reconcileDirectory(ctx context.Context, mc *mail
 
 	fpKey, err := r.fingerprintKey(ctx, mc)
 	if err != nil {
-		return 0, directoryCounts{}, err
+		return 0, directoryCounts{}, 0, err
 	}
-	previous, err := r.currentDirectory(ctx, mc)
+	inputs, awaiting, err := r.resolveMailboxes(ctx, mc, memo, mailboxes, domainByName, fpKey)
 	if err != nil {
-		return 0, directoryCounts{}, err
+		return 0, directoryCounts{}, 0, err
 	}
-	inputs := r.resolveMailboxes(ctx, mc, mailboxes, domainByName, fpKey, previous)
 	res := builders.Directory(domains.Items, dkimKeys, inputs, aliases)
 
+	parts, generation, err := directoryParts(mc.Name, &res.Spec)
+	if err != nil {
+		return 0, directoryCounts{}, 0, err
+	}
 	// The servers may read only the parts their Role names, so the Role grows before the
 	// directory does.
-	draft, err := dirsecret.Split(mc.Name, &res.Spec, "", 0)
-	if err != nil {
-		return 0, directoryCounts{}, err
+	if err := r.apply(ctx, mc, builders.Role(mc, len(parts))); err != nil {
+		return 0, directoryCounts{}, 0, fmt.Errorf("role: %w", err)
 	}
-	if err := r.apply(ctx, mc, builders.Role(mc, len(draft))); err != nil {
-		return 0, directoryCounts{}, fmt.Errorf("role: %w", err)
+	if err := r.writeDirectory(ctx, mc, parts, generation, &res.Spec); err != nil {
+		return 0, directoryCounts{}, 0, err
 	}
-	parts, err := r.writeDirectory(ctx, mc, &res.Spec)
-	if err != nil {
-		return 0, directoryCounts{}, err
+	memo.remember(generation, &res.Spec)
+	if err := r.reportMembers(ctx, mc, memo, inputs, awaiting.names, aliases, res); err != nil {
+		return len(parts), directoryCounts{}, 0, err
 	}
-	if err := r.reportMembers(ctx, mc, inputs, aliases, res); err != nil {
-		return parts, directoryCounts{}, err
-	}
-	return parts, directoryCounts{domains: int32(len(res.Spec.Domains)), mailboxes: int32(len(res.Spec.Mailboxes))}, nil
+	return len(parts), directoryCounts{domains: int32(len(res.Spec.Domains)), mailboxes: int32(len(res.Spec.Mailboxes))}, awaiting.recheck, nil
 }
 
 // fingerprintKey returns the cluster's key for password fingerprints, creating it once.
@@ -362,124 +375,6 @@ func (r *MailClusterReconciler) fingerprintKey(ctx context.Context, mc *mailv1al
 	return sec.Data[keyFingerprint], err
 }
 
-// currentDirectory reads the directory now in the cluster's Secrets (for reusing hashes and
-// shards); a missing or partial one is simply empty.
-func (r *MailClusterReconciler) currentDirectory(ctx context.Context, mc *mailv1alpha1.MailCluster) (map[string]directory.MailboxSpec, error) {
-	out := map[string]directory.MailboxSpec{}
-	var first corev1.Secret
-	if err := r.Get(ctx, types.NamespacedName{Namespace: mc.Namespace, Name: dirsecret.SecretName(mc.Name, 0)}, &first); err != nil {
-		return out, client.IgnoreNotFound(err)
-	}
-	n, err := dirsecret.PartCount(first.Data)
-	if err != nil {
-		return out, nil
-	}
-	parts := []map[string][]byte{first.Data}
-	for i := 1; i < n; i++ {
-		var s corev1.Secret
-		if err := r.Get(ctx, types.NamespacedName{Namespace: mc.Namespace, Name: dirsecret.SecretName(mc.Name, i)}, &s); err != nil {
-			return out, client.IgnoreNotFound(err)
-		}
-		parts = append(parts, s.Data)
-	}
-	spec, err := dirsecret.Assemble(parts)
-	if err != nil {
-		return out, nil
-	}
-	for _, mb := range spec.Mailboxes {
-		out[mb.Address] = mb
-	}
-	return out, nil
-}
-
-// resolveMailboxes reads each mailbox's password, reusing the previous hash when the
-// fingerprint shows the password unchanged, hashes the rest in parallel, and assigns shards.
-func (r *MailClusterReconciler) resolveMailboxes(ctx context.Context, mc *mailv1alpha1.MailCluster, mailboxes []mailv1alpha1.Mailbox,
-	domains map[string]*mailv1alpha1.MailDomain, fpKey []byte, previous map[string]directory.MailboxSpec) []builders.MailboxInput {
-	inputs := make([]builders.MailboxInput, len(mailboxes))
-	replicas := int(ptr.Deref(mc.Spec.Replicas, 1))
-	load := make([]int, replicas)
-	type job struct {
-		i        int
-		password string
-	}
-	var jobs []job
-	for i := range mailboxes {
-		mb := &mailboxes[i]
-		in := builders.MailboxInput{Mailbox: mb, Shard: -1}
-		if mb.Status.Shard != nil {
-			in.Shard = int(*mb.Status.Shard)
-			if in.Shard < replicas {
-				load[in.Shard]++
-			}
-		}
-		if d := domains[addressDomain(mb.Spec.Address)]; d != nil {
-			in.Quota = quotaBytes(mb.Spec.Quota, d.Spec.DefaultQuota)
-		}
-		secretName, key := passwordSecretName(mb)
-		var sec corev1.Secret
-		err := r.Get(ctx, types.NamespacedName{Namespace: mc.Namespace, Name: secretName}, &sec)
-		switch {
-		case apierrors.IsNotFound(err):
-			in.PasswordProblem = fmt.Sprintf("Secret %q not found in namespace %q", secretName, mc.Namespace)
-		case err != nil:
-			in.PasswordProblem = fmt.Sprintf("reading Secret %q: %v", secretName, err)
-		case len(sec.Data[key]) == 0:
-			in.PasswordProblem = fmt.Sprintf("Secret %q has no key %q", secretName, key)
-		default:
-			pw := string(sec.Data[key])
-			in.Fingerprint = fingerprint(fpKey, pw)
-			if prev, ok := previous[string(mb.Spec.Address)]; ok && prev.PasswordFingerprint == in.Fingerprint && prev.PasswordHash != "" {
-				in.PasswordHash = prev.PasswordHash
-			} else {
-				jobs = append(jobs, job{i, pw})
-			}
-		}
-		inputs[i] = in
-	}
-	// Sticky shards; a new mailbox goes to the least-loaded replica.
-	for i := range inputs {
-		if inputs[i].Shard < 0 {
-			best := 0
-			for s := range load {
-				if load[s] < load[best] {
-					best = s
-				}
-			}
-			inputs[i].Shard = best
-			load[best]++
-		}
-	}
-	workers := r.HashWorkers
-	if workers <= 0 {
-		workers = 2
-	}
-	ch := make(chan job)
-	done := make(chan struct{})
-	for w := 0; w < workers; w++ {
-		go func() {
-			for j := range ch {
-				h, err := auth.Hash(j.password)
-				if err != nil {
-					inputs[j.i].PasswordProblem = "hashing the password: " + err.Error()
-					inputs[j.i].Fingerprint = ""
-				} else {
-					inputs[j.i].PasswordHash = h
-				}
-			}
-			done <- struct{}{}
-		}()
-	}
-	for _, j := range jobs {
-		ch <- j
-	}
-	close(ch)
-	for w := 0; w < workers; w++ {
-		<-done
-	}
-	return inputs
-}
-
 func quotaBytes(q, def *resource.Quantity) int64 {
 	if q != nil {
 		return q.Value()
@@ -490,22 +385,28 @@ func quotaBytes(q, def *resource.Quantity) int64 {
 	return 0
 }
 
-// writeDirectory stores spec in the cluster's directory Secrets, touching only parts whose
-// content changed: the other parts first, the first part last, then removes surplus parts.
-func (r *MailClusterReconciler) writeDirectory(ctx context.Context, mc *mailv1alpha1.MailCluster, spec *directory.Spec) (int, error) {
-	draft, err := dirsecret.Split(mc.Name, spec, "", 0)
+// directoryParts splits spec into the data of its Secrets, each stamped with a generation
+// derived from the content, so an unchanged directory is never rewritten. The generation is
+// only in each part's KeyGeneration, so the content is serialized once.
+func directoryParts(cluster string, spec *directory.Spec) ([]dirsecret.Part, string, error) {
+	parts, err := dirsecret.Split(cluster, spec, "", 0)
 	if err != nil {
-		return 0, err
+		return nil, "", err
 	}
 	h := sha256.New()
-	for _, p := range draft {
+	for _, p := range parts {
 		h.Write(p.Data[dirsecret.KeyDirectory])
 	}
 	generation := hex.EncodeToString(h.Sum(nil))[:16]
-	parts, err := dirsecret.Split(mc.Name, spec, generation, 0)
-	if err != nil {
-		return 0, err
+	for _, p := range parts {
+		p.Data[dirsecret.KeyGeneration] = []byte(generation)
 	}
+	return parts, generation, nil
+}
+
+// writeDirectory stores the directory's parts in the cluster's Secrets, touching only parts
+// whose content changed: the other parts first, the first part last, then removes surplus parts.
+func (r *MailClusterReconciler) writeDirectory(ctx context.Context, mc *mailv1alpha1.MailCluster, parts []dirsecret.Part, generation string, spec *directory.Spec) error {
 	changed := false
 	order := append(slices.Clone(parts[1:]), parts[0])
 	for _, p := range order {
@@ -518,17 +419,22 @@ func (r *MailClusterReconciler) writeDirectory(ctx context.Context, mc *mailv1al
 			return controllerutil.SetControllerReference(mc, &sec, r.Scheme)
 		})
 		if err != nil {
-			return 0, err
+			return err
 		}
 		changed = changed || res != controllerutil.OperationResultNone
 	}
 	for i := len(parts); ; i++ {
-		sec := corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: dirsecret.SecretName(mc.Name, i), Namespace: mc.Namespace}}
-		if err := r.Delete(ctx, &sec); err != nil {
+		// Asking the cache first spares the API server a failing delete on every reconcile.
+		key := types.NamespacedName{Namespace: mc.Namespace, Name: dirsecret.SecretName(mc.Name, i)}
+		var surplus corev1.Secret
+		if err := r.Get(ctx, key, &surplus, client.UnsafeDisableDeepCopy); err != nil {
 			if apierrors.IsNotFound(err) {
 				break
 			}
-			return 0, err
+			return err
+		}
+		if err := r.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}}); client.IgnoreNotFound(err) != nil {
+			return err
 		}
 	}
 	if changed {
@@ -536,7 +442,7 @@ func (r *MailClusterReconciler) writeDirectory(ctx context.Context, mc *mailv1al
 			"directory %s: %d domains, %d mailboxes, %d aliases in %d Secret(s)", generation,
 			len(spec.Domains), len(spec.Mailboxes), len(spec.Aliases), len(parts))
 	}
-	return len(parts), nil
+	return nil
 }
 
 func equalData(a, b map[string][]byte) bool {

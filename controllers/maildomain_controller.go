@@ -47,7 +47,8 @@ func (r *MailDomainReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 
 	var mbs mailv1alpha1.MailboxList
-	if err := r.List(ctx, &mbs, client.InNamespace(md.Namespace), client.MatchingFields{indexDomain: string(md.Spec.Domain)}); err != nil {
+	// Only counted, so not copied out of the cache.
+	if err := r.List(ctx, &mbs, client.InNamespace(md.Namespace), client.MatchingFields{indexDomain: string(md.Spec.Domain)}, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
 	st.Mailboxes = 0

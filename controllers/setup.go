@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -9,13 +10,34 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/internal/names"
 )
+
+// batchDelay is how long a change to a Mailbox, MailAlias or Secret waits before its cluster or
+// domain is reconciled. Each reconcile handles all of a cluster's mailboxes, so a burst of
+// thousands of changes becomes one reconcile per delay (or per reconcile, when one takes
+// longer) instead of one per change.
+const batchDelay = time.Second
+
+// mailboxWorkers bounds concurrent Mailbox reconciles: each waits on a write or two (generated
+// password, finalizer), so a burst of new Mailboxes would otherwise be served one at a time.
+const mailboxWorkers = 32
+
+// specChanged passes creations, deletions and changes of an object's spec (which bump its
+// generation, as does the start of a deletion), not status or metadata-only updates: the
+// operator's own status writes must not trigger more reconciles.
+var specChanged = builder.WithPredicates(predicate.GenerationChangedPredicate{})
 
 // Setup registers every reconciler and index with the manager. operandImage is the image the
 // mail servers run when a MailCluster names none.
@@ -26,7 +48,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, operandImage string) error {
 	c := mgr.GetClient()
 	cluster := &MailClusterReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-mailcluster"), OperandImage: operandImage}
 	if err := ctrl.NewControllerManagedBy(mgr).
-		For(&mailv1alpha1.MailCluster{}).
+		For(&mailv1alpha1.MailCluster{}, specChanged).
 		Owns(&appsv1.StatefulSet{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ConfigMap{}).
@@ -37,27 +59,27 @@ func Setup(ctx context.Context, mgr ctrl.Manager, operandImage string) error {
 		Watches(&mailv1alpha1.MailDomain{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			md := o.(*mailv1alpha1.MailDomain)
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: md.Namespace, Name: md.Spec.ClusterRef.Name}}}
-		})).
-		Watches(&mailv1alpha1.Mailbox{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		}), specChanged).
+		Watches(&mailv1alpha1.Mailbox{}, batched(func(ctx context.Context, o client.Object) []reconcile.Request {
 			mb := o.(*mailv1alpha1.Mailbox)
 			doms := []string{addressDomain(mb.Spec.Address)}
 			for _, a := range mb.Spec.Aliases {
 				doms = append(doms, addressDomain(a))
 			}
 			return clustersOfDomains(ctx, c, mb.Namespace, doms...)
-		})).
-		Watches(&mailv1alpha1.MailAlias{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		}), specChanged).
+		Watches(&mailv1alpha1.MailAlias{}, batched(func(ctx context.Context, o client.Object) []reconcile.Request {
 			al := o.(*mailv1alpha1.MailAlias)
 			return clustersOfDomains(ctx, c, al.Namespace, addressDomain(al.Spec.Address))
-		})).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		}), specChanged).
+		Watches(&corev1.Secret{}, batched(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return clustersOfSecret(ctx, c, o)
 		})).
 		Complete(cluster); err != nil {
 		return err
 	}
 	if err := ctrl.NewControllerManagedBy(mgr).
-		For(&mailv1alpha1.MailDomain{}).
+		For(&mailv1alpha1.MailDomain{}, specChanged).
 		Owns(&corev1.Secret{}).
 		Watches(&mailv1alpha1.MailCluster{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			var list mailv1alpha1.MailDomainList
@@ -65,10 +87,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, operandImage string) error {
 				return nil
 			}
 			return requestsFor(list.Items)
-		})).
-		Watches(&mailv1alpha1.Mailbox{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		}), specChanged).
+		// A domain counts its Mailboxes, whose address never changes.
+		Watches(&mailv1alpha1.Mailbox{}, batched(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return domainsNamed(ctx, c, o.GetNamespace(), addressDomain(o.(*mailv1alpha1.Mailbox).Spec.Address))
-		})).
+		}), builder.WithPredicates(predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }})).
 		Complete(&MailDomainReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-maildomain")}); err != nil {
 		return err
 	}
@@ -92,12 +115,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, operandImage string) error {
 			for _, d := range doms {
 				if kind == "Mailbox" {
 					var list mailv1alpha1.MailboxList
-					if c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexDomain: d}) == nil {
+					if c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexDomain: d}, client.UnsafeDisableDeepCopy) == nil {
 						reqs = append(reqs, requestsFor(list.Items)...)
 					}
 				} else {
 					var list mailv1alpha1.MailAliasList
-					if c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexDomain: d}) == nil {
+					if c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexDomain: d}, client.UnsafeDisableDeepCopy) == nil {
 						reqs = append(reqs, requestsFor(list.Items)...)
 					}
 				}
@@ -106,18 +129,45 @@ func Setup(ctx context.Context, mgr ctrl.Manager, operandImage string) error {
 		})
 	}
 	if err := ctrl.NewControllerManagedBy(mgr).
-		For(&mailv1alpha1.Mailbox{}).
+		For(&mailv1alpha1.Mailbox{}, specChanged).
 		Owns(&corev1.Secret{}).
-		Watches(&mailv1alpha1.MailDomain{}, unserved("Mailbox")).
-		Watches(&mailv1alpha1.MailCluster{}, unserved("Mailbox")).
+		Watches(&mailv1alpha1.MailDomain{}, unserved("Mailbox"), specChanged).
+		Watches(&mailv1alpha1.MailCluster{}, unserved("Mailbox"), specChanged).
+		WithOptions(controller.Options{MaxConcurrentReconciles: mailboxWorkers}).
 		Complete(&MailboxReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-mailbox")}); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&mailv1alpha1.MailAlias{}).
-		Watches(&mailv1alpha1.MailDomain{}, unserved("MailAlias")).
-		Watches(&mailv1alpha1.MailCluster{}, unserved("MailAlias")).
+		Watches(&mailv1alpha1.MailDomain{}, unserved("MailAlias"), specChanged).
+		Watches(&mailv1alpha1.MailCluster{}, unserved("MailAlias"), specChanged).
 		Complete(&MailAliasReconciler{Client: c})
+}
+
+// batched is EnqueueRequestsFromMapFunc with every request delayed by batchDelay. The work
+// queue holds a request once, at its earliest time, so later changes join the waiting one.
+func batched(mapFn handler.MapFunc) handler.EventHandler {
+	enqueue := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], objs ...client.Object) {
+		for _, o := range objs {
+			for _, req := range mapFn(ctx, o) {
+				q.AddAfter(req, batchDelay)
+			}
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, q, e.Object)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, q, e.ObjectOld, e.ObjectNew)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, q, e.Object)
+		},
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, q, e.Object)
+		},
+	}
 }
 
 func requestsFor[T any, P interface {
@@ -159,20 +209,32 @@ func clustersOfDomains(ctx context.Context, c client.Client, ns string, domains 
 	return out
 }
 
-// clustersOfSecret maps a Secret to the clusters whose directory depends on it: a password
-// Secret of some Mailbox, or a domain's DKIM key.
+// clustersOfSecret maps a Secret to the clusters whose directory depends on it: the password
+// Secret a Mailbox names, the generated password of the Mailbox that owns it, or a domain's
+// DKIM key.
 func clustersOfSecret(ctx context.Context, c client.Client, o client.Object) []reconcile.Request {
 	var out []reconcile.Request
 	var mbs mailv1alpha1.MailboxList
-	if err := c.List(ctx, &mbs, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexPasswordSecret: o.GetName()}); err == nil {
+	if err := c.List(ctx, &mbs, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexPasswordSecret: o.GetName()},
+		client.UnsafeDisableDeepCopy); err == nil {
 		for _, mb := range mbs.Items {
 			out = append(out, clustersOfDomains(ctx, c, mb.Namespace, addressDomain(mb.Spec.Address))...)
 		}
 	}
 	for _, ref := range o.GetOwnerReferences() {
-		if ref.Kind == "MailDomain" && ref.APIVersion == mailv1alpha1.GroupVersion.String() {
+		if ref.APIVersion != mailv1alpha1.GroupVersion.String() {
+			continue
+		}
+		key := types.NamespacedName{Namespace: o.GetNamespace(), Name: ref.Name}
+		switch ref.Kind {
+		case "Mailbox":
+			var mb mailv1alpha1.Mailbox
+			if c.Get(ctx, key, &mb, client.UnsafeDisableDeepCopy) == nil && mb.Spec.PasswordSecretRef == nil && o.GetName() == names.CredentialsSecret(mb.Name) {
+				out = append(out, clustersOfDomains(ctx, c, mb.Namespace, addressDomain(mb.Spec.Address))...)
+			}
+		case "MailDomain":
 			var md mailv1alpha1.MailDomain
-			if c.Get(ctx, types.NamespacedName{Namespace: o.GetNamespace(), Name: ref.Name}, &md) == nil {
+			if c.Get(ctx, key, &md) == nil {
 				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: md.Namespace, Name: md.Spec.ClusterRef.Name}})
 			}
 		}

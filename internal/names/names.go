@@ -20,6 +20,11 @@ const (
 const (
 	// AnnotationConfigHash on the pod template rolls the pods when server settings change.
 	AnnotationConfigHash = "mail.kubemail.io/config-hash"
+	// AnnotationGeneratedPasswordSHA256 on a Mailbox's credentials Secret is the hex SHA-256 of
+	// the password the operator generated into it. While the password still matches, the
+	// operator knows it is random and hashes it cheaply (auth.HashGenerated); a password someone
+	// put there instead gets the full-strength hash.
+	AnnotationGeneratedPasswordSHA256 = "mail.kubemail.io/generated-password-sha256"
 	// AnnotationLocalAddress on an EndpointSlice gives the host:port of a mail server that runs
 	// as a local process (make dev), where endpoint addresses could not be loopback IPs. Slices
 	// made by Kubernetes for real pods never carry it.
@@ -28,7 +33,7 @@ const (
 
 // Finalizers.
 const (
-	// FinalizerMailbox holds a Mailbox until its stored mail is dealt with per deletionPolicy.
+	// FinalizerMailbox holds a Mailbox with deletionPolicy Delete until its stored mail is purged.
 	FinalizerMailbox = "mail.kubemail.io/mailbox"
 )
 

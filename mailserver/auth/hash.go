@@ -26,6 +26,18 @@ const (
 	Argon2KeyLen         = 32 // bytes
 )
 
+// Parameters of the argon2id hashes HashGenerated produces: the cheapest the operator could
+// reasonably choose, t=1 pass over 64 KiB (a fraction of a millisecond instead of tens of
+// milliseconds). They are only for passwords drawn from a CSPRNG with at least 128 bits of
+// entropy: guessing such a password offline takes about 2^127 attempts whatever each one costs,
+// so a slow hash adds nothing to it, while hashing 10,000 generated passwords at full strength
+// would keep the operator busy for minutes. Logins with such a password are cheap for the server
+// too.
+const (
+	GeneratedArgon2Memory uint32 = 64 // KiB
+	GeneratedArgon2Time   uint32 = 1
+)
+
 // Limits on the cost of a hash Verify will compute. The directory is input: a hash with
 // m=4194304 or bcrypt cost 31 would let whoever can write it pin the server's memory or CPU on
 // every login attempt for that account, so such hashes are rejected instead of computed.
@@ -78,14 +90,28 @@ type argon2Params struct {
 //
 //	$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>
 func Hash(password string) (string, error) {
+	return hashArgon2id(password, Argon2Memory, Argon2Time)
+}
+
+// HashGenerated is Hash with the much cheaper GeneratedArgon2Memory and GeneratedArgon2Time,
+// for a password that was generated at random with at least 128 bits of entropy and that no
+// person chose. Never use it for a password a person typed or picked: for those the cost of
+// each guess is what protects them. Verify checks both kinds alike.
+//
+//	$argon2id$v=19$m=64,t=1,p=1$<salt>$<hash>
+func HashGenerated(password string) (string, error) {
+	return hashArgon2id(password, GeneratedArgon2Memory, GeneratedArgon2Time)
+}
+
+func hashArgon2id(password string, memory, passes uint32) (string, error) {
 	salt := make([]byte, Argon2SaltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("hash password: read random salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(password), salt, Argon2Time, Argon2Memory, Argon2Threads, Argon2KeyLen)
+	key := argon2.IDKey([]byte(password), salt, passes, memory, Argon2Threads, Argon2KeyLen)
 	return formatArgon2id(argon2Params{
-		memory:  Argon2Memory,
-		time:    Argon2Time,
+		memory:  memory,
+		time:    passes,
 		threads: Argon2Threads,
 		salt:    salt,
 		key:     key,

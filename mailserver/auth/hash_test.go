@@ -39,6 +39,30 @@ func TestHashRoundTrip(t *testing.T) {
 	}
 }
 
+func TestHashGenerated(t *testing.T) {
+	password := "q8Zr3nV_k2LxT0pWc9YbHfAe" // as the operator generates them: 18 random bytes
+	hash, err := HashGenerated(password)
+	if err != nil {
+		t.Fatalf("HashGenerated: %v", err)
+	}
+	want := regexp.MustCompile(`^\$argon2id\$v=19\$m=64,t=1,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$`)
+	if !want.MatchString(hash) {
+		t.Fatalf("HashGenerated = %q, not a PHC argon2id string with the cheap parameters", hash)
+	}
+	if err := ValidateHash(hash); err != nil {
+		t.Errorf("ValidateHash(HashGenerated(...)): %v", err)
+	}
+	if ok, err := Verify(hash, password); !ok || err != nil {
+		t.Errorf("Verify(HashGenerated(p), p) = %v, %v; want true, nil", ok, err)
+	}
+	if ok, err := Verify(hash, password[:len(password)-1]+"x"); ok || err != nil {
+		t.Errorf("Verify(HashGenerated(p), other) = %v, %v; want false, nil", ok, err)
+	}
+	if again, _ := HashGenerated(password); again == hash {
+		t.Error("two HashGenerated hashes of the same password are identical: salt is not random")
+	}
+}
+
 func TestHashSaltsDiffer(t *testing.T) {
 	a, _ := Hash("same")
 	b, _ := Hash("same")

@@ -232,6 +232,38 @@ func TestOperator(t *testing.T) {
 		}
 	})
 
+	t.Run("a password put in place of the generated one gets the full-strength hash", func(t *testing.T) {
+		spec, _ := readDirectory(t, c, ns, "mail")
+		entry := inDirectory(spec, "bob@example.com")
+		if entry == nil {
+			t.Fatal("bob is not in the directory")
+		}
+		// Random, 144 bits: the cheap parameters protect it as well as any.
+		if cheap := fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=1$", auth.GeneratedArgon2Memory, auth.GeneratedArgon2Time); !strings.HasPrefix(entry.PasswordHash, cheap) {
+			t.Errorf("generated password hashed as %.40s..., want %s...", entry.PasswordHash, cheap)
+		}
+		var cred corev1.Secret
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "bob-credentials"}, &cred); err != nil {
+			t.Fatal(err)
+		}
+		cred.Data["password"] = []byte("bobs-own-choice")
+		if err := c.Update(ctx, &cred); err != nil {
+			t.Fatal(err)
+		}
+		full := fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=1$", auth.Argon2Memory, auth.Argon2Time)
+		eventually(t, "bob's own password hashed at full strength", func() (bool, string) {
+			spec, _ := readDirectory(t, c, ns, "mail")
+			e := inDirectory(spec, "bob@example.com")
+			if e == nil {
+				return false, "bob is not in the directory"
+			}
+			if ok, _ := auth.Verify(e.PasswordHash, "bobs-own-choice"); !ok {
+				return false, "the hash does not verify the new password yet"
+			}
+			return strings.HasPrefix(e.PasswordHash, full), fmt.Sprintf("hashed as %.40s...", e.PasswordHash)
+		})
+	})
+
 	t.Run("changed password Secret re-hashes", func(t *testing.T) {
 		spec, _ := readDirectory(t, c, ns, "mail")
 		before := inDirectory(spec, "alice@example.com").PasswordHash

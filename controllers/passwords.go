@@ -1,0 +1,280 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/controllers/builders"
+	"github.com/kubemail/kubemail/internal/dirsecret"
+	"github.com/kubemail/kubemail/internal/names"
+	"github.com/kubemail/kubemail/mailserver/auth"
+	"github.com/kubemail/kubemail/mailserver/directory"
+)
+
+// credentialsGrace is how long the MailboxReconciler may take to generate a new Mailbox's
+// password before the cluster reports it missing. It normally takes moments, and the Secret's
+// creation triggers the next reconcile; reporting PasswordSecretMissing meanwhile would only
+// cost every new Mailbox a second status write.
+const credentialsGrace = time.Minute
+
+// clusterMemo is what the operator remembers about one MailCluster between reconciles, so that a
+// reconcile during a burst of changes costs little more than the changes themselves: the hash of
+// every password Secret version it has seen, and the directory now in the Secrets. Nothing in it
+// is needed for correctness; after a restart the directory Secrets refill it.
+type clusterMemo struct {
+	uid   types.UID
+	fpKey []byte
+	// hashes by the Secret version the password was read from; each reconcile keeps only the
+	// entries it used.
+	hashes map[secretVersion]hashedPassword
+	// dirGeneration is the generation of the directory whose mailboxes, by address, are in
+	// dirMailboxes.
+	dirGeneration string
+	dirMailboxes  map[string]directory.MailboxSpec
+	// statusWrites are the statuses written whose write the cache had not shown yet at the
+	// last reconcile.
+	statusWrites map[types.UID]statusWrite
+}
+
+type secretVersion struct {
+	uid             types.UID
+	resourceVersion string
+	key             string
+}
+
+type hashedPassword struct{ hash, fingerprint string }
+
+// memos holds one clusterMemo per MailCluster; the zero value is ready to use.
+type memos struct {
+	mu        sync.Mutex
+	byCluster map[types.NamespacedName]*clusterMemo
+}
+
+// of returns the memo of mc, a fresh one when mc is new or was recreated under the same name.
+// Reconciles of one cluster never run concurrently, so the memo itself needs no lock.
+func (m *memos) of(mc *mailv1alpha1.MailCluster) *clusterMemo {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.byCluster == nil {
+		m.byCluster = map[types.NamespacedName]*clusterMemo{}
+	}
+	key := types.NamespacedName{Namespace: mc.Namespace, Name: mc.Name}
+	memo := m.byCluster[key]
+	if memo == nil || memo.uid != mc.UID {
+		memo = &clusterMemo{uid: mc.UID}
+		m.byCluster[key] = memo
+	}
+	return memo
+}
+
+func (m *memos) forget(key types.NamespacedName) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.byCluster, key)
+}
+
+// awaitingPasswords are new Mailboxes whose generated password Secret does not exist yet: they
+// stay out of the directory without a status change until recheck has passed.
+type awaitingPasswords struct {
+	names   map[string]bool
+	recheck time.Duration
+}
+
+func (a *awaitingPasswords) add(mailbox string, wait time.Duration) {
+	if a.names == nil {
+		a.names = map[string]bool{}
+	}
+	a.names[mailbox] = true
+	if a.recheck == 0 || wait < a.recheck {
+		a.recheck = wait
+	}
+}
+
+// resolveMailboxes reads each mailbox's password and finds its hash: remembered for the Secret's
+// version, or taken from the directory when the fingerprint shows the password unchanged, or
+// else computed, in parallel. It also assigns shards.
+func (r *MailClusterReconciler) resolveMailboxes(ctx context.Context, mc *mailv1alpha1.MailCluster, memo *clusterMemo,
+	mailboxes []*mailv1alpha1.Mailbox, domains map[string]*mailv1alpha1.MailDomain, fpKey []byte) ([]builders.MailboxInput, awaitingPasswords, error) {
+	var awaiting awaitingPasswords
+	if !bytes.Equal(memo.fpKey, fpKey) {
+		memo.fpKey, memo.hashes = bytes.Clone(fpKey), nil
+	}
+	previous, err := r.directoryMailboxes(ctx, mc, memo)
+	if err != nil {
+		return nil, awaiting, err
+	}
+	inputs := make([]builders.MailboxInput, len(mailboxes))
+	replicas := int(ptr.Deref(mc.Spec.Replicas, 1))
+	load := make([]int, replicas)
+	used := make(map[secretVersion]hashedPassword, len(mailboxes))
+	type job struct {
+		i         int
+		password  string
+		generated bool
+		version   secretVersion
+	}
+	var jobs []job
+	for i, mb := range mailboxes {
+		prev, inDirectory := previous[string(mb.Spec.Address)]
+		in := builders.MailboxInput{Mailbox: mb, Shard: -1}
+		switch {
+		case mb.Status.Shard != nil:
+			in.Shard = int(*mb.Status.Shard)
+		case inDirectory:
+			in.Shard = prev.Shard // its status write is still to come
+		}
+		if in.Shard >= 0 && in.Shard < replicas {
+			load[in.Shard]++
+		}
+		if d := domains[addressDomain(mb.Spec.Address)]; d != nil {
+			in.Quota = quotaBytes(mb.Spec.Quota, d.Spec.DefaultQuota)
+		}
+		secretName, key := passwordSecretName(mb)
+		var sec corev1.Secret
+		// The cache's own object, not a copy per mailbox: only read here.
+		err := r.Get(ctx, types.NamespacedName{Namespace: mc.Namespace, Name: secretName}, &sec, client.UnsafeDisableDeepCopy)
+		switch {
+		case apierrors.IsNotFound(err):
+			in.PasswordProblem = fmt.Sprintf("Secret %q not found in namespace %q", secretName, mc.Namespace)
+			wait := credentialsGrace - time.Since(mb.CreationTimestamp.Time)
+			if mb.Spec.PasswordSecretRef == nil && wait > 0 && !meta.IsStatusConditionTrue(mb.Status.Conditions, mailv1alpha1.ConditionReady) {
+				awaiting.add(mb.Name, wait)
+			}
+		case err != nil:
+			in.PasswordProblem = fmt.Sprintf("reading Secret %q: %v", secretName, err)
+		case len(sec.Data[key]) == 0:
+			in.PasswordProblem = fmt.Sprintf("Secret %q has no key %q", secretName, key)
+		default:
+			v := secretVersion{uid: sec.UID, resourceVersion: sec.ResourceVersion, key: key}
+			if h, ok := memo.hashes[v]; ok {
+				in.PasswordHash, in.Fingerprint = h.hash, h.fingerprint
+				used[v] = h
+				break
+			}
+			pw := string(sec.Data[key])
+			in.Fingerprint = fingerprint(fpKey, pw)
+			if inDirectory && prev.PasswordFingerprint == in.Fingerprint && prev.PasswordHash != "" {
+				in.PasswordHash = prev.PasswordHash
+				used[v] = hashedPassword{hash: in.PasswordHash, fingerprint: in.Fingerprint}
+			} else {
+				jobs = append(jobs, job{i: i, password: pw, generated: isGeneratedPassword(&sec, pw), version: v})
+			}
+		}
+		inputs[i] = in
+	}
+	// Sticky shards; a new mailbox goes to the least-loaded replica.
+	for i := range inputs {
+		if inputs[i].Shard < 0 {
+			best := 0
+			for s := range load {
+				if load[s] < load[best] {
+					best = s
+				}
+			}
+			inputs[i].Shard = best
+			load[best]++
+		}
+	}
+	workers := r.HashWorkers
+	if workers <= 0 {
+		workers = 2
+	}
+	ch := make(chan job)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range ch {
+				hash := auth.Hash
+				if j.generated {
+					hash = auth.HashGenerated
+				}
+				h, err := hash(j.password)
+				if err != nil {
+					inputs[j.i].PasswordProblem = "hashing the password: " + err.Error()
+					inputs[j.i].Fingerprint = ""
+				} else {
+					inputs[j.i].PasswordHash = h
+				}
+			}
+		}()
+	}
+	for _, j := range jobs {
+		ch <- j
+	}
+	close(ch)
+	wg.Wait()
+	for _, j := range jobs {
+		if in := inputs[j.i]; in.PasswordHash != "" {
+			used[j.version] = hashedPassword{hash: in.PasswordHash, fingerprint: in.Fingerprint}
+		}
+	}
+	memo.hashes = used
+	return inputs, awaiting, nil
+}
+
+// isGeneratedPassword reports whether password is still the one the operator generated into
+// sec: random, so the cheap hash protects it as well as the full-strength one would.
+func isGeneratedPassword(sec *corev1.Secret, password string) bool {
+	want := sec.Annotations[names.AnnotationGeneratedPasswordSHA256]
+	return want != "" && want == passwordDigest(password)
+}
+
+// directoryMailboxes returns the mailboxes of the directory now in the cluster's Secrets, by
+// address; a missing or partial directory is empty. It parses the Secrets only when they hold
+// another generation than the one remembered.
+func (r *MailClusterReconciler) directoryMailboxes(ctx context.Context, mc *mailv1alpha1.MailCluster, memo *clusterMemo) (map[string]directory.MailboxSpec, error) {
+	out := map[string]directory.MailboxSpec{}
+	get := func(i int) (map[string][]byte, error) {
+		var s corev1.Secret
+		err := r.Get(ctx, types.NamespacedName{Namespace: mc.Namespace, Name: dirsecret.SecretName(mc.Name, i)}, &s, client.UnsafeDisableDeepCopy)
+		return s.Data, err
+	}
+	first, err := get(0)
+	if err != nil {
+		return out, client.IgnoreNotFound(err)
+	}
+	generation := string(first[dirsecret.KeyGeneration])
+	if memo.dirMailboxes != nil && memo.dirGeneration == generation {
+		return memo.dirMailboxes, nil
+	}
+	n, err := dirsecret.PartCount(first)
+	if err != nil {
+		return out, nil
+	}
+	parts := []map[string][]byte{first}
+	for i := 1; i < n; i++ {
+		data, err := get(i)
+		if err != nil {
+			return out, client.IgnoreNotFound(err)
+		}
+		parts = append(parts, data)
+	}
+	spec, err := dirsecret.Assemble(parts)
+	if err != nil {
+		return out, nil
+	}
+	memo.remember(generation, spec)
+	return memo.dirMailboxes, nil
+}
+
+// remember records the directory of generation as the one in the Secrets.
+func (memo *clusterMemo) remember(generation string, spec *directory.Spec) {
+	memo.dirGeneration = generation
+	memo.dirMailboxes = make(map[string]directory.MailboxSpec, len(spec.Mailboxes))
+	for _, mb := range spec.Mailboxes {
+		memo.dirMailboxes[mb.Address] = mb
+	}
+}
