@@ -1,5 +1,5 @@
 // Package durable writes files so that they survive a crash once the call returns: data fsynced,
-// then the directory entry fsynced. The outbound queue uses it; the store has its own copy.
+// then the directory entry fsynced. The store and the outbound queue use it.
 package durable
 
 import (

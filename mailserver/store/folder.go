@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kubemail/kubemail/mailserver/durable"
 )
 
 // Message is what the index knows of one stored message.
@@ -200,7 +202,7 @@ func (f *Folder) readMeta() error {
 
 func (f *Folder) writeMeta() error {
 	data := fmt.Sprintf("uidvalidity %d\nuidnext %d\n", f.uidValidity, f.uidNextFloor)
-	return writeFileAtomic(filepath.Join(f.dir, metaFile), []byte(data), 0o600)
+	return durable.WriteFile(filepath.Join(f.dir, metaFile), []byte(data), 0o600)
 }
 
 // Maildir info letters for the standard flags, kept in the file name so they survive the loss
@@ -340,7 +342,7 @@ func (f *Folder) compactJournal() error {
 	for _, m := range f.msgs {
 		b.WriteString(addLine(m))
 	}
-	if err := writeFileAtomic(filepath.Join(f.dir, journalFile), b.Bytes(), 0o600); err != nil {
+	if err := durable.WriteFile(filepath.Join(f.dir, journalFile), b.Bytes(), 0o600); err != nil {
 		return err
 	}
 	f.journalLines = len(f.msgs)
@@ -467,7 +469,7 @@ func (f *Folder) commit(tmpPath string, size int64, flags []string, date time.Ti
 	jerr := f.journalWrite(addLine(msg))
 	f.notify(Event{Kind: EventNew, Message: msg})
 	f.mu.Unlock()
-	if err := syncDir(filepath.Join(f.dir, "cur")); err != nil {
+	if err := durable.SyncDir(filepath.Join(f.dir, "cur")); err != nil {
 		return Message{}, fmt.Errorf("storing a message in %q: %w", f.name, err)
 	}
 	if jerr != nil {
@@ -649,7 +651,7 @@ func (f *Folder) Expunge(uids []uint32) ([]uint32, error) {
 	if err := f.journalWrite(lines.String()); err != nil && firstErr == nil {
 		firstErr = err
 	}
-	if err := syncDir(filepath.Join(f.dir, "cur")); err != nil && firstErr == nil {
+	if err := durable.SyncDir(filepath.Join(f.dir, "cur")); err != nil && firstErr == nil {
 		firstErr = err
 	}
 	return removed, firstErr

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kubemail/kubemail/mailserver/durable"
 )
 
 // Mailbox is one account's mail: its folders and their total size.
@@ -171,7 +173,7 @@ func (m *Mailbox) createFolderLocked(name string) (*Folder, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syncDir(m.dir); err != nil {
+	if err := durable.SyncDir(m.dir); err != nil {
 		return nil, err
 	}
 	m.folders[name] = f
@@ -209,7 +211,7 @@ func (m *Mailbox) DeleteFolder(name string) error {
 	if err := os.Rename(f.dir, gone); err != nil {
 		return err
 	}
-	if err := syncDir(m.dir); err != nil {
+	if err := durable.SyncDir(m.dir); err != nil {
 		return err
 	}
 	return os.RemoveAll(gone)
@@ -262,7 +264,7 @@ func (m *Mailbox) RenameFolder(from, to string) error {
 		delete(m.folders, name)
 		m.folders[newName] = f
 	}
-	return syncDir(m.dir)
+	return durable.SyncDir(m.dir)
 }
 
 // markDeleted makes every later write to the mailbox fail and tells watchers its messages are

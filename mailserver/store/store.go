@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/kubemail/kubemail/mailserver/durable"
 )
 
 // Store holds every mailbox of one server (one replica) under a root directory:
@@ -101,7 +103,7 @@ func (s *Store) DeleteMailbox(address string) error {
 		}
 		return fmt.Errorf("deleting mailbox %s: %w", address, err)
 	}
-	if err := syncDir(filepath.Dir(dir)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(dir)); err != nil {
 		return err
 	}
 	return os.RemoveAll(gone)

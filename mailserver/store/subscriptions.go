@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/kubemail/kubemail/mailserver/durable"
 )
 
 // subscriptionsFile lists a mailbox's subscribed folder names, one per line. The leading dot
@@ -108,7 +110,7 @@ func (m *Mailbox) updateSubscriptions(edit func([]string) []string) error {
 		b.WriteString(s)
 		b.WriteByte('\n')
 	}
-	if err := writeFileAtomic(filepath.Join(m.dir, subscriptionsFile), []byte(b.String()), 0o600); err != nil {
+	if err := durable.WriteFile(filepath.Join(m.dir, subscriptionsFile), []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("mailbox %s: saving subscriptions: %w", m.address, err)
 	}
 	return nil

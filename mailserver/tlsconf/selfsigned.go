@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/kubemail/kubemail/mailserver/durable"
 )
 
 // Names of the files WriteSelfSigned writes; they match the keys of a
@@ -100,53 +102,14 @@ func WriteSelfSigned(dir string, hosts []string) (certFile, keyFile string, err 
 	keyFile = filepath.Join(dir, KeyFileName)
 	// Key first: until the certificate follows, a Reloader sees a mismatched
 	// pair and keeps serving the old one, which is what we want.
-	if err := writeFileAtomic(keyFile, keyPEM, 0o600); err != nil {
+	if err := durable.WriteFileNoDirSync(keyFile, keyPEM, 0o600); err != nil {
 		return "", "", fmt.Errorf("self-signed certificate: %w", err)
 	}
-	if err := writeFileAtomic(certFile, certPEM, 0o644); err != nil {
+	if err := durable.WriteFileNoDirSync(certFile, certPEM, 0o644); err != nil {
 		return "", "", fmt.Errorf("self-signed certificate: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return "", "", fmt.Errorf("self-signed certificate: %w", err)
 	}
 	return certFile, keyFile, nil
-}
-
-// writeFileAtomic writes data to a temporary file next to name, syncs it and
-// renames it over name. The temporary file is created with mode 0600 and only
-// then given perm, so a private key is never readable by others.
-func writeFileAtomic(name string, data []byte, perm os.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Chmod(perm); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), name)
-}
-
-// syncDir makes renames in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
