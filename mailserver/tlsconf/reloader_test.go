@@ -487,9 +487,10 @@ func TestHandshakeServesReloadedCertificate(t *testing.T) {
 }
 
 func TestRunStopsWithContextAndRefusesSecondRun(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	newPair(t).write(t, certFile, keyFile)
+	// The Secret-volume layout swaps both files at once, so no check can see a half-written
+	// update and report it (this test asserts that Run reports no error at all).
+	vol := newSecretVolume(t, newPair(t))
+	certFile, keyFile := vol.files()
 	var rec recorder
 	r, err := NewReloader(certFile, keyFile, rec.options(0))
 	if err != nil {
@@ -501,7 +502,7 @@ func TestRunStopsWithContextAndRefusesSecondRun(t *testing.T) {
 
 	// Once a change has been picked up, Run is in its loop.
 	next := newPair(t)
-	next.write(t, certFile, keyFile)
+	vol.update(next)
 	eventually(t, "Run to pick up a change", func() bool { return rec.reloadedSerial(next.serial()) })
 
 	stopped, stop := context.WithCancel(context.Background())
