@@ -83,21 +83,19 @@ func (s *session) Select(name string, options *imap.SelectOptions) (_ *imap.Sele
 	if err != nil {
 		return nil, err
 	}
-	sel, st := openSelection(f, options.ReadOnly)
+	sel, msgs, st := openSelection(f, options.ReadOnly)
 	s.sel = sel
 
-	sel.mu.Lock()
-	defer sel.mu.Unlock()
 	data := &imap.SelectData{
-		Flags:       folderFlags(sel.msgs),
-		NumMessages: uint32(len(sel.msgs)),
+		Flags:       folderFlags(msgs),
+		NumMessages: uint32(len(msgs)),
 		UIDNext:     imap.UID(st.UIDNext),
 		UIDValidity: st.UIDValidity,
 	}
 	if !options.ReadOnly {
 		data.PermanentFlags = append(slices.Clone(data.Flags), imap.FlagWildcard)
 	}
-	for i, m := range sel.msgs {
+	for i, m := range msgs {
 		if !hasFlag(m.Flags, imap.FlagSeen) {
 			data.FirstUnseenSeqNum = uint32(i + 1)
 			break

@@ -103,13 +103,13 @@ func (s *session) Expunge(_ *imapserver.ExpungeWriter, uids *imap.UIDSet) (err e
 		return nil // RFC 3501: CLOSE after EXAMINE removes nothing and is no error
 	}
 	var doomed []uint32
-	sel.mu.Lock()
-	for _, m := range sel.msgs {
-		if hasFlag(m.Flags, imap.FlagDeleted) && (uids == nil || uids.Contains(imap.UID(m.UID))) {
-			doomed = append(doomed, m.UID)
+	sel.folder.View(func(msgs []store.Message) {
+		for _, m := range msgs {
+			if hasFlag(m.Flags, imap.FlagDeleted) && (uids == nil || uids.Contains(imap.UID(m.UID))) {
+				doomed = append(doomed, m.UID)
+			}
 		}
-	}
-	sel.mu.Unlock()
+	})
 	if len(doomed) == 0 {
 		return nil
 	}

@@ -22,18 +22,20 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	defer s.track("SEARCH", &err)
 	sel := s.sel
 	var candidates []*candidate
-	sel.mu.Lock()
-	var lastUID uint32
-	if len(sel.msgs) > 0 {
-		lastUID = sel.msgs[len(sel.msgs)-1].UID
-	}
-	sel.staticCriteria(criteria, uint32(len(sel.msgs)), lastUID)
-	for i, m := range sel.msgs {
-		if seq := sel.tracker.EncodeSeqNum(uint32(i + 1)); seq != 0 {
-			candidates = append(candidates, &candidate{folder: sel.folder, seq: seq, msg: m})
+	sel.folder.View(func(msgs []store.Message) {
+		sel.mu.Lock()
+		defer sel.mu.Unlock()
+		var lastUID uint32
+		if len(msgs) > 0 {
+			lastUID = msgs[len(msgs)-1].UID
 		}
-	}
-	sel.mu.Unlock()
+		sel.staticCriteria(criteria, uint32(len(msgs)), lastUID)
+		for i, m := range msgs {
+			if seq := sel.tracker.EncodeSeqNum(uint32(i + 1)); seq != 0 {
+				candidates = append(candidates, &candidate{folder: sel.folder, seq: seq, msg: m})
+			}
+		}
+	})
 
 	data := &imap.SearchData{}
 	var seqs imap.SeqSet

@@ -1,8 +1,8 @@
 package imapd
 
 import (
+	"cmp"
 	"slices"
-	"sort"
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
@@ -13,16 +13,20 @@ import (
 
 // selection is a session's view of its selected folder.
 //
-// msgs mirrors the folder's index as the store's events describe it (the "server view"):
-// the watcher applies each event to msgs and queues the matching update (EXISTS, FETCH FLAGS,
-// EXPUNGE) on a tracker of this session's own. The tracker's queue is what the client has not
-// been told yet, so its EncodeSeqNum/DecodeSeqNum translate between msgs' positions and the
-// sequence numbers the client knows.
+// uids mirrors the UIDs of the folder's index as the store's events describe them (the "server
+// view"): the watcher applies each event to uids and queues the matching update (EXISTS, FETCH
+// FLAGS, EXPUNGE) on a tracker of this session's own. The tracker's queue is what the client
+// has not been told yet, so its EncodeSeqNum/DecodeSeqNum translate between positions in the
+// index and the sequence numbers the client knows. Only UIDs are mirrored, to find an event's
+// position: flags, sizes and dates are read from the folder's own index (Folder.View) when a
+// command needs them, so an idle session holds 4 bytes per message, not a copy of the index.
+// Under the folder's lock every event has been applied, so the folder's index and uids agree
+// position by position there.
 //
 // Locks: the watcher runs under the folder's lock and takes mu, so code holding mu must never
-// call into the folder. Every tracker call happens under mu: the library's tracker reads its
-// message count without its own lock in EncodeSeqNum, and mu is what orders that read against
-// the watcher's updates.
+// call into the folder (taking mu inside Folder.View is the watcher's order, and fine). Every
+// tracker call happens under mu: the library's tracker reads its message count without its own
+// lock in EncodeSeqNum, and mu is what orders that read against the watcher's updates.
 type selection struct {
 	folder      *store.Folder
 	readOnly    bool
@@ -32,7 +36,7 @@ type selection struct {
 	tracker     *imapserver.SessionTracker
 
 	mu   sync.Mutex
-	msgs []store.Message // sorted by UID
+	uids []uint32 // ascending
 	// storing holds the UIDs of this session's SetFlags call in progress: their flag events are
 	// this session's own changes, which STORE and FETCH report themselves (or, for .SILENT, not
 	// at all), so they are held back in suppressed instead of queued.
@@ -44,18 +48,23 @@ type selection struct {
 	wake chan struct{}
 }
 
-// openSelection snapshots folder and starts following its changes.
-func openSelection(folder *store.Folder, readOnly bool) (*selection, store.FolderStatus) {
+// openSelection snapshots folder and starts following its changes. The snapshot is returned
+// for the SELECT response; the selection keeps only its UIDs.
+func openSelection(folder *store.Folder, readOnly bool) (*selection, []store.Message, store.FolderStatus) {
 	sel := &selection{folder: folder, readOnly: readOnly, wake: make(chan struct{}, 1)}
-	// Hold mu until msgs is set: the watcher may fire as soon as Snapshot releases the
+	// Hold mu until uids is set: the watcher may fire as soon as Snapshot releases the
 	// folder's lock and must see the snapshot it continues.
 	sel.mu.Lock()
 	defer sel.mu.Unlock()
 	msgs, st, cancel := folder.Snapshot(sel.onEvent)
-	sel.msgs, sel.cancel, sel.uidValidity = msgs, cancel, st.UIDValidity
+	sel.uids = make([]uint32, len(msgs))
+	for i, m := range msgs {
+		sel.uids[i] = m.UID
+	}
+	sel.cancel, sel.uidValidity = cancel, st.UIDValidity
 	sel.mailbox = imapserver.NewMailboxTracker(uint32(len(msgs)))
 	sel.tracker = sel.mailbox.NewSession()
-	return sel, st
+	return sel, msgs, st
 }
 
 func (sel *selection) close() {
@@ -72,14 +81,13 @@ func (sel *selection) onEvent(ev store.Event) {
 	switch ev.Kind {
 	case store.EventNew:
 		// UIDs are assigned in commit order under the folder's lock, so new ones come last.
-		sel.msgs = append(sel.msgs, m)
-		sel.mailbox.QueueNumMessages(uint32(len(sel.msgs)))
+		sel.uids = append(sel.uids, m.UID)
+		sel.mailbox.QueueNumMessages(uint32(len(sel.uids)))
 	case store.EventFlags:
 		i, ok := sel.index(m.UID)
 		if !ok {
 			return
 		}
-		sel.msgs[i] = m
 		if _, own := sel.storing[m.UID]; own {
 			sel.suppressed = append(sel.suppressed, m)
 			return
@@ -90,7 +98,7 @@ func (sel *selection) onEvent(ev store.Event) {
 		if !ok {
 			return
 		}
-		sel.msgs = slices.Delete(sel.msgs, i, i+1)
+		sel.uids = slices.Delete(sel.uids, i, i+1)
 		sel.mailbox.QueueExpunge(uint32(i + 1))
 	}
 }
@@ -120,10 +128,14 @@ func (sel *selection) idle(w *imapserver.UpdateWriter, stop <-chan struct{}) err
 	}
 }
 
-// index finds uid in msgs. Callers hold mu.
+// index finds uid in uids. Callers hold mu.
 func (sel *selection) index(uid uint32) (int, bool) {
-	i := sort.Search(len(sel.msgs), func(i int) bool { return sel.msgs[i].UID >= uid })
-	return i, i < len(sel.msgs) && sel.msgs[i].UID == uid
+	return slices.BinarySearch(sel.uids, uid)
+}
+
+// findMessage finds uid in a folder's index.
+func findMessage(msgs []store.Message, uid uint32) (int, bool) {
+	return slices.BinarySearchFunc(msgs, uid, func(m store.Message, uid uint32) int { return cmp.Compare(m.UID, uid) })
 }
 
 // target is a message a command acts on, with the sequence number the client knows it by.
@@ -135,34 +147,36 @@ type target struct {
 // resolve turns a command's sequence or UID set into messages in ascending order. Messages the
 // client has not been told about yet (no EXISTS) and ones already expunged are left out.
 func (sel *selection) resolve(numSet imap.NumSet) []target {
-	sel.mu.Lock()
-	defer sel.mu.Unlock()
-	if imap.IsSearchRes(numSet) {
-		numSet = sel.searchRes
-	}
 	var out []target
-	switch set := numSet.(type) {
-	case imap.SeqSet:
-		set = staticSeqSet(set, uint32(len(sel.msgs)))
-		for i, m := range sel.msgs {
-			if seq := sel.tracker.EncodeSeqNum(uint32(i + 1)); seq != 0 && set.Contains(seq) {
-				out = append(out, target{seq, m})
-			}
+	sel.folder.View(func(msgs []store.Message) {
+		sel.mu.Lock()
+		defer sel.mu.Unlock()
+		if imap.IsSearchRes(numSet) {
+			numSet = sel.searchRes
 		}
-	case imap.UIDSet:
-		var last uint32
-		if len(sel.msgs) > 0 {
-			last = sel.msgs[len(sel.msgs)-1].UID
-		}
-		set = staticUIDSet(set, last)
-		for i, m := range sel.msgs {
-			if set.Contains(imap.UID(m.UID)) {
-				if seq := sel.tracker.EncodeSeqNum(uint32(i + 1)); seq != 0 {
+		switch set := numSet.(type) {
+		case imap.SeqSet:
+			set = staticSeqSet(set, uint32(len(msgs)))
+			for i, m := range msgs {
+				if seq := sel.tracker.EncodeSeqNum(uint32(i + 1)); seq != 0 && set.Contains(seq) {
 					out = append(out, target{seq, m})
 				}
 			}
+		case imap.UIDSet:
+			var last uint32
+			if len(msgs) > 0 {
+				last = msgs[len(msgs)-1].UID
+			}
+			set = staticUIDSet(set, last)
+			for i, m := range msgs {
+				if set.Contains(imap.UID(m.UID)) {
+					if seq := sel.tracker.EncodeSeqNum(uint32(i + 1)); seq != 0 {
+						out = append(out, target{seq, m})
+					}
+				}
+			}
 		}
-	}
+	})
 	return out
 }
 
@@ -221,15 +235,19 @@ func (sel *selection) setFlags(uids []uint32, op store.FlagOp, flags []string) (
 	for _, m := range changed {
 		ours[m.UID] = m.ModSeq
 	}
+	// Every flag event of these UIDs since the call began was suppressed, so the last one of
+	// a UID carries its current flags.
+	latest := map[uint32][]string{}
 	requeue := map[uint32]bool{}
 	for _, m := range sel.suppressed {
+		latest[m.UID] = m.Flags
 		if ours[m.UID] != m.ModSeq {
 			requeue[m.UID] = true
 		}
 	}
 	for uid := range requeue {
 		if i, ok := sel.index(uid); ok {
-			sel.mailbox.QueueMessageFlags(uint32(i+1), imap.UID(uid), imapFlags(sel.msgs[i].Flags), nil)
+			sel.mailbox.QueueMessageFlags(uint32(i+1), imap.UID(uid), imapFlags(latest[uid]), nil)
 			sel.signal()
 		}
 	}
@@ -239,12 +257,12 @@ func (sel *selection) setFlags(uids []uint32, op store.FlagOp, flags []string) (
 
 // current returns a message as the selection knows it now, for a reply that must show the
 // latest flags.
-func (sel *selection) current(uid uint32) (store.Message, bool) {
-	sel.mu.Lock()
-	defer sel.mu.Unlock()
-	i, ok := sel.index(uid)
-	if !ok {
-		return store.Message{}, false
-	}
-	return sel.msgs[i], true
+func (sel *selection) current(uid uint32) (m store.Message, ok bool) {
+	sel.folder.View(func(msgs []store.Message) {
+		var i int
+		if i, ok = findMessage(msgs, uid); ok {
+			m = msgs[i]
+		}
+	})
+	return m, ok
 }

@@ -526,6 +526,15 @@ func (f *Folder) Snapshot(fn func(Event)) (msgs []Message, st FolderStatus, canc
 	}
 }
 
+// View calls fn with the index, sorted by UID, under the folder's read lock, so a reader
+// need not copy it. fn must not modify or keep msgs, must not call into the folder, and should
+// be quick: changes wait for it.
+func (f *Folder) View(fn func(msgs []Message)) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	fn(f.msgs)
+}
+
 func (f *Folder) notify(ev Event) {
 	for _, fn := range f.watchers {
 		fn(ev)
