@@ -1,0 +1,335 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubemail/kubemail/hack/bench/imapload"
+	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/mailserver/tlsconf"
+	"github.com/kubemail/kubemail/test/testenv"
+)
+
+// system is one mail system under test, running on loopback.
+type system struct {
+	name                         string
+	smtpAddr, imapsAddr, popAddr string
+	// stored counts the messages in the INBOX of each address (on disk, nothing cached).
+	stored func(addrs []string) (int, error)
+	// rss returns the memory that holds the server's IMAP connections (see docs/benchmarks.md):
+	// VmRSS of the one kubemail process; for Dovecot the VmRSS of its imap and imap-login
+	// processes added up. pss is the proportional set size of the server's whole process tree.
+	rss, pss func() (int64, error)
+	// describe is printed once the system is up.
+	describe string
+	stop     func()
+}
+
+// account is a mailbox both systems serve, with its password.
+type account struct{ address, password string }
+
+func (a account) local() string { l, _, _ := strings.Cut(a.address, "@"); return l }
+
+// countFiles counts the directory entries of dirs; a missing directory counts zero.
+func countFiles(dirs ...string) (int, error) {
+	n := 0
+	for _, d := range dirs {
+		f, err := os.Open(d)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return 0, err
+		}
+		names, err := f.Readdirnames(-1)
+		f.Close()
+		if err != nil {
+			return 0, err
+		}
+		n += len(names)
+	}
+	return n, nil
+}
+
+var listeningRE = regexp.MustCompile(`msg=listening listener=(\w+) addr=(\S+)`)
+
+// startKubemail builds (unless binary is set) and starts cmd/mailserver on loopback with the
+// accounts, its data in dir/data.
+func startKubemail(ctx context.Context, dir, binary string, accts []account, hashes []string) (*system, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if binary == "" {
+		binary = filepath.Join(dir, "mailserver")
+		build := exec.CommandContext(ctx, "go", "build", "-o", binary, "./cmd/mailserver")
+		build.Dir = testenv.RepoRoot()
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return nil, fmt.Errorf("building cmd/mailserver: %w", err)
+		}
+	}
+	certFile, keyFile, err := tlsconf.WriteSelfSigned(filepath.Join(dir, "tls"), []string{"localhost", "127.0.0.1"})
+	if err != nil {
+		return nil, err
+	}
+	spec := directory.Spec{Domains: []directory.DomainSpec{{Name: domain}}}
+	for i, a := range accts {
+		spec.Mailboxes = append(spec.Mailboxes, directory.MailboxSpec{Address: a.address, PasswordHash: hashes[i]})
+	}
+	dirPath := filepath.Join(dir, "directory.yaml")
+	if err := writeYAML(dirPath, spec); err != nil {
+		return nil, err
+	}
+	off := false
+	cfg := config.Config{
+		Hostname:  "mx." + domain,
+		DataDir:   filepath.Join(dir, "data"),
+		Directory: config.DirectorySource{File: dirPath},
+		TLS:       config.TLS{CertFile: certFile, KeyFile: keyFile},
+		Listeners: config.Listeners{
+			SMTP:  config.Listener{Address: "127.0.0.1:0"},
+			IMAPS: config.Listener{Address: "127.0.0.1:0"},
+			POP3S: config.Listener{Address: "127.0.0.1:0"},
+			HTTP:  config.Listener{Address: "127.0.0.1:0"},
+		},
+		// Room for the idle-connection test, all of it from 127.0.0.1 (the defaults are 2,000 in
+		// total and 20 per address).
+		Limits: config.Limits{MaxConnections: 5000, MaxConnectionsPerIP: 5000},
+		// Postfix does no SPF, DKIM or DMARC checks out of the box, so neither does kubemail here;
+		// and nothing leaves loopback.
+		Inbound: config.Inbound{AuthChecks: &off},
+		DNS:     config.DNS{Resolver: "127.0.0.1:1"},
+	}
+	cfgPath := filepath.Join(dir, "config.yaml")
+	if err := writeYAML(cfgPath, cfg); err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(filepath.Join(dir, "mailserver.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(binary, "--config", cfgPath)
+	// The server dies with the benchmark, even when the benchmark is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	exited := make(chan struct{})
+	started := make(chan struct{})
+	var mu sync.Mutex
+	addrs := map[string]string{}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		var once sync.Once
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(logFile, line)
+			if m := listeningRE.FindStringSubmatch(line); m != nil {
+				mu.Lock()
+				addrs[m[1]] = m[2]
+				mu.Unlock()
+			}
+			if strings.Contains(line, `msg="mailserver started"`) {
+				once.Do(func() { close(started) })
+			}
+		}
+	}()
+	go func() { cmd.Wait(); logFile.Close(); close(exited) }()
+	stop := func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	}
+	select {
+	case <-started:
+	case <-exited:
+		return nil, fmt.Errorf("mailserver exited at start; see %s", logFile.Name())
+	case <-time.After(60 * time.Second):
+		stop()
+		return nil, fmt.Errorf("mailserver did not start in 60s; see %s", logFile.Name())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	pid := cmd.Process.Pid
+	mailboxes := filepath.Join(cfg.DataDir, "mailboxes", domain)
+	return &system{
+		name: "kubemail", smtpAddr: addrs["smtp"], imapsAddr: addrs["imaps"], popAddr: addrs["pop3s"],
+		stored: func(addrs []string) (int, error) {
+			var dirs []string
+			for _, a := range addrs {
+				local, _, _ := strings.Cut(a, "@")
+				dirs = append(dirs, filepath.Join(mailboxes, local, "INBOX", "cur"))
+			}
+			return countFiles(dirs...)
+		},
+		rss:      imapload.ProcRSS(pid),
+		pss:      imapload.ProcTreePSS(pid),
+		describe: fmt.Sprintf("kubemail: pid %d, smtp %s, imaps %s, pop3s %s, data %s", pid, addrs["smtp"], addrs["imaps"], addrs["pop3s"], cfg.DataDir),
+		stop:     stop,
+	}, nil
+}
+
+func writeYAML(path string, v any) error {
+	data, err := yaml.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o600)
+}
+
+// freePort returns a loopback TCP port that nothing listens on right now.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startPostfixDovecot runs hack/bench/postfix-dovecot.sh up in dir with the same accounts and
+// password hashes (Dovecot verifies the same argon2id strings through libsodium).
+func startPostfixDovecot(ctx context.Context, dir string, accts []account, hashes []string) (*system, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	for i, a := range accts {
+		fmt.Fprintf(&b, "%s\t%s\n", a.address, hashes[i])
+	}
+	if err := os.WriteFile(filepath.Join(dir, "accounts"), []byte(b.String()), 0o600); err != nil {
+		return nil, err
+	}
+	if _, _, err := tlsconf.WriteSelfSigned(filepath.Join(dir, "tls"), []string{"localhost", "127.0.0.1"}); err != nil {
+		return nil, err
+	}
+	var ports [3]int
+	for i := range ports {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+	}
+	script := filepath.Join(testenv.RepoRoot(), "hack", "bench", "postfix-dovecot.sh")
+	down := func() {
+		cmd := exec.Command(script, "down", dir)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "postfix-dovecot.sh down %s: %v\n", dir, err)
+		}
+	}
+	cmd := exec.CommandContext(ctx, script, "up", dir)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("PF_SMTP_PORT=%d", ports[0]), fmt.Sprintf("DC_IMAPS_PORT=%d", ports[1]),
+		fmt.Sprintf("DC_POP3S_PORT=%d", ports[2]))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		down()
+		return nil, fmt.Errorf("postfix-dovecot.sh up: %w", err)
+	}
+	readPID := func(name string) int {
+		data, _ := os.ReadFile(filepath.Join(dir, name))
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+		return pid
+	}
+	pfPID, dcPID := readPID("postfix.pid"), readPID("dovecot.pid")
+	if pfPID == 0 || dcPID == 0 {
+		down()
+		return nil, fmt.Errorf("postfix-dovecot.sh up left no PIDs in %s", dir)
+	}
+	mail := filepath.Join(dir, "dovecot", "mail", domain)
+	return &system{
+		name:      "Postfix+Dovecot",
+		smtpAddr:  fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		imapsAddr: fmt.Sprintf("127.0.0.1:%d", ports[1]),
+		popAddr:   fmt.Sprintf("127.0.0.1:%d", ports[2]),
+		stored: func(addrs []string) (int, error) {
+			var dirs []string
+			for _, a := range addrs {
+				local, _, _ := strings.Cut(a, "@")
+				dirs = append(dirs, filepath.Join(mail, local, "Maildir", "new"), filepath.Join(mail, local, "Maildir", "cur"))
+			}
+			return countFiles(dirs...)
+		},
+		rss: func() (int64, error) { return sumRSS(dcPID, "imap", "imap-login") },
+		pss: imapload.ProcTreePSS(dcPID),
+		describe: fmt.Sprintf("Postfix+Dovecot: postfix master %d smtp 127.0.0.1:%d; dovecot master %d imaps 127.0.0.1:%d pop3s 127.0.0.1:%d; data %s",
+			pfPID, ports[0], dcPID, ports[1], ports[2], dir),
+		stop: down,
+	}, nil
+}
+
+// sumRSS adds up VmRSS of the descendants of root whose command name is one of names.
+func sumRSS(root int, names ...string) (int64, error) {
+	children := map[int][]int{}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	comm := map[int]string{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses, so cut at the last ')'.
+		s := string(stat)
+		open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || closing < open {
+			continue
+		}
+		fields := strings.Fields(s[closing+1:])
+		if len(fields) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(fields[1])
+		children[ppid] = append(children[ppid], pid)
+		comm[pid] = s[open+1 : closing]
+	}
+	var total int64
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	queue := []int{root}
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		queue = append(queue, children[pid]...)
+		if pid == root || !want[comm[pid]] {
+			continue
+		}
+		rss, err := imapload.ProcRSS(pid)()
+		if err != nil {
+			continue // exited meanwhile
+		}
+		total += rss
+	}
+	return total, nil
+}
