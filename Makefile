@@ -99,6 +99,13 @@ test: envtest-assets verify $(HELM) ## Run every test tier (unit, protocol, inte
 bench-operator: envtest-assets ## Measure the operator with 10,000 new Mailboxes (MAILBOXES=n to change): time to Ready, peak RSS, API writes.
 	go run ./hack/bench/operator -mailboxes $(or $(MAILBOXES),10000)
 
+.PHONY: bench
+bench: bench-mail bench-operator ## Run bench-mail, then bench-operator (MAILBOXES=n for a quicker run).
+
+.PHONY: bench-mail
+bench-mail: ## Mail server vs Postfix + Dovecot on this machine: SMTP, POP3, IMAP, idle memory, fsync (root; BENCH_MESSAGES, BENCH_MAILBOXES, BENCH_ARGS).
+	go run ./hack/bench/mail -messages $(or $(BENCH_MESSAGES),10000) -mailboxes $(or $(BENCH_MAILBOXES),100) $(BENCH_ARGS)
+
 .PHONY: help
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
