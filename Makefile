@@ -106,6 +106,36 @@ bench: bench-mail bench-operator ## Run bench-mail, then bench-operator (MAILBOX
 bench-mail: ## Mail server vs Postfix + Dovecot on this machine: SMTP, POP3, IMAP, idle memory, fsync (root; BENCH_MESSAGES, BENCH_MAILBOXES, BENCH_ARGS).
 	go run ./hack/bench/mail -messages $(or $(BENCH_MESSAGES),10000) -mailboxes $(or $(BENCH_MAILBOXES),100) $(BENCH_ARGS)
 
+##@ End-to-end (root, Linux: a real single-node cluster on this machine)
+
+E2E_KUBECONFIG := /var/lib/kubemail-e2e/admin.kubeconfig
+
+.PHONY: e2e-cluster-up
+e2e-cluster-up: envtest-assets image-tar ## Start a single-node cluster (etcd, control plane, containerd, kubelet, kube-proxy) with our image; safe to rerun.
+	hack/e2e/cluster-up.sh $(IMAGE_TAR)
+
+.PHONY: e2e-cluster-down
+e2e-cluster-down: ## Stop the single-node cluster and undo its changes to this machine; safe to rerun.
+	hack/e2e/cluster-down.sh
+
+.PHONY: e2e-test
+e2e-test: $(HELM) ## Run the end-to-end suite (test/e2e) against the running single-node cluster.
+	KUBECONFIG=$(E2E_KUBECONFIG) KUBEMAIL_E2E_IMAGE=$(IMG) HELM=$(HELM) KUBECTL=$(KUBECTL) \
+		go test -tags e2e -count=1 -v -timeout 30m ./test/e2e
+
+.PHONY: e2e
+e2e: ## Cluster up, helm install and the end-to-end suite, then cluster down and a check that nothing is left.
+	@status=0; \
+	start=$$(date +%s); $(MAKE) --no-print-directory VERSION=$(VERSION) e2e-cluster-up || status=1; \
+	echo "e2e-cluster-up took $$(( $$(date +%s) - start ))s"; \
+	if [ $$status = 0 ]; then start=$$(date +%s); $(MAKE) --no-print-directory VERSION=$(VERSION) e2e-test || status=1; \
+		echo "the end-to-end suite took $$(( $$(date +%s) - start ))s"; fi; \
+	$(MAKE) --no-print-directory e2e-cluster-down || status=1; \
+	hack/e2e/leftovers.sh || status=1; \
+	exit $$status
+
+##@ Help
+
 .PHONY: help
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z0-9_-]+:.*?##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)

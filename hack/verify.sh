@@ -12,7 +12,7 @@ if [ -n "$bad" ]; then
   fail=1
 fi
 
-go vet ./... || { echo "verify: go vet failed" >&2; fail=1; }
+{ go vet ./... && go vet -tags e2e ./test/e2e/; } || { echo "verify: go vet failed" >&2; fail=1; }
 
 for mod in . hack/tools hack/envtest hack/envtest/etcd hack/image; do
   if ! (cd "$mod" && go mod tidy -diff >/dev/null); then

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the test control plane (kube-apiserver, kubectl, etcd) into bin/k8s/$K8S_VERSION/ at
-# the repository root. Idempotent: binaries already there are kept.
+# the repository root; with --node also the components a real single-node cluster adds
+# (kube-controller-manager, kube-scheduler, kubelet, kube-proxy). Idempotent: binaries already
+# there are kept, so the folder is a cache keyed on the Kubernetes version.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -25,4 +27,9 @@ build() { # name dir pkg
 build kube-apiserver "$here" k8s.io/kubernetes/cmd/kube-apiserver
 build kubectl "$here" k8s.io/kubernetes/cmd/kubectl
 build etcd "$here/etcd" .
+if [ "${1:-}" = --node ]; then
+  for c in kube-controller-manager kube-scheduler kubelet kube-proxy; do
+    build "$c" "$here" "k8s.io/kubernetes/cmd/$c"
+  done
+fi
 echo "$out"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Writes hack/envtest/go.mod: the kubernetes module at $K8S_VERSION with each of its staging
+# Writes hack/envtest/go.mod: the kubernetes module (the test control plane, and the node
+# components the end-to-end cluster adds) at $K8S_VERSION with each of its staging
 # modules (which its own go.mod replaces with ./staging/src/...) replaced by the published
 # k8s.io/X release of the same minor. The list of staging modules comes from the
 # kubernetes go.mod itself, so a version bump needs no hand-edited list.
@@ -32,6 +33,10 @@ modfile=$(go mod download -json "k8s.io/kubernetes@${K8S_VERSION}" | sed -n 's/.
   echo "tool ("
   echo "	k8s.io/kubernetes/cmd/kube-apiserver"
   echo "	k8s.io/kubernetes/cmd/kubectl"
+  echo "	k8s.io/kubernetes/cmd/kube-controller-manager"
+  echo "	k8s.io/kubernetes/cmd/kube-scheduler"
+  echo "	k8s.io/kubernetes/cmd/kubelet"
+  echo "	k8s.io/kubernetes/cmd/kube-proxy"
   echo ")"
 } > go.mod
 go mod tidy

@@ -31,6 +31,7 @@ const (
 )
 
 type options struct {
+	pause               string // path of a static pause binary: build the sandbox image instead
 	manager, mailserver string // paths of the static binaries
 	caBundle            string // PEM root certificates for /etc/ssl/certs/ca-certificates.crt
 	version, revision   string
@@ -43,6 +44,7 @@ type options struct {
 func main() {
 	var o options
 	var epoch int64
+	flag.StringVar(&o.pause, "pause", "", "build the pod sandbox (pause) image of the end-to-end test cluster from this static binary instead of kubemail's image")
 	flag.StringVar(&o.manager, "manager", "", "path of the static manager binary")
 	flag.StringVar(&o.mailserver, "mailserver", "", "path of the static mailserver binary")
 	flag.StringVar(&o.caBundle, "ca-bundle", "/etc/ssl/certs/ca-certificates.crt", "PEM bundle of root certificates the mail server verifies smarthosts and MX hosts with")
@@ -54,7 +56,12 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "tarball to write")
 	flag.Parse()
 	o.created = time.Unix(epoch, 0).UTC()
-	if o.manager == "" || o.mailserver == "" || o.version == "" || o.tag == "" || o.out == "" {
+	if o.pause != "" && (o.tag == "" || o.out == "") {
+		fmt.Fprintln(os.Stderr, "image: --pause needs --tag and --out")
+		flag.Usage()
+		os.Exit(2)
+	}
+	if o.pause == "" && (o.manager == "" || o.mailserver == "" || o.version == "" || o.tag == "" || o.out == "") {
 		fmt.Fprintln(os.Stderr, "image: --manager, --mailserver, --version, --tag and --out are required")
 		flag.Usage()
 		os.Exit(2)
@@ -69,6 +76,10 @@ func run(o options) error {
 	tag, err := name.NewTag(o.tag)
 	if err != nil {
 		return fmt.Errorf("--tag %q: %w (want repository:tag)", o.tag, err)
+	}
+	build := build
+	if o.pause != "" {
+		build = buildPause
 	}
 	img, err := build(o)
 	if err != nil {
@@ -117,14 +128,11 @@ func build(o options) (v1.Image, error) {
 	}
 	var bins []entry
 	for _, b := range []struct{ name, path string }{{"manager", o.manager}, {"mailserver", o.mailserver}} {
-		data, err := os.ReadFile(b.path)
+		e, err := binary(b.name, b.path)
 		if err != nil {
 			return nil, err
 		}
-		if !bytes.HasPrefix(data, []byte("\x7fELF")) {
-			return nil, fmt.Errorf("%s is not a Linux (ELF) binary; build it with GOOS=linux CGO_ENABLED=0", b.path)
-		}
-		bins = append(bins, entry{name: b.name, mode: 0o755, data: data})
+		bins = append(bins, e)
 	}
 	binaries, err := layer(o.created, bins)
 	if err != nil {
@@ -163,6 +171,44 @@ func build(o options) (v1.Image, error) {
 		return nil, err
 	}
 	return mutate.CreatedAt(img, v1.Time{Time: o.created})
+}
+
+// buildPause assembles the sandbox image: the pause binary alone, run as nobody.
+func buildPause(o options) (v1.Image, error) {
+	e, err := binary("pause", o.pause)
+	if err != nil {
+		return nil, err
+	}
+	l, err := layer(o.created, []entry{e})
+	if err != nil {
+		return nil, err
+	}
+	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{
+		Architecture: o.arch,
+		OS:           "linux",
+		RootFS:       v1.RootFS{Type: "layers"},
+		Config:       v1.Config{User: "65535:65535", Entrypoint: []string{"/pause"}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	img, err = mutate.Append(img, mutate.Addendum{Layer: l, History: v1.History{CreatedBy: "COPY /out/pause /", Created: v1.Time{Time: o.created}}})
+	if err != nil {
+		return nil, err
+	}
+	return mutate.CreatedAt(img, v1.Time{Time: o.created})
+}
+
+// binary reads a static Linux binary into an image entry.
+func binary(name, path string) (entry, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return entry{}, err
+	}
+	if !bytes.HasPrefix(data, []byte("\x7fELF")) {
+		return entry{}, fmt.Errorf("%s is not a Linux (ELF) binary; build it with GOOS=linux CGO_ENABLED=0", path)
+	}
+	return entry{name: name, mode: 0o755, data: data}, nil
 }
 
 type entry struct {
