@@ -212,7 +212,7 @@ func run(ctx context.Context, o *options) (err error) {
 					return err
 				}
 			}
-			r, err := runPOP3(ctx, s.popAddr, targets)
+			r, err := runPOP3(ctx, s, targets)
 			if err != nil {
 				return err
 			}
@@ -237,11 +237,19 @@ func run(ctx context.Context, o *options) (err error) {
 				return fmt.Errorf("%s: IMAP prefill: %w", s.name, err)
 			}
 			fmt.Fprintf(os.Stderr, "%s: prefilled %d mailboxes to %d messages in %s\n", s.name, len(cfg.Accounts), o.imapPrefill, time.Since(start).Round(time.Millisecond))
+			cpu0, err := s.cpu()
+			if err != nil {
+				return err
+			}
 			r, err := imapload.Run(ctx, cfg)
 			if err != nil {
 				return fmt.Errorf("%s: IMAP load: %w", s.name, err)
 			}
-			rep.results[i].imap = &r
+			cpu1, err := s.cpu()
+			if err != nil {
+				return err
+			}
+			rep.results[i].imap, rep.results[i].imapCPU = &r, cpu1-cpu0
 			fmt.Fprintf(os.Stderr, "%s: IMAP %d clients, %.0f ops/s, p50 %s, p99 %s, %d errors\n", s.name, o.imapClients, r.OpsPerSec, ms(r.P50), ms(r.P99), r.Errors)
 		}
 	}

@@ -20,6 +20,8 @@ type pop3Result struct {
 	elapsed  time.Duration
 	// retr are the RETR latencies (command sent to the whole message read), sorted.
 	retr []time.Duration
+	// cpu is what the server's processes used meanwhile.
+	cpu time.Duration
 }
 
 func (r pop3Result) perSec() float64   { return float64(r.messages) / r.elapsed.Seconds() }
@@ -27,7 +29,8 @@ func (r pop3Result) mbPerSec() float64 { return float64(r.bytes) / (1 << 20) / r
 
 // runPOP3 lets one client per account log in over POP3S, RETR and DELE every message and QUIT
 // (which is when the server deletes them), all accounts at once.
-func runPOP3(ctx context.Context, addr string, accts []account) (pop3Result, error) {
+func runPOP3(ctx context.Context, sys *system, accts []account) (pop3Result, error) {
+	addr := sys.popAddr
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
 	type clientResult struct {
@@ -38,6 +41,10 @@ func runPOP3(ctx context.Context, addr string, accts []account) (pop3Result, err
 	}
 	results := make([]clientResult, len(accts))
 	var wg sync.WaitGroup
+	cpu0, err := sys.cpu()
+	if err != nil {
+		return pop3Result{}, err
+	}
 	start := time.Now()
 	for i, a := range accts {
 		wg.Add(1)
@@ -49,6 +56,11 @@ func runPOP3(ctx context.Context, addr string, accts []account) (pop3Result, err
 	}
 	wg.Wait()
 	res := pop3Result{elapsed: time.Since(start)}
+	cpu1, err := sys.cpu()
+	if err != nil {
+		return res, err
+	}
+	res.cpu = cpu1 - cpu0
 	var errs []error
 	for _, r := range results {
 		res.messages += r.n

@@ -25,7 +25,9 @@ type sysResult struct {
 	smtp *smtpResult
 	pop3 *pop3Result
 	imap *imapload.Result
-	idle *idleResult
+	// imapCPU is what the server's processes used during the IMAP mix (logins included).
+	imapCPU time.Duration
+	idle    *idleResult
 }
 
 type report struct {
@@ -109,6 +111,12 @@ func (r *report) print(o *options) {
 			return float64(percentile(s.smtp.latencies, q)), true
 		})
 	}
+	add("SMTP: server CPU seconds per 1,000 messages", num("%.2f"), func(s sysResult) (float64, bool) {
+		if s.smtp == nil {
+			return 0, false
+		}
+		return s.smtp.cpu.Seconds() * 1000 / float64(s.smtp.messages), true
+	})
 	add("POP3: messages/s downloaded and deleted", num("%.0f"), func(s sysResult) (float64, bool) {
 		if s.pop3 == nil {
 			return 0, false
@@ -127,6 +135,12 @@ func (r *report) print(o *options) {
 		}
 		return float64(percentile(s.pop3.retr, .99)), true
 	})
+	add("POP3: server CPU seconds per 1,000 messages", num("%.2f"), func(s sysResult) (float64, bool) {
+		if s.pop3 == nil || s.pop3.messages == 0 {
+			return 0, false
+		}
+		return s.pop3.cpu.Seconds() * 1000 / float64(s.pop3.messages), true
+	})
 	add(fmt.Sprintf("IMAP: ops/s, %d clients", o.imapClients), num("%.0f"), func(s sysResult) (float64, bool) {
 		if s.imap == nil {
 			return 0, false
@@ -144,6 +158,12 @@ func (r *report) print(o *options) {
 			return 0, false
 		}
 		return float64(s.imap.P99), true
+	})
+	add("IMAP: server CPU seconds per 1,000 ops", num("%.2f"), func(s sysResult) (float64, bool) {
+		if s.imap == nil || s.imap.Ops == 0 {
+			return 0, false
+		}
+		return s.imapCPU.Seconds() * 1000 / float64(s.imap.Ops), true
 	})
 	add("IMAP: errors", num("%.0f"), func(s sysResult) (float64, bool) {
 		if s.imap == nil {

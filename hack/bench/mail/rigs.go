@@ -35,6 +35,8 @@ type system struct {
 	// VmRSS of the one kubemail process; for Dovecot the VmRSS of its imap and imap-login
 	// processes added up. pss is the proportional set size of the server's whole process tree.
 	rss, pss func() (int64, error)
+	// cpu is the CPU time (user and system) the server's processes have used so far.
+	cpu func() (time.Duration, error)
 	// describe is printed once the system is up.
 	describe string
 	stop     func()
@@ -186,6 +188,7 @@ func startKubemail(ctx context.Context, dir, binary string, accts []account, has
 		},
 		rss:      imapload.ProcRSS(pid),
 		pss:      imapload.ProcTreePSS(pid),
+		cpu:      func() (time.Duration, error) { return treeCPU(pid) },
 		describe: fmt.Sprintf("kubemail: pid %d, smtp %s, imaps %s, pop3s %s, data %s", pid, addrs["smtp"], addrs["imaps"], addrs["pop3s"], cfg.DataDir),
 		stop:     stop,
 	}, nil
@@ -275,20 +278,29 @@ func startPostfixDovecot(ctx context.Context, dir string, accts []account, hashe
 		},
 		rss: func() (int64, error) { return sumRSS(dcPID, "imap", "imap-login") },
 		pss: imapload.ProcTreePSS(dcPID),
+		cpu: func() (time.Duration, error) { return treeCPU(pfPID, dcPID) },
 		describe: fmt.Sprintf("Postfix+Dovecot: postfix master %d smtp 127.0.0.1:%d; dovecot master %d imaps 127.0.0.1:%d pop3s 127.0.0.1:%d; data %s",
 			pfPID, ports[0], dcPID, ports[1], ports[2], dir),
 		stop: down,
 	}, nil
 }
 
-// sumRSS adds up VmRSS of the descendants of root whose command name is one of names.
-func sumRSS(root int, names ...string) (int64, error) {
-	children := map[int][]int{}
+// procStat is what the benchmark reads from /proc/<pid>/stat.
+type procStat struct {
+	pid, ppid int
+	comm      string
+	// cpu is utime+stime+cutime+cstime in clock ticks: the process's own CPU time and that of
+	// the children it has reaped.
+	cpu int64
+}
+
+// processes reads /proc/*/stat.
+func processes() ([]procStat, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	comm := map[int]string{}
+	var out []procStat
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -304,28 +316,79 @@ func sumRSS(root int, names ...string) (int64, error) {
 		if open < 0 || closing < open {
 			continue
 		}
-		fields := strings.Fields(s[closing+1:])
-		if len(fields) < 2 {
+		f := strings.Fields(s[closing+1:])
+		if len(f) < 15 {
 			continue
 		}
-		ppid, _ := strconv.Atoi(fields[1])
-		children[ppid] = append(children[ppid], pid)
-		comm[pid] = s[open+1 : closing]
+		p := procStat{pid: pid, comm: s[open+1 : closing]}
+		p.ppid, _ = strconv.Atoi(f[1])
+		for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime (fields 14-17)
+			v, _ := strconv.ParseInt(f[i], 10, 64)
+			p.cpu += v
+		}
+		out = append(out, p)
 	}
-	var total int64
+	return out, nil
+}
+
+// tree returns the processes descending from roots, roots included.
+func tree(roots ...int) ([]procStat, error) {
+	all, err := processes()
+	if err != nil {
+		return nil, err
+	}
+	byPID := map[int]procStat{}
+	children := map[int][]int{}
+	for _, p := range all {
+		byPID[p.pid] = p
+		children[p.ppid] = append(children[p.ppid], p.pid)
+	}
+	var out []procStat
+	queue := append([]int(nil), roots...)
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		if p, ok := byPID[pid]; ok {
+			out = append(out, p)
+			queue = append(queue, children[pid]...)
+		}
+	}
+	return out, nil
+}
+
+// clockTick is USER_HZ, the unit of the times in /proc/<pid>/stat (100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// treeCPU is the CPU time used by the processes under roots, living or reaped by a parent in
+// the tree (Postfix and Dovecot start and end processes all the time).
+func treeCPU(roots ...int) (time.Duration, error) {
+	ps, err := tree(roots...)
+	if err != nil {
+		return 0, err
+	}
+	var ticks int64
+	for _, p := range ps {
+		ticks += p.cpu
+	}
+	return time.Duration(ticks) * clockTick, nil
+}
+
+// sumRSS adds up VmRSS of the descendants of root whose command name is one of names.
+func sumRSS(root int, names ...string) (int64, error) {
+	ps, err := tree(root)
+	if err != nil {
+		return 0, err
+	}
 	want := map[string]bool{}
 	for _, n := range names {
 		want[n] = true
 	}
-	queue := []int{root}
-	for len(queue) > 0 {
-		pid := queue[0]
-		queue = queue[1:]
-		queue = append(queue, children[pid]...)
-		if pid == root || !want[comm[pid]] {
+	var total int64
+	for _, p := range ps {
+		if p.pid == root || !want[p.comm] {
 			continue
 		}
-		rss, err := imapload.ProcRSS(pid)()
+		rss, err := imapload.ProcRSS(p.pid)()
 		if err != nil {
 			continue // exited meanwhile
 		}

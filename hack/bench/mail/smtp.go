@@ -23,6 +23,8 @@ type smtpResult struct {
 	latencies []time.Duration
 	// rejected counts replies to end-of-DATA that were not 2xx.
 	rejected int
+	// cpu is what the server's processes used from the first message until all were stored.
+	cpu time.Duration
 }
 
 func (r smtpResult) storedPerSec() float64 { return float64(r.messages) / r.stored.Seconds() }
@@ -46,6 +48,10 @@ func runSMTP(ctx context.Context, o *options, sys *system, targets []account) (s
 	}
 	defer proxy.close()
 
+	cpu0, err := sys.cpu()
+	if err != nil {
+		return smtpResult{}, err
+	}
 	start := time.Now()
 	if err := smtpSource(ctx, o, proxy.addr(), targets); err != nil {
 		return smtpResult{}, err
@@ -71,8 +77,12 @@ func runSMTP(ctx context.Context, o *options, sys *system, targets []account) (s
 		}
 	}
 	stored := time.Since(start)
+	cpu1, err := sys.cpu()
+	if err != nil {
+		return smtpResult{}, err
+	}
 	lat, rejected := proxy.samples()
-	return smtpResult{messages: o.messages, acked: acked, stored: stored, latencies: lat, rejected: rejected}, nil
+	return smtpResult{messages: o.messages, acked: acked, stored: stored, latencies: lat, rejected: rejected, cpu: cpu1 - cpu0}, nil
 }
 
 // smtpSource runs one smtp-source per target, concurrently, with o.sessions sessions and
