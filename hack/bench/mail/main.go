@@ -255,10 +255,12 @@ func run(ctx context.Context, o *options) (err error) {
 	}
 	if has(o.run, "idle") {
 		for i, s := range systems {
-			cfg := imapload.Config{Addr: s.imapsAddr, TLS: true, Accounts: imapAccounts(), Mailbox: "INBOX", Clients: o.imapClients}
-			// Log every account in once first, so that both servers answer the measured logins
-			// from their authentication caches and no password hashing happens in between.
-			if err := imapload.Prefill(ctx, cfg, 0); err != nil {
+			// The connections idle in the mailboxes of the IMAP mix, -imap-prefill messages or more
+			// each. Filling them (or finding them full) also logs every account in once, so that
+			// both servers answer the measured logins from their authentication caches.
+			cfg := imapload.Config{Addr: s.imapsAddr, TLS: true, Accounts: imapAccounts()[:min(o.imapClients, len(accts))],
+				Mailbox: "INBOX", Clients: o.imapClients}
+			if err := imapload.Prefill(ctx, cfg, o.imapPrefill); err != nil {
 				return fmt.Errorf("%s: IMAP logins before IDLE: %w", s.name, err)
 			}
 			var pss []int64
@@ -278,8 +280,9 @@ func run(ctx context.Context, o *options) (err error) {
 				res.pssPerConn = (pss[len(pss)-1] - pss[0]) / int64(r.Conns)
 			}
 			rep.results[i].idle = &res
-			fmt.Fprintf(os.Stderr, "%s: IDLE %d connections (%d failed): %.1f KiB RSS, %.1f KiB PSS per connection\n",
-				s.name, r.Conns, r.Failed, float64(r.BytesPerConn)/1024, float64(res.pssPerConn)/1024)
+			fmt.Fprintf(os.Stderr, "%s: IDLE %d connections (%d failed) opened in %s: RSS %.1f -> %.1f MiB, %.1f KiB per connection; PSS %.1f KiB per connection\n",
+				s.name, r.Conns, r.Failed, r.Open.Round(time.Millisecond), float64(r.RSSBefore)/(1<<20), float64(r.RSSAfter)/(1<<20),
+				float64(r.BytesPerConn)/1024, float64(res.pssPerConn)/1024)
 			if r.FirstError != nil {
 				fmt.Fprintf(os.Stderr, "%s: first IDLE failure: %v\n", s.name, r.FirstError)
 			}
