@@ -30,19 +30,20 @@ func main() {
 	dev := flag.Bool("dev", false, "run on an embedded default: self-signed certificate, a test domain and two accounts, loopback ports")
 	devDir := flag.String("dev-dir", "", "data directory for --dev (default: a folder in the user cache directory)")
 	showVersion := flag.Bool("version", false, "print the version and exit")
+	pprofAddr := flag.String("pprof", "", "serve Go's profiles (/debug/pprof/) on this address, such as 127.0.0.1:6060 (unauthenticated: loopback only)")
 	flag.Parse()
 
 	if *showVersion {
 		fmt.Println("kubemail mailserver", version.Version)
 		return
 	}
-	if err := run(*configPath, *dev, *devDir); err != nil {
+	if err := run(*configPath, *dev, *devDir, *pprofAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "mailserver:", err)
 		os.Exit(1)
 	}
 }
 
-func run(configPath string, dev bool, devDir string) error {
+func run(configPath string, dev bool, devDir, pprofAddr string) error {
 	var cfg *config.Config
 	var tryIt string
 	switch {
@@ -67,6 +68,11 @@ func run(configPath string, dev bool, devDir string) error {
 		handler = slog.NewJSONHandler(os.Stderr, nil)
 	}
 	log := slog.New(handler)
+	if pprofAddr != "" {
+		if err := startPprof(pprofAddr, log); err != nil {
+			return err
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
