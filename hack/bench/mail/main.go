@@ -51,6 +51,7 @@ type options struct {
 	storeDeadline                     time.Duration
 	run, systems, hash                string
 	dir, mailserver, smtpSource       string
+	pprof                             string
 	keep                              bool
 }
 
@@ -73,6 +74,7 @@ func main() {
 	flag.StringVar(&o.mailserver, "mailserver", "", "mailserver binary (default: build ./cmd/mailserver)")
 	flag.StringVar(&o.smtpSource, "smtp-source", "", "smtp-source binary (default: from PATH or /usr/sbin)")
 	flag.StringVar(&o.hash, "hash", "generated", "password hashes: generated (argon2id 64 KiB, 1 pass, as the operator stores generated passwords) or full (argon2id 19 MiB, 2 passes)")
+	flag.StringVar(&o.pprof, "pprof", "", "run kubemail with --pprof on this loopback address (e.g. 127.0.0.1:6060) to profile it during the loads")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data folder (printed) instead of removing it")
 	flag.Parse()
 
@@ -172,7 +174,7 @@ func run(ctx context.Context, o *options) (err error) {
 		}
 	}()
 	if has(o.systems, "kubemail") {
-		s, err := startKubemail(ctx, filepath.Join(base, "kubemail"), o.mailserver, accts, hashes)
+		s, err := startKubemail(ctx, filepath.Join(base, "kubemail"), o.mailserver, o.pprof, accts, hashes)
 		if err != nil {
 			return err
 		}

@@ -71,7 +71,7 @@ var listeningRE = regexp.MustCompile(`msg=listening listener=(\w+) addr=(\S+)`)
 
 // startKubemail builds (unless binary is set) and starts cmd/mailserver on loopback with the
 // accounts, its data in dir/data.
-func startKubemail(ctx context.Context, dir, binary string, accts []account, hashes []string) (*system, error) {
+func startKubemail(ctx context.Context, dir, binary, pprofAddr string, accts []account, hashes []string) (*system, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -124,7 +124,11 @@ func startKubemail(ctx context.Context, dir, binary string, accts []account, has
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(binary, "--config", cfgPath)
+	args := []string{"--config", cfgPath}
+	if pprofAddr != "" {
+		args = append(args, "--pprof", pprofAddr)
+	}
+	cmd := exec.Command(binary, args...)
 	// The server dies with the benchmark, even when the benchmark is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := cmd.StderrPipe()
