@@ -37,6 +37,10 @@ system_daemons() {
 	done
 }
 
+apt_install() {
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q "$@"
+}
+
 install_packages() {
 	local need=()
 	for p in postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd openssl; do
@@ -55,12 +59,13 @@ install_packages() {
 		made_policy=1
 	fi
 	local rc=0
-	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q "${need[@]}" || rc=$?
-	if [[ -z $rc || $rc -ne 0 ]]; then
-		apt-get -o DPkg::Lock::Timeout=600 update -q && rc=0 &&
-			DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q "${need[@]}" || rc=$?
+	apt_install "${need[@]}" || rc=$?
+	if [[ $rc -ne 0 ]]; then
+		# Perhaps the package lists were never fetched or are stale.
+		rc=0
+		{ apt-get -o DPkg::Lock::Timeout=600 update -q && apt_install "${need[@]}"; } || rc=$?
 	fi
-	[[ -n $made_policy ]] && rm -f "$policy"
+	if [[ -n $made_policy ]]; then rm -f "$policy"; fi
 	[[ $rc -eq 0 ]] || die "apt-get install ${need[*]} failed"
 	# Should a package have started its daemon anyway, stop it (only if it was not running before).
 	local pid
