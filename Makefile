@@ -102,6 +102,11 @@ bench-operator: envtest-assets ## Measure the operator with 10,000 new Mailboxes
 .PHONY: bench
 bench: bench-mail bench-operator ## Run bench-mail, then bench-operator (MAILBOXES=n for a quicker run).
 
+.PHONY: crash-test
+crash-test: ## SIGKILL the mail server under SMTP load ROUNDS times (default 20): every acknowledged message stored exactly once?
+	KUBEMAIL_CRASH_ROUNDS=$(or $(ROUNDS),20) go test -count=1 -v -timeout 30m -run 'TestCrashLosesNoAcknowledgedMail$$' ./test/mailserver/ \
+		| grep -E 'round|rounds|^(ok|FAIL|---)|crash_test'
+
 .PHONY: bench-mail
 bench-mail: ## Mail server vs Postfix + Dovecot on this machine: SMTP, POP3, IMAP, idle memory, fsync (root; BENCH_MESSAGES, BENCH_MAILBOXES, BENCH_ARGS).
 	go run ./hack/bench/mail -messages $(or $(BENCH_MESSAGES),10000) -mailboxes $(or $(BENCH_MAILBOXES),100) $(BENCH_ARGS)
@@ -129,7 +134,8 @@ e2e: ## Cluster up, helm install and the end-to-end suite, then cluster down and
 	start=$$(date +%s); $(MAKE) --no-print-directory VERSION=$(VERSION) e2e-cluster-up || status=1; \
 	echo "e2e-cluster-up took $$(( $$(date +%s) - start ))s"; \
 	if [ $$status = 0 ]; then start=$$(date +%s); $(MAKE) --no-print-directory VERSION=$(VERSION) e2e-test || status=1; \
-		echo "the end-to-end suite took $$(( $$(date +%s) - start ))s"; fi; \
+		echo "the end-to-end suite took $$(( $$(date +%s) - start ))s"; \
+		if [ $$status != 0 ]; then tail -n 40 /var/lib/kubemail-e2e/logs/kubelet.log /var/lib/kubemail-e2e/logs/containerd.log || true; fi; fi; \
 	$(MAKE) --no-print-directory e2e-cluster-down || status=1; \
 	hack/e2e/leftovers.sh || status=1; \
 	exit $$status

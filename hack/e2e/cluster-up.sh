@@ -15,7 +15,21 @@ set -euo pipefail
 [ "$(uname -s)" = Linux ] || die "the end-to-end cluster runs on Linux only"
 [ "$(id -u)" = 0 ] || die "the end-to-end cluster needs root (it runs kubelet and containerd)"
 
-trap 'log "failed; daemon logs are in $LOGS (hack/e2e/cluster-down.sh cleans up)"' ERR
+# On a failure the daemons' last words go to the terminal: cluster-down.sh removes their logs.
+failed() {
+  local f
+  for f in "$LOGS"/*.log; do
+    [ -f "$f" ] || continue
+    printf '\n==> %s (last 30 lines) <==\n' "$f" >&2
+    tail -n 30 "$f" >&2
+  done
+  log "failed (hack/e2e/cluster-down.sh cleans up)"
+}
+trap failed ERR
+
+for tar in "$@"; do
+  [ -f "$tar" ] || die "image tarball $tar not found (make image-tar builds it)"
+done
 
 # --- Debian packages ----------------------------------------------------------------------------
 packages=(containerd runc containernetworking-plugins iptables conntrack socat openssl iproute2 procps ca-certificates)
@@ -107,6 +121,14 @@ kubeconfig "$E2E_STATE/scheduler.kubeconfig" scheduler "$server"
 kubeconfig "$E2E_STATE/kube-proxy.kubeconfig" kube-proxy "$server"
 kubeconfig "$E2E_STATE/kubelet.kubeconfig" kubelet-client "$server"
 
+# write_config FILE: write standard input to FILE unless it holds that already (kube-proxy exits
+# when its configuration file changes, even to the same content).
+write_config() {
+  local tmp=$1.tmp
+  cat >"$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
+}
+
 # start NAME COMMAND...: start a daemon in its own session unless it already runs.
 start() {
   local name=$1
@@ -150,7 +172,7 @@ start kube-scheduler "$K8S_BIN/kube-scheduler" --kubeconfig "$E2E_STATE/schedule
 
 # --- containerd ------------------------------------------------------------------------------------
 mkdir -p "$E2E_STATE/cni/net.d" "$E2E_STATE/containerd" "$E2E_RUN/containerd"
-cat >"$E2E_STATE/containerd/config.toml" <<EOF
+write_config "$E2E_STATE/containerd/config.toml" <<EOF
 version = 2
 root = "$E2E_STATE/containerd/root"
 state = "$E2E_RUN/containerd/state"
@@ -176,7 +198,7 @@ state = "$E2E_RUN/containerd/state"
     bin_dir = "/usr/lib/cni"
     conf_dir = "$E2E_STATE/cni/net.d"
 EOF
-cat >"$E2E_STATE/cni/net.d/10-kubemail-e2e.conflist" <<EOF
+write_config "$E2E_STATE/cni/net.d/10-kubemail-e2e.conflist" <<EOF
 {
   "cniVersion": "0.4.0",
   "name": "kubemail-e2e",
@@ -209,7 +231,7 @@ sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 net.bridge
 
 # --- kubelet and kube-proxy -----------------------------------------------------------------------
 mkdir -p "$E2E_STATE/kubelet" "$E2E_STATE/pod-logs"
-cat >"$E2E_STATE/kubelet.yaml" <<EOF
+write_config "$E2E_STATE/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 cgroupDriver: cgroupfs
@@ -234,7 +256,7 @@ EOF
 start kubelet "$K8S_BIN/kubelet" --config "$E2E_STATE/kubelet.yaml" --kubeconfig "$E2E_STATE/kubelet.kubeconfig" \
   --root-dir "$E2E_STATE/kubelet" --hostname-override "$E2E_NODE" --node-ip "$NODE_IP"
 
-cat >"$E2E_STATE/kube-proxy.yaml" <<EOF
+write_config "$E2E_STATE/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 mode: iptables
@@ -245,6 +267,7 @@ conntrack: {maxPerCore: 0}
 bindAddress: 127.0.0.1
 healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
+nodePortAddresses: [primary]
 EOF
 start kube-proxy "$K8S_BIN/kube-proxy" --config "$E2E_STATE/kube-proxy.yaml"
 

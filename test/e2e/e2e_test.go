@@ -114,11 +114,14 @@ func (s *suite) samplesReady(t *testing.T) {
 func (s *suite) mailFlows(t *testing.T) {
 	ip := s.serviceIP()
 	token := "inbound-" + randomHex(4)
-	out, err := s.swaks("--server", ip+":25", "--from", "someone@sender.e2e.test", "--to", "alice@example.com",
-		"--header", "Subject: e2e "+token, "--body", "Hello from the end-to-end suite, "+token)
-	if err != nil {
-		t.Fatalf("SMTP to alice through the Service: %v", err)
-	}
+	var out string
+	var err error
+	// kube-proxy routes a Service a moment after its pod turns Ready: retry until it does.
+	poll(t, "SMTP to alice through the client Service", time.Minute, func() (bool, error) {
+		out, err = s.swaks("--server", ip+":25", "--from", "someone@sender.e2e.test", "--to", "alice@example.com",
+			"--header", "Subject: e2e "+token, "--body", "Hello from the end-to-end suite, "+token)
+		return err == nil, err
+	})
 	if !strings.Contains(out, "<-  250") {
 		t.Fatalf("no 250 in the SMTP transcript:\n%s", out)
 	}
@@ -231,17 +234,40 @@ func (s *suite) waitPodReady(t *testing.T, old types.UID) {
 		}
 		state := describePod(&pod)
 		for _, cs := range pod.Status.ContainerStatuses {
+			// One crash may be a race at start-up; a second one, or a container that cannot even
+			// be created, is a broken pod.
 			if w := cs.State.Waiting; cs.RestartCount >= 2 || w != nil && broken[w.Reason] {
 				logs, _ := s.run("", s.kubectl, "logs", "-n", s.ns, pod.Name, "--previous", "--tail", "5")
 				t.Fatalf("the mail server pod cannot start: %s\nits last words:\n%s", state, logs)
 			}
 		}
-		return false, fmt.Errorf("%s", state)
+		return false, fmt.Errorf("%s%s", state, s.warnings(&pod))
 	})
 }
 
+// warnings returns the pod's latest Warning event (a failing probe, a volume that does not
+// mount), for a message that says why a pod is not Ready.
+func (s *suite) warnings(pod *corev1.Pod) string {
+	var events corev1.EventList
+	if err := s.c.List(ctx(), &events, client.InNamespace(pod.Namespace)); err != nil {
+		return ""
+	}
+	var last *corev1.Event
+	for i := range events.Items {
+		e := &events.Items[i]
+		if e.Type == corev1.EventTypeWarning && e.InvolvedObject.UID == pod.UID &&
+			(last == nil || e.LastTimestamp.After(last.LastTimestamp.Time)) {
+			last = e
+		}
+	}
+	if last == nil {
+		return ""
+	}
+	return fmt.Sprintf("; last warning: %s: %s", last.Reason, last.Message)
+}
+
 // broken are the waiting reasons of a container that will not start without a change.
-var broken = map[string]bool{"CrashLoopBackOff": true, "CreateContainerConfigError": true, "CreateContainerError": true,
+var broken = map[string]bool{"CreateContainerConfigError": true, "CreateContainerError": true,
 	"ErrImageNeverPull": true, "ImagePullBackOff": true, "ErrImagePull": true, "InvalidImageName": true, "RunContainerError": true}
 
 // describePod says in one line where a pod is: phase, conditions and container states.
@@ -412,11 +438,15 @@ func (s *suite) deletionPolicy(t *testing.T) {
 // helmUninstall removes the release and expects none of its objects left but the CRDs (kept by
 // design, with every account in them), and the mail server's PersistentVolumeClaim kept.
 func (s *suite) helmUninstall(t *testing.T) {
+	start := time.Now()
 	s.must(s.helm, "uninstall", release, "--namespace", operatorNS, "--wait", "--timeout", readyTimeout.String())
+	t.Logf("helm uninstall took %.1f s", time.Since(start).Seconds())
+	defer func() { t.Logf("the release's objects were gone %.1f s after helm uninstall began", time.Since(start).Seconds()) }()
 	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.QPS, cfg.Burst = 200, 400 // a sweep lists every resource type
 	dyn := dynamic.NewForConfigOrDie(cfg)
 	lists, err := s.cs.Discovery().ServerPreferredResources()
 	if err != nil {
