@@ -441,7 +441,9 @@ func (s *suite) helmUninstall(t *testing.T) {
 	start := time.Now()
 	s.must(s.helm, "uninstall", release, "--namespace", operatorNS, "--wait", "--timeout", readyTimeout.String())
 	t.Logf("helm uninstall took %.1f s", time.Since(start).Seconds())
-	defer func() { t.Logf("the release's objects were gone %.1f s after helm uninstall began", time.Since(start).Seconds()) }()
+	defer func() {
+		t.Logf("the release's objects were gone %.1f s after helm uninstall began", time.Since(start).Seconds())
+	}()
 	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig)
 	if err != nil {
 		t.Fatal(err)
