@@ -45,6 +45,7 @@ type options struct {
 	messages, size, sessions, targets int
 	mailboxes                         int
 	imapClients, imapPrefill          int
+	rounds                            int
 	imapDuration                      time.Duration
 	idle                              int
 	fsyncDuration                     time.Duration
@@ -62,12 +63,13 @@ func main() {
 	flag.IntVar(&o.sessions, "sessions", 20, "SMTP: parallel sessions; also the writers of the concurrent fsync probe")
 	flag.IntVar(&o.targets, "targets", 20, "SMTP: mailboxes the messages are spread over (one smtp-source each); POP3: clients")
 	flag.IntVar(&o.mailboxes, "mailboxes", 100, "mailboxes in the domain")
-	flag.IntVar(&o.imapClients, "imap-clients", 50, "IMAP: concurrent clients running the mix (one mailbox each)")
+	flag.IntVar(&o.imapClients, "imap-clients", 50, "IMAP: concurrent clients running the mix (one mailbox each, after the SMTP ones)")
 	flag.IntVar(&o.imapPrefill, "imap-prefill", 200, "IMAP: messages in each client's INBOX before the mix")
 	flag.DurationVar(&o.imapDuration, "imap-duration", 30*time.Second, "IMAP: how long the mix runs")
 	flag.IntVar(&o.idle, "idle", 1000, "IMAP IDLE: connections for the memory measurement")
 	flag.DurationVar(&o.fsyncDuration, "fsync-duration", 5*time.Second, "fsync: how long each probe runs")
 	flag.DurationVar(&o.storeDeadline, "store-deadline", 10*time.Minute, "SMTP: give up when messages are not all stored this long after the last was acknowledged")
+	flag.IntVar(&o.rounds, "rounds", 1, "run the loads this many times, the systems' order swapped every round; the table shows medians")
 	flag.StringVar(&o.run, "run", "fsync,smtp,pop3,imap,idle", "which loads to run, in this order")
 	flag.StringVar(&o.systems, "systems", "kubemail,postfix", "which systems to measure")
 	flag.StringVar(&o.dir, "dir", "", "put the data here (default: a new folder in $TMPDIR); its filesystem is the one measured")
@@ -97,8 +99,8 @@ func has(list, item string) bool {
 }
 
 func run(ctx context.Context, o *options) (err error) {
-	if o.targets > o.mailboxes || o.imapClients < 1 || o.targets < 1 || o.sessions < 1 {
-		return errors.New("need 1 <= -targets <= -mailboxes, -sessions >= 1 and -imap-clients >= 1")
+	if o.imapClients < 1 || o.targets < 1 || o.sessions < 1 || o.rounds < 1 || o.targets+o.imapClients > o.mailboxes {
+		return errors.New("need -targets + -imap-clients <= -mailboxes (each has mailboxes of its own), and -sessions, -imap-clients, -targets and -rounds >= 1")
 	}
 	withPostfix := has(o.systems, "postfix")
 	if withPostfix && os.Geteuid() != 0 {
@@ -194,103 +196,120 @@ func run(ctx context.Context, o *options) (err error) {
 	rep.results = make([]sysResult, len(systems))
 
 	targets := accts[:o.targets]
-	if has(o.run, "smtp") {
-		for i, s := range systems {
-			fmt.Fprintf(os.Stderr, "%s: SMTP, %d messages of %d bytes, %d sessions, %d mailboxes\n", s.name, o.messages, o.size, o.sessions, len(targets))
-			r, err := runSMTP(ctx, o, s, targets)
-			if err != nil {
-				return err
-			}
-			rep.results[i].smtp = &r
-			fmt.Fprintf(os.Stderr, "%s: %.0f msg/s acknowledged, %.0f msg/s stored; end-of-DATA to reply p50 %s p99 %s (%d samples, %d not 2xx)\n",
-				s.name, r.ackedPerSec(), r.storedPerSec(), ms(percentile(r.latencies, .5)), ms(percentile(r.latencies, .99)), len(r.latencies), r.rejected)
-		}
+	// The IMAP clients get mailboxes of their own, so that POP3 drains only what SMTP delivered.
+	imapAccounts := make([]imapload.Account, o.imapClients)
+	for i := range imapAccounts {
+		a := accts[o.targets+i]
+		imapAccounts[i] = imapload.Account{User: a.address, Password: a.password}
 	}
-	if has(o.run, "pop3") {
-		for i, s := range systems {
-			if !has(o.run, "smtp") {
-				// Something to download: the SMTP load, unmeasured.
-				if _, err := runSMTP(ctx, o, s, targets); err != nil {
+	for round := range o.rounds {
+		// Each load runs on one system, then on the other; odd rounds start with the other one,
+		// so that neither always runs first on a machine whose load changes.
+		order := make([]int, len(systems))
+		for i := range order {
+			order[i] = i
+			if round%2 == 1 {
+				order[i] = len(systems) - 1 - i
+			}
+		}
+		if o.rounds > 1 {
+			fmt.Fprintf(os.Stderr, "round %d of %d\n", round+1, o.rounds)
+		}
+		for _, load := range []string{"smtp", "pop3", "imap", "idle"} {
+			if !has(o.run, load) {
+				continue
+			}
+			for _, i := range order {
+				if err := runLoad(ctx, o, load, systems[i], &rep.results[i], targets, imapAccounts); err != nil {
 					return err
 				}
-			}
-			r, err := runPOP3(ctx, s, targets)
-			if err != nil {
-				return err
-			}
-			rep.results[i].pop3 = &r
-			fmt.Fprintf(os.Stderr, "%s: POP3 %d messages (%.1f MiB) downloaded and deleted by %d clients in %s: %.0f msg/s, %.1f MiB/s, RETR p99 %s\n",
-				s.name, r.messages, float64(r.bytes)/(1<<20), len(targets), r.elapsed.Round(time.Millisecond), r.perSec(), r.mbPerSec(), ms(percentile(r.retr, .99)))
-		}
-	}
-	imapAccounts := func() []imapload.Account {
-		var out []imapload.Account
-		for _, a := range accts {
-			out = append(out, imapload.Account{User: a.address, Password: a.password})
-		}
-		return out
-	}
-	if has(o.run, "imap") {
-		for i, s := range systems {
-			cfg := imapload.Config{Addr: s.imapsAddr, TLS: true, Accounts: imapAccounts()[:min(o.imapClients, len(accts))],
-				Mailbox: "INBOX", Clients: o.imapClients, Duration: o.imapDuration, Seed: 1}
-			start := time.Now()
-			if err := imapload.Prefill(ctx, cfg, o.imapPrefill); err != nil {
-				return fmt.Errorf("%s: IMAP prefill: %w", s.name, err)
-			}
-			fmt.Fprintf(os.Stderr, "%s: prefilled %d mailboxes to %d messages in %s\n", s.name, len(cfg.Accounts), o.imapPrefill, time.Since(start).Round(time.Millisecond))
-			cpu0, err := s.cpu()
-			if err != nil {
-				return err
-			}
-			r, err := imapload.Run(ctx, cfg)
-			if err != nil {
-				return fmt.Errorf("%s: IMAP load: %w", s.name, err)
-			}
-			cpu1, err := s.cpu()
-			if err != nil {
-				return err
-			}
-			rep.results[i].imap, rep.results[i].imapCPU = &r, cpu1-cpu0
-			fmt.Fprintf(os.Stderr, "%s: IMAP %d clients, %.0f ops/s, p50 %s, p99 %s, %d errors\n", s.name, o.imapClients, r.OpsPerSec, ms(r.P50), ms(r.P99), r.Errors)
-		}
-	}
-	if has(o.run, "idle") {
-		for i, s := range systems {
-			// The connections idle in the mailboxes of the IMAP mix, -imap-prefill messages or more
-			// each. Filling them (or finding them full) also logs every account in once, so that
-			// both servers answer the measured logins from their authentication caches.
-			cfg := imapload.Config{Addr: s.imapsAddr, TLS: true, Accounts: imapAccounts()[:min(o.imapClients, len(accts))],
-				Mailbox: "INBOX", Clients: o.imapClients}
-			if err := imapload.Prefill(ctx, cfg, o.imapPrefill); err != nil {
-				return fmt.Errorf("%s: IMAP logins before IDLE: %w", s.name, err)
-			}
-			var pss []int64
-			var pssErr error
-			measure := func() (int64, error) {
-				p, err := s.pss()
-				pss = append(pss, p)
-				pssErr = errors.Join(pssErr, err)
-				return s.rss()
-			}
-			r, err := imapload.IdleConns(ctx, cfg, o.idle, measure)
-			if err != nil {
-				return fmt.Errorf("%s: IMAP IDLE: %w", s.name, err)
-			}
-			res := idleResult{IdleResult: r}
-			if pssErr == nil && len(pss) >= 2 && r.Conns > 0 {
-				res.pssPerConn = (pss[len(pss)-1] - pss[0]) / int64(r.Conns)
-			}
-			rep.results[i].idle = &res
-			fmt.Fprintf(os.Stderr, "%s: IDLE %d connections (%d failed) opened in %s: RSS %.1f -> %.1f MiB, %.1f KiB per connection; PSS %.1f KiB per connection\n",
-				s.name, r.Conns, r.Failed, r.Open.Round(time.Millisecond), float64(r.RSSBefore)/(1<<20), float64(r.RSSAfter)/(1<<20),
-				float64(r.BytesPerConn)/1024, float64(res.pssPerConn)/1024)
-			if r.FirstError != nil {
-				fmt.Fprintf(os.Stderr, "%s: first IDLE failure: %v\n", s.name, r.FirstError)
 			}
 		}
 	}
 	rep.print(o)
+	return nil
+}
+
+// runLoad runs one load against one system and appends its outcome to res.
+func runLoad(ctx context.Context, o *options, load string, s *system, res *sysResult, targets []account, imapAccounts []imapload.Account) error {
+	switch load {
+	case "smtp":
+		fmt.Fprintf(os.Stderr, "%s: SMTP, %d messages of %d bytes, %d sessions, %d mailboxes\n", s.name, o.messages, o.size, o.sessions, len(targets))
+		r, err := runSMTP(ctx, o, s, targets)
+		if err != nil {
+			return err
+		}
+		res.smtp = append(res.smtp, r)
+		fmt.Fprintf(os.Stderr, "%s: %.0f msg/s acknowledged, %.0f msg/s stored; end-of-DATA to reply p50 %s p99 %s (%d samples, %d not 2xx)\n",
+			s.name, r.ackedPerSec(), r.storedPerSec(), ms(percentile(r.latencies, .5)), ms(percentile(r.latencies, .99)), len(r.latencies), r.rejected)
+	case "pop3":
+		if !has(o.run, "smtp") {
+			// Something to download: the SMTP load, unmeasured.
+			if _, err := runSMTP(ctx, o, s, targets); err != nil {
+				return err
+			}
+		}
+		r, err := runPOP3(ctx, s, targets)
+		if err != nil {
+			return err
+		}
+		res.pop3 = append(res.pop3, r)
+		fmt.Fprintf(os.Stderr, "%s: POP3 %d messages (%.1f MiB) downloaded and deleted by %d clients in %s: %.0f msg/s, %.1f MiB/s, RETR p99 %s\n",
+			s.name, r.messages, float64(r.bytes)/(1<<20), len(targets), r.elapsed.Round(time.Millisecond), r.perSec(), r.mbPerSec(), ms(percentile(r.retr, .99)))
+	case "imap":
+		cfg := imapload.Config{Addr: s.imapsAddr, TLS: true, Accounts: imapAccounts,
+			Mailbox: "INBOX", Clients: o.imapClients, Duration: o.imapDuration, Seed: uint64(len(res.imap) + 1)}
+		start := time.Now()
+		if err := imapload.Prefill(ctx, cfg, o.imapPrefill); err != nil {
+			return fmt.Errorf("%s: IMAP prefill: %w", s.name, err)
+		}
+		fmt.Fprintf(os.Stderr, "%s: filled %d mailboxes to %d messages in %s\n", s.name, len(cfg.Accounts), o.imapPrefill, time.Since(start).Round(time.Millisecond))
+		cpu0, err := s.cpu()
+		if err != nil {
+			return err
+		}
+		r, err := imapload.Run(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("%s: IMAP load: %w", s.name, err)
+		}
+		cpu1, err := s.cpu()
+		if err != nil {
+			return err
+		}
+		res.imap = append(res.imap, imapRound{Result: r, cpu: cpu1 - cpu0})
+		fmt.Fprintf(os.Stderr, "%s: IMAP %d clients, %.0f ops/s, p50 %s, p99 %s, %d errors\n", s.name, o.imapClients, r.OpsPerSec, ms(r.P50), ms(r.P99), r.Errors)
+	case "idle":
+		// The connections idle in the mailboxes of the IMAP mix, -imap-prefill messages or more
+		// each. Filling them (or finding them full) also logs every account in once, so that
+		// both servers answer the measured logins from their authentication caches.
+		cfg := imapload.Config{Addr: s.imapsAddr, TLS: true, Accounts: imapAccounts, Mailbox: "INBOX", Clients: o.imapClients}
+		if err := imapload.Prefill(ctx, cfg, o.imapPrefill); err != nil {
+			return fmt.Errorf("%s: IMAP logins before IDLE: %w", s.name, err)
+		}
+		var pss []int64
+		var pssErr error
+		measure := func() (int64, error) {
+			p, err := s.pss()
+			pss = append(pss, p)
+			pssErr = errors.Join(pssErr, err)
+			return s.rss()
+		}
+		r, err := imapload.IdleConns(ctx, cfg, o.idle, measure)
+		if err != nil {
+			return fmt.Errorf("%s: IMAP IDLE: %w", s.name, err)
+		}
+		ir := idleResult{IdleResult: r}
+		if pssErr == nil && len(pss) >= 2 && r.Conns > 0 {
+			ir.pssPerConn = (pss[len(pss)-1] - pss[0]) / int64(r.Conns)
+		}
+		res.idle = append(res.idle, ir)
+		fmt.Fprintf(os.Stderr, "%s: IDLE %d connections (%d failed) opened in %s: RSS %.1f -> %.1f MiB, %.1f KiB per connection; PSS %.1f KiB per connection\n",
+			s.name, r.Conns, r.Failed, r.Open.Round(time.Millisecond), float64(r.RSSBefore)/(1<<20), float64(r.RSSAfter)/(1<<20),
+			float64(r.BytesPerConn)/1024, float64(ir.pssPerConn)/1024)
+		if r.FirstError != nil {
+			fmt.Fprintf(os.Stderr, "%s: first IDLE failure: %v\n", s.name, r.FirstError)
+		}
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 
@@ -21,13 +22,19 @@ type idleResult struct {
 	pssPerConn int64
 }
 
+// imapRound is one run of the IMAP mix and the CPU time the server spent on it (logins
+// included).
+type imapRound struct {
+	imapload.Result
+	cpu time.Duration
+}
+
+// sysResult is what the loads measured on one system, one entry per round.
 type sysResult struct {
-	smtp *smtpResult
-	pop3 *pop3Result
-	imap *imapload.Result
-	// imapCPU is what the server's processes used during the IMAP mix (logins included).
-	imapCPU time.Duration
-	idle    *idleResult
+	smtp []smtpResult
+	pop3 []pop3Result
+	imap []imapRound
+	idle []idleResult
 }
 
 type report struct {
@@ -47,13 +54,35 @@ func ms(d time.Duration) string {
 	}
 }
 
-// row is one line of the results table: a value per system, formatted, and the number the
-// ratio is computed from.
+// row is one line of the results table: per system, the values of the rounds.
 type row struct {
 	metric string
-	vals   []float64
-	ok     []bool
+	vals   [][]float64
 	format func(float64) string
+}
+
+// median of the values (the mean of the middle two for an even count).
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func (rw row) cell(i int) string {
+	v := rw.vals[i]
+	if len(v) == 0 {
+		return "–"
+	}
+	out := rw.format(median(v))
+	if len(v) > 1 {
+		s := append([]float64(nil), v...)
+		sort.Float64s(s)
+		out += " (" + rw.format(s[0]) + " – " + rw.format(s[len(s)-1]) + ")"
+	}
+	return out
 }
 
 func (r *report) print(o *options) {
@@ -67,7 +96,7 @@ func (r *report) print(o *options) {
 		for _, f := range r.fsync {
 			if f.writers == 1 && f.dirSync {
 				fmt.Printf("\nA delivery path that makes each message durable on its own, one after another (file fsync, rename, directory fsync), tops out near %.0f messages/s here; "+
-					"concurrent sessions go faster only as far as the filesystem commits their fsyncs together (ext4's journal does: see the %d-writer rows).\n",
+					"concurrent sessions go faster only as far as the filesystem commits their fsyncs together (the %d-writer rows).\n",
 					f.perSec(), o.sessions)
 			}
 		}
@@ -78,117 +107,67 @@ func (r *report) print(o *options) {
 	num := func(f string) func(float64) string { return func(v float64) string { return fmt.Sprintf(f, v) } }
 	dur := func(v float64) string { return ms(time.Duration(v)) }
 	var rows []row
-	add := func(metric string, format func(float64) string, get func(sysResult) (float64, bool)) {
+	add := func(metric string, format func(float64) string, get func(sysResult) []float64) {
 		rw := row{metric: metric, format: format}
+		any := false
 		for _, res := range r.results {
-			v, ok := get(res)
-			rw.vals, rw.ok = append(rw.vals, v), append(rw.ok, ok)
+			v := get(res)
+			rw.vals = append(rw.vals, v)
+			any = any || len(v) > 0
 		}
-		for _, ok := range rw.ok {
-			if ok {
-				rows = append(rows, rw)
-				return
-			}
+		if any {
+			rows = append(rows, rw)
 		}
 	}
-	add(fmt.Sprintf("SMTP: messages/s, until all %d are stored", o.messages), num("%.0f"), func(s sysResult) (float64, bool) {
-		if s.smtp == nil {
-			return 0, false
-		}
-		return s.smtp.storedPerSec(), true
-	})
-	add("SMTP: messages/s acknowledged (250)", num("%.0f"), func(s sysResult) (float64, bool) {
-		if s.smtp == nil {
-			return 0, false
-		}
-		return s.smtp.ackedPerSec(), true
-	})
-	for _, q := range []float64{.5, .99} {
-		add(fmt.Sprintf("SMTP: end-of-DATA to 250, p%.0f", q*100), dur, func(s sysResult) (float64, bool) {
-			if s.smtp == nil {
-				return 0, false
+	smtp := func(f func(smtpResult) float64) func(sysResult) []float64 {
+		return func(s sysResult) (out []float64) {
+			for _, x := range s.smtp {
+				out = append(out, f(x))
 			}
-			return float64(percentile(s.smtp.latencies, q)), true
-		})
+			return out
+		}
 	}
-	add("SMTP: server CPU seconds per 1,000 messages", num("%.2f"), func(s sysResult) (float64, bool) {
-		if s.smtp == nil {
-			return 0, false
+	pop := func(f func(pop3Result) float64) func(sysResult) []float64 {
+		return func(s sysResult) (out []float64) {
+			for _, x := range s.pop3 {
+				out = append(out, f(x))
+			}
+			return out
 		}
-		return s.smtp.cpu.Seconds() * 1000 / float64(s.smtp.messages), true
-	})
-	add("POP3: messages/s downloaded and deleted", num("%.0f"), func(s sysResult) (float64, bool) {
-		if s.pop3 == nil {
-			return 0, false
+	}
+	imap := func(f func(imapRound) float64) func(sysResult) []float64 {
+		return func(s sysResult) (out []float64) {
+			for _, x := range s.imap {
+				out = append(out, f(x))
+			}
+			return out
 		}
-		return s.pop3.perSec(), true
-	})
-	add("POP3: MiB/s", num("%.1f"), func(s sysResult) (float64, bool) {
-		if s.pop3 == nil {
-			return 0, false
+	}
+	idle := func(f func(idleResult) float64) func(sysResult) []float64 {
+		return func(s sysResult) (out []float64) {
+			for _, x := range s.idle {
+				out = append(out, f(x))
+			}
+			return out
 		}
-		return s.pop3.mbPerSec(), true
-	})
-	add("POP3: RETR p99", dur, func(s sysResult) (float64, bool) {
-		if s.pop3 == nil {
-			return 0, false
-		}
-		return float64(percentile(s.pop3.retr, .99)), true
-	})
-	add("POP3: server CPU seconds per 1,000 messages", num("%.2f"), func(s sysResult) (float64, bool) {
-		if s.pop3 == nil || s.pop3.messages == 0 {
-			return 0, false
-		}
-		return s.pop3.cpu.Seconds() * 1000 / float64(s.pop3.messages), true
-	})
-	add(fmt.Sprintf("IMAP: ops/s, %d clients", o.imapClients), num("%.0f"), func(s sysResult) (float64, bool) {
-		if s.imap == nil {
-			return 0, false
-		}
-		return s.imap.OpsPerSec, true
-	})
-	add("IMAP: p50", dur, func(s sysResult) (float64, bool) {
-		if s.imap == nil {
-			return 0, false
-		}
-		return float64(s.imap.P50), true
-	})
-	add("IMAP: p99", dur, func(s sysResult) (float64, bool) {
-		if s.imap == nil {
-			return 0, false
-		}
-		return float64(s.imap.P99), true
-	})
-	add("IMAP: server CPU seconds per 1,000 ops", num("%.2f"), func(s sysResult) (float64, bool) {
-		if s.imap == nil || s.imap.Ops == 0 {
-			return 0, false
-		}
-		return s.imapCPU.Seconds() * 1000 / float64(s.imap.Ops), true
-	})
-	add("IMAP: errors", num("%.0f"), func(s sysResult) (float64, bool) {
-		if s.imap == nil {
-			return 0, false
-		}
-		return float64(s.imap.Errors), true
-	})
-	add(fmt.Sprintf("IDLE: KiB RSS per connection (%d)", o.idle), num("%.1f"), func(s sysResult) (float64, bool) {
-		if s.idle == nil {
-			return 0, false
-		}
-		return float64(s.idle.BytesPerConn) / 1024, true
-	})
-	add("IDLE: KiB PSS per connection (whole process tree)", num("%.1f"), func(s sysResult) (float64, bool) {
-		if s.idle == nil {
-			return 0, false
-		}
-		return float64(s.idle.pssPerConn) / 1024, true
-	})
-	add("IDLE: connections that failed", num("%.0f"), func(s sysResult) (float64, bool) {
-		if s.idle == nil {
-			return 0, false
-		}
-		return float64(s.idle.Failed), true
-	})
+	}
+	add(fmt.Sprintf("SMTP: messages/s, until all %d are stored", o.messages), num("%.0f"), smtp(smtpResult.storedPerSec))
+	add("SMTP: messages/s acknowledged (250)", num("%.0f"), smtp(smtpResult.ackedPerSec))
+	add("SMTP: end-of-DATA to 250, p50", dur, smtp(func(x smtpResult) float64 { return float64(percentile(x.latencies, .5)) }))
+	add("SMTP: end-of-DATA to 250, p99", dur, smtp(func(x smtpResult) float64 { return float64(percentile(x.latencies, .99)) }))
+	add("SMTP: server CPU seconds per 1,000 messages", num("%.2f"), smtp(func(x smtpResult) float64 { return x.cpu.Seconds() * 1000 / float64(x.messages) }))
+	add("POP3: messages/s downloaded and deleted", num("%.0f"), pop(pop3Result.perSec))
+	add("POP3: MiB/s", num("%.1f"), pop(pop3Result.mbPerSec))
+	add("POP3: RETR p99", dur, pop(func(x pop3Result) float64 { return float64(percentile(x.retr, .99)) }))
+	add("POP3: server CPU seconds per 1,000 messages", num("%.2f"), pop(func(x pop3Result) float64 { return x.cpu.Seconds() * 1000 / float64(max(x.messages, 1)) }))
+	add(fmt.Sprintf("IMAP: ops/s, %d clients", o.imapClients), num("%.0f"), imap(func(x imapRound) float64 { return x.OpsPerSec }))
+	add("IMAP: p50", dur, imap(func(x imapRound) float64 { return float64(x.P50) }))
+	add("IMAP: p99", dur, imap(func(x imapRound) float64 { return float64(x.P99) }))
+	add("IMAP: server CPU seconds per 1,000 ops", num("%.2f"), imap(func(x imapRound) float64 { return x.cpu.Seconds() * 1000 / float64(max(x.Ops, 1)) }))
+	add("IMAP: errors", num("%.0f"), imap(func(x imapRound) float64 { return float64(x.Errors) }))
+	add(fmt.Sprintf("idle IMAP connections: KiB RSS per connection (%d)", o.idle), num("%.1f"), idle(func(x idleResult) float64 { return float64(x.BytesPerConn) / 1024 }))
+	add("idle IMAP connections: KiB PSS per connection (whole process tree)", num("%.1f"), idle(func(x idleResult) float64 { return float64(x.pssPerConn) / 1024 }))
+	add("idle IMAP connections that failed", num("%.0f"), idle(func(x idleResult) float64 { return float64(x.Failed) }))
 
 	fmt.Println()
 	hdr := "| metric |"
@@ -205,16 +184,12 @@ func (r *report) print(o *options) {
 	fmt.Println(sep)
 	for _, rw := range rows {
 		line := "| " + rw.metric + " |"
-		for i, v := range rw.vals {
-			if rw.ok[i] {
-				line += " " + rw.format(v) + " |"
-			} else {
-				line += " – |"
-			}
+		for i := range rw.vals {
+			line += " " + rw.cell(i) + " |"
 		}
 		if len(rw.vals) == 2 {
-			if rw.ok[0] && rw.ok[1] && rw.vals[1] != 0 {
-				line += fmt.Sprintf(" %.2f |", rw.vals[0]/rw.vals[1])
+			if len(rw.vals[0]) > 0 && len(rw.vals[1]) > 0 && median(rw.vals[1]) != 0 {
+				line += fmt.Sprintf(" %.2f |", median(rw.vals[0])/median(rw.vals[1]))
 			} else {
 				line += " – |"
 			}
@@ -222,8 +197,8 @@ func (r *report) print(o *options) {
 		fmt.Println(line)
 	}
 	for i, s := range r.systems {
-		if res := r.results[i].imap; res != nil {
-			fmt.Printf("\n%s, IMAP by command:\n", s.name)
+		for round, res := range r.results[i].imap {
+			fmt.Printf("\n%s, IMAP by command (round %d):\n", s.name, round+1)
 			for _, op := range []string{imapload.OpConnect, imapload.OpLogin, imapload.OpSelect, imapload.OpFetchHeaders, imapload.OpFetchBody,
 				imapload.OpSearch, imapload.OpStore, imapload.OpAppend, imapload.OpExpunge, imapload.OpNoop, imapload.OpLogout} {
 				if st, ok := res.ByOp[op]; ok {
