@@ -2,10 +2,10 @@ package imapd
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -70,10 +70,32 @@ func needsContent(options *imap.FetchOptions) bool {
 		len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
 }
 
+// headerOnly reports whether every part of the message that options ask for lies in its
+// header: ENVELOPE and BODY[HEADER], BODY[HEADER.FIELDS (...)], the message list's usual
+// request.
+func headerOnly(options *imap.FetchOptions) bool {
+	if options.BodyStructure != nil || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0 {
+		return false
+	}
+	for _, bs := range options.BodySection {
+		if len(bs.Part) > 0 || bs.Specifier != imap.PartSpecifierHeader {
+			return false
+		}
+	}
+	return true
+}
+
+// content is a message's stored bytes, or only its header block when that is all a FETCH
+// needs.
+type content interface {
+	io.ReadSeeker
+	io.ReaderAt
+}
+
 // fetchOne writes one FETCH response. The file is opened before the response starts, so a
 // message expunged meanwhile is skipped (its EXPUNGE follows) rather than half-written.
 func (s *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap.FetchOptions, flagsChanged bool) error {
-	var file *os.File
+	var file content
 	if needsContent(options) {
 		f, err := s.sel.folder.Open(t.msg.UID)
 		if errors.Is(err, store.ErrNoSuchMessage) {
@@ -82,8 +104,19 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap.Fe
 		if err != nil {
 			return s.storageError("opening a message", err)
 		}
-		defer f.Close()
-		file = f
+		if headerOnly(options) {
+			// Read the header once for all items (the envelope and each section would
+			// otherwise read and parse the file again) and let the file go at once.
+			r := headerReaders.Get().(*bufio.Reader)
+			r.Reset(f)
+			file = bytes.NewReader(readHeaderBlock(r))
+			r.Reset(nil)
+			headerReaders.Put(r)
+			f.Close()
+		} else {
+			defer f.Close()
+			file = f
+		}
 	}
 
 	rw := w.CreateMessage(t.seq)
@@ -123,9 +156,13 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap.Fe
 	return rw.Close()
 }
 
-func envelope(file *os.File) *imap.Envelope {
+func envelope(file content) *imap.Envelope {
 	file.Seek(0, io.SeekStart)
-	h, err := textproto.ReadHeader(bufio.NewReader(file))
+	r := headerReaders.Get().(*bufio.Reader)
+	r.Reset(file)
+	h, err := textproto.ReadHeader(r)
+	r.Reset(nil)
+	headerReaders.Put(r)
 	if err != nil {
 		return nil // written as an envelope of NILs
 	}
@@ -134,7 +171,7 @@ func envelope(file *os.File) *imap.Envelope {
 
 // writeBodySection sends one BODY[...] item. The whole message, the commonest request, is
 // streamed from the file; other sections are cut out by the library.
-func (s *session) writeBodySection(rw *imapserver.FetchResponseWriter, file *os.File, m store.Message, bs *imap.FetchItemBodySection) error {
+func (s *session) writeBodySection(rw *imapserver.FetchResponseWriter, file content, m store.Message, bs *imap.FetchItemBodySection) error {
 	whole := len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierNone &&
 		len(bs.HeaderFields) == 0 && len(bs.HeaderFieldsNot) == 0
 	if !whole {

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"time"
+	"unicode"
 
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
@@ -118,6 +120,60 @@ type candidate struct {
 	hdr        *mail.Header
 	raw        []byte
 	rawRead    bool
+	// lowerHeader is the header block in lower case, for mayContain; nil until read.
+	lowerHeader     []byte
+	lowerHeaderRead bool
+}
+
+// headerReaders are the buffers mayContain reads header blocks with: a SEARCH reads one per
+// message.
+var headerReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+// mayContain is a quick test before a header search parses a message: false means no header
+// field can contain pattern. Parsing every field of every message is most of what such a
+// SEARCH costs, and most messages do not match. It answers true whenever the raw bytes could
+// differ from the decoded text: patterns with white space (folding changes it) and headers
+// with RFC 2047 encoded words.
+func (c *candidate) mayContain(pattern string) bool {
+	if pattern == "" || strings.IndexFunc(pattern, unicode.IsSpace) >= 0 {
+		return true
+	}
+	if !c.lowerHeaderRead {
+		c.lowerHeaderRead = true
+		if f, err := c.folder.Open(c.msg.UID); err == nil {
+			r := headerReaders.Get().(*bufio.Reader)
+			r.Reset(f)
+			c.lowerHeader = bytes.ToLower(readHeaderBlock(r))
+			r.Reset(nil)
+			headerReaders.Put(r)
+			f.Close()
+		}
+	}
+	if c.lowerHeader == nil || bytes.Contains(c.lowerHeader, []byte("=?")) {
+		return true
+	}
+	return bytes.Contains(c.lowerHeader, []byte(strings.ToLower(pattern)))
+}
+
+// readHeaderBlock returns a message's header lines and the empty line that ends them.
+func readHeaderBlock(r *bufio.Reader) []byte {
+	var out []byte
+	lineStart := true
+	for {
+		line, err := r.ReadSlice('\n')
+		out = append(out, line...)
+		if lineStart && (len(line) == 0 || line[0] == '\n' || (line[0] == '\r' && len(line) > 1 && line[1] == '\n')) {
+			return out
+		}
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			lineStart = false
+		case err != nil:
+			return out
+		default:
+			lineStart = true
+		}
+	}
 }
 
 func (c *candidate) header() *mail.Header {
@@ -188,6 +244,11 @@ func (c *candidate) match(cr *imap.SearchCriteria) bool {
 		}
 	}
 	if len(cr.Header) > 0 || !cr.SentSince.IsZero() || !cr.SentBefore.IsZero() {
+		for _, hf := range cr.Header {
+			if !c.mayContain(hf.Value) {
+				return false
+			}
+		}
 		h := c.header()
 		if h == nil {
 			return false
