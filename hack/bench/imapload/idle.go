@@ -262,3 +262,56 @@ func treeSum(pid int, size func(int) (int64, error)) (int64, error) {
 	}
 	return total, nil
 }
+
+// clockTicks is the unit of the times in /proc/<pid>/stat (USER_HZ, 100 on Linux).
+const clockTicks = 100
+
+// ProcCPU returns a function that reads the CPU time (user and system) a local process has
+// used, for Config.ServerCPU.
+func ProcCPU(pid int) func() (time.Duration, error) {
+	return func() (time.Duration, error) {
+		own, _, err := procTimes(pid)
+		return own, err
+	}
+}
+
+// ProcTreeCPU is ProcCPU for a process and its descendants, including the descendants that
+// have exited and been waited for (a server that runs a process per connection).
+func ProcTreeCPU(pid int) func() (time.Duration, error) {
+	return func() (time.Duration, error) {
+		_, reaped, err := procTimes(pid)
+		if err != nil {
+			return 0, err
+		}
+		live, err := treeSum(pid, func(p int) (int64, error) {
+			own, _, err := procTimes(p)
+			return int64(own), err
+		})
+		return time.Duration(live) + reaped, err
+	}
+}
+
+// procTimes reads utime+stime and cutime+cstime from /proc/<pid>/stat.
+func procTimes(pid int) (own, children time.Duration, err error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	i := strings.LastIndexByte(string(stat), ')')
+	if i < 0 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	// Fields after the name start with state (field 3); utime is field 14.
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 15 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	var t [4]int64
+	for k := range t {
+		if t[k], err = strconv.ParseInt(f[11+k], 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+	}
+	tick := time.Second / clockTicks
+	return time.Duration(t[0]+t[1]) * tick, time.Duration(t[2]+t[3]) * tick, nil
+}

@@ -46,6 +46,10 @@ type Config struct {
 	Seed uint64
 	// Mix weighs the operations; nil means DefaultMix.
 	Mix Mix
+	// ServerCPU, if set, reads the CPU time the server has used so far (ProcCPU and
+	// ProcTreeCPU read it for local processes); Run then reports the server's CPU time per
+	// operation, which a busy or shared machine disturbs much less than operations per second.
+	ServerCPU func() (time.Duration, error)
 	// IdleSettle is how long IdleConns waits after the last connection started idling before
 	// it measures (3s).
 	IdleSettle time.Duration
@@ -107,6 +111,10 @@ type Result struct {
 	// P50 and P99 are over every successful command of every kind.
 	P50, P99 time.Duration
 	ByOp     map[string]OpStats
+	// ServerCPU is the CPU time the server used during the window (with Config.ServerCPU),
+	// CPUPerOp that divided by Ops.
+	ServerCPU time.Duration
+	CPUPerOp  time.Duration
 }
 
 func (c *Config) defaults() error {
@@ -175,9 +183,25 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("imapload: no client could log in: %w", errors.Join(startErrs...))
 	}
 
+	var cpuBefore, cpuAfter time.Duration
+	readCPU := func(into *time.Duration) {
+		if cfg.ServerCPU != nil {
+			*into, _ = cfg.ServerCPU()
+		}
+	}
+	readCPU(&cpuBefore)
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	start := time.Now()
+	// The window is what the operations are divided by: a client still connecting when it
+	// closes finishes later, but nothing it does then is counted.
+	var elapsed time.Duration
+	windowClosed := make(chan struct{})
+	context.AfterFunc(ctx, func() {
+		elapsed = time.Since(start)
+		readCPU(&cpuAfter)
+		close(windowClosed)
+	})
 	for _, w := range workers {
 		wg.Add(1)
 		go func() {
@@ -186,7 +210,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	cancel()
+	<-windowClosed
 	for _, w := range workers {
 		w.close()
 	}
@@ -196,6 +221,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		all.merge(w.rec)
 	}
 	res := all.result(elapsed)
+	if cfg.ServerCPU != nil && cpuAfter > cpuBefore {
+		res.ServerCPU = cpuAfter - cpuBefore
+		if res.Ops > 0 {
+			res.CPUPerOp = res.ServerCPU / time.Duration(res.Ops)
+		}
+	}
 	if res.Ops == 0 {
 		return res, fmt.Errorf("imapload: every operation failed (%d errors)", res.Errors)
 	}

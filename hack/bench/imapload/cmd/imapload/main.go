@@ -53,7 +53,7 @@ func main() {
 	prefill := flag.Int("prefill", 0, "first fill each mailbox up to this many messages")
 	idle := flag.Int("idle", 0, "then open this many IDLE connections and measure the server's memory per connection")
 	flag.DurationVar(&cfg.IdleSettle, "idle-settle", 3*time.Second, "wait this long with every connection idling before measuring")
-	pid := flag.Int("pid", 0, "server process for -idle (VmRSS from /proc); with -tree its descendants too")
+	pid := flag.Int("pid", 0, "server process: its CPU time per operation, and its memory for -idle (from /proc); with -tree its descendants too")
 	tree := flag.Bool("tree", false, "with -pid: add up the process and its descendants (proportional set sizes)")
 	kubemail := flag.String("kubemail", "", "start this mailserver binary on loopback with -users accounts and load it")
 	users := flag.Int("users", 10, "with -kubemail: how many accounts")
@@ -90,6 +90,12 @@ func main() {
 			fatal(fmt.Errorf("prefill: %w", err))
 		}
 		fmt.Fprintf(os.Stderr, "prefilled %d mailboxes to %d messages in %s\n", len(cfg.Accounts), *prefill, time.Since(start).Round(time.Millisecond))
+	}
+	if *pid != 0 {
+		cfg.ServerCPU = imapload.ProcCPU(*pid)
+		if *tree {
+			cfg.ServerCPU = imapload.ProcTreeCPU(*pid)
+		}
 	}
 	if duration > 0 {
 		res, err := imapload.Run(ctx, cfg)
@@ -132,9 +138,13 @@ func main() {
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 func printRun(cfg imapload.Config, res imapload.Result) {
-	fmt.Printf("%d clients, %d accounts, %s: %d operations, %.0f ops/s, p50 %s, p99 %s, %d errors\n\n",
+	fmt.Printf("%d clients, %d accounts, %s: %d operations, %.0f ops/s, p50 %s, p99 %s, %d errors\n",
 		cfg.Clients, len(cfg.Accounts), res.Elapsed.Round(time.Millisecond), res.Ops, res.OpsPerSec,
 		round(res.P50), round(res.P99), res.Errors)
+	if res.ServerCPU > 0 {
+		fmt.Printf("server CPU %s: %s per operation\n", res.ServerCPU.Round(10*time.Millisecond), round(res.CPUPerOp))
+	}
+	fmt.Println()
 	ops := make([]string, 0, len(res.ByOp))
 	for op := range res.ByOp {
 		ops = append(ops, op)
