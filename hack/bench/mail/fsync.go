@@ -29,7 +29,10 @@ func (r fsyncResult) label() string {
 	if r.dirSync {
 		what = "write 10 KiB + fsync + rename + dir fsync"
 	}
-	return fmt.Sprintf("%s, %d writer(s)", what, r.writers)
+	if r.writers == 1 {
+		return what + ", 1 writer"
+	}
+	return fmt.Sprintf("%s, %d writers", what, r.writers)
 }
 
 // probeFsync measures durable 10 KiB writes in dir (on the filesystem of the mail data) for

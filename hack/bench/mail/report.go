@@ -93,11 +93,26 @@ func (r *report) print(o *options) {
 		for _, f := range r.fsync {
 			fmt.Printf("| %s | %.0f | %s | %s |\n", f.label(), f.perSec(), ms(percentile(f.lat, .5)), ms(percentile(f.lat, .99)))
 		}
-		for _, f := range r.fsync {
-			if f.writers == 1 && f.dirSync {
-				fmt.Printf("\nA delivery path that makes each message durable on its own, one after another (file fsync, rename, directory fsync), tops out near %.0f messages/s here; "+
-					"concurrent sessions go faster only as far as the filesystem commits their fsyncs together (the %d-writer rows).\n",
-					f.perSec(), o.sessions)
+		find := func(writers int, dirSync bool) (fsyncResult, bool) {
+			for _, f := range r.fsync {
+				if f.writers == writers && f.dirSync == dirSync {
+					return f, true
+				}
+			}
+			return fsyncResult{}, false
+		}
+		if one, ok := find(1, false); ok {
+			fmt.Printf("\nWhat this disk allows a delivery path that makes each message durable before answering:\n")
+			fmt.Printf("- one fsync per message, messages one after another: at most %.0f messages/s (p50 %s per fsync)\n", one.perSec(), ms(percentile(one.lat, .5)))
+			if commit, ok := find(1, true); ok {
+				fmt.Printf("- a whole Maildir commit per message (file fsync, rename, directory fsync, as kubemail's store does), one after another: at most %.0f messages/s\n", commit.perSec())
+			}
+			if many, ok := find(o.sessions, false); ok {
+				fmt.Printf("- %d sessions each committing its own message: %.0f fsyncs/s in all (%.1fx one writer), as far as the filesystem commits concurrent fsyncs together (group commit in its journal)", o.sessions, many.perSec(), many.perSec()/one.perSec())
+				if mc, ok := find(o.sessions, true); ok {
+					fmt.Printf("; %.0f whole Maildir commits/s", mc.perSec())
+				}
+				fmt.Println()
 			}
 		}
 	}
