@@ -89,6 +89,7 @@ type server struct {
 	log     strings.Builder
 	exited  chan struct{}
 	exitErr error
+	wrapper []string // a command the server runs under (strace …), or nothing
 }
 
 type serverOption func(*config.Config)
@@ -154,7 +155,8 @@ var listeningRE = regexp.MustCompile(`msg=listening listener=(\w+) addr=(\S+)`)
 func (s *server) start() {
 	t := s.t
 	t.Helper()
-	s.cmd = exec.Command(binary, "--config", s.cfgPath)
+	args := append(append([]string(nil), s.wrapper...), binary, "--config", s.cfgPath)
+	s.cmd = exec.Command(args[0], args[1:]...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
