@@ -73,6 +73,7 @@ type Folder struct {
 	mbox *Mailbox
 	name string
 	dir  string
+	id   uint64 // unique in the process; names the folder in the store's header cache
 
 	mu            sync.RWMutex
 	uidValidity   uint32
@@ -98,7 +99,7 @@ const (
 
 // openFolder loads (creating if asked) the folder stored in dir.
 func openFolder(m *Mailbox, name, dir string, create bool) (*Folder, error) {
-	f := &Folder{mbox: m, name: name, dir: dir, watchers: map[int]func(Event){}}
+	f := &Folder{mbox: m, name: name, dir: dir, id: m.store.folderIDs.Add(1), watchers: map[int]func(Event){}}
 	if create {
 		for _, sub := range []string{"cur", "tmp"} {
 			if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
@@ -649,6 +650,7 @@ func (f *Folder) Expunge(uids []uint32) ([]uint32, error) {
 	if len(removed) == 0 {
 		return nil, firstErr
 	}
+	f.mbox.store.headers.drop(f.id, removed)
 	// UIDs are never reused: once the message with the highest UID is gone, only the meta file
 	// remembers how far UIDs went.
 	if f.uidNextFloor < f.uidNext && (len(f.msgs) == 0 || f.msgs[len(f.msgs)-1].UID < f.uidNext-1) {

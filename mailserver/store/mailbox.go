@@ -204,6 +204,7 @@ func (m *Mailbox) DeleteFolder(name string) error {
 		f.journal.Close()
 		f.journal = nil
 	}
+	m.store.headers.dropFolder(f.id)
 	f.mu.Unlock()
 	delete(m.folders, name)
 	// Rename first so a crash never leaves a half-deleted folder that looks alive.
@@ -283,6 +284,7 @@ func (m *Mailbox) markDeleted() {
 			f.journal.Close()
 			f.journal = nil
 		}
+		m.store.headers.dropFolder(f.id)
 		f.mu.Unlock()
 	}
 	m.usage.Store(0)

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/kubemail/kubemail/mailserver/durable"
 )
@@ -22,6 +23,9 @@ type Store struct {
 	boxes map[string]*Mailbox
 	// opening guards against two goroutines loading the same mailbox at once.
 	opening map[string]*sync.WaitGroup
+
+	headers   *headerCache
+	folderIDs atomic.Uint64 // the last id handed to an opened folder
 }
 
 // Open opens (creating) a store rooted at root.
@@ -32,7 +36,8 @@ func Open(root string, log *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(root, "mailboxes"), 0o700); err != nil {
 		return nil, fmt.Errorf("opening the mail store: %w", err)
 	}
-	return &Store{root: root, log: log, boxes: map[string]*Mailbox{}, opening: map[string]*sync.WaitGroup{}}, nil
+	return &Store{root: root, log: log, boxes: map[string]*Mailbox{}, opening: map[string]*sync.WaitGroup{},
+		headers: newHeaderCache(DefaultHeaderCacheBytes)}, nil
 }
 
 // Root is the store's directory.
@@ -150,5 +155,6 @@ func (s *Store) Close() error {
 		m.close()
 	}
 	s.boxes = map[string]*Mailbox{}
+	s.headers.clear()
 	return nil
 }
