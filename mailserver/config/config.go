@@ -45,6 +45,27 @@ type Config struct {
 	// Admin enables the operator's endpoints on the HTTP listener (/admin/v1/...), guarded by a
 	// bearer token read from TokenFile on every request.
 	Admin Admin `json:"admin,omitempty"`
+	// Store tunes the mail store.
+	Store Store `json:"store,omitzero"`
+}
+
+// Store tunes the mail store.
+type Store struct {
+	// HeaderCacheBytes bounds the memory of the cache of message headers that IMAP searches and
+	// message lists read instead of the message files, shared by every session of the server.
+	// 0 or absent: 64 MiB; negative: no cache.
+	HeaderCacheBytes int64 `json:"headerCacheBytes,omitempty"`
+}
+
+// HeaderCacheBudget is the header cache's budget in bytes, 0 for none.
+func (s Store) HeaderCacheBudget(defaultBytes int64) int64 {
+	switch {
+	case s.HeaderCacheBytes < 0:
+		return 0
+	case s.HeaderCacheBytes == 0:
+		return defaultBytes
+	}
+	return s.HeaderCacheBytes
 }
 
 // DNS configures name resolution for mail.

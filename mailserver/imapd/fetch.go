@@ -96,7 +96,19 @@ type content interface {
 // message expunged meanwhile is skipped (its EXPUNGE follows) rather than half-written.
 func (s *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap.FetchOptions, flagsChanged bool) error {
 	var file content
-	if needsContent(options) {
+	switch {
+	case needsContent(options) && headerOnly(options):
+		// The envelope and the header sections come from the store's header cache: the
+		// message list, fetched again and again, opens no file once its headers were read.
+		h, err := s.sel.folder.Header(t.msg.UID)
+		if errors.Is(err, store.ErrNoSuchMessage) {
+			return nil
+		}
+		if err != nil {
+			return s.storageError("reading a message's header", err)
+		}
+		file = bytes.NewReader(h.Raw)
+	case needsContent(options):
 		f, err := s.sel.folder.Open(t.msg.UID)
 		if errors.Is(err, store.ErrNoSuchMessage) {
 			return nil
@@ -104,19 +116,8 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap.Fe
 		if err != nil {
 			return s.storageError("opening a message", err)
 		}
-		if headerOnly(options) {
-			// Read the header once for all items (the envelope and each section would
-			// otherwise read and parse the file again) and let the file go at once.
-			r := headerReaders.Get().(*bufio.Reader)
-			r.Reset(f)
-			file = bytes.NewReader(readHeaderBlock(r))
-			r.Reset(nil)
-			headerReaders.Put(r)
-			f.Close()
-		} else {
-			defer f.Close()
-			file = f
-		}
+		defer f.Close()
+		file = f
 	}
 
 	rw := w.CreateMessage(t.seq)

@@ -116,18 +116,28 @@ type candidate struct {
 	seq    uint32
 	msg    store.Message
 
+	// raw is the message's header block from the store's header cache; nil until asked for,
+	// or when the message is gone.
+	raw     *store.Header
+	rawRead bool
+
 	headerRead bool
 	hdr        *mail.Header
-	raw        []byte
-	rawRead    bool
-	// lowerHeader is the header block in lower case, for mayContain; nil until read.
-	lowerHeader     []byte
-	lowerHeaderRead bool
+	whole      []byte
+	wholeRead  bool
 }
 
-// headerReaders are the buffers mayContain reads header blocks with: a SEARCH reads one per
-// message.
+// headerReaders are the buffers header blocks are parsed with: a SEARCH parses one per
+// message that may match.
 var headerReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+func (c *candidate) rawHeader() *store.Header {
+	if !c.rawRead {
+		c.rawRead = true
+		c.raw, _ = c.folder.Header(c.msg.UID)
+	}
+	return c.raw
+}
 
 // mayContain is a quick test before a header search parses a message: false means no header
 // field can contain pattern. Parsing every field of every message is most of what such a
@@ -138,50 +148,58 @@ func (c *candidate) mayContain(pattern string) bool {
 	if pattern == "" || strings.IndexFunc(pattern, unicode.IsSpace) >= 0 {
 		return true
 	}
-	if !c.lowerHeaderRead {
-		c.lowerHeaderRead = true
-		if f, err := c.folder.Open(c.msg.UID); err == nil {
-			r := headerReaders.Get().(*bufio.Reader)
-			r.Reset(f)
-			c.lowerHeader = bytes.ToLower(readHeaderBlock(r))
-			r.Reset(nil)
-			headerReaders.Put(r)
-			f.Close()
-		}
-	}
-	if c.lowerHeader == nil || bytes.Contains(c.lowerHeader, []byte("=?")) {
+	h := c.rawHeader()
+	if h == nil || bytes.Contains(h.Raw, []byte("=?")) {
 		return true
 	}
-	return bytes.Contains(c.lowerHeader, []byte(strings.ToLower(pattern)))
+	lower := strings.ToLower(pattern)
+	if h.ASCII {
+		// Lower-casing 7-bit text only folds A-Z: the same answer as below, without copying.
+		return containsFoldASCII(h.Raw, lower)
+	}
+	return bytes.Contains(bytes.ToLower(h.Raw), []byte(lower))
 }
 
-// readHeaderBlock returns a message's header lines and the empty line that ends them.
-func readHeaderBlock(r *bufio.Reader) []byte {
-	var out []byte
-	lineStart := true
-	for {
-		line, err := r.ReadSlice('\n')
-		out = append(out, line...)
-		if lineStart && (len(line) == 0 || line[0] == '\n' || (line[0] == '\r' && len(line) > 1 && line[1] == '\n')) {
-			return out
+// containsFoldASCII reports whether s, with A-Z folded to a-z, contains lower.
+func containsFoldASCII(s []byte, lower string) bool {
+	if len(lower) == 0 {
+		return true
+	}
+	first := lower[0]
+	upper := first
+	if 'a' <= first && first <= 'z' {
+		upper = first - 'a' + 'A'
+	}
+	for i := 0; i+len(lower) <= len(s); i++ {
+		if c := s[i]; c != first && c != upper {
+			continue
 		}
-		switch {
-		case errors.Is(err, bufio.ErrBufferFull):
-			lineStart = false
-		case err != nil:
-			return out
-		default:
-			lineStart = true
+		j := 1
+		for ; j < len(lower); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != lower[j] {
+				break
+			}
+		}
+		if j == len(lower) {
+			return true
 		}
 	}
+	return false
 }
 
 func (c *candidate) header() *mail.Header {
 	if !c.headerRead {
 		c.headerRead = true
-		if f, err := c.folder.Open(c.msg.UID); err == nil {
-			h, err := textproto.ReadHeader(bufio.NewReader(f))
-			f.Close()
+		if raw := c.rawHeader(); raw != nil {
+			r := headerReaders.Get().(*bufio.Reader)
+			r.Reset(bytes.NewReader(raw.Raw))
+			h, err := textproto.ReadHeader(r)
+			r.Reset(nil)
+			headerReaders.Put(r)
 			if err == nil {
 				c.hdr = &mail.Header{Header: gomessage.Header{Header: h}}
 			}
@@ -191,14 +209,14 @@ func (c *candidate) header() *mail.Header {
 }
 
 func (c *candidate) content() []byte {
-	if !c.rawRead {
-		c.rawRead = true
+	if !c.wholeRead {
+		c.wholeRead = true
 		if f, err := c.folder.Open(c.msg.UID); err == nil {
-			c.raw, _ = io.ReadAll(f)
+			c.whole, _ = io.ReadAll(f)
 			f.Close()
 		}
 	}
-	return c.raw
+	return c.whole
 }
 
 // match reports whether the message meets every criterion: the index's first, the file's

@@ -74,6 +74,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	if s.store, err = store.Open(cfg.DataDir, log); err != nil {
 		return nil, err
 	}
+	s.store.SetHeaderCacheBytes(cfg.Store.HeaderCacheBudget(store.DefaultHeaderCacheBytes))
 	s.closers = append(s.closers, s.store.Close)
 	if err := s.startDirectory(ctx); err != nil {
 		s.Close()
