@@ -82,3 +82,22 @@ srs: {domain: "bad domain"}
 		}
 	}
 }
+
+func TestHeaderCacheBudget(t *testing.T) {
+	for _, tc := range []struct {
+		extra string
+		want  int64
+	}{
+		{"", 64 << 20},
+		{"store: {headerCacheBytes: 1048576}", 1 << 20},
+		{"store: {headerCacheBytes: -1}", 0},
+	} {
+		c, err := load(t, tc.extra)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Store.HeaderCacheBudget(64 << 20); got != tc.want {
+			t.Errorf("%q: header cache budget %d, want %d", tc.extra, got, tc.want)
+		}
+	}
+}
