@@ -75,6 +75,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 		return nil, err
 	}
 	s.store.SetHeaderCacheBytes(cfg.Store.HeaderCacheBudget(store.DefaultHeaderCacheBytes))
+	s.metrics.Registry.MustRegister(newHeaderCacheCollector(s.store))
 	s.closers = append(s.closers, s.store.Close)
 	if err := s.startDirectory(ctx); err != nil {
 		s.Close()

@@ -39,6 +39,21 @@ func TestReadByIMAPAndPOP3(t *testing.T) {
 			t.Errorf("%s without TLS logged in:\n%s", url, out)
 		}
 	}
+	// A header search reads the header cache: the first one fills it, the second is answered
+	// from it, and the metrics say so.
+	for i := 0; i < 2; i++ {
+		out, err := run(t, "", "curl", "-sS", "-k", "--url", "imaps://"+s.addr("imaps")+"/INBOX", "--user", user,
+			"--request", "UID SEARCH SUBJECT read")
+		if err != nil || !strings.Contains(out, "* SEARCH 1") {
+			t.Errorf("UID SEARCH SUBJECT: %v\n%s", err, out)
+		}
+	}
+	for _, want := range []string{"kubemail_header_cache_misses_total 1", "kubemail_header_cache_hits_total 1",
+		"kubemail_header_cache_entries 1", "kubemail_header_cache_budget_bytes 6.7108864e+07"} {
+		if got := s.metric("kubemail_header_cache_"); !strings.Contains(got, want) {
+			t.Errorf("metrics lack %q:\n%s", want, got)
+		}
+	}
 	for _, want := range []string{`kubemail_sessions_total{protocol="imap"}`, `kubemail_sessions_total{protocol="pop3"}`} {
 		if got := s.metric("kubemail_sessions_total"); !strings.Contains(got, want) {
 			t.Errorf("metrics lack %s:\n%s", want, got)
