@@ -7,6 +7,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/controllers/builders"
 	"github.com/kubemail/kubemail/internal/names"
 )
 
@@ -15,6 +16,7 @@ const (
 	indexClusterRef     = "spec.clusterRef.name"
 	indexDomain         = "domain"
 	indexPasswordSecret = "passwordSecret" // Mailboxes by spec.passwordSecretRef.name
+	indexRelaySecret    = "relaySecret"    // MailClusters by spec.outbound.relay.credentialsSecretRef.name
 )
 
 func addressDomain(addr mailv1alpha1.EmailAddress) string {
@@ -64,6 +66,14 @@ func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	if err := idx.IndexField(ctx, &mailv1alpha1.Mailbox{}, indexPasswordSecret, func(o client.Object) []string {
 		if ref := o.(*mailv1alpha1.Mailbox).Spec.PasswordSecretRef; ref != nil {
 			return []string{ref.Name}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &mailv1alpha1.MailCluster{}, indexRelaySecret, func(o client.Object) []string {
+		if name := builders.RelayCredentialsSecret(o.(*mailv1alpha1.MailCluster)); name != "" {
+			return []string{name}
 		}
 		return nil
 	}); err != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -100,6 +101,11 @@ func (r *MailClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, fmt.Errorf("directory: %w", err)
 	}
 
+	relayProblem, err := r.checkRelayCredentials(ctx, &mc)
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("smarthost credentials: %w", err)
+	}
+
 	cm, configHash, err := builders.ConfigMap(&mc)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -151,6 +157,14 @@ func (r *MailClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	degraded := rolledOut && live.Status.ReadyReplicas < want
 	setCondition(&status.Conditions, mc.Generation, mailv1alpha1.ConditionDegraded, boolStatus(degraded),
 		map[bool]string{true: mailv1alpha1.ReasonReplicasUnavailable, false: mailv1alpha1.ReasonReconciled}[degraded], "")
+	if relayProblem != "" {
+		// The pods cannot mount the Secret: say why rather than "replicas unavailable".
+		setCondition(&status.Conditions, mc.Generation, mailv1alpha1.ConditionReady, metav1.ConditionFalse,
+			mailv1alpha1.ReasonRelayCredentialsMissing, relayProblem)
+		setCondition(&status.Conditions, mc.Generation, mailv1alpha1.ConditionDegraded, metav1.ConditionTrue,
+			mailv1alpha1.ReasonRelayCredentialsMissing, relayProblem)
+		ready = false
+	}
 	status.ObservedGeneration = mc.Generation
 
 	if !equalClusterStatus(&mc.Status, status) {
@@ -163,6 +177,9 @@ func (r *MailClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if ready && !wasReady {
 			r.Recorder.Eventf(&mc, nil, corev1.EventTypeNormal, "Ready", "Reconcile", "all %d replicas are serving", want)
 		}
+		if relayProblem != "" {
+			r.Recorder.Eventf(&mc, nil, corev1.EventTypeWarning, mailv1alpha1.ReasonRelayCredentialsMissing, "Reconcile", "%s", relayProblem)
+		}
 	}
 	logger.V(1).Info("reconciled", "parts", parts, "mailboxes", counts.mailboxes)
 	var result ctrl.Result
@@ -173,6 +190,35 @@ func (r *MailClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		result.RequeueAfter = recheck
 	}
 	return result, nil
+}
+
+// checkRelayCredentials returns what is wrong with the smarthost's credentials Secret, or ""
+// when the cluster names none or it holds both keys. Only the key names are looked at: the
+// values never reach a log, an event or the status.
+func (r *MailClusterReconciler) checkRelayCredentials(ctx context.Context, mc *mailv1alpha1.MailCluster) (string, error) {
+	name := builders.RelayCredentialsSecret(mc)
+	if name == "" {
+		return "", nil
+	}
+	var sec corev1.Secret
+	if err := r.Get(ctx, client.ObjectKey{Namespace: mc.Namespace, Name: name}, &sec); err != nil {
+		if apierrors.IsNotFound(err) {
+			return fmt.Sprintf("Secret %s (spec.outbound.relay.credentialsSecretRef) does not exist; the mail server pods start once it does, with keys %s and %s",
+				name, names.RelayUsernameKey, names.RelayPasswordKey), nil
+		}
+		return "", err
+	}
+	var missing []string
+	for _, k := range []string{names.RelayUsernameKey, names.RelayPasswordKey} {
+		if len(sec.Data[k]) == 0 {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Sprintf("Secret %s (spec.outbound.relay.credentialsSecretRef) lacks the key %s; the mail server pods start once it has both %s and %s",
+			name, strings.Join(missing, " and "), names.RelayUsernameKey, names.RelayPasswordKey), nil
+	}
+	return "", nil
 }
 
 func metaReady(conds []metav1.Condition) bool {

@@ -221,6 +221,11 @@ func clustersOfSecret(ctx context.Context, c client.Client, o client.Object) []r
 			out = append(out, clustersOfDomains(ctx, c, mb.Namespace, addressDomain(mb.Spec.Address))...)
 		}
 	}
+	var clusters mailv1alpha1.MailClusterList
+	if err := c.List(ctx, &clusters, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexRelaySecret: o.GetName()},
+		client.UnsafeDisableDeepCopy); err == nil {
+		out = append(out, requestsFor(clusters.Items)...)
+	}
 	for _, ref := range o.GetOwnerReferences() {
 		if ref.APIVersion != mailv1alpha1.GroupVersion.String() {
 			continue

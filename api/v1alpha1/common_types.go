@@ -79,4 +79,7 @@ const (
 	ReasonRollingOut            = "RollingOut"
 	ReasonReplicasUnavailable   = "ReplicasUnavailable"
 	ReasonInvalidSpec           = "InvalidSpec"
+	// ReasonRelayCredentialsMissing: the Secret named by spec.outbound.relay.credentialsSecretRef
+	// is missing or lacks its username or password key, so the mail server pods cannot start.
+	ReasonRelayCredentialsMissing = "RelayCredentialsMissing"
 )

@@ -233,6 +233,8 @@ var invalidCases = []invalidCase{
 		want: "aliases must not repeat the mailbox's own address"},
 	{name: "unknown deletion policy", manifest: mailboxHead + "spec: {address: alice@example.com, deletionPolicy: Keep}",
 		want: `Unsupported value: "Keep"`},
+	{name: "relay password without TLS", manifest: clusterHead + "spec: {hostname: mail.example.com, outbound: {relay: {host: relay.example.net, port: 25, tls: None, credentialsSecretRef: {name: relay}}}}",
+		want: "with None the password would cross the network in clear text"},
 	{name: "replicas 0", manifest: clusterHead + "spec: {hostname: mail.example.com, replicas: 0}",
 		want: "spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1"},
 	{name: "unknown field", manifest: clusterHead + "spec: {hostname: mail.example.com, replicaz: 2}",

@@ -176,6 +176,7 @@ type OutboundSpec struct {
 }
 
 // RelaySpec is a smarthost.
+// +kubebuilder:validation:XValidation:rule="!(has(self.tls) && self.tls == 'None' && has(self.credentialsSecretRef))",message="credentialsSecretRef needs tls StartTLS or Implicit: with None the password would cross the network in clear text"
 type RelaySpec struct {
 	// Host name or address of the relay.
 	// +kubebuilder:validation:MinLength=1
@@ -196,7 +197,10 @@ type RelaySpec struct {
 	// +optional
 	TLS string `json:"tls,omitempty"`
 
-	// CredentialsSecretRef names a Secret with `username` and `password` keys for AUTH.
+	// CredentialsSecretRef names a Secret with `username` and `password` keys for AUTH. It is
+	// mounted into the mail server pods, which read it at every connection to the relay, so
+	// changed credentials apply without a restart. While it is missing or lacks a key the
+	// pods cannot start and the cluster reports Ready=False with reason RelayCredentialsMissing.
 	// +optional
 	CredentialsSecretRef *LocalObjectReference `json:"credentialsSecretRef,omitempty"`
 }

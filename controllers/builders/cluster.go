@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -77,8 +78,34 @@ func ServerConfig(mc *mailv1alpha1.MailCluster) *config.Config {
 	if mc.Spec.ProxyProtocol != nil {
 		c.ProxyProtocol.TrustedNetworks = append([]string(nil), mc.Spec.ProxyProtocol.TrustedNetworks...)
 	}
+	if r := relay(mc); r != nil {
+		c.Outbound.Relay = &config.Relay{Host: r.Host, Port: int(r.Port), TLS: strings.ToLower(r.TLS)}
+		if c.Outbound.Relay.TLS == "" {
+			c.Outbound.Relay.TLS = "starttls"
+		}
+		if r.CredentialsSecretRef != nil {
+			c.Outbound.Relay.UsernameFile = names.RelayDir + "/" + names.RelayUsernameKey
+			c.Outbound.Relay.PasswordFile = names.RelayDir + "/" + names.RelayPasswordKey
+		}
+	}
 	c.Default()
 	return c
+}
+
+// relay is the cluster's smarthost, or nil when mail goes to each domain's MX hosts.
+func relay(mc *mailv1alpha1.MailCluster) *mailv1alpha1.RelaySpec {
+	if mc.Spec.Outbound == nil {
+		return nil
+	}
+	return mc.Spec.Outbound.Relay
+}
+
+// RelayCredentialsSecret names the Secret with the smarthost's username and password, or "".
+func RelayCredentialsSecret(mc *mailv1alpha1.MailCluster) string {
+	if r := relay(mc); r != nil && r.CredentialsSecretRef != nil {
+		return r.CredentialsSecretRef.Name
+	}
+	return ""
 }
 
 func quantityValue(q *resource.Quantity, def int64) int64 {
@@ -222,6 +249,18 @@ func StatefulSet(mc *mailv1alpha1.MailCluster, image, tlsSecret, configHash stri
 				},
 			}},
 		},
+	}
+	if secret := RelayCredentialsSecret(mc); secret != "" {
+		// The kubelet refreshes the files when the Secret changes; the server reads them at
+		// every connection to the smarthost, so rotated credentials need no restart.
+		pod := &sts.Spec.Template.Spec
+		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: "relay", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: secret,
+			Items: []corev1.KeyToPath{{Key: names.RelayUsernameKey, Path: names.RelayUsernameKey},
+				{Key: names.RelayPasswordKey, Path: names.RelayPasswordKey}},
+		}}})
+		pod.Containers[0].VolumeMounts = append(pod.Containers[0].VolumeMounts,
+			corev1.VolumeMount{Name: "relay", MountPath: names.RelayDir, ReadOnly: true})
 	}
 	return sts
 }

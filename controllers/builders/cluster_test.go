@@ -53,6 +53,8 @@ func fullCluster() *mailv1alpha1.MailCluster {
 			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyCluster,
 		},
 		ProxyProtocol: &mailv1alpha1.ProxyProtocolSpec{TrustedNetworks: []string{"10.0.0.0/8", "fd00::/8"}},
+		Outbound: &mailv1alpha1.OutboundSpec{Relay: &mailv1alpha1.RelaySpec{Host: "smtp.relay.example.net", Port: 465, TLS: "Implicit",
+			CredentialsSecretRef: &mailv1alpha1.LocalObjectReference{Name: "relay-credentials"}}},
 		Limits: mailv1alpha1.LimitsSpec{
 			MaxMessageSize:      ptr.To(resource.MustParse("50Mi")),
 			MaxRecipients:       250,
@@ -621,6 +623,11 @@ func TestServerConfig(t *testing.T) {
 		}
 		if l := cfg.Limits; l.MaxMessageBytes != 50<<20 || l.MaxRecipients != 250 || l.MaxConnectionsPerIP != 40 {
 			t.Errorf("limits = %+v, want 50Mi, 250 recipients, 40 connections per IP", l)
+		}
+		wantRelay := config.Relay{Host: "smtp.relay.example.net", Port: 465, TLS: "implicit",
+			UsernameFile: "/etc/kubemail/relay/username", PasswordFile: "/etc/kubemail/relay/password"}
+		if r := cfg.Outbound.Relay; r == nil || *r != wantRelay {
+			t.Errorf("outbound relay = %+v, want %+v", r, wantRelay)
 		}
 		cfg.ProxyProtocol.TrustedNetworks[0] = "0.0.0.0/0"
 		if mc.Spec.ProxyProtocol.TrustedNetworks[0] != "10.0.0.0/8" {

@@ -83,6 +83,11 @@ const (
 	ConfigFile = ConfigDir + "/config.yaml"
 	TLSDir     = "/etc/kubemail/tls"
 	AdminDir   = "/etc/kubemail/admin"
+	// RelayDir holds the smarthost's credentials (spec.outbound.relay.credentialsSecretRef),
+	// as the files RelayUsernameKey and RelayPasswordKey: the keys of that Secret.
+	RelayDir         = "/etc/kubemail/relay"
+	RelayUsernameKey = "username"
+	RelayPasswordKey = "password"
 	// AdminTokenKey is the key of the admin Secret (and the file in AdminDir) with the token
 	// the operator presents to the servers' /admin endpoints.
 	AdminTokenKey = "token"

@@ -3,6 +3,7 @@ package operator_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -355,6 +356,64 @@ func TestOperator(t *testing.T) {
 			spec, _ := readDirectory(t, c, ns, "mail")
 			return apierrors.IsNotFound(err) && inDirectory(spec, "bob@example.com") == nil, errString(err)
 		})
+	})
+
+	t.Run("smarthost: settings, credentials volume, and a missing Secret said so", func(t *testing.T) {
+		var mc mailv1alpha1.MailCluster
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mail"}, &mc); err != nil {
+			t.Fatal(err)
+		}
+		patch := client.MergeFrom(mc.DeepCopy())
+		mc.Spec.Outbound = &mailv1alpha1.OutboundSpec{Relay: &mailv1alpha1.RelaySpec{Host: "smarthost.example.net", Port: 587, TLS: "StartTLS",
+			CredentialsSecretRef: &mailv1alpha1.LocalObjectReference{Name: "relay-creds"}}}
+		if err := c.Patch(ctx, &mc, patch); err != nil {
+			t.Fatal(err)
+		}
+		condition := func(want string) {
+			t.Helper()
+			eventually(t, "MailCluster Ready reason "+want, func() (bool, string) {
+				c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mail"}, &mc)
+				s, r, m := readyReason(mc.Status.Conditions)
+				d := meta.FindStatusCondition(mc.Status.Conditions, mailv1alpha1.ConditionDegraded)
+				if want == mailv1alpha1.ReasonRelayCredentialsMissing {
+					return s == metav1.ConditionFalse && r == want && d != nil && d.Reason == want, r + ": " + m
+				}
+				return r != mailv1alpha1.ReasonRelayCredentialsMissing && d != nil && d.Reason != mailv1alpha1.ReasonRelayCredentialsMissing, r + ": " + m
+			})
+		}
+		condition(mailv1alpha1.ReasonRelayCredentialsMissing)
+		if _, _, m := readyReason(mc.Status.Conditions); !strings.Contains(m, "relay-creds") || !strings.Contains(m, "does not exist") {
+			t.Errorf("Ready message %q does not name the missing Secret", m)
+		}
+		eventually(t, "relay settings in the ConfigMap and the credentials volume", func() (bool, string) {
+			var cm corev1.ConfigMap
+			var sts appsv1.StatefulSet
+			c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mail-config"}, &cm)
+			c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mail"}, &sts)
+			cfg := cm.Data["config.yaml"]
+			mounted := false
+			for _, v := range sts.Spec.Template.Spec.Volumes {
+				mounted = mounted || v.Secret != nil && v.Secret.SecretName == "relay-creds"
+			}
+			return strings.Contains(cfg, "host: smarthost.example.net") && strings.Contains(cfg, "usernameFile: /etc/kubemail/relay/username") && mounted, cfg
+		})
+
+		create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "relay-creds"}, StringData: map[string]string{"username": "mailer"}})
+		eventually(t, "the missing key named", func() (bool, string) {
+			c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mail"}, &mc)
+			_, r, m := readyReason(mc.Status.Conditions)
+			return r == mailv1alpha1.ReasonRelayCredentialsMissing && strings.Contains(m, "lacks the key password"), m
+		})
+		var sec corev1.Secret
+		c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "relay-creds"}, &sec)
+		sec.StringData = map[string]string{"password": "s3cret-relay-pass"}
+		if err := c.Update(ctx, &sec); err != nil {
+			t.Fatal(err)
+		}
+		condition("")
+		if raw, _ := json.Marshal(mc.Status); strings.Contains(string(raw), "s3cret-relay-pass") {
+			t.Error("the relay password reached the MailCluster's status")
+		}
 	})
 }
 
