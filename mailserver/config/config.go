@@ -202,6 +202,10 @@ type Limits struct {
 	ShutdownTimeout Duration `json:"shutdownTimeout,omitempty"`
 	// LoginFailures slows and then refuses repeated failed logins.
 	LoginFailures LoginFailures `json:"loginFailures,omitempty"`
+	// MaxMessagesPerHour bounds the messages one authenticated user may submit on this server
+	// within any hour (submission and submissions together); more are refused at MAIL FROM
+	// with 450 4.7.1. 0: no limit. Mail arriving on the smtp (MX) listener is not counted.
+	MaxMessagesPerHour int `json:"maxMessagesPerHour,omitempty"`
 }
 
 // LoginFailures tunes login throttling; zero values take the defaults of auth.LimiterConfig
@@ -325,6 +329,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxMessageBytes < 0 || c.Limits.MaxRecipients < 0 || c.Limits.MaxConnections < 0 || c.Limits.MaxConnectionsPerIP < 0 {
 		errs = append(errs, errors.New("limits: must not be negative"))
+	}
+	if n := c.Limits.MaxMessagesPerHour; n < 0 {
+		errs = append(errs, fmt.Errorf("limits.maxMessagesPerHour: %d must not be negative (0 means no limit)", n))
 	}
 	errs = append(errs, c.validateOutbound()...)
 	return errors.Join(errs...)

@@ -101,3 +101,20 @@ func TestHeaderCacheBudget(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxMessagesPerHour(t *testing.T) {
+	c, err := load(t, "limits: {maxMessagesPerHour: 200}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits.MaxMessagesPerHour != 200 {
+		t.Errorf("maxMessagesPerHour %d", c.Limits.MaxMessagesPerHour)
+	}
+	if c, err = load(t, ""); err != nil || c.Limits.MaxMessagesPerHour != 0 {
+		t.Errorf("absent: %d, %v; want 0 (no limit)", c.Limits.MaxMessagesPerHour, err)
+	}
+	_, err = load(t, "limits: {maxMessagesPerHour: -1}")
+	if err == nil || !strings.Contains(err.Error(), "limits.maxMessagesPerHour: -1 must not be negative") {
+		t.Fatalf("negative limit: %v", err)
+	}
+}

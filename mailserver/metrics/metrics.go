@@ -20,7 +20,7 @@ type Metrics struct {
 
 	// MessagesAccepted by listener.
 	MessagesAccepted *prometheus.CounterVec
-	// MessagesRejected by listener and reason.
+	// MessagesRejected by listener and reason (too_big, loop, policy, rate_limit, ...).
 	MessagesRejected *prometheus.CounterVec
 	// RecipientsRejected by listener and reason (relay, unknown_user, over_quota, ...).
 	RecipientsRejected *prometheus.CounterVec
@@ -75,7 +75,7 @@ func New() *Metrics {
 		ConnectionsActive:   f.gaugeVec("connections_active", "Connections open now.", "listener"),
 		ConnectionsRejected: f.counterVec("connections_rejected_total", "Connections refused before a session started.", "listener", "reason"),
 		MessagesAccepted:    f.counterVec("messages_accepted_total", "Messages accepted (answered 250 after durable storage).", "listener"),
-		MessagesRejected:    f.counterVec("messages_rejected_total", "Messages refused at DATA.", "listener", "reason"),
+		MessagesRejected:    f.counterVec("messages_rejected_total", "Messages refused at DATA, or at MAIL FROM for a user over the hourly limit.", "listener", "reason"),
 		RecipientsRejected:  f.counterVec("recipients_rejected_total", "Recipients refused at RCPT.", "listener", "reason"),
 		BytesReceived:       f.counterVec("received_bytes_total", "Bytes of accepted messages.", "listener"),
 		DeliveryLatency: f.histogram("delivery_duration_seconds", "Time from the end of DATA until the message is durable in every mailbox.",

@@ -32,6 +32,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/pop3"
 	"github.com/kubemail/kubemail/mailserver/proxyproto"
 	"github.com/kubemail/kubemail/mailserver/queue"
+	"github.com/kubemail/kubemail/mailserver/sendlimit"
 	"github.com/kubemail/kubemail/mailserver/smtpd"
 	"github.com/kubemail/kubemail/mailserver/srs"
 	"github.com/kubemail/kubemail/mailserver/store"
@@ -224,6 +225,10 @@ func (s *Server) startListeners() error {
 		implicit bool
 	}
 	checks := s.newInboundChecks()
+	sendLimit := sendlimit.New(sendlimit.Config{Limit: s.cfg.Limits.MaxMessagesPerHour})
+	if sendLimit != nil {
+		s.log.Info("submission is limited per user", "maxMessagesPerHour", sendLimit.Limit())
+	}
 	for _, sl := range []smtpListener{
 		{"smtp", ls.SMTP, smtpd.RoleMX, false},
 		{"submission", ls.Submission, smtpd.RoleSubmission, false},
@@ -245,7 +250,7 @@ func (s *Server) startListeners() error {
 			Role: sl.role, Name: sl.name, Hostname: s.cfg.Hostname, Checks: slChecks, ReturnPaths: returnPaths,
 			MaxMessageBytes: s.cfg.Limits.MaxMessageBytes, MaxRecipients: s.cfg.Limits.MaxRecipients,
 			ReadTimeout: s.cfg.Limits.ReadTimeout.Duration, WriteTimeout: s.cfg.Limits.WriteTimeout.Duration,
-			Directory: &s.dir, Local: local, Outbound: outboundAdapter{s}, Auth: s.auth, Metrics: s.metrics,
+			Directory: &s.dir, Local: local, Outbound: outboundAdapter{s}, Auth: s.auth, SendLimit: sendLimit, Metrics: s.metrics,
 			Log: s.log.With("listener", sl.name),
 		}, s.tls)
 		s.serve(sl.name, func() error { return srv.Serve(ln) }, srv.Shutdown, srv.Close)

@@ -27,6 +27,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/login"
 	"github.com/kubemail/kubemail/mailserver/metrics"
+	"github.com/kubemail/kubemail/mailserver/sendlimit"
 )
 
 // Role is what a listener is for.
@@ -89,8 +90,11 @@ type Config struct {
 	// ReturnPaths, if set, lets the MX role accept bounces to rewritten senders.
 	ReturnPaths ReturnPaths
 	Auth        *login.Authenticator
-	Metrics     *metrics.Metrics
-	Log         *slog.Logger
+	// SendLimit, if set, bounds the messages an authenticated user submits per hour; the
+	// submission listeners share one so the bound holds across them.
+	SendLimit *sendlimit.Limiter
+	Metrics   *metrics.Metrics
+	Log       *slog.Logger
 }
 
 // NewServer returns a go-smtp server for cfg. tlsConfig enables STARTTLS (and is needed for
@@ -353,6 +357,9 @@ func (s *session) deliver(msg []byte, with string, check func(mail.Header) error
 			return errStorage
 		}
 	}
+	if s.user != nil {
+		s.cfg.SendLimit.Record(s.user.Address)
+	}
 	s.cfg.Metrics.DeliveryLatency.Observe(time.Since(start).Seconds())
 	s.cfg.Metrics.MessagesAccepted.WithLabelValues(s.cfg.Name).Inc()
 	s.cfg.Metrics.BytesReceived.WithLabelValues(s.cfg.Name).Add(float64(len(msg)))
@@ -466,6 +473,14 @@ func (s *submissionSession) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	if from == "" || !s.cfg.Directory.Load().CanSendAs(s.user, from) {
 		return errNotYours
+	}
+	if !s.cfg.SendLimit.Allow(s.user.Address) {
+		limit := s.cfg.SendLimit.Limit()
+		s.cfg.Metrics.MessagesRejected.WithLabelValues(s.cfg.Name, "rate_limit").Inc()
+		s.cfg.Log.Warn("submission refused: hourly message limit reached", "session", s.id, "user", s.user.Address,
+			"limit", limit)
+		return &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 7, 1},
+			Message: fmt.Sprintf("Too many messages from you in the last hour (limit %d); try again later", limit)}
 	}
 	return s.session.Mail(from, opts)
 }
