@@ -127,7 +127,8 @@ type MailboxStatus struct {
 	// +optional
 	Quota *resource.Quantity `json:"quota,omitempty"`
 
-	// Usage is the size of the stored mail.
+	// Usage is the size of the stored mail, as the mail servers report it to the operator
+	// (every minute by default: the operator's --mailbox-usage-interval).
 	// +optional
 	Usage *resource.Quantity `json:"usage,omitempty"`
 

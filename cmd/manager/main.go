@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -28,6 +29,7 @@ const EnvOperandImage = "KUBEMAIL_IMAGE"
 func main() {
 	var metricsAddr, probeAddr, pprofAddr, namespaces string
 	var leaderElect, showVersion bool
+	var usageInterval time.Duration
 	var qps float64
 	var burst int
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the metrics endpoint (0 disables)")
@@ -37,6 +39,7 @@ func main() {
 	flag.StringVar(&namespaces, "watch-namespaces", "", "comma-separated namespaces to watch (empty: all)")
 	flag.Float64Var(&qps, "kube-api-qps", 500, "sustained requests per second to the API server, per resource type")
 	flag.IntVar(&burst, "kube-api-burst", 1000, "requests per resource type allowed above --kube-api-qps in a burst")
+	flag.DurationVar(&usageInterval, "mailbox-usage-interval", time.Minute, "how often Mailbox status.usage and status.messages are read from the mail servers (0: never)")
 	flag.BoolVar(&showVersion, "version", false, "print the version and exit")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
@@ -97,6 +100,12 @@ func main() {
 	if err := controllers.Setup(ctx, mgr, image); err != nil {
 		log.Error(err, "setting up controllers")
 		os.Exit(1)
+	}
+	if usageInterval > 0 {
+		if err := mgr.Add(&controllers.UsageCollector{Client: mgr.GetClient(), Interval: usageInterval, Log: log.WithName("usage")}); err != nil {
+			log.Error(err, "setting up the mailbox usage collector")
+			os.Exit(1)
+		}
 	}
 	mgr.AddHealthzCheck("healthz", healthz.Ping)
 	mgr.AddReadyzCheck("readyz", healthz.Ping)

@@ -40,6 +40,7 @@ func TestEndToEnd(t *testing.T) {
 		{"HelmInstall", s.helmInstall},
 		{"SamplesBecomeReady", s.samplesReady},
 		{"MailFlows", s.mailFlows},
+		{"MailboxUsageReported", s.usageReported},
 		{"PasswordChange", s.passwordChange},
 		{"PodDeletionKeepsMail", s.podDeletion},
 		{"RollingUpdateLosesNothing", s.rollingUpdate},
@@ -62,6 +63,7 @@ func (s *suite) helmInstall(t *testing.T) {
 	}
 	s.must(s.helm, "install", release, s.root+"/charts/kubemail", "--namespace", operatorNS, "--create-namespace",
 		"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never",
+		"--set", "extraArgs={--mailbox-usage-interval=3s}",
 		"--wait", "--timeout", readyTimeout.String())
 	var deps appsv1.DeploymentList
 	if err := s.c.List(ctx(), &deps, client.InNamespace(operatorNS), client.MatchingLabels{"app.kubernetes.io/instance": release}); err != nil {
@@ -156,6 +158,23 @@ func (s *suite) mailFlows(t *testing.T) {
 		msg, err = s.imapFind(ip, "alice@example.com", alicePassword, subToken)
 		return msg != "", err
 	})
+}
+
+// usageReported expects the operator to show what alice's mailbox stores (the two messages
+// of MailFlows, at least) in her Mailbox's status and in `kubectl get mailboxes`.
+func (s *suite) usageReported(t *testing.T) {
+	var mb mailv1alpha1.Mailbox
+	poll(t, "alice's usage in her Mailbox status", time.Minute, func() (bool, error) {
+		if err := s.c.Get(ctx(), client.ObjectKey{Namespace: s.ns, Name: "alice"}, &mb); err != nil {
+			return false, err
+		}
+		return mb.Status.Messages >= 2 && mb.Status.Usage != nil && mb.Status.Usage.Value() > 0,
+			fmt.Errorf("status.messages %d, status.usage %v", mb.Status.Messages, mb.Status.Usage)
+	})
+	out := s.kubectlMust("get", "mailbox", "alice", "-n", s.ns, "-o", "custom-columns=USED:.status.usage", "--no-headers")
+	if strings.TrimSpace(out) != mb.Status.Usage.String() {
+		t.Fatalf("kubectl shows usage %q, want %q", strings.TrimSpace(out), mb.Status.Usage.String())
+	}
 }
 
 // passwordChange puts a new password into alice's Secret and expects it to work, and the old

@@ -104,7 +104,8 @@ func Start(opts Options) (*Cluster, error) {
 		return fail(err)
 	}
 	mgr, err := c.startProcess("operator", opts.ManagerBinary,
-		[]string{"--metrics-bind-address", "0", "--health-probe-bind-address", "127.0.0.1:0"},
+		// Mailbox usage every 2 s, so `kubectl get mailboxes` shows delivered mail at once.
+		[]string{"--metrics-bind-address", "0", "--health-probe-bind-address", "127.0.0.1:0", "--mailbox-usage-interval", "2s"},
 		[]string{"KUBECONFIG=" + c.Kubeconfig, "KUBEMAIL_IMAGE=kubemail:dev"}, "starting")
 	if err != nil {
 		return fail(err)

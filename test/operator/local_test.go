@@ -2,6 +2,7 @@ package operator_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,6 +101,21 @@ func TestOperatorAndMailserver(t *testing.T) {
 	if out, err := curl("--url", imapURL, "--user", "alice@example.com:first-password"); err != nil || !strings.Contains(out, "Subject: through the operator") {
 		t.Fatalf("reading by IMAP: %v\n%s", err, out)
 	}
+
+	// The operator reads the stored mail's size back from the server into the Mailbox's status.
+	eventually(t, "alice's usage in her Mailbox status", func() (bool, string) {
+		var mb mailv1alpha1.Mailbox
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "alice"}, &mb); err != nil {
+			return false, err.Error()
+		}
+		return mb.Status.Messages == 1 && mb.Status.Usage != nil && mb.Status.Usage.Value() > 100,
+			fmt.Sprintf("messages %d usage %v", mb.Status.Messages, mb.Status.Usage)
+	})
+	eventually(t, "dave's empty mailbox reported as 0", func() (bool, string) {
+		var mb mailv1alpha1.Mailbox
+		c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "dave"}, &mb)
+		return mb.Status.Usage != nil && mb.Status.Usage.IsZero() && mb.Status.Messages == 0, fmt.Sprintf("%v", mb.Status.Usage)
+	})
 
 	// A new password in the referenced Secret works within 5 seconds; the old one stops.
 	var sec corev1.Secret
