@@ -71,6 +71,8 @@ func ServerConfig(mc *mailv1alpha1.MailCluster) *config.Config {
 			MaxMessageBytes:     quantityValue(mc.Spec.Limits.MaxMessageSize, 25<<20),
 			MaxRecipients:       int(mc.Spec.Limits.MaxRecipients),
 			MaxConnectionsPerIP: int(mc.Spec.Limits.MaxConnectionsPerIP),
+			// Per replica: a user's submissions spread over n replicas may reach n times this.
+			MaxMessagesPerHour: int(mc.Spec.Limits.MaxMessagesPerHour),
 		},
 		LogFormat: "json",
 	}

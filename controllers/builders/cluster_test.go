@@ -59,6 +59,7 @@ func fullCluster() *mailv1alpha1.MailCluster {
 			MaxMessageSize:      ptr.To(resource.MustParse("50Mi")),
 			MaxRecipients:       250,
 			MaxConnectionsPerIP: 40,
+			MaxMessagesPerHour:  300,
 		},
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
@@ -621,8 +622,8 @@ func TestServerConfig(t *testing.T) {
 		if !slices.Equal(cfg.ProxyProtocol.TrustedNetworks, []string{"10.0.0.0/8", "fd00::/8"}) {
 			t.Errorf("trusted networks = %v", cfg.ProxyProtocol.TrustedNetworks)
 		}
-		if l := cfg.Limits; l.MaxMessageBytes != 50<<20 || l.MaxRecipients != 250 || l.MaxConnectionsPerIP != 40 {
-			t.Errorf("limits = %+v, want 50Mi, 250 recipients, 40 connections per IP", l)
+		if l := cfg.Limits; l.MaxMessageBytes != 50<<20 || l.MaxRecipients != 250 || l.MaxConnectionsPerIP != 40 || l.MaxMessagesPerHour != 300 {
+			t.Errorf("limits = %+v, want 50Mi, 250 recipients, 40 connections per IP, 300 messages per hour", l)
 		}
 		wantRelay := config.Relay{Host: "smtp.relay.example.net", Port: 465, TLS: "implicit",
 			UsernameFile: "/etc/kubemail/relay/username", PasswordFile: "/etc/kubemail/relay/password"}
