@@ -130,9 +130,11 @@ type SRS struct {
 // Relay is a smarthost.
 type Relay struct {
 	Host string `json:"host"`
-	// Port defaults to 587 with STARTTLS and 465 with implicit TLS.
+	// Port defaults to 587 with STARTTLS, 465 with implicit TLS and 25 without TLS.
 	Port int `json:"port,omitempty"`
-	// TLS is "starttls" (the default; the smarthost must offer it) or "implicit".
+	// TLS is "starttls" (the default; the smarthost must offer it), "implicit", or "none" for a
+	// smarthost on a trusted network: plain text, STARTTLS never attempted, and no AUTH (the
+	// password would cross the network in clear text).
 	TLS string `json:"tls,omitempty"`
 	// UsernameFile and PasswordFile hold AUTH credentials (a mounted Secret); read at every
 	// connection. Leave both empty for a smarthost that needs no AUTH.
@@ -289,9 +291,13 @@ func (c *Config) Default() {
 			r.TLS = "starttls"
 		}
 		if r.Port == 0 {
-			r.Port = 587
-			if r.TLS == "implicit" {
+			switch r.TLS {
+			case "implicit":
 				r.Port = 465
+			case "none":
+				r.Port = 25
+			default:
+				r.Port = 587
 			}
 		}
 	}
@@ -356,8 +362,11 @@ func (c *Config) validateOutbound() []error {
 		if r.Host == "" {
 			errs = append(errs, errors.New("outbound.relay.host: required"))
 		}
-		if r.TLS != "starttls" && r.TLS != "implicit" {
-			errs = append(errs, fmt.Errorf("outbound.relay.tls: %q (use starttls or implicit)", r.TLS))
+		if r.TLS != "starttls" && r.TLS != "implicit" && r.TLS != "none" {
+			errs = append(errs, fmt.Errorf("outbound.relay.tls: %q (use starttls, implicit or none)", r.TLS))
+		}
+		if r.TLS == "none" && (r.UsernameFile != "" || r.PasswordFile != "") {
+			errs = append(errs, errors.New("outbound.relay: tls none with usernameFile or passwordFile would send the relay password in clear text; use starttls or implicit, or drop the credentials"))
 		}
 		if r.Port < 1 || r.Port > 65535 {
 			errs = append(errs, fmt.Errorf("outbound.relay.port: %d is not a port", r.Port))

@@ -118,3 +118,27 @@ func TestMaxMessagesPerHour(t *testing.T) {
 		t.Fatalf("negative limit: %v", err)
 	}
 }
+
+func TestRelayWithoutTLS(t *testing.T) {
+	c, err := load(t, "outbound: {relay: {host: relay.internal, tls: none}}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Outbound.Relay; r.TLS != "none" || r.Port != 25 {
+		t.Errorf("relay %+v; want tls none on port 25", r)
+	}
+	for _, extra := range []string{
+		"outbound: {relay: {host: relay.internal, tls: none, usernameFile: /u, passwordFile: /p}}",
+		"outbound: {relay: {host: relay.internal, tls: none, passwordFile: /p}}",
+		"outbound: {relay: {host: relay.internal, tls: none, usernameFile: /u}}",
+	} {
+		_, err := load(t, extra)
+		if err == nil || !strings.Contains(err.Error(), "would send the relay password in clear text") {
+			t.Errorf("%s: %v; want a refusal naming the clear-text password", extra, err)
+		}
+	}
+	_, err = load(t, "outbound: {relay: {host: relay.internal, tls: plain}}")
+	if err == nil || !strings.Contains(err.Error(), "use starttls, implicit or none") {
+		t.Errorf("unknown tls mode: %v", err)
+	}
+}
