@@ -1,6 +1,7 @@
 // Package outbound is the queue's Transport: it hands a message to the mail servers of its
 // recipients' domains (MX lookup per RFC 5321 section 5) or to a configured smarthost, over SMTP
-// with STARTTLS, reusing connections and bounding the connections per destination.
+// with STARTTLS (or, for a smarthost on a trusted network, without TLS), reusing connections and
+// bounding the connections per destination.
 package outbound
 
 import (
@@ -36,8 +37,13 @@ type Resolver interface {
 type Relay struct {
 	Host string
 	Port int
-	// ImplicitTLS connects with TLS from the start (port 465); otherwise STARTTLS is required.
+	// ImplicitTLS connects with TLS from the start (port 465); otherwise STARTTLS is required,
+	// unless PlainText.
 	ImplicitTLS bool
+	// PlainText is for a smarthost on a trusted network: the session stays in plain text and
+	// STARTTLS is never attempted, even when offered. AUTH is then refused, so a password never
+	// crosses the network in clear text.
+	PlainText bool
 	// UsernameFile and PasswordFile hold the AUTH credentials, read at every connection so a
 	// rotated Secret takes effect without a restart. Empty means no AUTH.
 	UsernameFile string

@@ -39,6 +39,42 @@ type mx struct {
 	reject  map[string]*smtp.SMTPError
 	needTLS bool
 	auth    map[string]string // user -> password; nil: no AUTH offered
+	noTLS   bool              // STARTTLS not offered
+	wire    []byte            // everything clients sent, as read off the socket
+}
+
+// recordingConn copies what the client sends into its mx.
+type recordingConn struct {
+	net.Conn
+	m *mx
+}
+
+func (c recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.m.mu.Lock()
+	c.m.wire = append(c.m.wire, p[:n]...)
+	c.m.mu.Unlock()
+	return n, err
+}
+
+type recordingListener struct {
+	net.Listener
+	m *mx
+}
+
+func (l recordingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return recordingConn{Conn: c, m: l.m}, nil
+}
+
+// sent is what clients sent so far.
+func (m *mx) sent() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return string(m.wire)
 }
 
 type received struct {
@@ -146,10 +182,12 @@ func startMX(t *testing.T, ip string, port int, host string, tweak func(*mx)) *m
 	m.addr = ln.Addr().String()
 	srv := smtp.NewServer(mxBackend{m})
 	srv.Domain = host
-	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
-	srv.AllowInsecureAuth = false
+	if !m.noTLS {
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
+	srv.AllowInsecureAuth = m.noTLS
 	srv.EnableSMTPUTF8 = true
-	go srv.Serve(ln)
+	go srv.Serve(recordingListener{Listener: ln, m: m})
 	t.Cleanup(func() { srv.Close() })
 	return m
 }
@@ -386,5 +424,44 @@ func TestCancelledDeliveryIsTemporary(t *testing.T) {
 	}
 	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		t.Fatal("context should have expired")
+	}
+}
+
+func TestSmarthostWithoutTLS(t *testing.T) {
+	dns := startDNS(t) // never asked
+	// A smarthost that offers STARTTLS, and one that does not offer it at all: with PlainText
+	// both get the mail in plain text and neither sees a STARTTLS command.
+	for _, offersTLS := range []bool{true, false} {
+		m := startMX(t, "127.0.0.1", 0, "127.0.0.1", func(m *mx) { m.noTLS = !offersTLS })
+		tr := newTransport(t, dns, 0, func(c *Config) {
+			c.Relay = &Relay{Host: "127.0.0.1", Port: m.port(), PlainText: true}
+		})
+		res := deliver(tr, "a@sender.test", "x@anywhere.test", "y@elsewhere.test")
+		if len(res) != 2 || !res[0].Delivered || !res[1].Delivered || res[0].TLS != "none" {
+			t.Fatalf("STARTTLS offered %v: %+v", offersTLS, res)
+		}
+		if got := m.received(); len(got) != 1 || len(got[0].rcpts) != 2 {
+			t.Fatalf("STARTTLS offered %v: the smarthost received %+v", offersTLS, got)
+		}
+		if sent := strings.ToUpper(m.sent()); strings.Contains(sent, "STARTTLS") || !strings.Contains(sent, "EHLO MAIL.SENDER.TEST") {
+			t.Errorf("STARTTLS offered %v: the client sent:\n%s", offersTLS, m.sent())
+		}
+	}
+
+	// Without TLS the transport refuses to log in, even if asked to, and sends no password.
+	m := startMX(t, "127.0.0.1", 0, "127.0.0.1", func(m *mx) {
+		m.noTLS = true
+		m.auth = map[string]string{"relayuser": "s3cret"}
+	})
+	tr := newTransport(t, dns, 0, func(c *Config) {
+		c.Relay = &Relay{Host: "127.0.0.1", Port: m.port(), PlainText: true,
+			UsernameFile: writeSecret(t, "user", "relayuser"), PasswordFile: writeSecret(t, "pass", "s3cret")}
+	})
+	res := deliver(tr, "a@sender.test", "x@anywhere.test")
+	if res[0].Delivered || res[0].Permanent || !strings.Contains(res[0].Text, "without TLS") {
+		t.Fatalf("credentials over plain text: %+v", res)
+	}
+	if sent := strings.ToUpper(m.sent()); strings.Contains(sent, "AUTH") {
+		t.Errorf("the client tried to log in without TLS:\n%s", m.sent())
 	}
 }

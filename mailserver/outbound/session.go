@@ -42,7 +42,7 @@ func (s *session) quit() {
 var errTLSHandshake = errors.New("TLS handshake failed")
 
 // dial opens a session: greeting, EHLO with our hostname, STARTTLS when offered (required for
-// the smarthost), EHLO again, and AUTH for the smarthost.
+// the smarthost unless it is configured without TLS), EHLO again, and AUTH for the smarthost.
 func (t *Transport) dial(ctx context.Context, host, addr string, relay bool) (*session, error) {
 	s, err := t.dialOnce(ctx, host, addr, relay, true)
 	if err != nil && !relay && errors.Is(err, errTLSHandshake) {
@@ -87,7 +87,8 @@ func (t *Transport) dialOnce(ctx context.Context, host, addr string, relay, tryT
 		}
 		conn, state = tc, "verified"
 	} else {
-		greeting, startTLS, err := preamble(raw, t.cfg.Hostname, tryTLS, t.cfg.CommandTimeout)
+		plain := relay && t.cfg.Relay.PlainText
+		greeting, startTLS, err := preamble(raw, t.cfg.Hostname, tryTLS && !plain, t.cfg.CommandTimeout)
 		if err != nil {
 			raw.Close()
 			return nil, err
@@ -109,7 +110,7 @@ func (t *Transport) dialOnce(ctx context.Context, host, addr string, relay, tryT
 			if *verified {
 				state = "verified"
 			}
-		case relay:
+		case relay && !plain:
 			raw.Close()
 			return nil, errors.New("the smarthost does not offer STARTTLS, and TLS is required for it")
 		}
@@ -125,6 +126,10 @@ func (t *Transport) dialOnce(ctx context.Context, host, addr string, relay, tryT
 		return nil, err
 	}
 	if relay && t.cfg.Relay.UsernameFile != "" {
+		if state == "none" {
+			c.Close()
+			return nil, errors.New("not sending the smarthost password over a connection without TLS")
+		}
 		if err := t.auth(c); err != nil {
 			c.Close()
 			return nil, err

@@ -44,7 +44,7 @@ func (s *Server) startOutbound() error {
 		tcfg.SourceIP = net.ParseIP(o.SourceAddress)
 	}
 	if r := o.Relay; r != nil {
-		relay := &outbound.Relay{Host: r.Host, Port: r.Port, ImplicitTLS: r.TLS == "implicit",
+		relay := &outbound.Relay{Host: r.Host, Port: r.Port, ImplicitTLS: r.TLS == "implicit", PlainText: r.TLS == "none",
 			UsernameFile: r.UsernameFile, PasswordFile: r.PasswordFile}
 		if r.CAFile != "" {
 			pem, err := os.ReadFile(r.CAFile)
@@ -59,6 +59,10 @@ func (s *Server) startOutbound() error {
 		tcfg.Relay = relay
 		s.log.Info("outbound mail goes through a smarthost", "host", r.Host, "port", r.Port, "tls", r.TLS,
 			"auth", r.UsernameFile != "")
+		if relay.PlainText {
+			s.log.Warn("outbound mail goes to the smarthost without TLS: use this only on a trusted network",
+				"host", r.Host, "port", r.Port)
+		}
 	}
 	s.signer = dkim.NewSigner()
 	s.transport = outbound.New(tcfg)
