@@ -382,6 +382,32 @@ func TestOutboundThroughSmarthostWithAuth(t *testing.T) {
 	}
 }
 
+// A smarthost on a trusted network without TLS: here B's MX listener, which offers STARTTLS
+// but must not be asked for it.
+func TestOutboundThroughSmarthostWithoutTLS(t *testing.T) {
+	w := newWorld(t)
+	b := w.startB()
+	a := w.startA(func(c *config.Config) {
+		c.Outbound.Relay = &config.Relay{Host: ipB, Port: w.port, TLS: "none"}
+		c.DNS.Resolver = "127.0.0.1:1" // the smarthost needs no DNS at all
+	})
+	msg := testMessage("alice@a.test", "bob@b.test", "via a plain smarthost", "relayed in plain text")
+	if err := submit(a.addr("submission"), "alice@a.test", alicePW, "alice@a.test", []string{"bob@b.test"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	got := b.waitMessages(t, "bob@b.test", 1)[0]
+	if !strings.Contains(got, "by mail.b.test (kubemail) with ESMTP id") || !strings.Contains(got, "Subject: via a plain smarthost") {
+		t.Fatalf("the smarthost should have taken the message without STARTTLS:\n%s", got)
+	}
+	waitFor(t, "A's queue to empty", func() bool { return a.metricValue("kubemail_queue_messages") == 0 })
+	if v := a.metricValue(`kubemail_outbound_sessions_total{tls="none"}`); v < 1 {
+		t.Errorf("plain-text sessions metric = %v", v)
+	}
+	if !strings.Contains(a.logs(), "outbound mail goes to the smarthost without TLS") {
+		t.Error("A did not warn that its smarthost is reached without TLS")
+	}
+}
+
 var tokenHeaderRE = regexp.MustCompile(`X-Token: (\S+)\r\n`)
 
 func tokensIn(msgs []string) map[string]int {
