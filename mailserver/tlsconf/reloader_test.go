@@ -45,9 +45,16 @@ func (p pair) write(t *testing.T, certFile, keyFile string) {
 	writeFile(t, keyFile, p.keyPEM)
 }
 
+// writeFile replaces name in one step (a new file renamed over it), as Kubernetes updates a
+// mounted Secret: a watcher never reads a half-written file, which would be a different error
+// than the one a test expects.
 func writeFile(t *testing.T, name string, data []byte) {
 	t.Helper()
-	if err := os.WriteFile(name, data, 0o600); err != nil {
+	tmp := name + ".new"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, name); err != nil {
 		t.Fatal(err)
 	}
 }
