@@ -630,6 +630,18 @@ func TestServerConfig(t *testing.T) {
 		if r := cfg.Outbound.Relay; r == nil || *r != wantRelay {
 			t.Errorf("outbound relay = %+v, want %+v", r, wantRelay)
 		}
+		plain := fullCluster()
+		plain.Spec.Outbound.Relay = &mailv1alpha1.RelaySpec{Host: "10.1.2.3", Port: 25, TLS: "None"}
+		pc := ServerConfig(plain)
+		if err := pc.Validate(); err != nil {
+			t.Errorf("the server would refuse a relay without TLS: %v", err)
+		}
+		if r := pc.Outbound.Relay; r == nil || r.TLS != "none" || r.UsernameFile != "" || r.Port != 25 {
+			t.Errorf("relay without TLS = %+v", r)
+		}
+		if sts := StatefulSet(plain, testImage, testTLSSecret, "h"); len(sts.Spec.Template.Spec.Volumes) != 3 {
+			t.Errorf("a relay without credentials mounts %d volumes, want the 3 of every pod", len(sts.Spec.Template.Spec.Volumes))
+		}
 		cfg.ProxyProtocol.TrustedNetworks[0] = "0.0.0.0/0"
 		if mc.Spec.ProxyProtocol.TrustedNetworks[0] != "10.0.0.0/8" {
 			t.Error("the config shares the MailCluster's trusted networks")
