@@ -79,7 +79,9 @@ type MailClusterSpec struct {
 	// +optional
 	Limits LimitsSpec `json:"limits,omitempty"`
 
-	// Resources of the mail server container.
+	// Resources of the mail server container. A memory limit also sets the server's Go memory
+	// limit (GOMEMLIMIT) to 90% of it, so the server collects garbage harder near the limit
+	// rather than being killed at it.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -251,6 +252,12 @@ func StatefulSet(mc *mailv1alpha1.MailCluster, image, tlsSecret, configHash stri
 				},
 			}},
 		},
+	}
+	if mem, ok := mc.Spec.Resources.Limits[corev1.ResourceMemory]; ok && mem.Value() > 0 {
+		// The Go runtime collects harder as the heap nears GOMEMLIMIT, instead of the kernel
+		// killing the pod at the container's limit; 10% stays for stacks and what Go does not count.
+		c := &sts.Spec.Template.Spec.Containers[0]
+		c.Env = append(c.Env, corev1.EnvVar{Name: "GOMEMLIMIT", Value: strconv.FormatInt(mem.Value()/10*9, 10)})
 	}
 	if secret := RelayCredentialsSecret(mc); secret != "" {
 		// The kubelet refreshes the files when the Secret changes; the server reads them at
