@@ -81,14 +81,18 @@ func (r *MailClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	status := mc.Status.DeepCopy()
 
-	tlsSecret, selfSigned, err := r.ensureTLS(ctx, &mc)
+	tlsSecret, selfSigned, waiting, err := r.ensureTLS(ctx, &mc)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("TLS certificate: %w", err)
 	}
-	if selfSigned {
+	switch {
+	case selfSigned && waiting != "":
+		setCondition(&status.Conditions, mc.Generation, mailv1alpha1.ConditionSelfSignedCertificate, metav1.ConditionTrue,
+			"CertificatePending", waiting+"; serving a self-signed certificate for "+string(mc.Spec.Hostname)+" meanwhile")
+	case selfSigned:
 		setCondition(&status.Conditions, mc.Generation, mailv1alpha1.ConditionSelfSignedCertificate, metav1.ConditionTrue,
 			"NoCertificateConfigured", "serving a self-signed certificate for "+string(mc.Spec.Hostname)+"; set spec.tls for a trusted one")
-	} else {
+	default:
 		setCondition(&status.Conditions, mc.Generation, mailv1alpha1.ConditionSelfSignedCertificate, metav1.ConditionFalse,
 			"CertificateConfigured", "serving the certificate from Secret "+tlsSecret)
 	}
@@ -185,6 +189,9 @@ func (r *MailClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	var result ctrl.Result
 	if selfSigned || !ready {
 		result.RequeueAfter = time.Hour
+	}
+	if waiting != "" {
+		result.RequeueAfter = 30 * time.Second // the issued Secret is also watched; this is the fallback
 	}
 	if recheck > 0 && (result.RequeueAfter == 0 || recheck < result.RequeueAfter) {
 		result.RequeueAfter = recheck
@@ -283,12 +290,28 @@ func (r *MailClusterReconciler) apply(ctx context.Context, mc *mailv1alpha1.Mail
 	return err
 }
 
-// ensureTLS returns the name of the Secret with the servers' certificate, generating and
-// renewing a self-signed one when the cluster names none.
-func (r *MailClusterReconciler) ensureTLS(ctx context.Context, mc *mailv1alpha1.MailCluster) (string, bool, error) {
+// ensureTLS returns the name of the Secret with the servers' certificate: the one the cluster
+// names, the one cert-manager issued for spec.tls.issuerRef, or else a self-signed one it
+// generates and renews (also while cert-manager has not issued yet, which waiting then says).
+func (r *MailClusterReconciler) ensureTLS(ctx context.Context, mc *mailv1alpha1.MailCluster) (secret string, selfSigned bool, waiting string, err error) {
 	if mc.Spec.TLS != nil && mc.Spec.TLS.SecretName != "" {
-		return mc.Spec.TLS.SecretName, false, nil
+		return mc.Spec.TLS.SecretName, false, "", nil
 	}
+	if mc.Spec.TLS != nil && mc.Spec.TLS.IssuerRef != nil {
+		issued, why, err := r.ensureIssuedTLS(ctx, mc)
+		if err != nil || issued != "" {
+			return issued, false, "", err
+		}
+		name, _, err := r.ensureSelfSigned(ctx, mc)
+		return name, true, why, err
+	}
+	name, selfSigned, err := r.ensureSelfSigned(ctx, mc)
+	return name, selfSigned, "", err
+}
+
+// ensureSelfSigned returns the Secret with the cluster's self-signed certificate, generating it
+// when it is missing, for another hostname, or near its end.
+func (r *MailClusterReconciler) ensureSelfSigned(ctx context.Context, mc *mailv1alpha1.MailCluster) (string, bool, error) {
 	name := names.SelfSignedTLS(mc.Name)
 	var sec corev1.Secret
 	err := r.Get(ctx, types.NamespacedName{Namespace: mc.Namespace, Name: name}, &sec)

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -219,6 +220,13 @@ func clustersOfSecret(ctx context.Context, c client.Client, o client.Object) []r
 		client.UnsafeDisableDeepCopy); err == nil {
 		for _, mb := range mbs.Items {
 			out = append(out, clustersOfDomains(ctx, c, mb.Namespace, addressDomain(mb.Spec.Address))...)
+		}
+	}
+	// The Secret cert-manager writes for a cluster with spec.tls.issuerRef (it sets no owner).
+	if cluster, ok := strings.CutSuffix(o.GetName(), names.IssuedTLS("")); ok && cluster != "" {
+		var mc mailv1alpha1.MailCluster
+		if c.Get(ctx, types.NamespacedName{Namespace: o.GetNamespace(), Name: cluster}, &mc) == nil && mc.Spec.TLS != nil && mc.Spec.TLS.IssuerRef != nil {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: mc.Namespace, Name: mc.Name}})
 		}
 	}
 	var clusters mailv1alpha1.MailClusterList

@@ -112,7 +112,10 @@ type TLSSpec struct {
 	// +optional
 	SecretName string `json:"secretName,omitempty"`
 
-	// IssuerRef is a cert-manager issuer; the operator requests a Certificate for Hostname from it.
+	// IssuerRef is a cert-manager issuer; the operator requests a Certificate for Hostname from
+	// it, named <cluster>-tls and written by cert-manager to the Secret <cluster>-tls. Until that
+	// Secret holds the certificate the servers use a self-signed one, and the
+	// SelfSignedCertificate condition (reason CertificatePending) says what is awaited.
 	// +optional
 	IssuerRef *IssuerReference `json:"issuerRef,omitempty"`
 }

@@ -44,9 +44,13 @@ func ConfigMap(cluster string) string       { return cluster + "-config" }
 func ServiceAccount(cluster string) string  { return cluster + "-mailserver" }
 func Role(cluster string) string            { return cluster + "-mailserver" }
 func SelfSignedTLS(cluster string) string   { return cluster + "-tls-selfsigned" }
-func AdminSecret(cluster string) string     { return cluster + "-admin" }
-func StatefulSet(cluster string) string     { return cluster }
-func PDB(cluster string) string             { return cluster }
+
+// IssuedTLS names both the cert-manager Certificate the operator requests for a cluster with
+// spec.tls.issuerRef and the Secret cert-manager writes it into.
+func IssuedTLS(cluster string) string   { return cluster + "-tls" }
+func AdminSecret(cluster string) string { return cluster + "-admin" }
+func StatefulSet(cluster string) string { return cluster }
+func PDB(cluster string) string         { return cluster }
 
 // DKIMSecret is the Secret holding a MailDomain's signing key.
 func DKIMSecret(domain string) string { return domain + "-dkim" }

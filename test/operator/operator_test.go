@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
@@ -33,7 +34,9 @@ import (
 // startOperator runs the controllers in this process against env until the test ends.
 func startOperator(t *testing.T, env *testenv.Env) {
 	t.Helper()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	// Several tests run a manager in this one process: the controller names repeat.
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"},
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptrTo(true)}})
 	if err != nil {
 		t.Fatal(err)
 	}
