@@ -29,7 +29,10 @@ type MailClusterSpec struct {
 	// and the name MX records point at. It is also the name on the TLS certificate.
 	Hostname DomainName `json:"hostname"`
 
-	// Replicas is the number of mail server pods. Each mailbox lives on one replica.
+	// Replicas is the number of mail server pods. Each mailbox is assigned one replica
+	// (Mailbox status.shard). The servers do not yet pass mail or logins on to the replica that
+	// holds a mailbox: with more than one replica, mail delivered through another replica is
+	// stored there, so keep 1 until that routing exists.
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=64
