@@ -23,6 +23,8 @@ type Store struct {
 	boxes map[string]*Mailbox
 	// opening guards against two goroutines loading the same mailbox at once.
 	opening map[string]*sync.WaitGroup
+	// counted holds what Usage counted of mailboxes not open (dropped when one opens).
+	counted map[string]usage
 
 	headers   *headerCache
 	folderIDs atomic.Uint64 // the last id handed to an opened folder
@@ -36,7 +38,7 @@ func Open(root string, log *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(root, "mailboxes"), 0o700); err != nil {
 		return nil, fmt.Errorf("opening the mail store: %w", err)
 	}
-	return &Store{root: root, log: log, boxes: map[string]*Mailbox{}, opening: map[string]*sync.WaitGroup{},
+	return &Store{root: root, log: log, boxes: map[string]*Mailbox{}, opening: map[string]*sync.WaitGroup{}, counted: map[string]usage{},
 		headers: newHeaderCache(DefaultHeaderCacheBytes)}, nil
 }
 
@@ -80,6 +82,7 @@ func (s *Store) Mailbox(address string) (*Mailbox, error) {
 		delete(s.opening, address)
 		if err == nil {
 			s.boxes[address] = m
+			delete(s.counted, address) // its counters are live from now on
 		}
 		s.mu.Unlock()
 		wg.Done()
@@ -97,6 +100,7 @@ func (s *Store) DeleteMailbox(address string) error {
 	s.mu.Lock()
 	m := s.boxes[address]
 	delete(s.boxes, address)
+	delete(s.counted, address)
 	s.mu.Unlock()
 	if m != nil {
 		m.markDeleted()
