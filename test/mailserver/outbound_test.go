@@ -202,6 +202,11 @@ func submit(addr, user, pw, from string, to []string, msg string) error {
 	if err != nil {
 		return err
 	}
+	return sendAuthenticated(c, user, pw, from, to, msg)
+}
+
+// sendAuthenticated logs in with AUTH PLAIN on a TLS connection, sends one message and quits.
+func sendAuthenticated(c *smtp.Client, user, pw, from string, to []string, msg string) error {
 	defer c.Close()
 	if err := c.Auth(sasl.NewPlainClient("", user, pw)); err != nil {
 		return err

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
 	"github.com/kubemail/kubemail/mailserver/config"
@@ -18,14 +17,7 @@ func submitImplicitTLS(addr, user, pw, from string, to []string, msg string) err
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	if err := c.Auth(sasl.NewPlainClient("", user, pw)); err != nil {
-		return err
-	}
-	if err := c.SendMail(from, to, strings.NewReader(msg)); err != nil {
-		return err
-	}
-	return c.Quit()
+	return sendAuthenticated(c, user, pw, from, to, msg)
 }
 
 func TestSubmissionRateLimitPerUser(t *testing.T) {
