@@ -40,8 +40,8 @@ for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do stop "${DAEMONS[i]}"; done
 # 3. Left-over container processes: everything in a kubepods cgroup was started by our kubelet.
 kubepods_procs() {
   local d
-  for d in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/*/kubepods.slice /sys/fs/cgroup/kubepods /sys/fs/cgroup/kubepods.slice; do
-    [ -d "$d" ] && find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null
+  for d in $(kubepods_cgroups); do
+    find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null
   done | sort -u
 }
 shim_procs() { # containerd shims serving our socket
@@ -59,16 +59,8 @@ for _ in 1 2 3; do
 done
 
 # 4. Mounts under our folders and the pods' network namespaces.
-mountpoints() {
-  awk '{print $5}' /proc/self/mountinfo | while read -r m; do
-    m=$(printf '%b' "$m") # mountinfo escapes spaces as \040
-    case "$m" in
-      "$E2E_STATE"/* | "$E2E_RUN"/* | "$E2E_RUN" | /run/netns/cni-* | /var/run/netns/cni-* | /var/lib/kubelet/*) echo "$m" ;;
-    esac
-  done | awk '{ print length($0) " " $0 }' | sort -rn | cut -d' ' -f2-
-}
 for _ in 1 2 3; do
-  ms=$(mountpoints)
+  ms=$(cluster_mounts)
   [ -n "$ms" ] || break
   while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done <<<"$ms"
 done
@@ -87,8 +79,8 @@ done
 command -v conntrack >/dev/null && conntrack -D -s "$E2E_POD_CIDR" >/dev/null 2>&1
 
 # 6. The kubepods cgroups (depth first).
-for d in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/*/kubepods.slice /sys/fs/cgroup/kubepods /sys/fs/cgroup/kubepods.slice; do
-  [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+for d in $(kubepods_cgroups); do
+  find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
 done
 
 # 7. The host's sysctls and fixed paths as they were.
@@ -102,7 +94,7 @@ if [ -f "$E2E_STATE/host/created-paths" ]; then
 fi
 
 # 8. Our folders.
-left=$(mountpoints)
+left=$(cluster_mounts)
 if [ -n "$left" ]; then
   die "still mounted, not removing $E2E_STATE: $left"
 fi

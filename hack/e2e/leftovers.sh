@@ -15,12 +15,8 @@ for p in /proc/[0-9]*; do
     */containerd | */containerd-shim*) [[ "$cmd" == *"$E2E_STATE"* || "$cmd" == *"$E2E_RUN"* ]] && found+=("process ${p#/proc/}: $cmd") ;;
   esac
 done
-for d in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
-  [ -d "$d" ] && found+=("cgroup $d")
-done
-while read -r m; do
-  case "$m" in "$E2E_STATE"* | "$E2E_RUN"* | /run/netns/cni-* | /var/lib/kubelet*) found+=("mount $m") ;; esac
-done < <(awk '{print $5}' /proc/self/mountinfo)
+while read -r d; do found+=("cgroup $d"); done < <(kubepods_cgroups)
+while read -r m; do found+=("mount $m"); done < <(cluster_mounts)
 ip link show "$E2E_BRIDGE" >/dev/null 2>&1 && found+=("network device $E2E_BRIDGE")
 while read -r l; do found+=("network device $l"); done < <(ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1)
 for cmd in iptables ip6tables; do

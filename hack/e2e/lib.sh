@@ -70,3 +70,22 @@ poll() {
 }
 
 node_ip() { ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p'; }
+
+# cluster_mounts: the mounts of the cluster (under its folders, kubelet's root and the pods'
+# network namespaces), deepest first, so they can be unmounted in that order.
+cluster_mounts() {
+  awk '{print $5}' /proc/self/mountinfo | while read -r m; do
+    m=$(printf '%b' "$m") # mountinfo escapes spaces as \040
+    case "$m" in
+      "$E2E_STATE" | "$E2E_STATE"/* | "$E2E_RUN" | "$E2E_RUN"/* | /run/netns/cni-* | /var/run/netns/cni-* | /var/lib/kubelet/*) echo "$m" ;;
+    esac
+  done | awk '{ print length($0) " " $0 }' | sort -rn | cut -d' ' -f2-
+}
+
+# kubepods_cgroups: the cgroup folders kubelet made for pods (cgroupfs driver, v1 and v2).
+kubepods_cgroups() {
+  local d
+  for d in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/*/kubepods.slice /sys/fs/cgroup/kubepods /sys/fs/cgroup/kubepods.slice; do
+    [ -d "$d" ] && echo "$d"
+  done
+}
