@@ -20,6 +20,10 @@ type Spec struct {
 	Domains   []DomainSpec  `json:"domains"`
 	Mailboxes []MailboxSpec `json:"mailboxes,omitempty"`
 	Aliases   []AliasSpec   `json:"aliases,omitempty"`
+	// UnavailableDomains were served until their MailDomain went away while accounts still use
+	// them. Mail to them is refused with a temporary error: it is neither stored nor relayed,
+	// so the sender retries once the domain is served again.
+	UnavailableDomains []string `json:"unavailableDomains,omitempty"`
 }
 
 // DomainSpec is one local domain.
@@ -41,15 +45,20 @@ type DKIMSpec struct {
 
 // MailboxSpec is one account.
 type MailboxSpec struct {
-	Address      string `json:"address"`
-	DisplayName  string `json:"displayName,omitempty"`
+	Address     string `json:"address"`
+	DisplayName string `json:"displayName,omitempty"`
+	// PasswordHash may be empty only for a disabled mailbox (one whose password never could be
+	// read); a disabled mailbox keeps its last hash so a restored password needs no re-hashing.
 	PasswordHash string `json:"passwordHash"`
 	// Quota in bytes; 0 means unlimited.
 	Quota int64 `json:"quota,omitempty"`
 	// Disabled refuses logins and submission; mail still arrives.
-	Disabled  bool     `json:"disabled,omitempty"`
-	Aliases   []string `json:"aliases,omitempty"`
-	ForwardTo []string `json:"forwardTo,omitempty"`
+	Disabled bool `json:"disabled,omitempty"`
+	// DisabledReason says why, for the server's log: the mailbox is suspended, or its password
+	// cannot be read. Clients are only told to contact their administrator.
+	DisabledReason string   `json:"disabledReason,omitempty"`
+	Aliases        []string `json:"aliases,omitempty"`
+	ForwardTo      []string `json:"forwardTo,omitempty"`
 	// KeepCopy stores forwarded mail in the mailbox too; nil means true.
 	KeepCopy *bool `json:"keepCopy,omitempty"`
 	// Shard is the replica ordinal that holds the mailbox's data.
@@ -79,17 +88,20 @@ type Mailbox struct {
 	PasswordHash string
 	Quota        int64
 	Disabled     bool
-	Aliases      []string
-	ForwardTo    []string
-	KeepCopy     bool
-	Shard        int
+	// DisabledReason is why logins are refused (see MailboxSpec).
+	DisabledReason string
+	Aliases        []string
+	ForwardTo      []string
+	KeepCopy       bool
+	Shard          int
 }
 
 // Directory is an immutable, validated account database.
 type Directory struct {
-	domains   map[string]*Domain
-	mailboxes map[string]*Mailbox
-	aliases   map[string][]string
+	domains     map[string]*Domain
+	unavailable map[string]bool
+	mailboxes   map[string]*Mailbox
+	aliases     map[string][]string
 	// owners maps every address a mailbox may send as (its own and its aliases) to it.
 	owners map[string]*Mailbox
 }
@@ -111,10 +123,11 @@ func Parse(data []byte, validateHash PasswordHashValidator) (*Directory, error) 
 // FromSpec validates spec and builds a Directory from it.
 func FromSpec(spec *Spec, validateHash PasswordHashValidator) (*Directory, error) {
 	d := &Directory{
-		domains:   map[string]*Domain{},
-		mailboxes: map[string]*Mailbox{},
-		aliases:   map[string][]string{},
-		owners:    map[string]*Mailbox{},
+		domains:     map[string]*Domain{},
+		unavailable: map[string]bool{},
+		mailboxes:   map[string]*Mailbox{},
+		aliases:     map[string][]string{},
+		owners:      map[string]*Mailbox{},
 	}
 	var errs []error
 	for _, ds := range spec.Domains {
@@ -140,6 +153,18 @@ func FromSpec(spec *Spec, validateHash PasswordHashValidator) (*Directory, error
 			errs = append(errs, fmt.Errorf("domain %q: dkim needs a selector, a private key and algorithm rsa-sha256 or ed25519-sha256", name))
 		}
 		d.domains[name] = dom
+	}
+	for _, name := range spec.UnavailableDomains {
+		name = strings.ToLower(name)
+		if err := ValidateDomain(name); err != nil {
+			errs = append(errs, fmt.Errorf("unavailable domain %q: %w", name, err))
+			continue
+		}
+		if _, served := d.domains[name]; served {
+			errs = append(errs, fmt.Errorf("domain %q: listed as served and as unavailable", name))
+			continue
+		}
+		d.unavailable[name] = true
 	}
 	claim := func(addr, what string) bool {
 		if _, ok := d.owners[addr]; ok {
@@ -169,7 +194,11 @@ func FromSpec(spec *Spec, validateHash PasswordHashValidator) (*Directory, error
 		if !local(addr, "mailbox") || !claim(addr, "mailbox") {
 			continue
 		}
-		if err := validateHash(ms.PasswordHash); err != nil {
+		if ms.PasswordHash == "" && !ms.Disabled {
+			errs = append(errs, fmt.Errorf("mailbox %q: no password hash, and not disabled", addr))
+			continue
+		}
+		if err := validateHash(ms.PasswordHash); ms.PasswordHash != "" && err != nil {
 			errs = append(errs, fmt.Errorf("mailbox %q: password hash: %w", addr, err))
 			continue
 		}
@@ -178,7 +207,7 @@ func FromSpec(spec *Spec, validateHash PasswordHashValidator) (*Directory, error
 			continue
 		}
 		mb := &Mailbox{Address: addr, DisplayName: ms.DisplayName, PasswordHash: ms.PasswordHash,
-			Quota: ms.Quota, Disabled: ms.Disabled, Shard: ms.Shard, KeepCopy: ms.KeepCopy == nil || *ms.KeepCopy}
+			Quota: ms.Quota, Disabled: ms.Disabled, DisabledReason: ms.DisabledReason, Shard: ms.Shard, KeepCopy: ms.KeepCopy == nil || *ms.KeepCopy}
 		d.mailboxes[addr] = mb
 		d.owners[addr] = mb
 		for _, a := range ms.Aliases {
@@ -291,6 +320,9 @@ var (
 	ErrNotLocal    = errors.New("domain is not served here")
 	ErrUnknownUser = errors.New("no such user here")
 	ErrBadAddress  = errors.New("invalid address")
+	// ErrUnavailable: the address, or one it expands to, is in an unavailable domain (see
+	// Spec.UnavailableDomains). A temporary failure: never relay such mail.
+	ErrUnavailable = errors.New("domain temporarily unavailable")
 )
 
 // Resolution says where mail for one recipient goes.
@@ -299,6 +331,8 @@ type Resolution struct {
 	Local []*Mailbox
 	// External addresses to forward to, without duplicates.
 	External []string
+	// unavailable is set when an expansion reached an unavailable domain.
+	unavailable bool
 }
 
 const maxExpansionDepth = 8
@@ -311,12 +345,19 @@ func (d *Directory) Resolve(rcpt string) (Resolution, error) {
 		return Resolution{}, fmt.Errorf("%w: %v", ErrBadAddress, err)
 	}
 	_, dom, _ := strings.Cut(addr, "@")
+	if d.unavailable[dom] {
+		return Resolution{}, ErrUnavailable
+	}
 	if !d.IsLocalDomain(dom) {
 		return Resolution{}, ErrNotLocal
 	}
 	var res Resolution
 	seen := map[string]bool{}
 	found := d.expand(addr, 0, seen, &res)
+	if res.unavailable {
+		// Part of the mail would have to wait: all of it waits, so nothing is stored twice.
+		return Resolution{}, ErrUnavailable
+	}
 	if !found {
 		return Resolution{}, ErrUnknownUser
 	}
@@ -335,6 +376,10 @@ func (d *Directory) expand(addr string, depth int, seen map[string]bool, res *Re
 	seen[addr] = true
 	_, dom, _ := strings.Cut(addr, "@")
 	domain, isLocal := d.domains[dom]
+	if d.unavailable[dom] {
+		res.unavailable = true
+		return true
+	}
 	if !isLocal {
 		if !slices.Contains(res.External, addr) {
 			res.External = append(res.External, addr)

@@ -276,3 +276,61 @@ func FuzzNormalizeAddress(f *testing.F) {
 		}
 	})
 }
+
+// A domain that went away while accounts still use it: its mail, and every expansion that
+// reaches it, waits (a temporary error) rather than leaving for the outside world.
+func TestUnavailableDomainsTempfailNeverRelay(t *testing.T) {
+	d := mustParse(t, `
+domains:
+  - name: example.com
+unavailableDomains: [Example.ORG]
+mailboxes:
+  - address: alice@example.com
+    passwordHash: $test$a
+  - address: fwd@example.com
+    passwordHash: $test$f
+    forwardTo: [bob@example.org]
+aliases:
+  - address: team@example.com
+    members: [alice@example.com, bob@example.org]
+`)
+	for _, rcpt := range []string{"bob@example.org", "BOB@example.ORG", "team@example.com", "fwd@example.com"} {
+		if res, err := d.Resolve(rcpt); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("Resolve(%q) = %+v, %v; want ErrUnavailable", rcpt, res, err)
+		}
+	}
+	if res, err := d.Resolve("alice@example.com"); err != nil || len(res.Local) != 1 {
+		t.Errorf("alice: %+v, %v", res, err)
+	}
+	if _, err := d.Resolve("x@elsewhere.net"); !errors.Is(err, ErrNotLocal) {
+		t.Errorf("a foreign domain: %v, want ErrNotLocal", err)
+	}
+	if _, err := Parse([]byte("domains: [{name: example.com}]\nunavailableDomains: [example.com]\n"), fakeHash); err == nil ||
+		!strings.Contains(err.Error(), "served and as unavailable") {
+		t.Errorf("a domain both served and unavailable: %v", err)
+	}
+}
+
+// A mailbox whose password cannot be read stays in the directory, disabled, so its mail is
+// still accepted; without a hash it must be disabled.
+func TestDisabledMailboxWithoutHash(t *testing.T) {
+	d := mustParse(t, `
+domains: [{name: example.com}]
+mailboxes:
+  - address: alice@example.com
+    passwordHash: ""
+    disabled: true
+    disabledReason: Secret "alice-pw" not found
+`)
+	mb, ok := d.Mailbox("alice@example.com")
+	if !ok || !mb.Disabled || mb.DisabledReason == "" {
+		t.Fatalf("alice: %+v %v", mb, ok)
+	}
+	if res, err := d.Resolve("alice@example.com"); err != nil || len(res.Local) != 1 {
+		t.Errorf("mail to a disabled mailbox: %+v, %v", res, err)
+	}
+	_, err := Parse([]byte("domains: [{name: example.com}]\nmailboxes: [{address: a@example.com, passwordHash: \"\"}]\n"), fakeHash)
+	if err == nil || !strings.Contains(err.Error(), "no password hash") {
+		t.Errorf("an enabled mailbox without a hash: %v", err)
+	}
+}

@@ -51,6 +51,8 @@ var (
 		Text: "Authentication failed"}
 	errThrottled = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
 		Text: "Too many failed logins, try again later"}
+	errDisabled = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeContactAdmin,
+		Text: "Logins to this account are disabled; contact your administrator"}
 	errUnavailable = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
 		Text: "Mailbox temporarily unavailable, try again later"}
 	errStorage = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug,
@@ -93,6 +95,9 @@ func (s *session) Login(username, password string) (err error) {
 		return errThrottled
 	case errors.Is(err, login.ErrFailed):
 		return errAuthFailed
+	case errors.Is(err, login.ErrDisabled):
+		s.log.Info("login refused: account disabled", "mailbox", mb.Address, "reason", mb.DisabledReason)
+		return errDisabled
 	case err != nil:
 		return errUnavailable
 	}

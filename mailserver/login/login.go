@@ -16,8 +16,11 @@ import (
 
 // Errors a protocol turns into its own answer.
 var (
-	// ErrFailed: unknown user, wrong password or disabled account — deliberately one error.
+	// ErrFailed: unknown user or wrong password — deliberately one error.
 	ErrFailed = errors.New("authentication failed")
+	// ErrDisabled: the password is right but the account may not log in (suspended, or its
+	// password Secret is broken). Only someone who knows the password learns this.
+	ErrDisabled = errors.New("account disabled")
 	// ErrThrottled: too many recent failures from this address or for this account.
 	ErrThrottled = auth.ErrTooManyFailures
 )
@@ -41,7 +44,9 @@ func New(dir *directory.Live, limiter *auth.Limiter, m *metrics.Metrics) (*Authe
 	return &Authenticator{dir: dir, verifier: auth.NewVerifier(4096, 10*time.Minute), limiter: limiter, metrics: m, dummy: dummy}, nil
 }
 
-// Login returns the mailbox for username if password is right and the account is enabled.
+// Login returns the mailbox for username if password is right and the account is enabled. For
+// a disabled account with the right password it returns the mailbox (for the caller's log, which
+// names mb.DisabledReason) and ErrDisabled.
 func (a *Authenticator) Login(ctx context.Context, protocol string, ip netip.Addr, username, password string) (*directory.Mailbox, error) {
 	if a.limiter != nil {
 		delay, refused := a.limiter.Check(ip, username)
@@ -62,16 +67,21 @@ func (a *Authenticator) Login(ctx context.Context, protocol string, ip netip.Add
 	}
 	mb, ok := a.dir.Load().Mailbox(username)
 	hash := a.dummy
-	if ok {
+	if ok && mb.PasswordHash != "" {
 		hash = mb.PasswordHash
 	}
 	good, err := a.verifier.Verify(hash, password)
-	if err != nil || !ok || !good || mb.Disabled {
+	if err != nil || !ok || !good || mb.PasswordHash == "" {
 		if a.limiter != nil {
 			a.limiter.Failure(ip, username)
 		}
 		a.count(protocol, "failure")
 		return nil, ErrFailed
+	}
+	if mb.Disabled {
+		// Not a failure: the client has the right password, so nothing to throttle.
+		a.count(protocol, "disabled")
+		return mb, ErrDisabled
 	}
 	if a.limiter != nil {
 		a.limiter.Success(ip, username)

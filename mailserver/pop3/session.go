@@ -73,6 +73,7 @@ var (
 	errTLSRequiredNoS = fail("AUTH", "TLS required; connect to the POP3S port")
 	errAuthFailed     = &replyError{code: "AUTH", text: "Authentication failed", protocol: true}
 	errThrottled      = &replyError{code: "SYS/TEMP", text: "Too many failed logins, try again later", protocol: true}
+	errDisabled       = &replyError{code: "AUTH", text: "Logins to this account are disabled; contact your administrator", protocol: true}
 	errInUse          = fail("IN-USE", "Mailbox is locked by another session")
 	errUnavailable    = fail("SYS/TEMP", "Mailbox unavailable, try again later")
 )
@@ -523,6 +524,9 @@ func (s *session) login(user, pass string) error {
 	switch {
 	case errors.Is(err, login.ErrThrottled):
 		return errThrottled
+	case errors.Is(err, login.ErrDisabled):
+		s.log.Info("POP3 login refused: account disabled", "mailbox", mb.Address, "reason", mb.DisabledReason)
+		return errDisabled
 	case err != nil:
 		return errAuthFailed
 	}

@@ -160,6 +160,8 @@ var (
 	errNotYours     = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender address not owned by the authenticated user"}
 	errHeaderFrom   = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "From header address not owned by the authenticated user"}
 	errThrottled    = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many failed logins, try again later"}
+	errDisabled     = &smtp.SMTPError{Code: 525, EnhancedCode: smtp.EnhancedCode{5, 7, 13}, Message: "Logins to this account are disabled; contact your administrator"}
+	errUnavailable  = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Mail for this domain cannot be accepted at the moment; try again later"}
 	errNoRecipients = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "No valid recipients"}
 	errReturnPath   = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "Invalid or expired forwarding return address"}
 )
@@ -223,6 +225,8 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return s.rejectRcpt("bad_address", errBadAddress)
 	case errors.Is(err, directory.ErrNotLocal):
 		return s.rejectRcpt("relay", errRelayDenied)
+	case errors.Is(err, directory.ErrUnavailable):
+		return s.rejectRcpt("domain_unavailable", errUnavailable)
 	case errors.Is(err, directory.ErrUnknownUser):
 		return s.rejectRcpt("unknown_user", errUnknownUser)
 	case err != nil:
@@ -246,6 +250,8 @@ func (s *session) returnPath(dir *directory.Directory, orig string, err error) e
 		}
 		s.rcpts = append(s.rcpts, recipient{addr: orig, remote: true})
 		return nil
+	case errors.Is(err, directory.ErrUnavailable):
+		return s.rejectRcpt("domain_unavailable", errUnavailable)
 	case errors.Is(err, directory.ErrUnknownUser):
 		return s.rejectRcpt("unknown_user", errUnknownUser)
 	}
@@ -452,6 +458,10 @@ func (s *submissionSession) Auth(mech string) (sasl.Server, error) {
 		if errors.Is(err, login.ErrThrottled) {
 			return errThrottled
 		}
+		if errors.Is(err, login.ErrDisabled) {
+			s.cfg.Log.Info("submission login refused: account disabled", "session", s.id, "mailbox", mb.Address, "reason", mb.DisabledReason)
+			return errDisabled
+		}
 		if err != nil {
 			return smtp.ErrAuthFailed
 		}
@@ -501,6 +511,8 @@ func (s *submissionSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 		addr, _ := directory.NormalizeAddress(to)
 		s.rcpts = append(s.rcpts, recipient{addr: addr, remote: true})
 		return nil
+	case errors.Is(err, directory.ErrUnavailable):
+		return s.rejectRcpt("domain_unavailable", errUnavailable)
 	case errors.Is(err, directory.ErrUnknownUser):
 		return s.rejectRcpt("unknown_user", errUnknownUser)
 	case err != nil:
