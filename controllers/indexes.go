@@ -15,6 +15,7 @@ import (
 const (
 	indexClusterRef     = "spec.clusterRef.name"
 	indexDomain         = "domain"
+	indexTargetDomain   = "targetDomain"   // Mailboxes by forwarding targets' domains, MailAliases by members' domains
 	indexPasswordSecret = "passwordSecret" // Mailboxes by spec.passwordSecretRef.name
 	indexRelaySecret    = "relaySecret"    // MailClusters by spec.outbound.relay.credentialsSecretRef.name
 )
@@ -78,6 +79,11 @@ func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 		return nil
 	}); err != nil {
 		return err
+	}
+	for _, obj := range []client.Object{&mailv1alpha1.Mailbox{}, &mailv1alpha1.MailAlias{}} {
+		if err := idx.IndexField(ctx, obj, indexTargetDomain, targetDomains); err != nil {
+			return err
+		}
 	}
 	return idx.IndexField(ctx, &mailv1alpha1.MailAlias{}, indexDomain, func(o client.Object) []string {
 		return []string{addressDomain(o.(*mailv1alpha1.MailAlias).Spec.Address)}

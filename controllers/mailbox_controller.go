@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -55,22 +56,32 @@ func (r *MailboxReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			return ctrl.Result{}, err
 		}
 	}
-	if mb.Spec.PasswordSecretRef == nil {
-		if err := r.ensureCredentials(ctx, &mb); err != nil {
-			return ctrl.Result{}, fmt.Errorf("credentials Secret: %w", err)
-		}
-	}
 	reason, msg, err := unservedReason(ctx, r.Client, mb.Namespace, addressDomain(mb.Spec.Address))
-	if err != nil || reason == "" {
+	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if reason == "" {
+		// Served: everything else about its status comes from the cluster's directory. A
+		// password is generated only for a Mailbox something serves.
+		if mb.Spec.PasswordSecretRef == nil {
+			if err := r.ensureCredentials(ctx, &mb); err != nil {
+				return ctrl.Result{}, fmt.Errorf("credentials Secret: %w", err)
+			}
+		}
+		return ctrl.Result{}, nil
 	}
 	st := mb.Status.DeepCopy()
 	setCondition(&st.Conditions, mb.Generation, mailv1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
 	st.ObservedGeneration = mb.Generation
+	st.Login, st.Usage, st.Messages = "", nil, 0
 	if !equalJSON(&mb.Status, st) {
+		was := meta.FindStatusCondition(mb.Status.Conditions, mailv1alpha1.ConditionReady)
 		patch := client.MergeFrom(mb.DeepCopy())
 		mb.Status = *st
-		return ctrl.Result{}, r.Status().Patch(ctx, &mb, patch)
+		if err := r.Status().Patch(ctx, &mb, patch); err != nil {
+			return ctrl.Result{}, err
+		}
+		readyEvent(r.Recorder, &mb, was, meta.FindStatusCondition(st.Conditions, mailv1alpha1.ConditionReady))
 	}
 	return ctrl.Result{}, nil
 }

@@ -15,9 +15,11 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -161,6 +163,32 @@ func (r *MailClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	degraded := rolledOut && live.Status.ReadyReplicas < want
 	setCondition(&status.Conditions, mc.Generation, mailv1alpha1.ConditionDegraded, boolStatus(degraded),
 		map[bool]string{true: mailv1alpha1.ReasonReplicasUnavailable, false: mailv1alpha1.ReasonReconciled}[degraded], "")
+	local, err := r.localReplicas(ctx, &mc)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	lbPending, external, err := r.loadBalancerState(ctx, &mc)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if external != "" {
+		status.Endpoints = endpointsAt(external)
+	}
+	switch {
+	case live.Status.Replicas == 0 && local > 0:
+		// make dev: the servers run next to the API server, where no kubelet runs pods.
+		ready = local >= want
+		msg := fmt.Sprintf("no pods: %d of %d mail servers run as local processes", local, want)
+		status.ReadyReplicas = local
+		setCondition(&status.Conditions, mc.Generation, mailv1alpha1.ConditionReady, boolStatus(ready), mailv1alpha1.ReasonLocalProcesses, msg)
+		setCondition(&status.Conditions, mc.Generation, mailv1alpha1.ConditionProgressing, metav1.ConditionFalse, mailv1alpha1.ReasonLocalProcesses, msg)
+		setCondition(&status.Conditions, mc.Generation, mailv1alpha1.ConditionDegraded, boolStatus(!ready), mailv1alpha1.ReasonLocalProcesses, msg)
+	case lbPending != "":
+		// Serving inside the cluster, but the address the world is to reach is not there.
+		ready = false
+		setCondition(&status.Conditions, mc.Generation, mailv1alpha1.ConditionReady, metav1.ConditionFalse, mailv1alpha1.ReasonLoadBalancerPending, lbPending)
+		setCondition(&status.Conditions, mc.Generation, mailv1alpha1.ConditionDegraded, metav1.ConditionTrue, mailv1alpha1.ReasonLoadBalancerPending, lbPending)
+	}
 	if relayProblem != "" {
 		// The pods cannot mount the Secret: say why rather than "replicas unavailable".
 		setCondition(&status.Conditions, mc.Generation, mailv1alpha1.ConditionReady, metav1.ConditionFalse,
@@ -173,6 +201,8 @@ func (r *MailClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 	if !equalClusterStatus(&mc.Status, status) {
 		wasReady := metaReady(mc.Status.Conditions)
+		wasLBPending := meta.IsStatusConditionPresentAndEqual(mc.Status.Conditions, mailv1alpha1.ConditionDegraded, metav1.ConditionTrue) &&
+			meta.FindStatusCondition(mc.Status.Conditions, mailv1alpha1.ConditionDegraded).Reason == mailv1alpha1.ReasonLoadBalancerPending
 		patch := client.MergeFrom(mc.DeepCopy())
 		mc.Status = *status
 		if err := r.Status().Patch(ctx, &mc, patch); err != nil {
@@ -183,6 +213,9 @@ func (r *MailClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 		if relayProblem != "" {
 			r.Recorder.Eventf(&mc, nil, corev1.EventTypeWarning, mailv1alpha1.ReasonRelayCredentialsMissing, "Reconcile", "%s", relayProblem)
+		}
+		if lbPending != "" && relayProblem == "" && !wasLBPending {
+			r.Recorder.Eventf(&mc, nil, corev1.EventTypeWarning, mailv1alpha1.ReasonLoadBalancerPending, "Reconcile", "%s", lbPending)
 		}
 	}
 	logger.V(1).Info("reconciled", "parts", parts, "mailboxes", counts.mailboxes)
@@ -243,12 +276,55 @@ func equalClusterStatus(a, b *mailv1alpha1.MailClusterStatus) bool {
 }
 
 func endpoints(mc *mailv1alpha1.MailCluster) []mailv1alpha1.Endpoint {
-	host := fmt.Sprintf("%s.%s.svc", names.ClientService(mc.Name), mc.Namespace)
+	return endpointsAt(fmt.Sprintf("%s.%s.svc", names.ClientService(mc.Name), mc.Namespace))
+}
+
+func endpointsAt(host string) []mailv1alpha1.Endpoint {
 	var out []mailv1alpha1.Endpoint
 	for _, p := range names.MailPorts {
 		out = append(out, mailv1alpha1.Endpoint{Name: p.Name, Host: host, Port: p.ServicePort})
 	}
 	return out
+}
+
+// localReplicas counts the cluster's mail servers that run as local processes (make dev): they
+// publish EndpointSlices marked with AnnotationLocalAddress, as no real pod's slice is.
+func (r *MailClusterReconciler) localReplicas(ctx context.Context, mc *mailv1alpha1.MailCluster) (int32, error) {
+	var slices discoveryv1.EndpointSliceList
+	if err := r.List(ctx, &slices, client.InNamespace(mc.Namespace),
+		client.MatchingLabels{discoveryv1.LabelServiceName: names.HeadlessService(mc.Name)}); err != nil {
+		return 0, err
+	}
+	var n int32
+	for _, s := range slices.Items {
+		if s.Annotations[names.AnnotationLocalAddress] != "" {
+			n += int32(len(s.Endpoints))
+		}
+	}
+	return n, nil
+}
+
+// loadBalancerState reads the client Service: for type LoadBalancer without an address yet, why
+// the cluster cannot be reached from outside; once it has one, that address.
+func (r *MailClusterReconciler) loadBalancerState(ctx context.Context, mc *mailv1alpha1.MailCluster) (pending, external string, err error) {
+	var svc corev1.Service
+	if err := r.Get(ctx, types.NamespacedName{Namespace: mc.Namespace, Name: names.ClientService(mc.Name)}, &svc); err != nil {
+		return "", "", client.IgnoreNotFound(err)
+	}
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		return "", "", nil
+	}
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if in.Hostname != "" {
+			return "", in.Hostname, nil
+		}
+		if in.IP != "" {
+			return "", in.IP, nil
+		}
+	}
+	return fmt.Sprintf("Service %s is of type LoadBalancer and has no external address yet (EXTERNAL-IP <pending>): mail from outside "+
+		"cannot reach the cluster. Without a load balancer implementation in the cluster (a cloud provider, MetalLB, ...) set "+
+		"spec.service.type to NodePort or ClusterIP", svc.Name), "", nil
 }
 
 // apply creates obj or brings the live object's owned fields to obj's values.
@@ -411,6 +487,10 @@ func (r *MailClusterReconciler) reconcileDirectory(ctx context.Context, mc *mail
 		return 0, directoryCounts{}, 0, err
 	}
 	res := builders.Directory(domains.Items, dkimKeys, inputs, aliases)
+	previous := memo.dirMailboxes
+	if res.Spec.UnavailableDomains, err = r.unavailableDomains(ctx, mc, memo.dirDomains, domainByName); err != nil {
+		return 0, directoryCounts{}, 0, err
+	}
 
 	parts, generation, err := directoryParts(mc.Name, &res.Spec)
 	if err != nil {
@@ -421,7 +501,7 @@ func (r *MailClusterReconciler) reconcileDirectory(ctx context.Context, mc *mail
 	if err := r.apply(ctx, mc, builders.Role(mc, len(parts))); err != nil {
 		return 0, directoryCounts{}, 0, fmt.Errorf("role: %w", err)
 	}
-	if err := r.writeDirectory(ctx, mc, parts, generation, &res.Spec); err != nil {
+	if err := r.writeDirectory(ctx, mc, parts, generation, &res.Spec, previous); err != nil {
 		return 0, directoryCounts{}, 0, err
 	}
 	memo.remember(generation, &res.Spec)
@@ -429,6 +509,29 @@ func (r *MailClusterReconciler) reconcileDirectory(ctx context.Context, mc *mail
 		return len(parts), directoryCounts{}, 0, err
 	}
 	return len(parts), directoryCounts{domains: int32(len(res.Spec.Domains)), mailboxes: int32(len(res.Spec.Mailboxes))}, awaiting.recheck, nil
+}
+
+// unavailableDomains are the domains the directory served or listed as unavailable before
+// (previous) that no MailDomain serves now while Mailboxes or MailAliases still use them: a
+// MailDomain deleted with AnnotationForceDelete. Their mail gets a temporary error rather than
+// a bounce, or worse, a trip to the outbound queue for addresses that were ours.
+func (r *MailClusterReconciler) unavailableDomains(ctx context.Context, mc *mailv1alpha1.MailCluster, previous []string,
+	served map[string]*mailv1alpha1.MailDomain) ([]string, error) {
+	var out []string
+	for _, d := range previous {
+		if served[d] != nil || slices.Contains(out, d) {
+			continue
+		}
+		users, err := domainUsers(ctx, r.Client, mc.Namespace, d)
+		if err != nil {
+			return nil, err
+		}
+		if len(users) > 0 {
+			out = append(out, d)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // fingerprintKey returns the cluster's key for password fingerprints, creating it once.
@@ -475,7 +578,8 @@ func directoryParts(cluster string, spec *directory.Spec) ([]dirsecret.Part, str
 
 // writeDirectory stores the directory's parts in the cluster's Secrets, touching only parts
 // whose content changed: the other parts first, the first part last, then removes surplus parts.
-func (r *MailClusterReconciler) writeDirectory(ctx context.Context, mc *mailv1alpha1.MailCluster, parts []dirsecret.Part, generation string, spec *directory.Spec) error {
+func (r *MailClusterReconciler) writeDirectory(ctx context.Context, mc *mailv1alpha1.MailCluster, parts []dirsecret.Part, generation string,
+	spec *directory.Spec, previous map[string]directory.MailboxSpec) error {
 	changed := false
 	order := append(slices.Clone(parts[1:]), parts[0])
 	for _, p := range order {
@@ -507,11 +611,43 @@ func (r *MailClusterReconciler) writeDirectory(ctx context.Context, mc *mailv1al
 		}
 	}
 	if changed {
+		removed, disabled := directoryLosses(previous, spec)
+		note := ""
+		if len(removed) > 0 {
+			note = "; removed " + someOf(removed)
+		}
+		if len(spec.UnavailableDomains) > 0 {
+			note += "; mail to " + strings.Join(spec.UnavailableDomains, ", ") + " is refused with a temporary error (MailDomain deleted while still in use)"
+		}
 		r.Recorder.Eventf(mc, nil, corev1.EventTypeNormal, "DirectoryUpdated", "Update",
-			"directory %s: %d domains, %d mailboxes, %d aliases in %d Secret(s)", generation,
-			len(spec.Domains), len(spec.Mailboxes), len(spec.Aliases), len(parts))
+			"directory %s: %d domains, %d mailboxes, %d aliases in %d Secret(s)%s", generation,
+			len(spec.Domains), len(spec.Mailboxes), len(spec.Aliases), len(parts), note)
+		if len(disabled) > 0 {
+			r.Recorder.Eventf(mc, nil, corev1.EventTypeWarning, "LoginDisabled", "Update",
+				"directory %s disabled the logins of %s (mail is still accepted); see each Mailbox's Ready condition", generation, someOf(disabled))
+		}
 	}
 	return nil
+}
+
+// directoryLosses compares the directory before and after a change: the mailboxes it no longer
+// has, and those whose logins it disabled (with why).
+func directoryLosses(previous map[string]directory.MailboxSpec, spec *directory.Spec) (removed, disabled []string) {
+	now := make(map[string]bool, len(spec.Mailboxes))
+	for _, mb := range spec.Mailboxes {
+		now[mb.Address] = true
+		if prev, ok := previous[mb.Address]; ok && mb.Disabled && !prev.Disabled {
+			disabled = append(disabled, mb.Address+" ("+mb.DisabledReason+")")
+		}
+	}
+	for addr := range previous {
+		if !now[addr] {
+			removed = append(removed, addr)
+		}
+	}
+	sort.Strings(removed)
+	sort.Strings(disabled)
+	return removed, disabled
 }
 
 func equalData(a, b map[string][]byte) bool {

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -19,8 +20,8 @@ import (
 	"github.com/kubemail/kubemail/internal/names"
 )
 
-// MailDomainReconciler generates a domain's DKIM key once and reports the DNS records to
-// publish.
+// MailDomainReconciler generates a domain's DKIM key once, reports the DNS records to publish,
+// and holds a domain's deletion while Mailboxes or MailAliases still use it.
 type MailDomainReconciler struct {
 	client.Client
 	Scheme   *runtime.Scheme
@@ -31,6 +32,14 @@ func (r *MailDomainReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	var md mailv1alpha1.MailDomain
 	if err := r.Get(ctx, req.NamespacedName, &md); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !md.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, &md)
+	}
+	if controllerutil.AddFinalizer(&md, names.FinalizerMailDomain) {
+		if err := r.Update(ctx, &md); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	st := md.Status.DeepCopy()
 	st.ObservedGeneration = md.Generation
@@ -68,7 +77,11 @@ func (r *MailDomainReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	case err != nil:
 		return ctrl.Result{}, err
 	default:
-		records, err := builders.DNSRecords(&md, string(mc.Spec.Hostname), keyPEM)
+		dc, err := r.dnsContext(ctx, &mc)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		records, err := builders.DNSRecords(&md, dc, keyPEM)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -76,12 +89,71 @@ func (r *MailDomainReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		setCondition(&st.Conditions, md.Generation, mailv1alpha1.ConditionReady, metav1.ConditionTrue, mailv1alpha1.ReasonReconciled,
 			fmt.Sprintf("served by MailCluster %q; publish status.dnsRecords", mc.Name))
 	}
-	if !equalJSON(&md.Status, st) {
-		patch := client.MergeFrom(md.DeepCopy())
-		md.Status = *st
-		return ctrl.Result{}, r.Status().Patch(ctx, &md, patch)
+	return ctrl.Result{}, r.writeStatus(ctx, &md, st)
+}
+
+// dnsContext gathers what a domain's DNS records depend on in its cluster.
+func (r *MailDomainReconciler) dnsContext(ctx context.Context, mc *mailv1alpha1.MailCluster) (builders.DNSContext, error) {
+	dc := builders.DNSContext{Hostname: string(mc.Spec.Hostname)}
+	if mc.Spec.Outbound.Relay != nil {
+		dc.RelayHost = mc.Spec.Outbound.Relay.Host
 	}
-	return ctrl.Result{}, nil
+	var svc corev1.Service
+	err := r.Get(ctx, types.NamespacedName{Namespace: mc.Namespace, Name: names.ClientService(mc.Name)}, &svc)
+	if err != nil {
+		return dc, client.IgnoreNotFound(err)
+	}
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if in.IP != "" {
+			dc.Addresses = append(dc.Addresses, in.IP)
+		}
+	}
+	dc.Addresses = append(dc.Addresses, svc.Spec.ExternalIPs...)
+	return dc, nil
+}
+
+// writeStatus patches md's status to st when it changed, with an event when Ready changed.
+func (r *MailDomainReconciler) writeStatus(ctx context.Context, md *mailv1alpha1.MailDomain, st *mailv1alpha1.MailDomainStatus) error {
+	if equalJSON(&md.Status, st) {
+		return nil
+	}
+	was := meta.FindStatusCondition(md.Status.Conditions, mailv1alpha1.ConditionReady)
+	patch := client.MergeFrom(md.DeepCopy())
+	md.Status = *st
+	if err := r.Status().Patch(ctx, md, patch); err != nil {
+		return err
+	}
+	readyEvent(r.Recorder, md, was, meta.FindStatusCondition(st.Conditions, mailv1alpha1.ConditionReady))
+	return nil
+}
+
+// finalize lets a deleted domain go once nothing uses it, or at once when the user insists
+// (AnnotationForceDelete). Until then the domain stays in its cluster's directory, so its mail
+// keeps flowing, and its status names what holds it.
+func (r *MailDomainReconciler) finalize(ctx context.Context, md *mailv1alpha1.MailDomain) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(md, names.FinalizerMailDomain) {
+		return ctrl.Result{}, nil
+	}
+	users, err := domainUsers(ctx, r.Client, md.Namespace, string(md.Spec.Domain))
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if len(users) > 0 && md.Annotations[names.AnnotationForceDelete] != "true" {
+		st := md.Status.DeepCopy()
+		setCondition(&st.Conditions, md.Generation, mailv1alpha1.ConditionReady, metav1.ConditionFalse, mailv1alpha1.ReasonDomainInUse,
+			fmt.Sprintf("being deleted, and held while %d object(s) still use %s: %s. Its mail keeps flowing meanwhile. Delete them first, "+
+				"or annotate the MailDomain %s=true to delete it now (their mail is then refused with a temporary error until they are gone)",
+				len(users), md.Spec.Domain, someOf(users), names.AnnotationForceDelete))
+		st.ObservedGeneration = md.Generation
+		return ctrl.Result{}, r.writeStatus(ctx, md, st)
+	}
+	if len(users) > 0 {
+		r.Recorder.Eventf(md, nil, corev1.EventTypeWarning, "ForceDeleted", "Delete",
+			"deleted although %d object(s) still use %s (%s): their mail is refused with a temporary error until they are deleted or the domain is created again",
+			len(users), md.Spec.Domain, someOf(users))
+	}
+	controllerutil.RemoveFinalizer(md, names.FinalizerMailDomain)
+	return ctrl.Result{}, r.Update(ctx, md)
 }
 
 // ensureDKIMKey returns the domain's signing key, generating it once. A key is never replaced

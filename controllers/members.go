@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sync"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -35,12 +36,26 @@ func (r *MailClusterReconciler) reportMembers(ctx context.Context, mc *mailv1alp
 			continue
 		}
 		st := mb.Status.DeepCopy()
-		if p, bad := res.Problems[builders.ObjectKey("Mailbox", mb.Name)]; bad {
+		p, bad := res.Problems[builders.ObjectKey("Mailbox", mb.Name)]
+		switch {
+		case bad && !p.Served:
 			setCondition(&st.Conditions, mb.Generation, mailv1alpha1.ConditionReady, metav1.ConditionFalse, p.Reason, p.Message)
-		} else {
+			st.Login = ""
+		case bad:
+			setCondition(&st.Conditions, mb.Generation, mailv1alpha1.ConditionReady, metav1.ConditionFalse, p.Reason, p.Message)
+			st.Shard, st.Login = ptr.To(int32(in.Shard)), mailv1alpha1.LoginDisabled
+		case mb.Spec.Suspended:
+			setCondition(&st.Conditions, mb.Generation, mailv1alpha1.ConditionReady, metav1.ConditionTrue, mailv1alpha1.ReasonSuspended,
+				fmt.Sprintf("served by MailCluster %q and suspended: mail is accepted and stored, logins and submission are refused", mc.Name))
+			st.Shard, st.Login = ptr.To(int32(in.Shard)), mailv1alpha1.LoginSuspended
+		default:
 			setCondition(&st.Conditions, mb.Generation, mailv1alpha1.ConditionReady, metav1.ConditionTrue, mailv1alpha1.ReasonReconciled,
 				fmt.Sprintf("served by MailCluster %q", mc.Name))
-			st.Shard = ptr.To(int32(in.Shard))
+			st.Shard, st.Login = ptr.To(int32(in.Shard)), mailv1alpha1.LoginEnabled
+		}
+		if bad && !p.Served {
+			// The mail stored under its address, if any, is another object's.
+			st.Usage, st.Messages = nil, 0
 		}
 		st.ObservedGeneration = mb.Generation
 		st.Quota = nil
@@ -54,14 +69,17 @@ func (r *MailClusterReconciler) reportMembers(ctx context.Context, mc *mailv1alp
 		if write, needed := sw.needed(mb, &mb.Status, st, st.Conditions); needed {
 			// The patch is the difference of the statuses alone; with thousands waiting, copies
 			// of whole Mailboxes would cost more memory than anything else in the reconcile.
-			key := metav1.ObjectMeta{Name: mb.Name, Namespace: mb.Namespace}
+			key := metav1.ObjectMeta{Name: mb.Name, Namespace: mb.Namespace, UID: mb.UID}
 			was := mb.Status
 			todo = append(todo, func() error {
 				patch := client.MergeFrom(&mailv1alpha1.Mailbox{ObjectMeta: key, Status: was})
-				if err := r.Status().Patch(ctx, &mailv1alpha1.Mailbox{ObjectMeta: key, Status: *st}, patch); err != nil {
+				next := &mailv1alpha1.Mailbox{ObjectMeta: key, Status: *st}
+				if err := r.Status().Patch(ctx, next, patch); err != nil {
 					return client.IgnoreNotFound(err)
 				}
 				sw.wrote(write)
+				readyEvent(r.Recorder, next, meta.FindStatusCondition(was.Conditions, mailv1alpha1.ConditionReady),
+					meta.FindStatusCondition(st.Conditions, mailv1alpha1.ConditionReady))
 				return nil
 			})
 		}
@@ -81,11 +99,13 @@ func (r *MailClusterReconciler) reportMembers(ctx context.Context, mc *mailv1alp
 		if write, needed := sw.needed(al, &al.Status, st, st.Conditions); needed {
 			todo = append(todo, func() error {
 				patch := client.MergeFrom(al.DeepCopy())
+				was := meta.FindStatusCondition(al.Status.Conditions, mailv1alpha1.ConditionReady)
 				al.Status = *st
 				if err := r.Status().Patch(ctx, al, patch); err != nil {
 					return client.IgnoreNotFound(err)
 				}
 				sw.wrote(write)
+				readyEvent(r.Recorder, al, was, meta.FindStatusCondition(st.Conditions, mailv1alpha1.ConditionReady))
 				return nil
 			})
 		}

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -42,6 +45,8 @@ type clusterMemo struct {
 	// dirMailboxes.
 	dirGeneration string
 	dirMailboxes  map[string]directory.MailboxSpec
+	// dirDomains are the domains that directory serves or lists as unavailable.
+	dirDomains []string
 	// statusWrites are the statuses written whose write the cache had not shown yet at the
 	// last reconcile.
 	statusWrites map[types.UID]statusWrite
@@ -141,20 +146,31 @@ func (r *MailClusterReconciler) resolveMailboxes(ctx context.Context, mc *mailv1
 			in.Quota = quotaBytes(mb.Spec.Quota, d.Spec.DefaultQuota)
 		}
 		secretName, key := passwordSecretName(mb)
+		problem := func(reason, msg string) {
+			// Logins stop, mail keeps arriving, and the last good hash waits for the password
+			// to come back (unchanged, it needs no re-hashing).
+			in.PasswordReason, in.PasswordProblem = reason, msg
+			if inDirectory {
+				in.PasswordHash, in.Fingerprint = prev.PasswordHash, prev.PasswordFingerprint
+			}
+		}
 		var sec corev1.Secret
 		// The cache's own object, not a copy per mailbox: only read here.
 		err := r.Get(ctx, types.NamespacedName{Namespace: mc.Namespace, Name: secretName}, &sec, client.UnsafeDisableDeepCopy)
+		pw, hasKey := sec.Data[key]
 		switch {
 		case apierrors.IsNotFound(err):
-			in.PasswordProblem = fmt.Sprintf("Secret %q not found in namespace %q", secretName, mc.Namespace)
+			problem(mailv1alpha1.ReasonSecretMissing, fmt.Sprintf("Secret %q not found in namespace %q", secretName, mc.Namespace))
 			wait := credentialsGrace - time.Since(mb.CreationTimestamp.Time)
 			if mb.Spec.PasswordSecretRef == nil && wait > 0 && !meta.IsStatusConditionTrue(mb.Status.Conditions, mailv1alpha1.ConditionReady) {
 				awaiting.add(mb.Name, wait)
 			}
 		case err != nil:
-			in.PasswordProblem = fmt.Sprintf("reading Secret %q: %v", secretName, err)
-		case len(sec.Data[key]) == 0:
-			in.PasswordProblem = fmt.Sprintf("Secret %q has no key %q", secretName, key)
+			problem(mailv1alpha1.ReasonSecretMissing, fmt.Sprintf("reading Secret %q: %v", secretName, err))
+		case !hasKey:
+			problem(mailv1alpha1.ReasonSecretMissing, fmt.Sprintf("Secret %q has no key %q", secretName, key))
+		case invalidPassword(pw) != "":
+			problem(mailv1alpha1.ReasonPasswordInvalid, fmt.Sprintf("the password in Secret %q, key %q, %s", secretName, key, invalidPassword(pw)))
 		default:
 			v := secretVersion{uid: sec.UID, resourceVersion: sec.ResourceVersion, key: key}
 			if h, ok := memo.hashes[v]; ok {
@@ -162,7 +178,7 @@ func (r *MailClusterReconciler) resolveMailboxes(ctx context.Context, mc *mailv1
 				used[v] = h
 				break
 			}
-			pw := string(sec.Data[key])
+			pw := string(pw)
 			in.Fingerprint = fingerprint(fpKey, pw)
 			if inDirectory && prev.PasswordFingerprint == in.Fingerprint && prev.PasswordHash != "" {
 				in.PasswordHash = prev.PasswordHash
@@ -203,6 +219,7 @@ func (r *MailClusterReconciler) resolveMailboxes(ctx context.Context, mc *mailv1
 				}
 				h, err := hash(j.password)
 				if err != nil {
+					inputs[j.i].PasswordReason = mailv1alpha1.ReasonPasswordInvalid
 					inputs[j.i].PasswordProblem = "hashing the password: " + err.Error()
 					inputs[j.i].Fingerprint = ""
 				} else {
@@ -223,6 +240,24 @@ func (r *MailClusterReconciler) resolveMailboxes(ctx context.Context, mc *mailv1
 	}
 	memo.hashes = used
 	return inputs, awaiting, nil
+}
+
+// invalidPassword says what makes a password unusable, or "" when it is fine. Control
+// characters are refused because no mail client can type them: a NUL or a trailing newline (as
+// `echo pw > file` leaves) is a mistake, and logging in would fail without saying why.
+func invalidPassword(pw []byte) string {
+	switch {
+	case len(pw) == 0:
+		return "is empty"
+	case !utf8.Valid(pw):
+		return "is not valid UTF-8"
+	}
+	for _, r := range string(pw) {
+		if unicode.IsControl(r) {
+			return fmt.Sprintf("contains the control character %U (a trailing newline? write the Secret with printf or --from-literal)", r)
+		}
+	}
+	return ""
 }
 
 // isGeneratedPassword reports whether password is still the one the operator generated into
@@ -273,6 +308,10 @@ func (r *MailClusterReconciler) directoryMailboxes(ctx context.Context, mc *mail
 // remember records the directory of generation as the one in the Secrets.
 func (memo *clusterMemo) remember(generation string, spec *directory.Spec) {
 	memo.dirGeneration = generation
+	memo.dirDomains = slices.Clone(spec.UnavailableDomains)
+	for _, d := range spec.Domains {
+		memo.dirDomains = append(memo.dirDomains, d.Name)
+	}
 	memo.dirMailboxes = make(map[string]directory.MailboxSpec, len(spec.Mailboxes))
 	for _, mb := range spec.Mailboxes {
 		memo.dirMailboxes[mb.Address] = mb

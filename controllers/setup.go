@@ -2,11 +2,13 @@ package controllers
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -76,11 +78,23 @@ func Setup(ctx context.Context, mgr ctrl.Manager, operandImage string) error {
 		Watches(&corev1.Secret{}, batched(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return clustersOfSecret(ctx, c, o)
 		})).
+		// Mail servers running as local processes (make dev) announce themselves this way.
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			if o.GetAnnotations()[names.AnnotationLocalAddress] == "" {
+				return nil
+			}
+			cluster, ok := strings.CutSuffix(o.GetLabels()[discoveryv1.LabelServiceName], names.HeadlessService(""))
+			if !ok || cluster == "" {
+				return nil
+			}
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: cluster}}}
+		})).
 		Complete(cluster); err != nil {
 		return err
 	}
 	if err := ctrl.NewControllerManagedBy(mgr).
-		For(&mailv1alpha1.MailDomain{}, specChanged).
+		// The force-delete annotation lets a held deletion go: annotation changes count too.
+		For(&mailv1alpha1.MailDomain{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}).
 		Watches(&mailv1alpha1.MailCluster{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			var list mailv1alpha1.MailDomainList
@@ -89,10 +103,13 @@ func Setup(ctx context.Context, mgr ctrl.Manager, operandImage string) error {
 			}
 			return requestsFor(list.Items)
 		}), specChanged).
-		// A domain counts its Mailboxes, whose address never changes.
+		// A domain counts its Mailboxes, and a domain being deleted waits for what uses it.
 		Watches(&mailv1alpha1.Mailbox{}, batched(func(ctx context.Context, o client.Object) []reconcile.Request {
-			return domainsNamed(ctx, c, o.GetNamespace(), addressDomain(o.(*mailv1alpha1.Mailbox).Spec.Address))
-		}), builder.WithPredicates(predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }})).
+			return domainsNamed(ctx, c, o.GetNamespace(), referencedDomains(o)...)
+		}), specChanged).
+		Watches(&mailv1alpha1.MailAlias{}, batched(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return domainsNamed(ctx, c, o.GetNamespace(), referencedDomains(o)...)
+		}), specChanged).
 		Complete(&MailDomainReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-maildomain")}); err != nil {
 		return err
 	}
@@ -183,12 +200,39 @@ func requestsFor[T any, P interface {
 	return out
 }
 
-func domainsNamed(ctx context.Context, c client.Client, ns, domain string) []reconcile.Request {
-	var list mailv1alpha1.MailDomainList
-	if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{indexDomain: domain}); err != nil {
-		return nil
+func domainsNamed(ctx context.Context, c client.Client, ns string, domains ...string) []reconcile.Request {
+	var out []reconcile.Request
+	for _, domain := range domains {
+		var list mailv1alpha1.MailDomainList
+		if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{indexDomain: domain}); err == nil {
+			out = append(out, requestsFor(list.Items)...)
+		}
 	}
-	return requestsFor(list.Items)
+	return out
+}
+
+// referencedDomains are the domains a Mailbox or MailAlias uses: of its address, its aliases,
+// and the addresses its mail is passed on to.
+func referencedDomains(o client.Object) []string {
+	var out []string
+	add := func(a mailv1alpha1.EmailAddress) {
+		if d := addressDomain(a); !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	switch x := o.(type) {
+	case *mailv1alpha1.Mailbox:
+		add(x.Spec.Address)
+		for _, a := range x.Spec.Aliases {
+			add(a)
+		}
+	case *mailv1alpha1.MailAlias:
+		add(x.Spec.Address)
+	}
+	for _, d := range targetDomains(o) {
+		add(mailv1alpha1.EmailAddress("@" + d))
+	}
+	return out
 }
 
 // clustersOfDomains maps domains to the MailClusters that serve them.
@@ -199,6 +243,16 @@ func clustersOfDomains(ctx context.Context, c client.Client, ns string, domains 
 		var list mailv1alpha1.MailDomainList
 		if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{indexDomain: dom}); err != nil {
 			continue
+		}
+		if len(list.Items) == 0 {
+			// A domain no MailDomain serves may be one a cluster still lists as unavailable
+			// (see unavailableDomains), which it drops once the last user of it is gone.
+			var clusters mailv1alpha1.MailClusterList
+			if c.List(ctx, &clusters, client.InNamespace(ns), client.UnsafeDisableDeepCopy) == nil {
+				for _, mc := range clusters.Items {
+					list.Items = append(list.Items, mailv1alpha1.MailDomain{Spec: mailv1alpha1.MailDomainSpec{ClusterRef: mailv1alpha1.LocalObjectReference{Name: mc.Name}}})
+				}
+			}
 		}
 		for _, d := range list.Items {
 			if !seen[d.Spec.ClusterRef.Name] {

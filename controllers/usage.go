@@ -105,6 +105,9 @@ func (u *UsageCollector) collectCluster(ctx context.Context, mc *mailv1alpha1.Ma
 			if addressDomain(mb.Spec.Address) != string(d.Spec.Domain) || !mb.DeletionTimestamp.IsZero() {
 				continue // listed for an alias in this domain, or going away
 			}
+			if mb.Status.Login == "" {
+				continue // not in the directory (an address conflict, say): the mail there is another's
+			}
 			got, ok := byAddress[strings.ToLower(string(mb.Spec.Address))]
 			if !ok && !complete {
 				continue // its replica did not answer: keep the last numbers

@@ -74,8 +74,22 @@ const (
 	ReasonReconciled            = "Reconciled"
 	ReasonClusterNotFound       = "ClusterNotFound"
 	ReasonDomainNotFound        = "DomainNotFound"
-	ReasonPasswordSecretMissing = "PasswordSecretMissing"
-	ReasonAddressConflict       = "AddressConflict"
+	// ReasonSecretMissing: a Mailbox's password Secret, or its key, does not exist. The mailbox
+	// still receives mail; its logins are disabled until the Secret is there.
+	ReasonSecretMissing = "SecretMissing"
+	// ReasonPasswordInvalid: a Mailbox's password is empty, not UTF-8, or has control
+	// characters. As with SecretMissing, mail is kept and logins are disabled.
+	ReasonPasswordInvalid = "PasswordInvalid"
+	// ReasonSuspended: a Mailbox with spec.suspended receives mail and refuses logins.
+	ReasonSuspended = "Suspended"
+	// ReasonDomainInUse: a MailDomain being deleted is held while Mailboxes or MailAliases
+	// still use it (see AnnotationForceDelete).
+	ReasonDomainInUse = "DomainInUse"
+	// ReasonLoadBalancerPending: the client Service of type LoadBalancer has no address yet.
+	ReasonLoadBalancerPending = "LoadBalancerPending"
+	// ReasonLocalProcesses: the mail servers run as local processes (make dev), not as pods.
+	ReasonLocalProcesses  = "LocalProcesses"
+	ReasonAddressConflict = "AddressConflict"
 	ReasonRollingOut            = "RollingOut"
 	ReasonReplicasUnavailable   = "ReplicasUnavailable"
 	ReasonInvalidSpec           = "InvalidSpec"

@@ -112,8 +112,8 @@ type ForwardingSpec struct {
 
 // MailboxStatus is the observed state of a Mailbox.
 type MailboxStatus struct {
-	// Conditions: Ready, with reasons such as DomainNotFound, PasswordSecretMissing and
-	// AddressConflict.
+	// Conditions: Ready, with reasons such as DomainNotFound, SecretMissing, PasswordInvalid,
+	// AddressConflict and Suspended.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -144,7 +144,24 @@ type MailboxStatus struct {
 	// generated one.
 	// +optional
 	CredentialsSecretName string `json:"credentialsSecretName,omitempty"`
+
+	// Login says whether the mailbox can log in: Enabled; Suspended (spec.suspended); or
+	// LoginDisabled (its password Secret is missing or invalid: mail is still accepted and
+	// stored, and logins come back once the Secret holds a valid password). Empty while the
+	// mailbox is not served at all (see the Ready condition).
+	// +kubebuilder:validation:Enum=Enabled;Suspended;LoginDisabled
+	// +optional
+	Login LoginState `json:"login,omitempty"`
 }
+
+// LoginState is whether a served Mailbox can log in.
+type LoginState string
+
+const (
+	LoginEnabled   LoginState = "Enabled"
+	LoginSuspended LoginState = "Suspended"
+	LoginDisabled  LoginState = "LoginDisabled"
+)
 
 // Mailbox is a mail account: an address, a password and the mail stored for it.
 // +kubebuilder:object:root=true
@@ -153,8 +170,9 @@ type MailboxStatus struct {
 // +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.spec.address`
 // +kubebuilder:printcolumn:name="Quota",type=string,JSONPath=`.status.quota`
 // +kubebuilder:printcolumn:name="Used",type=string,JSONPath=`.status.usage`
+// +kubebuilder:printcolumn:name="Login",type=string,JSONPath=`.status.login`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
-// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Shard",type=integer,JSONPath=`.status.shard`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Mailbox struct {

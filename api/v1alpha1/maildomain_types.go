@@ -91,7 +91,7 @@ type DMARCSpec struct {
 
 // DNSRecord is one record to publish for a domain.
 type DNSRecord struct {
-	// Type of the record: MX or TXT.
+	// Type of the record: MX, TXT, A, AAAA or PTR.
 	Type string `json:"type"`
 	// Name is the fully qualified owner name.
 	Name string `json:"name"`
@@ -100,8 +100,12 @@ type DNSRecord struct {
 	// Priority of an MX record.
 	// +optional
 	Priority *int32 `json:"priority,omitempty"`
-	// Purpose says what the record is for: mx, spf, dkim, dmarc.
+	// Purpose says what the record is for: mx, host (the MX host's address), ptr (reverse DNS,
+	// set by the address's owner), spf, dkim, dmarc.
 	Purpose string `json:"purpose"`
+	// Note says what to watch out for when publishing it.
+	// +optional
+	Note string `json:"note,omitempty"`
 }
 
 // MailDomainStatus is the observed state of a MailDomain.

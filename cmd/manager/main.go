@@ -90,7 +90,11 @@ func main() {
 		PprofBindAddress:       pprofAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "kubemail-operator.mail.kubemail.io",
-		Cache:                  cacheOpts,
+		// On a clean stop (an upgrade, a drain) the lease is handed back, so the next operator
+		// starts at once instead of waiting out the lease. Safe: the process exits right after
+		// mgr.Start returns, and nothing runs outside the manager.
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         cacheOpts,
 	})
 	if err != nil {
 		log.Error(err, "creating the manager")

@@ -14,20 +14,26 @@ import (
 // MailboxInput is a Mailbox with what the reconciler resolved for it.
 type MailboxInput struct {
 	Mailbox *mailv1alpha1.Mailbox
-	// PasswordHash and Fingerprint are empty when the password could not be read.
+	// PasswordHash and Fingerprint are the password's, or, when it cannot be used
+	// (PasswordProblem), the last good ones from the directory, if any.
 	PasswordHash string
 	Fingerprint  string
-	// PasswordProblem explains a missing password.
+	// PasswordProblem explains a password that cannot be used; PasswordReason is the condition
+	// reason for it (SecretMissing or PasswordInvalid). Such a mailbox stays in the directory
+	// with its logins disabled, so its mail is still accepted.
 	PasswordProblem string
+	PasswordReason  string
 	Shard           int
 	// Quota in bytes after applying the domain default; 0 is unlimited.
 	Quota int64
 }
 
-// Problem is why an object is left out of the directory.
+// Problem is why an object is left out of the directory, or, when Served, why it is in it
+// with its logins disabled.
 type Problem struct {
 	Reason  string
 	Message string
+	Served  bool
 }
 
 // DirectoryResult is a compiled directory and what could not go into it.
@@ -61,8 +67,9 @@ func (c claim) older(o claim) bool {
 
 // Directory compiles a cluster's directory from its domains (with their DKIM keys by domain
 // name), mailboxes and aliases. An object that cannot be served — its domain has no MailDomain
-// here, its password is unavailable, or an older object claims one of its addresses — is left
-// out whole and reported in Problems.
+// here, or an older object claims one of its addresses — is left out whole and reported in
+// Problems. A mailbox whose password cannot be used is served with its logins disabled (and
+// reported, Served), so a broken Secret never bounces its mail.
 func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, mailboxes []MailboxInput, aliases []mailv1alpha1.MailAlias) DirectoryResult {
 	res := DirectoryResult{Problems: map[string]Problem{}}
 	served := map[string]*mailv1alpha1.MailDomain{}
@@ -121,15 +128,11 @@ func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, ma
 			addrs = append(addrs, string(a))
 		}
 		if msg := missingDomain(addrs); msg != "" {
-			res.Problems[key] = Problem{mailv1alpha1.ReasonDomainNotFound, msg}
+			res.Problems[key] = Problem{Reason: mailv1alpha1.ReasonDomainNotFound, Message: msg}
 			continue
 		}
 		if msg := lost(addrs, claimOf("Mailbox", mb)); msg != "" {
-			res.Problems[key] = Problem{mailv1alpha1.ReasonAddressConflict, msg}
-			continue
-		}
-		if in.PasswordHash == "" {
-			res.Problems[key] = Problem{mailv1alpha1.ReasonPasswordSecretMissing, in.PasswordProblem}
+			res.Problems[key] = Problem{Reason: mailv1alpha1.ReasonAddressConflict, Message: msg}
 			continue
 		}
 		spec := directory.MailboxSpec{
@@ -138,8 +141,22 @@ func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, ma
 			PasswordHash:        in.PasswordHash,
 			PasswordFingerprint: in.Fingerprint,
 			Quota:               in.Quota,
-			Disabled:            mb.Spec.Suspended,
 			Shard:               in.Shard,
+		}
+		if mb.Spec.Suspended {
+			spec.Disabled, spec.DisabledReason = true, "suspended (spec.suspended)"
+		}
+		if in.PasswordProblem != "" || in.PasswordHash == "" {
+			p := Problem{Reason: in.PasswordReason, Message: in.PasswordProblem, Served: true}
+			if p.Reason == "" {
+				p.Reason = mailv1alpha1.ReasonSecretMissing
+			}
+			if p.Message == "" {
+				p.Message = "no password"
+			}
+			spec.Disabled, spec.DisabledReason = true, p.Message
+			p.Message += ": logins are disabled; mail is still accepted and stored"
+			res.Problems[key] = p
 		}
 		for _, a := range mb.Spec.Aliases {
 			spec.Aliases = append(spec.Aliases, string(a))
@@ -158,11 +175,11 @@ func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, ma
 		key := ObjectKey("MailAlias", al.Name)
 		addr := string(al.Spec.Address)
 		if msg := missingDomain([]string{addr}); msg != "" {
-			res.Problems[key] = Problem{mailv1alpha1.ReasonDomainNotFound, msg}
+			res.Problems[key] = Problem{Reason: mailv1alpha1.ReasonDomainNotFound, Message: msg}
 			continue
 		}
 		if msg := lost([]string{addr}, claimOf("MailAlias", al)); msg != "" {
-			res.Problems[key] = Problem{mailv1alpha1.ReasonAddressConflict, msg}
+			res.Problems[key] = Problem{Reason: mailv1alpha1.ReasonAddressConflict, Message: msg}
 			continue
 		}
 		spec := directory.AliasSpec{Address: addr}

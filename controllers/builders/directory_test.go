@@ -101,7 +101,8 @@ func TestDirectoryMailboxFields(t *testing.T) {
 			ForwardTo: []string{"bob@gmail.example", "carol@example.com"}, KeepCopy: ptr.To(true)}},
 		{"dave@example.com", directory.MailboxSpec{Address: "dave@example.com", PasswordHash: "$argon2id$dave", PasswordFingerprint: "fp-dave",
 			ForwardTo: []string{"dave@elsewhere.example"}, KeepCopy: ptr.To(false)}},
-		{"eve@example.com", directory.MailboxSpec{Address: "eve@example.com", PasswordHash: "$argon2id$eve", PasswordFingerprint: "fp-eve", Disabled: true}},
+		{"eve@example.com", directory.MailboxSpec{Address: "eve@example.com", PasswordHash: "$argon2id$eve", PasswordFingerprint: "fp-eve", Disabled: true,
+			DisabledReason: "suspended (spec.suspended)"}},
 	}
 	for _, tt := range tests {
 		got := servedMailbox(res, tt.addr)
@@ -254,24 +255,42 @@ func TestDirectoryDomainNotFound(t *testing.T) {
 	}
 }
 
-func TestDirectoryPasswordMissing(t *testing.T) {
+// A mailbox whose password cannot be used is served with its logins disabled, keeping the last
+// good hash when there is one: its mail must never bounce because of a broken Secret.
+func TestDirectoryPasswordProblemDisablesLogins(t *testing.T) {
 	noPassword := testMailbox("alice", "alice@example.com", 1)
 	noPassword.PasswordHash, noPassword.Fingerprint = "", ""
 	noPassword.PasswordProblem = `Secret "alice-password" has no key "password"`
-	younger := testAlias("alice-alias", "alice@example.com", 2, "bob@example.com")
-	res := Directory(testDomains(), nil, []MailboxInput{noPassword}, []mailv1alpha1.MailAlias{younger})
+	lastGood := testMailbox("bob", "bob@example.com", 1)
+	lastGood.PasswordProblem, lastGood.PasswordReason = `the password in Secret "bob-pw" is empty`, mailv1alpha1.ReasonPasswordInvalid
+	younger := testAlias("alice-alias", "alice@example.com", 2, "carol@example.com")
+	res := Directory(testDomains(), nil, []MailboxInput{noPassword, lastGood}, []mailv1alpha1.MailAlias{younger})
 
-	want := Problem{Reason: mailv1alpha1.ReasonPasswordSecretMissing, Message: noPassword.PasswordProblem}
+	want := Problem{Reason: mailv1alpha1.ReasonSecretMissing, Served: true,
+		Message: noPassword.PasswordProblem + ": logins are disabled; mail is still accepted and stored"}
 	if got := res.Problems["Mailbox/alice"]; got != want {
 		t.Errorf("problem = %+v, want %+v", got, want)
 	}
-	if len(res.Spec.Mailboxes) != 0 {
-		t.Errorf("a mailbox without a password hash is served: %+v", res.Spec.Mailboxes)
+	if got := res.Problems["Mailbox/bob"]; got.Reason != mailv1alpha1.ReasonPasswordInvalid || !got.Served {
+		t.Errorf("bob: %+v, want PasswordInvalid, served", got)
 	}
-	// While its Secret is missing the mailbox keeps its address: mail must not start going to
-	// a younger claimant and move back once the Secret appears.
+	if len(res.Spec.Mailboxes) != 2 {
+		t.Fatalf("mailboxes in the directory: %+v, want both", res.Spec.Mailboxes)
+	}
+	alice, bob := res.Spec.Mailboxes[0], res.Spec.Mailboxes[1]
+	if !alice.Disabled || alice.PasswordHash != "" || alice.DisabledReason != noPassword.PasswordProblem {
+		t.Errorf("alice: %+v", alice)
+	}
+	if !bob.Disabled || bob.PasswordHash != lastGood.PasswordHash || bob.PasswordFingerprint != lastGood.Fingerprint {
+		t.Errorf("bob lost his last good hash: %+v", bob)
+	}
+	// While its password is broken the mailbox keeps its address: mail must not start going to
+	// a younger claimant and move back once the Secret is fixed.
 	if p := res.Problems["MailAlias/alice-alias"]; p.Reason != mailv1alpha1.ReasonAddressConflict {
 		t.Errorf("younger alias: %+v, want AddressConflict", p)
+	}
+	if _, err := directory.FromSpec(&res.Spec, func(string) error { return nil }); err != nil {
+		t.Errorf("the server refuses the directory: %v", err)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/netip"
+	"strings"
 
 	"k8s.io/utils/ptr"
 
@@ -39,14 +41,30 @@ func DKIMPublicRecord(privateKeyPEM []byte) (keyType, p string, err error) {
 	}
 }
 
-// DNSRecords are the records a domain's owner publishes: MX to the cluster's hostname, SPF
-// allowing the MX hosts, the DKIM key (when there is one) and DMARC.
-func DNSRecords(md *mailv1alpha1.MailDomain, hostname string, dkimPrivateKeyPEM []byte) ([]mailv1alpha1.DNSRecord, error) {
+// DNSContext is what the records of a domain depend on besides the MailDomain: its cluster's
+// hostname, the smarthost outbound mail leaves through (if any), and the external addresses of
+// the cluster's client Service once it has them.
+type DNSContext struct {
+	Hostname  string
+	RelayHost string
+	Addresses []string
+}
+
+// DNSRecords are the records a domain's owner publishes: MX to the cluster's hostname, the
+// hostname's A/AAAA and PTR once the Service has an address, SPF allowing the hosts mail leaves
+// from, the DKIM key (when there is one) and DMARC.
+func DNSRecords(md *mailv1alpha1.MailDomain, dc DNSContext, dkimPrivateKeyPEM []byte) ([]mailv1alpha1.DNSRecord, error) {
 	domain := string(md.Spec.Domain)
-	records := []mailv1alpha1.DNSRecord{
-		{Purpose: "mx", Type: "MX", Name: domain + ".", Priority: ptr.To(int32(10)), Value: hostname + "."},
-		{Purpose: "spf", Type: "TXT", Name: domain + ".", Value: "v=spf1 mx -all"},
+	host := dc.Hostname + "."
+	records := []mailv1alpha1.DNSRecord{{Purpose: "mx", Type: "MX", Name: domain + ".", Priority: ptr.To(int32(10)), Value: host}}
+	records = append(records, hostRecords(dc)...)
+	spf := mailv1alpha1.DNSRecord{Purpose: "spf", Type: "TXT", Name: domain + ".", Value: "v=spf1 mx -all",
+		Note: "allows the MX host's addresses; if mail leaves the cluster from another address (a NAT gateway), add ip4:/ip6: terms for it"}
+	if dc.RelayHost != "" {
+		spf.Value = "v=spf1 a:" + dc.RelayHost + " -all"
+		spf.Note = "outbound mail leaves through the smarthost " + dc.RelayHost + "; if its provider documents an SPF include, use that instead of a:"
 	}
+	records = append(records, spf)
 	if len(dkimPrivateKeyPEM) > 0 {
 		kt, p, err := DKIMPublicRecord(dkimPrivateKeyPEM)
 		if err != nil {
@@ -64,4 +82,46 @@ func DNSRecords(md *mailv1alpha1.MailDomain, hostname string, dkimPrivateKeyPEM 
 	}
 	records = append(records, mailv1alpha1.DNSRecord{Purpose: "dmarc", Type: "TXT", Name: "_dmarc." + domain + ".", Value: dmarc})
 	return records, nil
+}
+
+// hostRecords are the A/AAAA records of the cluster's hostname and the PTR records its
+// addresses need, for the addresses the client Service has.
+func hostRecords(dc DNSContext) []mailv1alpha1.DNSRecord {
+	var out []mailv1alpha1.DNSRecord
+	for _, a := range dc.Addresses {
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			continue // a load balancer known by name: it has its own records
+		}
+		typ := "A"
+		if ip.Is6() && !ip.Is4In6() {
+			typ = "AAAA"
+		}
+		out = append(out, mailv1alpha1.DNSRecord{Purpose: "host", Type: typ, Name: dc.Hostname + ".", Value: ip.String()})
+		out = append(out, mailv1alpha1.DNSRecord{Purpose: "ptr", Type: "PTR", Name: reverseName(ip), Value: dc.Hostname + ".",
+			Note: "reverse DNS is set by whoever owns the address (your cloud or hosting provider); large receivers refuse mail " +
+				"from addresses whose PTR does not name the sending host. Mail leaving from another address needs the same"})
+	}
+	return out
+}
+
+// reverseName is the in-addr.arpa or ip6.arpa name of ip.
+func reverseName(ip netip.Addr) string {
+	ip = ip.Unmap()
+	var b strings.Builder
+	if ip.Is4() {
+		v := ip.As4()
+		fmt.Fprintf(&b, "%d.%d.%d.%d.in-addr.arpa.", v[3], v[2], v[1], v[0])
+		return b.String()
+	}
+	v := ip.As16()
+	const hex = "0123456789abcdef"
+	for i := len(v) - 1; i >= 0; i-- {
+		b.WriteByte(hex[v[i]&0xf])
+		b.WriteByte('.')
+		b.WriteByte(hex[v[i]>>4])
+		b.WriteByte('.')
+	}
+	b.WriteString("ip6.arpa.")
+	return b.String()
 }

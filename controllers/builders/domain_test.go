@@ -145,7 +145,8 @@ func TestDKIMPublicRecordRejects(t *testing.T) {
 func TestDNSRecords(t *testing.T) {
 	type rec = mailv1alpha1.DNSRecord
 	mx := rec{Purpose: "mx", Type: "MX", Name: "example.com.", Priority: ptr.To(int32(10)), Value: "mx.example.net."}
-	spf := rec{Purpose: "spf", Type: "TXT", Name: "example.com.", Value: "v=spf1 mx -all"}
+	spf := rec{Purpose: "spf", Type: "TXT", Name: "example.com.", Value: "v=spf1 mx -all",
+		Note: "allows the MX host's addresses; if mail leaves the cluster from another address (a NAT gateway), add ip4:/ip6: terms for it"}
 	tests := []struct {
 		name       string
 		dkim       mailv1alpha1.DKIMSpec
@@ -189,7 +190,7 @@ func TestDNSRecords(t *testing.T) {
 			if tt.key != nil {
 				keyPEM = tt.key.pem
 			}
-			got, err := DNSRecords(md, "mx.example.net", keyPEM)
+			got, err := DNSRecords(md, DNSContext{Hostname: "mx.example.net"}, keyPEM)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -219,8 +220,41 @@ func TestDNSRecords(t *testing.T) {
 
 	t.Run("a broken key is an error, not a wrong record", func(t *testing.T) {
 		md := &mailv1alpha1.MailDomain{Spec: mailv1alpha1.MailDomainSpec{Domain: "example.com", DKIM: mailv1alpha1.DKIMSpec{Selector: "kubemail"}}}
-		if recs, err := DNSRecords(md, "mx.example.net", []byte("garbage")); err == nil {
+		if recs, err := DNSRecords(md, DNSContext{Hostname: "mx.example.net"}, []byte("garbage")); err == nil {
 			t.Errorf("records %+v from a key that is not PEM", recs)
 		}
 	})
+}
+
+// Once the client Service has addresses, the MX host's A/AAAA and PTR records are listed; with a
+// smarthost, SPF allows the smarthost rather than the MX.
+func TestDNSRecordsHostAndRelay(t *testing.T) {
+	md := &mailv1alpha1.MailDomain{Spec: mailv1alpha1.MailDomainSpec{Domain: "example.com"}}
+	got, err := DNSRecords(md, DNSContext{Hostname: "mx.example.net", RelayHost: "smtp.relay.example",
+		Addresses: []string{"203.0.113.7", "2001:db8::25", "lb.cloud.example"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKey := map[string]mailv1alpha1.DNSRecord{}
+	for _, r := range got {
+		byKey[r.Type+" "+r.Name] = r
+	}
+	want := map[string]string{
+		"A mx.example.net.":             "203.0.113.7",
+		"AAAA mx.example.net.":          "2001:db8::25",
+		"PTR 7.113.0.203.in-addr.arpa.": "mx.example.net.",
+		"PTR 5.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.": "mx.example.net.",
+		"TXT example.com.": "v=spf1 a:smtp.relay.example -all",
+	}
+	for k, v := range want {
+		if byKey[k].Value != v {
+			t.Errorf("%s = %q, want %q (all: %+v)", k, byKey[k].Value, v, got)
+		}
+	}
+	if n := len(got); n != 7 {
+		t.Errorf("%d records, want mx, 2 host, 2 ptr, spf, dmarc: %+v", n, got)
+	}
+	if byKey["PTR 7.113.0.203.in-addr.arpa."].Note == "" {
+		t.Error("the PTR record says nothing about who sets it")
+	}
 }

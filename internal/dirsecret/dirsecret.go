@@ -50,7 +50,8 @@ func Split(cluster string, spec *directory.Spec, generation string, maxBytes int
 	}
 	sorted := sortedCopy(spec)
 	var chunks []directory.Spec
-	cur := directory.Spec{Domains: sorted.Domains, Aliases: sorted.Aliases}
+	// Everything but the mailboxes lives in the first part.
+	cur := directory.Spec{Domains: sorted.Domains, Aliases: sorted.Aliases, UnavailableDomains: sorted.UnavailableDomains}
 	size, err := jsonSize(cur)
 	if err != nil {
 		return nil, err
@@ -122,7 +123,7 @@ func Assemble(parts []map[string][]byte) (*directory.Spec, error) {
 			return nil, fmt.Errorf("directory secret: part %d: %w", i, err)
 		}
 		if i == 0 {
-			out.Domains, out.Aliases = s.Domains, s.Aliases
+			out.Domains, out.Aliases, out.UnavailableDomains = s.Domains, s.Aliases, s.UnavailableDomains
 		}
 		out.Mailboxes = append(out.Mailboxes, s.Mailboxes...)
 	}
@@ -140,6 +141,8 @@ func sortedCopy(spec *directory.Spec) directory.Spec {
 		Domains:   append([]directory.DomainSpec(nil), spec.Domains...),
 		Mailboxes: append([]directory.MailboxSpec(nil), spec.Mailboxes...),
 		Aliases:   append([]directory.AliasSpec(nil), spec.Aliases...),
+
+		UnavailableDomains: sortedStrings(spec.UnavailableDomains),
 	}
 	sort.Slice(out.Domains, func(i, j int) bool { return out.Domains[i].Name < out.Domains[j].Name })
 	sort.Slice(out.Mailboxes, func(i, j int) bool { return out.Mailboxes[i].Address < out.Mailboxes[j].Address })

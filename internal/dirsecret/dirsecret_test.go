@@ -3,6 +3,7 @@ package dirsecret
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -11,7 +12,8 @@ import (
 
 func bigSpec(n int) *directory.Spec {
 	s := &directory.Spec{Domains: []directory.DomainSpec{{Name: "example.com"}},
-		Aliases: []directory.AliasSpec{{Address: "team@example.com", Members: []string{"u1@example.com", "u0@example.com"}}}}
+		Aliases:            []directory.AliasSpec{{Address: "team@example.com", Members: []string{"u1@example.com", "u0@example.com"}}},
+		UnavailableDomains: []string{"gone.example", "away.example"}}
 	for i := n - 1; i >= 0; i-- {
 		s.Mailboxes = append(s.Mailboxes, directory.MailboxSpec{Address: fmt.Sprintf("u%d@example.com", i),
 			PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$" + strings.Repeat("s", 22) + "$" + strings.Repeat("h", 43)})
@@ -45,6 +47,10 @@ func TestSplitAssembleRoundTrip(t *testing.T) {
 	if len(got.Mailboxes) != 500 || got.Mailboxes[0].Address != "u0@example.com" || len(got.Aliases) != 1 ||
 		got.Aliases[0].Members[0] != "u0@example.com" {
 		t.Fatalf("assembled %d mailboxes, first %q", len(got.Mailboxes), got.Mailboxes[0].Address)
+	}
+	// Every field survives the trip, in the directory's sorted order.
+	if want := sortedCopy(spec); !reflect.DeepEqual(*got, want) {
+		t.Errorf("round trip changed the directory:\n got %+v\nwant %+v", got.UnavailableDomains, want.UnavailableDomains)
 	}
 }
 

@@ -29,12 +29,19 @@ const (
 	// as a local process (make dev), where endpoint addresses could not be loopback IPs. Slices
 	// made by Kubernetes for real pods never carry it.
 	AnnotationLocalAddress = "mail.kubemail.io/local-address"
+	// AnnotationForceDelete set to "true" on a MailDomain lets its deletion go ahead although
+	// Mailboxes or MailAliases still use it. Their mail is then refused with a temporary error
+	// (never relayed) until they are deleted or the domain is created again.
+	AnnotationForceDelete = "mail.kubemail.io/force-delete"
 )
 
 // Finalizers.
 const (
 	// FinalizerMailbox holds a Mailbox with deletionPolicy Delete until its stored mail is purged.
 	FinalizerMailbox = "mail.kubemail.io/mailbox"
+	// FinalizerMailDomain holds a MailDomain being deleted while Mailboxes or MailAliases still
+	// use it, so their mail keeps flowing until they are gone.
+	FinalizerMailDomain = "mail.kubemail.io/maildomain"
 )
 
 // Object names derived from a MailCluster's name.

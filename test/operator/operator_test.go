@@ -200,7 +200,7 @@ func TestOperator(t *testing.T) {
 	})
 
 	t.Run("missing password Secret, then it appears", func(t *testing.T) {
-		waitMailbox(t, c, ns, "alice", metav1.ConditionFalse, mailv1alpha1.ReasonPasswordSecretMissing)
+		waitMailbox(t, c, ns, "alice", metav1.ConditionFalse, mailv1alpha1.ReasonSecretMissing)
 		create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "alice-pw"}, StringData: map[string]string{"password": "alice-initial"}})
 		mb := waitMailbox(t, c, ns, "alice", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled)
 		if mb.Status.Shard == nil || mb.Status.Quota == nil || mb.Status.Quota.Value() != 1<<30 {
