@@ -71,9 +71,9 @@ const (
 
 // Condition reasons, one vocabulary for all kinds.
 const (
-	ReasonReconciled            = "Reconciled"
-	ReasonClusterNotFound       = "ClusterNotFound"
-	ReasonDomainNotFound        = "DomainNotFound"
+	ReasonReconciled      = "Reconciled"
+	ReasonClusterNotFound = "ClusterNotFound"
+	ReasonDomainNotFound  = "DomainNotFound"
 	// ReasonSecretMissing: a Mailbox's password Secret, or its key, does not exist. The mailbox
 	// still receives mail; its logins are disabled until the Secret is there.
 	ReasonSecretMissing = "SecretMissing"
@@ -88,11 +88,11 @@ const (
 	// ReasonLoadBalancerPending: the client Service of type LoadBalancer has no address yet.
 	ReasonLoadBalancerPending = "LoadBalancerPending"
 	// ReasonLocalProcesses: the mail servers run as local processes (make dev), not as pods.
-	ReasonLocalProcesses  = "LocalProcesses"
-	ReasonAddressConflict = "AddressConflict"
-	ReasonRollingOut            = "RollingOut"
-	ReasonReplicasUnavailable   = "ReplicasUnavailable"
-	ReasonInvalidSpec           = "InvalidSpec"
+	ReasonLocalProcesses      = "LocalProcesses"
+	ReasonAddressConflict     = "AddressConflict"
+	ReasonRollingOut          = "RollingOut"
+	ReasonReplicasUnavailable = "ReplicasUnavailable"
+	ReasonInvalidSpec         = "InvalidSpec"
 	// ReasonRelayCredentialsMissing: the Secret named by spec.outbound.relay.credentialsSecretRef
 	// is missing or lacks its username or password key, so the mail server pods cannot start.
 	ReasonRelayCredentialsMissing = "RelayCredentialsMissing"
