@@ -95,7 +95,7 @@ func (r *MailDomainReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 // dnsContext gathers what a domain's DNS records depend on in its cluster.
 func (r *MailDomainReconciler) dnsContext(ctx context.Context, mc *mailv1alpha1.MailCluster) (builders.DNSContext, error) {
 	dc := builders.DNSContext{Hostname: string(mc.Spec.Hostname)}
-	if mc.Spec.Outbound.Relay != nil {
+	if mc.Spec.Outbound != nil && mc.Spec.Outbound.Relay != nil {
 		dc.RelayHost = mc.Spec.Outbound.Relay.Host
 	}
 	var svc corev1.Service

@@ -103,6 +103,18 @@ func Setup(ctx context.Context, mgr ctrl.Manager, operandImage string) error {
 			}
 			return requestsFor(list.Items)
 		}), specChanged).
+		// The client Service's external address goes into the domain's A/AAAA and PTR records.
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			owner := metav1.GetControllerOf(o)
+			if owner == nil || owner.Kind != "MailCluster" || o.GetName() != names.ClientService(owner.Name) {
+				return nil
+			}
+			var list mailv1alpha1.MailDomainList
+			if err := c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexClusterRef: owner.Name}); err != nil {
+				return nil
+			}
+			return requestsFor(list.Items)
+		})).
 		// A domain counts its Mailboxes, and a domain being deleted waits for what uses it.
 		Watches(&mailv1alpha1.Mailbox{}, batched(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return domainsNamed(ctx, c, o.GetNamespace(), referencedDomains(o)...)
