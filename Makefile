@@ -49,7 +49,9 @@ image-tar: ## Build the container image without a container engine into dist/ (d
 		--ca-bundle $(CA_BUNDLE) --created $(SOURCE_DATE_EPOCH) --out $(abspath $(IMAGE_TAR))
 
 .PHONY: dev
-dev: build envtest-assets ## Run a local control plane, the operator, config/samples and the sample mail server.
+dev: ## Run a local control plane, the operator, config/samples and the sample mail server.
+	@echo "make dev: building the operator and the mail server into bin/, and the local control plane into bin/k8s/ if it is not there yet"
+	@$(MAKE) --no-print-directory build envtest-assets
 	go run ./hack/dev
 
 ##@ Generated code

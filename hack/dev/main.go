@@ -27,7 +27,10 @@ func main() {
 	work := flag.String("work", "bin/dev", "folder for kubeconfig, logs and mail data")
 	verbose := flag.Bool("v", false, "print the operator's and the mail server's logs")
 	flag.Parse()
-	if err := run(*root, *bin, *assets, *work, *verbose); err != nil {
+	restore := takeTerminal()
+	err := run(*root, *bin, *assets, *work, *verbose)
+	restore()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "dev:", err)
 		os.Exit(1)
 	}
@@ -73,20 +76,38 @@ func run(root, bin, assets, work string, verbose bool) error {
 	fmt.Printf(`
 kubemail is running locally: a control plane, the operator, and the mail server of the sample
 MailCluster as a process (there is no kubelet here, so no pods; the process runs with the
-settings, arguments, environment and ServiceAccount its pod would have).
+settings, arguments, environment and ServiceAccount its pod would have, and the MailCluster
+says so: Ready, reason LocalProcesses).
 
   export KUBECONFIG=%s
   %s get mail -A
 
 Send a message to alice and read it back (her password is in Secret alice-password):
 
-  swaks --server %s --from someone@example.net --to alice@example.com
-  curl -k --url 'imaps://%s/INBOX;UID=1' --user 'alice@example.com:correct-horse-battery-staple'
-
+%s
 bob's generated password: %s
 Logs and mail data: %s. Ctrl-C stops everything.
-`, lc.Kubeconfig, kubectl, ms.Addrs["smtp"], ms.Addrs["imaps"], string(bob.Data["password"]), work)
+`, lc.Kubeconfig, kubectl, tryIt(ms.Addrs["smtp"], ms.Addrs["imaps"]), string(bob.Data["password"]), work)
 	<-ctx.Done()
 	fmt.Println("\nstopping ...")
 	return nil
+}
+
+// tryIt returns the commands that send alice a message and read it back, with the mail
+// clients this machine has, or what to install.
+func tryIt(smtpAddr, imapsAddr string) string {
+	const alice = "alice@example.com:correct-horse-battery-staple"
+	_, errSwaks := exec.LookPath("swaks")
+	_, errCurl := exec.LookPath("curl")
+	read := fmt.Sprintf("  curl -k --url 'imaps://%s/INBOX;UID=1' --user '%s'\n", imapsAddr, alice)
+	switch {
+	case errSwaks == nil && errCurl == nil:
+		return fmt.Sprintf("  swaks --server %s --from someone@example.net --to alice@example.com\n", smtpAddr) + read
+	case errCurl == nil:
+		return fmt.Sprintf("  printf 'Subject: hello\\r\\n\\r\\nhello alice\\r\\n' | curl --url 'smtp://%s' --mail-from someone@example.net --mail-rcpt alice@example.com -T -\n",
+			smtpAddr) + read + "  (swaks is not installed; `apt-get install swaks` gives a friendlier sender)\n"
+	default:
+		return "  curl is not installed, and neither is swaks: `apt-get install curl swaks` (Debian/Ubuntu), then send with\n" +
+			fmt.Sprintf("  swaks --server %s --from someone@example.net --to alice@example.com\n", smtpAddr) + read
+	}
 }

@@ -20,7 +20,7 @@ ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitMajor=$major -X k8s.io/clie
 
 build() { # name dir pkg
   if [ -x "$out/$1" ]; then return; fi
-  echo "building $1 into $out" >&2
+  echo "building $1 $K8S_VERSION from the Go module proxy into $out (first time only: several minutes, a few GB of build cache)" >&2
   (cd "$2" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/$1.tmp" "$3")
   mv "$out/$1.tmp" "$out/$1"
 }
