@@ -273,6 +273,9 @@ func TestBadValues(t *testing.T) {
 		{"bad namespace name", []string{"--set", "watchNamespaces={Mail_A}"}, "at '/watchNamespaces/0': 'Mail_A' does not match pattern"},
 		{"unknown log level", []string{"--set", "logLevel=verbose"}, "at '/logLevel': value must be one of 'debug', 'info', 'error'"},
 		{"bad digest", []string{"--set", "image.digest=v1"}, "at '/image/digest': 'v1' does not match pattern"},
+		// What `make image-tar` used to print as the tag: a whole image reference.
+		{"a reference as the tag", []string{"--set", "image.tag=kubemail/kubemail:v1"}, "at '/image/tag': 'kubemail/kubemail:v1' does not match pattern"},
+		{"a tag with a colon", []string{"--set", "image.tag=v1:x"}, "at '/image/tag': 'v1:x' does not match pattern"},
 		{"port out of range", []string{"--set", "metrics.port=80800"}, "at '/metrics/port': maximum: got 80,800, want 65,535"},
 		{"ServiceMonitor without metrics", []string{"--set", "metrics.enabled=false", "--set", "metrics.serviceMonitor.enabled=true"}, "metrics.serviceMonitor.enabled needs metrics.enabled"},
 		{"one port for two endpoints", []string{"--set", "healthProbePort=8080"}, "healthProbePort and metrics.port are both 8080"},
