@@ -9,8 +9,8 @@ import (
 	"github.com/kubemail/kubemail/mailserver/directory"
 )
 
-// Internationalised mail (RFC 6530-6533, 6855) through the real binary, with Python's smtplib
-// and imaplib as the clients.
+// Internationalised mail (RFC 6530-6533, 6855, 6856) through the real binary, with Python's
+// smtplib, imaplib and poplib as the clients.
 
 const joergPW = "jörgs-geheimes-passwort"
 
@@ -139,10 +139,11 @@ func wantAll(t *testing.T, what, out string, wants ...string) {
 
 // TestInternationalisedMail: smtplib sends from and to UTF-8 addresses and an IDN domain with
 // SMTPUTF8 (and is refused without it); imaplib reads the mail back after ENABLE UTF8=ACCEPT,
-// with its UTF-8 header.
+// with its UTF-8 header; poplib reads it after UTF8.
 func TestInternationalisedMail(t *testing.T) {
 	s := startServerSpec(t, idnDirectory(t), func(c *config.Config) {
 		c.Listeners.IMAPS = config.Listener{Address: "127.0.0.1:0"}
+		c.Listeners.POP3S = config.Listener{Address: "127.0.0.1:0"}
 	})
 	out := idn(t, "mx", s.addr("smtp"))
 	wantAll(t, "smtplib to the MX", out, "SMTPUTF8 advertised: True", "sent with SMTPUTF8",
@@ -169,4 +170,7 @@ func TestInternationalisedMail(t *testing.T) {
 		// for every client.)
 		`NIL "jürgen" "example.net")`, `NIL "jörg" "bücher.example")`,
 		"Subject: Grüße aus Köln", "From: Jürgen <jürgen@example.net>", "Schöne Grüße, Jürgen")
+
+	out = idn(t, "pop3", s.addr("pop3s"))
+	wantAll(t, "poplib", out, "'UTF8': ['USER']", "UTF8: +OK", "PASS: +OK", "Subject: Grüße aus Köln")
 }
