@@ -2,8 +2,15 @@ package mailserver_test
 
 import (
 	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/emersion/go-smtp"
 
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/directory"
@@ -173,4 +180,96 @@ func TestInternationalisedMail(t *testing.T) {
 
 	out = idn(t, "pop3", s.addr("pop3s"))
 	wantAll(t, "poplib", out, "'UTF8': ['USER']", "UTF8: +OK", "PASS: +OK", "Subject: Grüße aus Köln")
+}
+
+// legacyMX is an SMTP server without SMTPUTF8 (go-smtp's, as many older servers are): it takes
+// mail for any recipient and records the recipients.
+type legacyMX struct {
+	mu    sync.Mutex
+	rcpts []string
+}
+
+func (m *legacyMX) NewSession(*smtp.Conn) (smtp.Session, error) { return &legacySession{m: m}, nil }
+
+type legacySession struct{ m *legacyMX }
+
+func (s *legacySession) Mail(string, *smtp.MailOptions) error { return nil }
+func (s *legacySession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.m.mu.Lock()
+	s.m.rcpts = append(s.m.rcpts, to)
+	s.m.mu.Unlock()
+	return nil
+}
+func (s *legacySession) Data(r io.Reader) error { _, err := io.Copy(io.Discard, r); return err }
+func (s *legacySession) Reset()                 {}
+func (s *legacySession) Logout() error          { return nil }
+
+func (m *legacyMX) received() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.rcpts...)
+}
+
+func startLegacyMX(t *testing.T, addr string) *legacyMX {
+	t.Helper()
+	m := &legacyMX{}
+	srv := smtp.NewServer(m)
+	srv.Domain = "mail.old.test"
+	srv.EnableSMTPUTF8 = false
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return m
+}
+
+// TestOutboundToAServerWithoutSMTPUTF8: a message to a recipient in UTF-8 at a server that does
+// not offer SMTPUTF8 is not sent mangled: the sender gets a DSN that says why, and the ASCII
+// recipient of the same message at that server gets it.
+func TestOutboundToAServerWithoutSMTPUTF8(t *testing.T) {
+	w := newWorld(t)
+	if err := w.dns.Add("old.test. MX 10 mail.old.test.", "mail.old.test. A "+ipB); err != nil {
+		t.Fatal(err)
+	}
+	old := startLegacyMX(t, net.JoinHostPort(ipB, strconv.Itoa(w.port)))
+	a := w.startA()
+	msg := testMessage("alice@a.test", "jürgen@old.test, anna@old.test", "an Jürgen und Anna", "hallo")
+	if err := submit(a.addr("submission"), "alice@a.test", alicePW, "alice@a.test", []string{"jürgen@old.test", "anna@old.test"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	dsn := a.waitMessages(t, "alice@a.test", 1)[0]
+	wantAll(t, "the DSN", dsn, "Content-Type: message/global-delivery-status", "Final-Recipient: utf-8; jürgen@old.test",
+		"Status: 5.6.7", "Remote-MTA: dns; mail.old.test",
+		"the receiving server mail.old.test does not support internationalised addresses (SMTPUTF8)",
+		"Subject: an Jürgen und Anna")
+	if strings.Contains(dsn, "anna@old.test>:") || strings.Contains(dsn, "Final-Recipient: rfc822; anna@old.test") {
+		t.Errorf("the DSN names anna, who got the message:\n%s", dsn)
+	}
+	waitFor(t, "anna's copy at the old server", func() bool { return slices.Equal(old.received(), []string{"anna@old.test"}) })
+}
+
+// TestOutboundToAnInternationalisedDomain: a user sends from a UTF-8 alias to a UTF-8 address
+// at an IDN domain served by another kubemail; the MX is found through the A-labels and the
+// mail arrives over SMTPUTF8.
+func TestOutboundToAnInternationalisedDomain(t *testing.T) {
+	w := newWorld(t)
+	if err := w.dns.Add("xn--bcher-kva.test. MX 10 mail.b.test."); err != nil {
+		t.Fatal(err)
+	}
+	specA := w.specA()
+	specA.Mailboxes[0].Aliases = []string{"alice.müller@a.test"}
+	a := startServerSpec(t, specA, w.serverOpts(ipA, "mail.a.test", srsKeyA))
+	b := startServerSpec(t, &directory.Spec{
+		Domains:   []directory.DomainSpec{{Name: "bücher.test"}},
+		Mailboxes: []directory.MailboxSpec{{Address: "jürgen@bücher.test", PasswordHash: hashPW(t, "x")}},
+	}, w.serverOpts(ipB, "mail.b.test", srsKeyB))
+	msg := testMessage("Alice Müller <alice.müller@a.test>", "jürgen@bücher.test", "Grüße", "hallo Jürgen")
+	if err := submit(a.addr("submission"), "alice@a.test", alicePW, "alice.müller@a.test", []string{"JÜRGEN@bücher.test"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	got := b.waitMessages(t, storeName("jürgen")+"@xn--bcher-kva.test", 1)[0]
+	wantAll(t, "the message at bücher.test", got, "Return-Path: <alice.müller@a.test>", "with UTF8SMTPS id",
+		"Subject: Grüße", "DKIM-Signature:", "dkim=pass")
 }
