@@ -100,6 +100,20 @@ elif action == "imap":
         else:
             print("FETCH tail:", d.decode("utf-8"))
     m.logout()
+    # LOGIN with the user name in UTF-8, as a quoted string and as a literal (imaplib's login()
+    # sends ASCII only, so these go over the socket as they are).
+    import socket
+    for login in ['a1 LOGIN "jörg@bücher.example" "jörgs-geheimes-passwort"\r\n'.encode("utf-8"),
+                  b"a1 LOGIN {%d+}\r\n" % len("JÖRG@xn--bcher-kva.example".encode("utf-8")) +
+                  "JÖRG@xn--bcher-kva.example".encode("utf-8") + b' "j\xc3\xb6rgs-geheimes-passwort"\r\n']:
+        with ctx.wrap_socket(socket.create_connection((host, port), timeout=30)) as c:
+            f = c.makefile("rb")
+            f.readline()
+            c.sendall(login)
+            line = f.readline()
+            while line.startswith(b"* "):
+                line = f.readline()
+            print("LOGIN:", line.decode("utf-8").strip())
 elif action == "pop3":
     p = poplib.POP3_SSL(host, port, context=ctx)
     print("CAPA:", p.capa())
@@ -177,6 +191,9 @@ func TestInternationalisedMail(t *testing.T) {
 		// for every client.)
 		`NIL "jürgen" "example.net")`, `NIL "jörg" "bücher.example")`,
 		"Subject: Grüße aus Köln", "From: Jürgen <jürgen@example.net>", "Schöne Grüße, Jürgen")
+	if n := strings.Count(out, "LOGIN: a1 OK"); n != 2 {
+		t.Errorf("%d of 2 LOGINs in UTF-8 succeeded:\n%s", n, out)
+	}
 
 	out = idn(t, "pop3", s.addr("pop3s"))
 	wantAll(t, "poplib", out, "'UTF8': ['USER']", "UTF8: +OK", "PASS: +OK", "Subject: Grüße aus Köln")
