@@ -343,3 +343,16 @@ aliases:
 		t.Errorf("a domain listed in both forms: %v, want listed twice", err)
 	}
 }
+
+// BenchmarkNormalizeAddress: every RCPT, login and lookup normalises its address once.
+func BenchmarkNormalizeAddress(b *testing.B) {
+	for _, addr := range []string{"Alice.Smith+news@Example.COM", "jörg@xn--bcher-kva.example", "JÖRG@BÜCHER.example"} {
+		b.Run(addr, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := NormalizeAddress(addr); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
