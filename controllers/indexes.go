@@ -20,10 +20,16 @@ const (
 	indexRelaySecret    = "relaySecret"    // MailClusters by spec.outbound.relay.credentialsSecretRef.name
 )
 
+// addressDomain is the domain of an address in the form objects are matched by: A-labels, so
+// that jörg@bücher.example belongs to the MailDomain xn--bcher-kva.example and the other way
+// round.
 func addressDomain(addr mailv1alpha1.EmailAddress) string {
 	_, dom, _ := strings.Cut(string(addr), "@")
-	return dom
+	return builders.DomainKey(dom)
 }
+
+// domainKey is a MailDomain's domain in the form objects are matched by (see addressDomain).
+func domainKey(d mailv1alpha1.MailDomainName) string { return builders.DomainKey(string(d)) }
 
 // passwordSecretName is the Secret a Mailbox's password comes from: the referenced one, or the
 // one the operator generates.
@@ -46,7 +52,7 @@ func SetupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 		return err
 	}
 	if err := idx.IndexField(ctx, &mailv1alpha1.MailDomain{}, indexDomain, func(o client.Object) []string {
-		return []string{string(o.(*mailv1alpha1.MailDomain).Spec.Domain)}
+		return []string{domainKey(o.(*mailv1alpha1.MailDomain).Spec.Domain)}
 	}); err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/controllers/builders"
 	"github.com/kubemail/kubemail/internal/names"
 )
 
@@ -125,7 +126,7 @@ func unservedReason(ctx context.Context, c client.Client, ns, domain string) (st
 		return "", "", err
 	}
 	if len(domains.Items) == 0 {
-		return mailv1alpha1.ReasonDomainNotFound, fmt.Sprintf("domain %q has no MailDomain in namespace %q", domain, ns), nil
+		return mailv1alpha1.ReasonDomainNotFound, fmt.Sprintf("domain %s has no MailDomain in namespace %q", builders.DomainDisplay(domain), ns), nil
 	}
 	for _, d := range domains.Items {
 		var mc mailv1alpha1.MailCluster
@@ -137,7 +138,7 @@ func unservedReason(ctx context.Context, c client.Client, ns, domain string) (st
 			return "", "", err
 		}
 	}
-	return mailv1alpha1.ReasonClusterNotFound, fmt.Sprintf("the MailCluster %q of domain %q does not exist", domains.Items[0].Spec.ClusterRef.Name, domain), nil
+	return mailv1alpha1.ReasonClusterNotFound, fmt.Sprintf("the MailCluster %q of domain %s does not exist", domains.Items[0].Spec.ClusterRef.Name, builders.DomainDisplay(domain)), nil
 }
 
 // ensureCredentials generates the Mailbox's password once into <name>-credentials.

@@ -446,26 +446,26 @@ func (r *MailClusterReconciler) reconcileDirectory(ctx context.Context, mc *mail
 	seenMailbox, seenAlias := map[string]bool{}, map[string]bool{}
 	for i := range domains.Items {
 		d := &domains.Items[i]
-		domainByName[string(d.Spec.Domain)] = d
+		domainByName[domainKey(d.Spec.Domain)] = d
 		var key corev1.Secret
 		if err := r.Get(ctx, types.NamespacedName{Namespace: mc.Namespace, Name: names.DKIMSecret(d.Name)}, &key); err == nil {
-			dkimKeys[string(d.Spec.Domain)] = string(key.Data["private.pem"])
+			dkimKeys[domainKey(d.Spec.Domain)] = string(key.Data["private.pem"])
 		}
 		// Without deep copies: a cluster's thousands of Mailboxes are only read here; a
 		// status write carries the new status alone.
 		var mbs mailv1alpha1.MailboxList
-		if err := r.List(ctx, &mbs, ns, client.MatchingFields{indexDomain: string(d.Spec.Domain)}, client.UnsafeDisableDeepCopy); err != nil {
+		if err := r.List(ctx, &mbs, ns, client.MatchingFields{indexDomain: domainKey(d.Spec.Domain)}, client.UnsafeDisableDeepCopy); err != nil {
 			return 0, directoryCounts{}, 0, err
 		}
 		for i := range mbs.Items {
 			mb := &mbs.Items[i]
-			if !seenMailbox[mb.Name] && mb.DeletionTimestamp.IsZero() && addressDomain(mb.Spec.Address) == string(d.Spec.Domain) {
+			if !seenMailbox[mb.Name] && mb.DeletionTimestamp.IsZero() && addressDomain(mb.Spec.Address) == domainKey(d.Spec.Domain) {
 				seenMailbox[mb.Name] = true
 				mailboxes = append(mailboxes, mb)
 			}
 		}
 		var als mailv1alpha1.MailAliasList
-		if err := r.List(ctx, &als, ns, client.MatchingFields{indexDomain: string(d.Spec.Domain)}, client.UnsafeDisableDeepCopy); err != nil {
+		if err := r.List(ctx, &als, ns, client.MatchingFields{indexDomain: domainKey(d.Spec.Domain)}, client.UnsafeDisableDeepCopy); err != nil {
 			return 0, directoryCounts{}, 0, err
 		}
 		for _, al := range als.Items {

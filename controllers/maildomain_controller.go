@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -57,12 +58,12 @@ func (r *MailDomainReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 	var mbs mailv1alpha1.MailboxList
 	// Only counted, so not copied out of the cache.
-	if err := r.List(ctx, &mbs, client.InNamespace(md.Namespace), client.MatchingFields{indexDomain: string(md.Spec.Domain)}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.List(ctx, &mbs, client.InNamespace(md.Namespace), client.MatchingFields{indexDomain: domainKey(md.Spec.Domain)}, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
 	st.Mailboxes = 0
 	for _, mb := range mbs.Items {
-		if addressDomain(mb.Spec.Address) == string(md.Spec.Domain) {
+		if addressDomain(mb.Spec.Address) == domainKey(md.Spec.Domain) {
 			st.Mailboxes++
 		}
 	}
@@ -82,6 +83,13 @@ func (r *MailDomainReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			return ctrl.Result{}, err
 		}
 		records, err := builders.DNSRecords(&md, dc, keyPEM)
+		var invalid builders.InvalidDomainError
+		if errors.As(err, &invalid) {
+			setCondition(&st.Conditions, md.Generation, mailv1alpha1.ConditionReady, metav1.ConditionFalse, mailv1alpha1.ReasonInvalidSpec,
+				invalid.Error()+"; the MailCluster leaves it out (create a MailDomain with a valid name)")
+			st.DNSRecords = nil
+			break
+		}
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -134,7 +142,7 @@ func (r *MailDomainReconciler) finalize(ctx context.Context, md *mailv1alpha1.Ma
 	if !controllerutil.ContainsFinalizer(md, names.FinalizerMailDomain) {
 		return ctrl.Result{}, nil
 	}
-	users, err := domainUsers(ctx, r.Client, md.Namespace, string(md.Spec.Domain))
+	users, err := domainUsers(ctx, r.Client, md.Namespace, domainKey(md.Spec.Domain))
 	if err != nil {
 		return ctrl.Result{}, err
 	}

@@ -131,14 +131,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, operandImage string) error {
 			var doms []string
 			switch x := o.(type) {
 			case *mailv1alpha1.MailDomain:
-				doms = []string{string(x.Spec.Domain)}
+				doms = []string{domainKey(x.Spec.Domain)}
 			case *mailv1alpha1.MailCluster:
 				var list mailv1alpha1.MailDomainList
 				if err := c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexClusterRef: o.GetName()}); err != nil {
 					return nil
 				}
 				for _, d := range list.Items {
-					doms = append(doms, string(d.Spec.Domain))
+					doms = append(doms, domainKey(d.Spec.Domain))
 				}
 			}
 			var reqs []reconcile.Request

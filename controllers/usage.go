@@ -96,13 +96,13 @@ func (u *UsageCollector) collectCluster(ctx context.Context, mc *mailv1alpha1.Ma
 	}
 	for _, d := range domains.Items {
 		var mbs mailv1alpha1.MailboxList
-		if err := u.Client.List(ctx, &mbs, client.InNamespace(mc.Namespace), client.MatchingFields{indexDomain: string(d.Spec.Domain)},
+		if err := u.Client.List(ctx, &mbs, client.InNamespace(mc.Namespace), client.MatchingFields{indexDomain: domainKey(d.Spec.Domain)},
 			client.UnsafeDisableDeepCopy); err != nil {
 			return err
 		}
 		for i := range mbs.Items {
 			mb := &mbs.Items[i]
-			if addressDomain(mb.Spec.Address) != string(d.Spec.Domain) || !mb.DeletionTimestamp.IsZero() {
+			if addressDomain(mb.Spec.Address) != domainKey(d.Spec.Domain) || !mb.DeletionTimestamp.IsZero() {
 				continue // listed for an alias in this domain, or going away
 			}
 			if mb.Status.Login == "" {

@@ -23,14 +23,29 @@ package v1alpha1
 // +kubebuilder:validation:XValidation:rule="self.lowerAscii().matches('^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?[.])+[a-z]([-a-z0-9]{0,61}[a-z0-9])?$')",message="must be a fully qualified DNS name such as example.com: labels of letters, digits and inner hyphens, separated by dots, with no trailing dot"
 type DomainName string
 
-// EmailAddress is an addr-spec (local-part@domain) whose domain is lowercase. The local part is
-// a dot-atom: letters, digits and !#$%&'*+/=?^_{|}~- in dot-separated runs.
+// MailDomainName is a mail domain: a lowercase, fully qualified DNS name such as "example.com",
+// which may be internationalised, in U-labels ("bücher.example") or A-labels
+// ("xn--bcher-kva.example"); both forms name the same domain. The operator checks the name
+// against IDNA2008 too, which the API server cannot do, and reports a name that fails on the
+// MailDomain's Ready condition (InvalidSpec).
+// +kubebuilder:validation:MinLength=4
+// +kubebuilder:validation:MaxLength=253
+// +kubebuilder:validation:XValidation:rule=`!self.matches(r'\p{Lu}')`,message="must be lowercase (write example.com, not Example.COM)"
+// +kubebuilder:validation:XValidation:rule=`self.matches(r'^([\p{L}\p{M}\p{N}]([-\p{L}\p{M}\p{N}]{0,61}[\p{L}\p{M}\p{N}])?[.])+\p{L}([-\p{L}\p{M}\p{N}]{0,61}[\p{L}\p{M}\p{N}])?$')`,message="must be a fully qualified DNS name such as example.com or bücher.example: labels of letters (of any script), digits and inner hyphens, separated by dots, with no trailing dot"
+type MailDomainName string
+
+// EmailAddress is an addr-spec (local-part@domain) whose domain is lowercase. Internationalised
+// addresses (RFC 6530) are allowed: the local part is a dot-atom of letters of any script,
+// digits and !#$%&'*+/=?^_{|}~-, at most 64 octets in UTF-8, and the domain may be in
+// U-labels (jörg@bücher.example).
 // +kubebuilder:validation:MinLength=6
 // +kubebuilder:validation:MaxLength=254
 // +kubebuilder:validation:XValidation:rule="self.matches('^[^@]+@[^@]+$')",message="must be an email address of the form local-part@domain, with exactly one @"
-// +kubebuilder:validation:XValidation:rule="!self.matches('^[^@]+@[^@]+$') || self.matches(\"^[a-zA-Z0-9!#$%&'*+/=?^_{|}~-]{1,64}([.][a-zA-Z0-9!#$%&'*+/=?^_{|}~-]+)*@\")",message="the part before @ must be letters, digits or !#$%&'*+/=?^_{|}~- in runs separated by single dots, at most 64 characters"
-// +kubebuilder:validation:XValidation:rule="!self.matches('@.*[A-Z]')",message="the domain of an address must be lowercase (write alice@example.com, not alice@Example.com)"
-// +kubebuilder:validation:XValidation:rule="!self.matches('^[^@]+@[^@]+$') || self.matches('@([a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?[.])+[a-zA-Z]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?$')",message="the part after @ must be a fully qualified domain name such as example.com"
+// +kubebuilder:validation:XValidation:rule=`!self.matches('^[^@]+@[^@]+$') || self.matches(r"^(?:[a-zA-Z0-9!#$%&'*+/=?^_{|}~-]|[^\x00-\x7F\p{C}\p{Z}]|\x{200C}|\x{200D})+([.](?:[a-zA-Z0-9!#$%&'*+/=?^_{|}~-]|[^\x00-\x7F\p{C}\p{Z}]|\x{200C}|\x{200D})+)*@")`,message="the part before @ must be letters (of any script), digits or !#$%&'*+/=?^_{|}~- in runs separated by single dots"
+// +kubebuilder:validation:XValidation:rule=`!self.matches('^[^@]+@[^@]+$') || size(bytes(self.split('@')[0])) <= 64`,message="the part before @ must be at most 64 octets in UTF-8 (a character outside ASCII takes 2 to 4)"
+// +kubebuilder:validation:XValidation:rule=`size(bytes(self)) <= 254`,message="must be at most 254 octets in UTF-8 (a character outside ASCII takes 2 to 4)"
+// +kubebuilder:validation:XValidation:rule=`!self.matches(r'@.*\p{Lu}')`,message="the domain of an address must be lowercase (write alice@example.com, not alice@Example.com)"
+// +kubebuilder:validation:XValidation:rule=`!self.matches('^[^@]+@[^@]+$') || self.matches(r'@([\p{L}\p{M}\p{N}]([-\p{L}\p{M}\p{N}]{0,61}[\p{L}\p{M}\p{N}])?[.])+\p{L}([-\p{L}\p{M}\p{N}]{0,61}[\p{L}\p{M}\p{N}])?$')`,message="the part after @ must be a fully qualified domain name such as example.com or bücher.example"
 type EmailAddress string
 
 // LocalObjectReference names an object in the same namespace.

@@ -114,6 +114,42 @@ spec: {address: o'brien+tag@example.net}
 		}
 	})
 
+	t.Run("internationalised domains and addresses are accepted", func(t *testing.T) {
+		ctx := context.Background()
+		createNamespace(t, env.Client, "idn")
+		objs := decodeAll(t, []byte(`
+apiVersion: mail.kubemail.io/v1alpha1
+kind: MailDomain
+metadata: {name: buecher, namespace: idn}
+spec: {domain: bücher.example, clusterRef: {name: m}, catchAll: info@bücher.example, dmarc: {reportAddress: dmarc-берichte@bücher.example}}
+---
+apiVersion: mail.kubemail.io/v1alpha1
+kind: MailDomain
+metadata: {name: greek, namespace: idn}
+spec: {domain: παράδειγμα.δοκιμή, clusterRef: {name: m}}
+---
+apiVersion: mail.kubemail.io/v1alpha1
+kind: MailDomain
+metadata: {name: alabel, namespace: idn}
+spec: {domain: xn--mller-kva.example, clusterRef: {name: m}}
+---
+apiVersion: mail.kubemail.io/v1alpha1
+kind: Mailbox
+metadata: {name: joerg, namespace: idn}
+spec: {address: jörg@bücher.example, aliases: [Jörg.Müller@bücher.example, 用户@xn--mller-kva.example], forwarding: {to: [δοκιμή@παράδειγμα.δοκιμή]}}
+---
+apiVersion: mail.kubemail.io/v1alpha1
+kind: MailAlias
+metadata: {name: alle, namespace: idn}
+spec: {address: alle@bücher.example, members: [jörg@bücher.example, søren@example.dk]}
+`))
+		for _, o := range objs {
+			if err := strict.Create(ctx, o); err != nil {
+				t.Errorf("creating %s %s: %v", o.GetKind(), o.GetName(), err)
+			}
+		}
+	})
+
 	t.Run("invalid manifests are rejected with a clear message", func(t *testing.T) {
 		createNamespace(t, env.Client, "invalid")
 		for i, tc := range invalidCases {
@@ -257,6 +293,22 @@ var invalidCases = []invalidCase{
 		want: "an alias must not list itself as a member"},
 	{name: "alias with bad member", manifest: aliasHead + "spec: {address: team@example.com, members: ['bob smith@example.com']}",
 		want: "the part before @ must be"},
+	{name: "upper-case U-label domain", manifest: domainHead + "spec: {domain: bÜcher.example, clusterRef: {name: m}}",
+		want: "must be lowercase"},
+	{name: "domain with a symbol", manifest: domainHead + "spec: {domain: ☃.example, clusterRef: {name: m}}",
+		want: "must be a fully qualified DNS name such as example.com or bücher.example"},
+	{name: "U-label domain with an underscore", manifest: domainHead + "spec: {domain: bü_cher.example, clusterRef: {name: m}}",
+		want: "must be a fully qualified DNS name"},
+	{name: "hostname in U-labels", manifest: clusterHead + "spec: {hostname: mail.bücher.example}",
+		want: "must be a fully qualified DNS name such as example.com:"},
+	{name: "address with upper-case U-label domain", manifest: mailboxHead + "spec: {address: jörg@bÜcher.example}",
+		want: "the domain of an address must be lowercase"},
+	{name: "UTF-8 local part over 64 octets", manifest: mailboxHead + "spec: {address: " + strings.Repeat("ö", 33) + "@bücher.example}",
+		want: "the part before @ must be at most 64 octets in UTF-8"},
+	{name: "local part with a no-break space", manifest: mailboxHead + "spec: {address: \"jörg\u00a0m@bücher.example\"}",
+		want: "the part before @ must be letters (of any script)"},
+	{name: "alias member with a zero-width space", manifest: aliasHead + "spec: {address: team@example.com, members: [\"a\u200bb@example.com\"]}",
+		want: "the part before @ must be letters (of any script)"},
 }
 
 // applySamples server-side applies every object of config/samples into ns (creating it when

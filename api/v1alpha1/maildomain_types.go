@@ -23,10 +23,11 @@ import (
 
 // MailDomainSpec is a domain whose mail a MailCluster receives and sends.
 type MailDomainSpec struct {
-	// Domain is the mail domain, such as example.com. It cannot be changed; create a new
-	// MailDomain instead.
+	// Domain is the mail domain, such as example.com or bücher.example (an internationalised
+	// domain, in U-labels or A-labels). status.dnsRecords names it in A-labels, the form DNS
+	// uses. It cannot be changed; create a new MailDomain instead.
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="domain is immutable; create a new MailDomain instead"
-	Domain DomainName `json:"domain"`
+	Domain MailDomainName `json:"domain"`
 
 	// ClusterRef names the MailCluster, in the same namespace, that serves this domain.
 	ClusterRef LocalObjectReference `json:"clusterRef"`

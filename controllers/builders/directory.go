@@ -65,29 +65,55 @@ func (c claim) older(o claim) bool {
 	return c.key < o.key
 }
 
-// Directory compiles a cluster's directory from its domains (with their DKIM keys by domain
-// name), mailboxes and aliases. An object that cannot be served — its domain has no MailDomain
-// here, or an older object claims one of its addresses — is left out whole and reported in
-// Problems. A mailbox whose password cannot be used is served with its logins disabled (and
-// reported, Served), so a broken Secret never bounces its mail.
+// addressKey is an address in the form the mail server compares addresses by (domain in
+// A-labels, local part in NFC, lowercase), so that two spellings of one address are one claim.
+func addressKey(addr string) string {
+	if n, err := directory.NormalizeAddress(addr); err == nil {
+		return n
+	}
+	return strings.ToLower(addr)
+}
+
+// invalidAddress reports the first address the mail server would refuse. The API server's
+// validation lets through some that IDNA2008 does not allow; one such address would make the
+// server refuse the whole directory, so its object is left out instead.
+func invalidAddress(addrs []string) string {
+	for _, a := range addrs {
+		if _, err := directory.NormalizeAddress(a); err != nil {
+			return fmt.Sprintf("address %s cannot be served: %v", a, err)
+		}
+	}
+	return ""
+}
+
+// Directory compiles a cluster's directory from its domains (with their DKIM keys by
+// DomainKey), mailboxes and aliases. An object that cannot be served — its domain has no
+// MailDomain here, an address is invalid, or an older object claims one of its addresses — is
+// left out whole and reported in Problems. A mailbox whose password cannot be used is served
+// with its logins disabled (and reported, Served), so a broken Secret never bounces its mail.
+// Domains and addresses are matched in the mail server's normal form, so a MailDomain
+// bücher.example serves jörg@xn--bcher-kva.example.
 func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, mailboxes []MailboxInput, aliases []mailv1alpha1.MailAlias) DirectoryResult {
 	res := DirectoryResult{Problems: map[string]Problem{}}
 	served := map[string]*mailv1alpha1.MailDomain{}
 	for i := range domains {
 		d := &domains[i]
-		name := string(d.Spec.Domain)
+		name, err := directory.NormalizeDomain(string(d.Spec.Domain))
+		if err != nil {
+			continue // the MailDomain reports it (InvalidSpec)
+		}
 		if prev, dup := served[name]; !dup || claimOf("MailDomain", d).older(claimOf("MailDomain", prev)) {
 			served[name] = d
 		}
 	}
 	domainOf := func(addr mailv1alpha1.EmailAddress) string {
 		_, dom, _ := strings.Cut(string(addr), "@")
-		return dom
+		return DomainKey(dom)
 	}
 	// Who claims which address.
 	owners := map[string]claim{}
 	offer := func(addr string, c claim) {
-		addr = strings.ToLower(addr)
+		addr = addressKey(addr)
 		if cur, ok := owners[addr]; !ok || c.older(cur) {
 			owners[addr] = c
 		}
@@ -104,7 +130,7 @@ func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, ma
 	}
 	lost := func(addrs []string, c claim) string {
 		for _, a := range addrs {
-			if owner := owners[strings.ToLower(a)]; owner.key != c.key {
+			if owner := owners[addressKey(a)]; owner.key != c.key {
 				return fmt.Sprintf("address %s is already claimed by %s %q", a, strings.Split(owner.key, "/")[0], owner.name)
 			}
 		}
@@ -114,7 +140,7 @@ func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, ma
 		for _, a := range addrs {
 			dom := domainOf(mailv1alpha1.EmailAddress(a))
 			if _, ok := served[dom]; !ok {
-				return fmt.Sprintf("address %s: domain %q has no MailDomain for this cluster in the namespace", a, dom)
+				return fmt.Sprintf("address %s: domain %s has no MailDomain for this cluster in the namespace", a, DomainDisplay(dom))
 			}
 		}
 		return ""
@@ -126,6 +152,16 @@ func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, ma
 		addrs := []string{string(mb.Spec.Address)}
 		for _, a := range mb.Spec.Aliases {
 			addrs = append(addrs, string(a))
+		}
+		var targets []string
+		if f := mb.Spec.Forwarding; f != nil {
+			for _, to := range f.To {
+				targets = append(targets, string(to))
+			}
+		}
+		if msg := invalidAddress(append(addrs, targets...)); msg != "" {
+			res.Problems[key] = Problem{Reason: mailv1alpha1.ReasonInvalidSpec, Message: msg}
+			continue
 		}
 		if msg := missingDomain(addrs); msg != "" {
 			res.Problems[key] = Problem{Reason: mailv1alpha1.ReasonDomainNotFound, Message: msg}
@@ -174,6 +210,14 @@ func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, ma
 		al := &aliases[i]
 		key := ObjectKey("MailAlias", al.Name)
 		addr := string(al.Spec.Address)
+		members := []string{addr}
+		for _, m := range al.Spec.Members {
+			members = append(members, string(m))
+		}
+		if msg := invalidAddress(members); msg != "" {
+			res.Problems[key] = Problem{Reason: mailv1alpha1.ReasonInvalidSpec, Message: msg}
+			continue
+		}
 		if msg := missingDomain([]string{addr}); msg != "" {
 			res.Problems[key] = Problem{Reason: mailv1alpha1.ReasonDomainNotFound, Message: msg}
 			continue
@@ -199,6 +243,9 @@ func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, ma
 	for _, name := range domainNames {
 		d := served[name]
 		ds := directory.DomainSpec{Name: name, CatchAll: string(d.Spec.CatchAll)}
+		if invalidAddress([]string{ds.CatchAll}) != "" {
+			ds.CatchAll = "" // an invalid catch-all would make the server refuse the directory
+		}
 		if key, ok := dkimKeys[name]; ok && key != "" && (d.Spec.DKIM.Enabled == nil || *d.Spec.DKIM.Enabled) {
 			ds.DKIM = &directory.DKIMSpec{Selector: d.Spec.DKIM.Selector, Algorithm: d.Spec.DKIM.Algorithm, PrivateKey: key}
 		}

@@ -26,7 +26,7 @@ func testDomain(name, domain string, created int) mailv1alpha1.MailDomain {
 	m := at(created)
 	m.Name = name
 	return mailv1alpha1.MailDomain{ObjectMeta: m, Spec: mailv1alpha1.MailDomainSpec{
-		Domain: mailv1alpha1.DomainName(domain), ClusterRef: mailv1alpha1.LocalObjectReference{Name: "mail"},
+		Domain: mailv1alpha1.MailDomainName(domain), ClusterRef: mailv1alpha1.LocalObjectReference{Name: "mail"},
 		DKIM: mailv1alpha1.DKIMSpec{Selector: "kubemail", Algorithm: "rsa-sha256"}}}
 }
 

@@ -81,7 +81,7 @@ type Domain struct {
 	DKIM     *DKIMSpec
 }
 
-// Mailbox is a parsed account. Addresses are lowercase.
+// Mailbox is a parsed account. Addresses are in the form NormalizeAddress returns.
 type Mailbox struct {
 	Address      string
 	DisplayName  string
@@ -131,8 +131,8 @@ func FromSpec(spec *Spec, validateHash PasswordHashValidator) (*Directory, error
 	}
 	var errs []error
 	for _, ds := range spec.Domains {
-		name := strings.ToLower(ds.Name)
-		if err := ValidateDomain(name); err != nil {
+		name, err := NormalizeDomain(ds.Name)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("domain %q: %w", ds.Name, err))
 			continue
 		}
@@ -260,16 +260,27 @@ func FromSpec(spec *Spec, validateHash PasswordHashValidator) (*Directory, error
 	return d, nil
 }
 
-// Domain returns a local domain.
+// Domain returns a local domain, named in A-labels or U-labels. Its Name is in A-labels.
 func (d *Directory) Domain(name string) (*Domain, bool) {
-	dom, ok := d.domains[strings.ToLower(name)]
+	dom, ok := d.domains[domainKey(name)]
 	return dom, ok
 }
 
-// IsLocalDomain reports whether the domain is served here.
+// IsLocalDomain reports whether the domain (in A-labels or U-labels) is served here.
 func (d *Directory) IsLocalDomain(name string) bool {
-	_, ok := d.domains[strings.ToLower(name)]
+	_, ok := d.domains[domainKey(name)]
 	return ok
+}
+
+// domainKey is the form of a domain name the domains map is keyed by.
+func domainKey(name string) string {
+	if IsASCII(name) {
+		return strings.ToLower(name)
+	}
+	if n, err := NormalizeDomain(name); err == nil {
+		return n
+	}
+	return ""
 }
 
 // Mailbox returns the account with this primary address (sub-addresses and aliases are not

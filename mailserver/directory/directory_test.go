@@ -152,6 +152,14 @@ func TestNormalizeAddress(t *testing.T) {
 		" <x.y@sub.example.org> ":          "x.y@sub.example.org",
 		"a@xn--bcher-kva.example":          "a@xn--bcher-kva.example",
 		strings.Repeat("l", 64) + "@e.com": strings.Repeat("l", 64) + "@e.com",
+		// Internationalised addresses: U-labels become A-labels; local parts NFC, lowercase.
+		"jörg@bücher.example":              "jörg@xn--bcher-kva.example",
+		"JÖRG@BÜCHER.example":              "jörg@xn--bcher-kva.example",
+		"jo\u0308rg@xn--bcher-kva.example": "jörg@xn--bcher-kva.example", // combining diaeresis
+		"Δοκιμή@παράδειγμα.δοκιμή":         "δοκιμή@xn--hxajbheg2az3al.xn--jxalpdlp",
+		"用户@例子.广告":                         "用户@xn--fsqu00a.xn--4rr70v",
+		"straße@example.com":               "straße@example.com", // no full case folding
+		"a@ÉXAMPLE.com":                    "a@xn--xample-9ua.com",
 	}
 	for in, want := range good {
 		got, err := NormalizeAddress(in)
@@ -161,7 +169,14 @@ func TestNormalizeAddress(t *testing.T) {
 	}
 	for _, bad := range []string{"", "alice", "@example.com", "alice@", "a..b@example.com", ".a@example.com",
 		"a b@example.com", "a@example", "a@-x.com", "a@x_y.com", "a@example.123", strings.Repeat("l", 65) + "@e.com",
-		"a\x00@example.com", "a@ex ample.com"} {
+		"a\x00@example.com", "a@ex ample.com",
+		"jörg\u00a0x@example.com",          // a no-break space
+		"a\u200bb@example.com",             // a zero-width space
+		"a@xn--zz.example",                 // not an A-label
+		"a@bü_cher.example",                // not a host name
+		"\xff@example.com",                 // not UTF-8
+		strings.Repeat("ö", 33) + "@e.com", // 66 octets
+	} {
 		if got, err := NormalizeAddress(bad); err == nil {
 			t.Errorf("NormalizeAddress(%q) = %q, want an error", bad, got)
 		}
@@ -332,5 +347,70 @@ mailboxes:
 	_, err := Parse([]byte("domains: [{name: example.com}]\nmailboxes: [{address: a@example.com, passwordHash: \"\"}]\n"), fakeHash)
 	if err == nil || !strings.Contains(err.Error(), "no password hash") {
 		t.Errorf("an enabled mailbox without a hash: %v", err)
+	}
+}
+
+// A domain is one domain whether it is written in U-labels or A-labels, in the directory or
+// in a recipient; UTF-8 local parts match after NFC and lowercasing.
+func TestInternationalisedAddresses(t *testing.T) {
+	d := mustParse(t, `
+domains:
+  - name: Bücher.example
+  - name: xn--mller-kva.example
+    catchAll: info@müller.example
+mailboxes:
+  - address: jörg@bücher.example
+    passwordHash: $test$j
+    aliases: [Ärger@xn--bcher-kva.example]
+  - address: info@xn--mller-kva.example
+    passwordHash: $test$i
+aliases:
+  - address: alle@müller.example
+    members: [JÖRG@bücher.example, søren@example.dk]
+`)
+	for _, rcpt := range []string{"jörg@bücher.example", "JÖRG@XN--BCHER-KVA.EXAMPLE", "jo\u0308rg@bücher.example",
+		"jörg+news@bücher.example", "ärger@bücher.example"} {
+		res, err := d.Resolve(rcpt)
+		if err != nil || !slices.Equal(addrs(res.Local), []string{"jörg@xn--bcher-kva.example"}) {
+			t.Errorf("Resolve(%q) = %v, %v; want jörg's mailbox", rcpt, addrs(res.Local), err)
+		}
+	}
+	res, err := d.Resolve("alle@xn--mller-kva.example")
+	if err != nil || !slices.Equal(addrs(res.Local), []string{"jörg@xn--bcher-kva.example"}) ||
+		!slices.Equal(res.External, []string{"søren@example.dk"}) {
+		t.Errorf("alias: %v %v %v", addrs(res.Local), res.External, err)
+	}
+	if res, err := d.Resolve("wer@müller.example"); err != nil || !slices.Equal(addrs(res.Local), []string{"info@xn--mller-kva.example"}) {
+		t.Errorf("catch-all: %v %v", addrs(res.Local), err)
+	}
+	if _, err := d.Resolve("jorg@bücher.example"); !errors.Is(err, ErrUnknownUser) {
+		t.Errorf("jorg without the umlaut: %v, want unknown user", err)
+	}
+	if _, ok := d.Mailbox("Jörg@Bücher.Example"); !ok {
+		t.Error("Mailbox does not find jörg by the U-label form")
+	}
+	if !d.IsLocalDomain("bücher.example") || !d.IsLocalDomain("XN--BCHER-KVA.example") {
+		t.Error("IsLocalDomain does not take both forms")
+	}
+	mb, _ := d.Mailbox("jörg@bücher.example")
+	if !d.CanSendAs(mb, "ärger@xn--bcher-kva.example") || d.CanSendAs(mb, "info@müller.example") {
+		t.Error("CanSendAs is wrong for internationalised aliases")
+	}
+	if _, err := Parse([]byte("domains: [{name: bücher.example}, {name: xn--bcher-kva.example}]\n"), fakeHash); err == nil ||
+		!strings.Contains(err.Error(), "listed twice") {
+		t.Errorf("a domain listed in both forms: %v, want listed twice", err)
+	}
+}
+
+// BenchmarkNormalizeAddress: every RCPT, login and lookup normalises its address once.
+func BenchmarkNormalizeAddress(b *testing.B) {
+	for _, addr := range []string{"Alice.Smith+news@Example.COM", "jörg@xn--bcher-kva.example", "JÖRG@BÜCHER.example"} {
+		b.Run(addr, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := NormalizeAddress(addr); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

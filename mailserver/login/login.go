@@ -48,6 +48,11 @@ func New(dir *directory.Live, limiter *auth.Limiter, m *metrics.Metrics) (*Authe
 // a disabled account with the right password it returns the mailbox (for the caller's log, which
 // names mb.DisabledReason) and ErrDisabled.
 func (a *Authenticator) Login(ctx context.Context, protocol string, ip netip.Addr, username, password string) (*directory.Mailbox, error) {
+	// One account, one name for throttling, however the client spells it: JÖRG@bücher.example
+	// and jörg@xn--bcher-kva.example count against the same account.
+	if n, err := directory.NormalizeAddress(username); err == nil {
+		username = n
+	}
 	if a.limiter != nil {
 		delay, refused := a.limiter.Check(ip, username)
 		if delay > 0 {

@@ -20,6 +20,7 @@ import (
 	"github.com/emersion/go-msgauth/authres"
 	msgdkim "github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-msgauth/dmarc"
+	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
 )
 
@@ -78,7 +79,7 @@ func (c *Checker) Check(ctx context.Context, in Input) Verdict {
 	var results []authres.Result
 	helo := strings.TrimSuffix(in.Helo, ".")
 	spfDomain := domainOf(in.MailFrom)
-	spfSender := in.MailFrom
+	spfSender := asciiSender(in.MailFrom)
 	if in.MailFrom == "" {
 		// RFC 7208 section 2.4: the null sender is checked as postmaster at the HELO name.
 		spfDomain, spfSender = helo, "postmaster@"+helo
@@ -94,7 +95,7 @@ func (c *Checker) Check(ctx context.Context, in Input) Verdict {
 	go func() {
 		defer wg.Done()
 		verifs, _ = msgdkim.VerifyWithOptions(bytes.NewReader(in.Message), &msgdkim.VerifyOptions{
-			LookupTXT: func(name string) ([]string, error) { return c.Resolver.LookupTXT(ctx, name) }, MaxVerifications: 5})
+			LookupTXT: func(name string) ([]string, error) { return c.Resolver.LookupTXT(ctx, asciiName(name)) }, MaxVerifications: 5})
 	}()
 	wg.Wait()
 
@@ -144,7 +145,7 @@ func (c *Checker) dmarc(ctx context.Context, msg []byte, spfRes spf.Result, spfD
 		return &authres.DMARCResult{Value: authres.ResultNone, Reason: "no single From domain"}
 	}
 	v.FromDomain = from
-	lookup := &dmarc.LookupOptions{LookupTXT: func(name string) ([]string, error) { return c.Resolver.LookupTXT(ctx, name) }}
+	lookup := &dmarc.LookupOptions{LookupTXT: func(name string) ([]string, error) { return c.Resolver.LookupTXT(ctx, asciiName(name)) }}
 	rec, err := dmarc.LookupWithOptions(from, lookup)
 	subdomain := false
 	if err == dmarc.ErrNoPolicy {
@@ -210,11 +211,49 @@ func formatField(authservID string, results []authres.Result) string {
 	return b.String()
 }
 
+// domainOf is the domain of an address in A-labels, the form DNS, DKIM's d= and alignment
+// use (RFC 8616).
 func domainOf(addr string) string {
 	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
-		return strings.ToLower(addr[i+1:])
+		return strings.ToLower(asciiName(addr[i+1:]))
 	}
 	return ""
+}
+
+// asciiSender is an envelope sender with its domain in A-labels, for the SPF library, which
+// takes the domain to check from it.
+func asciiSender(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return addr[:i+1] + asciiName(addr[i+1:])
+	}
+	return addr
+}
+
+// asciiName turns the internationalised labels of a DNS name into A-labels (RFC 8616); labels
+// already in ASCII, such as _domainkey, are kept as they are. A label that does not convert is
+// kept too, for its lookup to fail.
+func asciiName(name string) string {
+	if isASCII(name) {
+		return name
+	}
+	labels := strings.Split(name, ".")
+	for i, l := range labels {
+		if !isASCII(l) {
+			if a, err := idna.Lookup.ToASCII(l); err == nil {
+				labels[i] = a
+			}
+		}
+	}
+	return strings.Join(labels, ".")
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // singleFromDomain returns the domain of the From field when there is exactly one From field

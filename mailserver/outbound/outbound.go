@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"golang.org/x/net/idna"
 
 	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/queue"
@@ -137,7 +139,7 @@ func (t *Transport) Deliver(ctx context.Context, d *queue.Delivery) []queue.Resu
 	var domains []string
 	groups := map[string][]string{}
 	for _, r := range d.Recipients {
-		dom := strings.ToLower(domainOf(r))
+		dom := asciiDomain(domainOf(r))
 		if _, ok := groups[dom]; !ok {
 			domains = append(domains, dom)
 		}
@@ -363,16 +365,39 @@ func readSecret(path string) (string, error) {
 	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
-// needsUTF8 reports whether the envelope needs SMTPUTF8.
+// asciiDomain is a domain as DNS and other servers know it: lowercase, in A-labels (an
+// internationalised domain queued in U-labels is looked up as xn--...). A name that does not
+// convert is returned lowercased, for the lookup to fail on.
+func asciiDomain(domain string) string {
+	if a, err := idna.Lookup.ToASCII(domain); err == nil {
+		return strings.ToLower(a)
+	}
+	return strings.ToLower(domain)
+}
+
+// wireAddress is an address as it goes into MAIL FROM or RCPT TO: the domain in A-labels, so
+// that only a local part in UTF-8 makes an envelope need SMTPUTF8 (RFC 6531 section 3.2). The
+// local part is left as it is: its meaning belongs to the receiving domain.
+func wireAddress(addr string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return addr
+	}
+	return addr[:at+1] + asciiDomain(addr[at+1:])
+}
+
+// needsUTF8 reports whether an envelope of wire addresses needs SMTPUTF8.
 func needsUTF8(from string, rcpts []string) bool {
-	for _, s := range append([]string{from}, rcpts...) {
-		for i := 0; i < len(s); i++ {
-			if s[i] >= 0x80 {
-				return true
-			}
+	return !isASCII(from) || slices.ContainsFunc(rcpts, func(r string) bool { return !isASCII(r) })
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
 // tlsPolicy returns the TLS settings for a host and a place to record whether its certificate

@@ -40,6 +40,7 @@ type mx struct {
 	needTLS bool
 	auth    map[string]string // user -> password; nil: no AUTH offered
 	noTLS   bool              // STARTTLS not offered
+	noUTF8  bool              // SMTPUTF8 not offered
 	wire    []byte            // everything clients sent, as read off the socket
 }
 
@@ -186,7 +187,7 @@ func startMX(t *testing.T, ip string, port int, host string, tweak func(*mx)) *m
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
 	srv.AllowInsecureAuth = m.noTLS
-	srv.EnableSMTPUTF8 = true
+	srv.EnableSMTPUTF8 = !m.noUTF8
 	go srv.Serve(recordingListener{Listener: ln, m: m})
 	t.Cleanup(func() { srv.Close() })
 	return m

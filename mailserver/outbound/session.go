@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -240,18 +241,31 @@ func (s *session) send(ctx context.Context, d *queue.Delivery, rcpts []string) (
 	defer stop()
 	s.count++
 	base := queue.Result{RemoteMTA: s.host, TLS: s.tls}
-	utf8 := needsUTF8(d.From, rcpts)
+	from := wireAddress(d.From)
+	wire := make([]string, len(rcpts))
+	for i, rc := range rcpts {
+		wire[i] = wireAddress(rc)
+	}
+	utf8 := needsUTF8(from, wire)
+	// noUTF8 is the answer for recipients in UTF-8 when the server cannot take them: sending
+	// would mean mangling the addresses (RFC 6531 section 3.2), so they fail, saying why. The
+	// others still go, without SMTPUTF8, unless the sender itself needs it.
+	var noUTF8 *queue.Result
 	if ok, _ := s.c.Extension("SMTPUTF8"); utf8 && !ok {
 		r := base
-		r.Permanent, r.Status, r.Text = true, "5.6.7", s.host+" does not support internationalized addresses (SMTPUTF8)"
-		return all(rcpts, r), nil
+		r.Permanent, r.Status = true, "5.6.7"
+		r.Text = "the receiving server " + s.host + " does not support internationalised addresses (SMTPUTF8), which this message's sender or recipient needs"
+		if !isASCII(from) || !slices.ContainsFunc(wire, isASCII) {
+			return all(rcpts, r), nil
+		}
+		noUTF8, utf8 = &r, false
 	}
 	if max, ok := s.c.MaxMessageSize(); ok && max > 0 && len(d.Data) > max {
 		r := base
 		r.Permanent, r.Status, r.Text = true, "5.3.4", fmt.Sprintf("message of %d bytes exceeds the limit of %d bytes of %s", len(d.Data), max, s.host)
 		return all(rcpts, r), nil
 	}
-	if err := s.c.Mail(d.From, &smtp.MailOptions{Size: int64(len(d.Data)), UTF8: utf8}); err != nil {
+	if err := s.c.Mail(from, &smtp.MailOptions{Size: int64(len(d.Data)), UTF8: utf8}); err != nil {
 		if se := asSMTP(err); se != nil {
 			s.c.Reset()
 			return all(rcpts, reply(base, se)), nil
@@ -261,7 +275,12 @@ func (s *session) send(ctx context.Context, d *queue.Delivery, rcpts []string) (
 	results = make([]queue.Result, len(rcpts))
 	var accepted []int
 	for i, rc := range rcpts {
-		err := s.c.Rcpt(rc, nil)
+		if noUTF8 != nil && !isASCII(wire[i]) {
+			results[i] = *noUTF8
+			results[i].Recipient = rc
+			continue
+		}
+		err := s.c.Rcpt(wire[i], nil)
 		if se := asSMTP(err); se != nil {
 			results[i] = reply(base, se)
 			results[i].Recipient = rc

@@ -9,12 +9,12 @@ import (
 // Reasons parseCommand refuses a line. The session answers each with -ERR and goes on.
 var (
 	errEmptyLine  = errors.New("empty command line")
-	errBadKeyword = errors.New("command keyword must be 3 or 4 letters")
+	errBadKeyword = errors.New("command keyword must be 3 or 4 letters or digits, starting with a letter")
 	errControl    = errors.New("control character in command line")
 )
 
 // parseCommand splits a command line (without its line ending) into an upper-case keyword and
-// its arguments. Keywords are 3 or 4 letters (RFC 1939). Arguments are separated by spaces;
+// its arguments. Keywords are 3 or 4 letters (RFC 1939), or letters and digits (UTF8). Arguments are separated by spaces;
 // runs of spaces are tolerated. PASS is the exception: its argument is everything after the
 // keyword and one space, because a password may contain spaces (RFC 1939 section 7). Control
 // characters are refused anywhere: no command needs them, and a stray CR or NUL means a
@@ -33,7 +33,9 @@ func parseCommand(line string) (cmd string, args []string, err error) {
 		return "", nil, errBadKeyword
 	}
 	for i := 0; i < len(keyword); i++ {
-		if c := keyword[i] | 0x20; c < 'a' || c > 'z' {
+		// Letters, and digits after the first (RFC 6856's UTF8).
+		c := keyword[i]
+		if l := c | 0x20; !(l >= 'a' && l <= 'z' || i > 0 && c >= '0' && c <= '9') {
 			return "", nil, errBadKeyword
 		}
 	}

@@ -270,6 +270,7 @@ var commands = map[string]command{
 	"USER": {authorization, 1, 1, (*session).cmdUser},
 	"PASS": {authorization, 1, 1, (*session).cmdPass},
 	"AUTH": {authorization, 0, 2, (*session).cmdAuth},
+	"UTF8": {authorization, 0, 0, (*session).cmdUTF8},
 	"STAT": {transaction, 0, 0, (*session).cmdStat},
 	"LIST": {transaction, 0, 1, (*session).cmdList},
 	"UIDL": {transaction, 0, 1, (*session).cmdUidl},
@@ -386,7 +387,8 @@ func (s *session) multiLine(first string, lines []string) error {
 }
 
 func (s *session) cmdCapa([]string) error {
-	caps := []string{"TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"}
+	// UTF8 USER: UTF-8 is welcome in messages and in USER and PASS (RFC 6856).
+	caps := []string{"TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "UTF8 USER"}
 	switch {
 	case s.tls:
 		// Logins are offered only where the password cannot be sniffed.
@@ -397,6 +399,13 @@ func (s *session) cmdCapa([]string) error {
 	// The server never deletes mail on its own and never delays logins by policy.
 	caps = append(caps, "EXPIRE NEVER", "LOGIN-DELAY 0", "IMPLEMENTATION kubemail")
 	return s.multiLine("Capability list follows", caps)
+}
+
+// cmdUTF8 is RFC 6856's switch to UTF-8 mode. It changes nothing here: messages are sent as
+// they were stored (internationalised mail with its UTF-8 header, never downgraded), and user
+// names in UTF-8 are accepted in USER, PASS and AUTH PLAIN whether or not UTF8 was sent.
+func (s *session) cmdUTF8([]string) error {
+	return s.ok("UTF-8 mode on")
 }
 
 func (s *session) cmdQuit([]string) error {

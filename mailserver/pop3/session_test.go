@@ -499,3 +499,21 @@ func mustMailbox(t *testing.T, st *store.Store, address string) *store.Mailbox {
 	}
 	return m
 }
+
+// RFC 6856: UTF8 is offered (with USER: UTF-8 names in USER and PASS), accepted before login
+// and refused after it.
+func TestUTF8Command(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c := dial(t, e.addr)
+	c.expect("CAPA", "+OK")
+	if caps := c.multi(); !slices.Contains(caps, "UTF8 USER") {
+		t.Errorf("CAPA lacks UTF8 USER: %q", caps)
+	}
+	c.expect("UTF8", "+OK")
+	c.stls()
+	c.expect("UTF8", "+OK")
+	if got := c.login(alice, password); !strings.HasPrefix(got, "+OK") {
+		t.Fatalf("login after UTF8: %q", got)
+	}
+	c.expect("UTF8", "-ERR")
+}

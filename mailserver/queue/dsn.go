@@ -62,12 +62,22 @@ func composeDSN(hostname string, m *Message, failed []Recipient, data []byte, ex
 			fmt.Fprintf(&st, "Will-Retry-Until: %s\r\n", now.Format(time.RFC1123Z))
 		}
 	}
-	pw, _ = mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"message/delivery-status"}})
+	// An internationalised address is written in UTF-8 ("utf-8; jörg@bücher.example"), which
+	// only the global report types carry (RFC 6533 section 6), as Postfix does.
+	statusType, headerType := "message/delivery-status", "text/rfc822-headers"
+	if contentEncoding(st.String()) == "8bit" {
+		statusType = "message/global-delivery-status"
+	}
+	pw, _ = mw.CreatePart(textproto.MIMEHeader{"Content-Type": {statusType},
+		"Content-Transfer-Encoding": {contentEncoding(st.String())}})
 	pw.Write([]byte(st.String()))
 
 	// Part 3: the original header.
 	hdr := headerSection(data)
-	pw, _ = mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"text/rfc822-headers"},
+	if contentEncoding(string(hdr)) == "8bit" {
+		headerType = "message/global-headers"
+	}
+	pw, _ = mw.CreatePart(textproto.MIMEHeader{"Content-Type": {headerType},
 		"Content-Transfer-Encoding": {contentEncoding(string(hdr))}})
 	pw.Write(hdr)
 	mw.Close()

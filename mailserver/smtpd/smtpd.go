@@ -164,6 +164,12 @@ var (
 	errUnavailable  = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Mail for this domain cannot be accepted at the moment; try again later"}
 	errNoRecipients = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "No valid recipients"}
 	errReturnPath   = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "Invalid or expired forwarding return address"}
+	// RFC 6531 section 3.4 and RFC 6533: an address with non-ASCII characters needs the
+	// SMTPUTF8 parameter on MAIL FROM.
+	errSenderNeedsUTF8 = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7},
+		Message: "Non-ASCII sender address: add the SMTPUTF8 parameter to MAIL FROM to send from it"}
+	errRcptNeedsUTF8 = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7},
+		Message: "Non-ASCII recipient address: add the SMTPUTF8 parameter to MAIL FROM to send to it"}
 )
 
 // recipient is one accepted RCPT with where it goes.
@@ -185,16 +191,30 @@ type session struct {
 	from    string
 	hasFrom bool
 	size    int64
-	rcpts   []recipient
+	// utf8 is set when MAIL FROM carried SMTPUTF8: the envelope may hold internationalised
+	// addresses, and the header UTF-8 (RFC 6531, 6532).
+	utf8  bool
+	rcpts []recipient
 }
 
 func (s *session) Reset() {
-	s.from, s.hasFrom, s.size, s.rcpts = "", false, 0, nil
+	s.from, s.hasFrom, s.size, s.utf8, s.rcpts = "", false, 0, false, nil
+}
+
+// senderASCIIOK refuses a non-ASCII sender without SMTPUTF8.
+func senderASCIIOK(from string, opts *smtp.MailOptions) error {
+	if !directory.IsASCII(from) && (opts == nil || !opts.UTF8) {
+		return errSenderNeedsUTF8
+	}
+	return nil
 }
 
 func (s *session) Logout() error { return nil }
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if err := senderASCIIOK(from, opts); err != nil {
+		return err
+	}
 	if from != "" {
 		if _, err := directory.NormalizeAddress(from); err != nil {
 			return errBadSender
@@ -202,7 +222,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	s.from, s.hasFrom = from, true
 	if opts != nil {
-		s.size = opts.Size
+		s.size, s.utf8 = opts.Size, opts.UTF8
 	}
 	return nil
 }
@@ -213,6 +233,9 @@ func (s *session) rejectRcpt(reason string, err error) error {
 }
 
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if !s.utf8 && !directory.IsASCII(to) {
+		return s.rejectRcpt("needs_smtputf8", errRcptNeedsUTF8)
+	}
 	dir := s.cfg.Directory.Load()
 	if s.cfg.ReturnPaths != nil {
 		if orig, ours, err := s.cfg.ReturnPaths.Reverse(to); ours {
@@ -297,7 +320,16 @@ func (s *session) Data(r io.Reader) error {
 		}
 		msg = checked
 	}
-	return s.deliver(msg, "ESMTP", nil)
+	return s.deliver(msg, s.protocol(), nil)
+}
+
+// protocol is the Received field's "with" word before its S (TLS) and A (AUTH) suffixes:
+// RFC 6531 section 3.7.3 names SMTPUTF8 transactions UTF8SMTP.
+func (s *session) protocol() string {
+	if s.utf8 {
+		return "UTF8SMTP"
+	}
+	return "ESMTP"
 }
 
 // deliver stores msg for every accepted recipient and queues remote ones. check, when set,
@@ -481,6 +513,9 @@ func (s *submissionSession) Mail(from string, opts *smtp.MailOptions) error {
 	if s.user == nil {
 		return errAuthRequired
 	}
+	if err := senderASCIIOK(from, opts); err != nil {
+		return err
+	}
 	if from == "" || !s.cfg.Directory.Load().CanSendAs(s.user, from) {
 		return errNotYours
 	}
@@ -498,6 +533,9 @@ func (s *submissionSession) Mail(from string, opts *smtp.MailOptions) error {
 func (s *submissionSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if s.user == nil {
 		return errAuthRequired
+	}
+	if !s.utf8 && !directory.IsASCII(to) {
+		return s.rejectRcpt("needs_smtputf8", errRcptNeedsUTF8)
 	}
 	dir := s.cfg.Directory.Load()
 	res, err := dir.Resolve(to)
@@ -530,7 +568,7 @@ func (s *submissionSession) Data(r io.Reader) error {
 		return err
 	}
 	dir := s.cfg.Directory.Load()
-	return s.deliver(msg, "ESMTP", func(h mail.Header) error {
+	return s.deliver(msg, s.protocol(), func(h mail.Header) error {
 		from, err := h.AddressList("From")
 		if err != nil || len(from) == 0 {
 			return errHeaderFrom

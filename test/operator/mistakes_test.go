@@ -206,7 +206,7 @@ func TestConfigurationMistakesKeepMail(t *testing.T) {
 	ctx, c, ns := m.ctx, m.c, m.ns
 	domain := func(name, dom string) *mailv1alpha1.MailDomain {
 		return &mailv1alpha1.MailDomain{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-			Spec: mailv1alpha1.MailDomainSpec{Domain: mailv1alpha1.DomainName(dom), ClusterRef: mailv1alpha1.LocalObjectReference{Name: "mail"}}}
+			Spec: mailv1alpha1.MailDomainSpec{Domain: mailv1alpha1.MailDomainName(dom), ClusterRef: mailv1alpha1.LocalObjectReference{Name: "mail"}}}
 	}
 	for _, o := range []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
