@@ -45,6 +45,8 @@ func TestEndToEnd(t *testing.T) {
 		{"PodDeletionKeepsMail", s.podDeletion},
 		{"RollingUpdateLosesNothing", s.rollingUpdate},
 		{"DeletionPolicy", s.deletionPolicy},
+		{"LoadBalancerPending", s.loadBalancerPending},
+		{"HelmUpgradeHandsOver", s.helmUpgradeHandsOver},
 		{"HelmUninstall", s.helmUninstall},
 	}
 	for _, st := range steps {
