@@ -37,6 +37,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/srs"
 	"github.com/kubemail/kubemail/mailserver/store"
 	"github.com/kubemail/kubemail/mailserver/tlsconf"
+	"github.com/kubemail/kubemail/mailserver/writebatch"
 )
 
 // Server is a running mail server.
@@ -208,6 +209,9 @@ func (s *Server) listen(name string, l config.Listener, implicitTLS bool, busy s
 	ln = &limitedListener{Listener: ln, limiter: s.limiter, name: name, busy: busy,
 		active: s.metrics.ConnectionsActive.WithLabelValues(name), total: s.metrics.Connections.WithLabelValues(name),
 		refused: s.metrics.ConnectionsRejected}
+	// Below TLS, so that implicit TLS and STARTTLS alike send the replies to pipelined
+	// commands together.
+	ln = writebatch.Listener{Listener: ln}
 	if implicitTLS {
 		ln = tls.NewListener(ln, s.tls)
 	}
