@@ -206,9 +206,13 @@ func (s *Server) listen(name string, l config.Listener, implicitTLS bool, busy s
 			s.log.Warn("bad PROXY header", "listener", name, "remote", remote.String(), "err", err)
 		}})
 	}
-	ln = &limitedListener{Listener: ln, limiter: s.limiter, name: name, busy: busy,
+	limited := &limitedListener{Listener: ln, limiter: s.limiter, name: name, busy: busy,
 		active: s.metrics.ConnectionsActive.WithLabelValues(name), total: s.metrics.Connections.WithLabelValues(name),
 		refused: s.metrics.ConnectionsRejected}
+	if implicitTLS {
+		limited.tls = s.tls
+	}
+	ln = limited
 	// Below TLS, so that implicit TLS and STARTTLS alike send the replies to pipelined
 	// commands together.
 	ln = writebatch.Listener{Listener: ln}
