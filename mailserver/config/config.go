@@ -211,8 +211,9 @@ type Limits struct {
 }
 
 // LoginFailures tunes login throttling; zero values take the defaults of auth.LimiterConfig
-// (3 free failures, 1s doubling to 16s, refusal after 20 per address or 10 per account within
-// 15 minutes).
+// (3 free failures, 1s doubling to 16s, refusal after 20 per address, or 10 per account from
+// one address or from the addresses that have not logged in to it, within 15 minutes; an
+// address that logged in to an account stays known for it 720h).
 type LoginFailures struct {
 	FreeFailures       int      `json:"freeFailures,omitempty"`
 	BaseDelay          Duration `json:"baseDelay,omitempty"`
@@ -220,6 +221,7 @@ type LoginFailures struct {
 	MaxIPFailures      int      `json:"maxIPFailures,omitempty"`
 	MaxAccountFailures int      `json:"maxAccountFailures,omitempty"`
 	Window             Duration `json:"window,omitempty"`
+	KnownAddressFor    Duration `json:"knownAddressFor,omitempty"`
 }
 
 // Duration is a time.Duration written as "30s" or "5m".

@@ -90,11 +90,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	lf := cfg.Limits.LoginFailures
 	limiter := auth.NewLimiter(auth.LimiterConfig{FreeFailures: lf.FreeFailures, BaseDelay: lf.BaseDelay.Duration,
 		MaxDelay: lf.MaxDelay.Duration, MaxIPFailures: lf.MaxIPFailures, MaxAccountFailures: lf.MaxAccountFailures,
-		Window: lf.Window.Duration})
+		Window: lf.Window.Duration, KnownFor: lf.KnownAddressFor.Duration})
 	if s.auth, err = login.New(&s.dir, limiter, s.metrics); err != nil {
 		s.Close()
 		return nil, err
 	}
+	s.auth.SetLog(log)
 	if err := s.startOutbound(); err != nil {
 		s.Close()
 		return nil, err
