@@ -108,6 +108,10 @@ type Inbound struct {
 	// DMARCReject refuses with 550 5.7.1 a message that fails DMARC when its From domain
 	// publishes p=reject (default true).
 	DMARCReject *bool `json:"dmarcReject,omitempty"`
+	// DNSBudget bounds the time all DNS lookups of one message's checks may take together
+	// (default 5s); what is unanswered by then is a temporary error in the results, and the
+	// message is accepted without DMARC's policy applied.
+	DNSBudget Duration `json:"dnsBudget,omitzero"`
 }
 
 // ChecksEnabled reports whether the inbound checks run.
@@ -340,6 +344,9 @@ func (c *Config) Validate() error {
 	}
 	if n := c.Limits.MaxMessagesPerHour; n < 0 {
 		errs = append(errs, fmt.Errorf("limits.maxMessagesPerHour: %d must not be negative (0 means no limit)", n))
+	}
+	if d := c.Inbound.DNSBudget.Duration; d < 0 {
+		errs = append(errs, fmt.Errorf("inbound.dnsBudget: %s must not be negative (0 means the default, 5s)", d))
 	}
 	errs = append(errs, c.validateOutbound()...)
 	return errors.Join(errs...)
