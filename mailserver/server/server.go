@@ -216,7 +216,7 @@ func (s *Server) listen(name string, l config.Listener, implicitTLS bool, busy s
 	ln = limited
 	// Below TLS, so that implicit TLS and STARTTLS alike send the replies to pipelined
 	// commands together.
-	ln = writebatch.Listener{Listener: ln}
+	ln = writebatch.Listener{Listener: ln, FlushTimeout: s.cfg.Limits.WriteTimeout.Duration}
 	if implicitTLS {
 		ln = tls.NewListener(ln, s.tls)
 	}

@@ -10,6 +10,7 @@ package writebatch
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,8 +18,11 @@ import (
 // answer (a big FETCH, a RETR) streams instead of piling up.
 const MaxBuffered = 16 << 10
 
-// closeFlushTimeout bounds sending what is held when a connection closes, for a peer that has
-// stopped reading.
+// DefaultFlushTimeout bounds sending what is held at a Read, for a peer that has stopped
+// reading; see Conn.FlushTimeout.
+const DefaultFlushTimeout = time.Minute
+
+// closeFlushTimeout bounds sending what is held when a connection closes.
 const closeFlushTimeout = 5 * time.Second
 
 // bufPool keeps held bytes off idle connections: a connection has a buffer only between a
@@ -30,19 +34,46 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, MaxBuffered); ret
 // another goroutine) go out at once.
 type Conn struct {
 	net.Conn
+	// FlushTimeout bounds sending what is held at a Read. The session's own write deadline
+	// covered its writes when they were made; the protocol libraries clear it once a reply is
+	// in their buffers, and a peer that stops reading must not hold the session forever.
+	FlushTimeout time.Duration
 
 	mu      sync.Mutex
 	buf     *[]byte // nil when nothing is held
 	reading int
+	// writeDeadline is the last write deadline the session set (UnixNano, 0 for none), put
+	// back after a flush that used its own.
+	writeDeadline atomic.Int64
 }
 
 // New wraps c.
-func New(c net.Conn) *Conn { return &Conn{Conn: c} }
+func New(c net.Conn) *Conn { return &Conn{Conn: c, FlushTimeout: DefaultFlushTimeout} }
+
+// SetDeadline records the write deadline and sets both.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.recordWriteDeadline(t)
+	return c.Conn.SetDeadline(t)
+}
+
+// SetWriteDeadline records the write deadline and sets it.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.recordWriteDeadline(t)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *Conn) recordWriteDeadline(t time.Time) {
+	if t.IsZero() {
+		c.writeDeadline.Store(0)
+		return
+	}
+	c.writeDeadline.Store(t.UnixNano())
+}
 
 // Read sends what is held, then reads.
 func (c *Conn) Read(p []byte) (int, error) {
 	c.mu.Lock()
-	if err := c.flushLocked(); err != nil {
+	if err := c.flushHeldLocked(c.FlushTimeout); err != nil {
 		c.mu.Unlock()
 		return 0, err
 	}
@@ -77,10 +108,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 // a peer that does not read, it closes at once, which ends that write.
 func (c *Conn) Close() error {
 	if c.mu.TryLock() {
-		if c.held() > 0 {
-			c.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
-			c.flushLocked()
-		}
+		c.flushHeldLocked(closeFlushTimeout)
 		c.mu.Unlock()
 	}
 	return c.Conn.Close()
@@ -100,6 +128,21 @@ func (c *Conn) held() int {
 	return len(*c.buf)
 }
 
+// flushHeldLocked sends what is held under a deadline of its own, then puts the session's back.
+func (c *Conn) flushHeldLocked(timeout time.Duration) error {
+	if c.buf == nil {
+		return nil
+	}
+	c.Conn.SetWriteDeadline(time.Now().Add(timeout))
+	err := c.flushLocked()
+	var restore time.Time
+	if ns := c.writeDeadline.Load(); ns != 0 {
+		restore = time.Unix(0, ns)
+	}
+	c.Conn.SetWriteDeadline(restore)
+	return err
+}
+
 func (c *Conn) flushLocked() error {
 	if c.buf == nil {
 		return nil
@@ -113,7 +156,11 @@ func (c *Conn) flushLocked() error {
 }
 
 // Listener wraps every accepted connection in a Conn.
-type Listener struct{ net.Listener }
+type Listener struct {
+	net.Listener
+	// FlushTimeout is the connections' Conn.FlushTimeout; 0 means DefaultFlushTimeout.
+	FlushTimeout time.Duration
+}
 
 // Accept returns the next connection, wrapped.
 func (l Listener) Accept() (net.Conn, error) {
@@ -121,5 +168,9 @@ func (l Listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(c), nil
+	wc := New(c)
+	if l.FlushTimeout > 0 {
+		wc.FlushTimeout = l.FlushTimeout
+	}
+	return wc, nil
 }

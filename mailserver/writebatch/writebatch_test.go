@@ -2,8 +2,10 @@ package writebatch
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -149,5 +151,39 @@ func TestLongAnswersStream(t *testing.T) {
 	}
 	if n := counted.count(); n < 2 {
 		t.Errorf("%d bytes reached the network in %d writes: held beyond MaxBuffered", 3*MaxBuffered, n)
+	}
+}
+
+// A peer that pipelines and never reads fills the socket; the replies held for it must not
+// keep the session's next Read waiting forever once the session has cleared its deadline.
+func TestHeldRepliesToAPeerThatDoesNotReadTimeOut(t *testing.T) {
+	server, counted, client := pair(t)
+	// Fixed small socket buffers: no autotuning makes room while the test fills them.
+	counted.Conn.(*net.TCPConn).SetWriteBuffer(4096)
+	client.(*net.TCPConn).SetReadBuffer(4096)
+	server.FlushTimeout = 200 * time.Millisecond
+	chunk := []byte(strings.Repeat("x", MaxBuffered+1)) // larger than held: goes out at once
+	server.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	for {
+		if _, err := server.Write(chunk); err != nil {
+			break // the socket buffers are full
+		}
+	}
+	server.SetWriteDeadline(time.Time{}) // as go-imap does once a reply is in its buffer
+	server.Write(chunk[:MaxBuffered])    // held: more than a full socket takes
+	done := make(chan error, 1)
+	go func() {
+		_, err := server.Read(make([]byte, 64))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		// The read deadline of pair is 30s away: the error must be the flush's.
+		var oe *net.OpError
+		if !errors.As(err, &oe) || oe.Op != "write" || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("Read: %v, want the held replies' write to time out", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Read still waiting to send held replies to a peer that does not read")
 	}
 }
