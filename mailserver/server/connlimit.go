@@ -51,6 +51,13 @@ func (l *connLimiter) release(ip netip.Addr) {
 // so refused clients cannot hold their sockets long.
 const refusalTimeout = 5 * time.Second
 
+// maxRefusalHandshakes bounds the TLS handshakes run at once only to refuse connections: a
+// flood of connections over the limits must not buy itself the server's CPU. Beyond it a
+// refused client of an implicit-TLS listener is disconnected without a word.
+const maxRefusalHandshakes = 16
+
+var refusalHandshakes = make(chan struct{}, maxRefusalHandshakes)
+
 // limitedListener admits connections through a connLimiter. The check runs on the connection's
 // first Read or Write — in the serving goroutine, after any PROXY header has given the real
 // client address — so a slow client never holds up Accept. A refused client gets the
@@ -111,6 +118,12 @@ func (c *limitedConn) refuse() {
 	c.Conn.SetDeadline(time.Now().Add(refusalTimeout))
 	if c.l.tls == nil {
 		c.Conn.Write([]byte(c.l.busy))
+		return
+	}
+	select {
+	case refusalHandshakes <- struct{}{}:
+		defer func() { <-refusalHandshakes }()
+	default:
 		return
 	}
 	tc := tls.Server(c.Conn, c.l.tls)
