@@ -107,22 +107,9 @@ func (c *Checker) Check(ctx context.Context, in Input) Verdict {
 	var v Verdict
 	from, hasFrom := singleFromDomain(in.Message)
 	v.FromDomain = from
-	var l lookups
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		l.spf, _ = spf.CheckHostWithSender(in.IP, helo, spfSender, spf.WithResolver(c.Resolver), spf.WithContext(ctx))
-	})
-	wg.Go(func() {
-		l.verifs, _ = msgdkim.VerifyWithOptions(bytes.NewReader(in.Message), &msgdkim.VerifyOptions{
-			LookupTXT: func(name string) ([]string, error) { return c.Resolver.LookupTXT(ctx, name) }, MaxVerifications: 5})
-	})
-	if hasFrom {
-		wg.Go(func() { l.dmarc = c.lookupDMARC(ctx, from) })
-	}
-	wg.Wait()
-	v.OutOfTime = ctx.Err() != nil
-	outOfTime := ""
-	if v.OutOfTime {
+	l := c.lookUp(ctx, in, helo, spfSender, from)
+	outOfTime := "" // the reason given for temporary errors once the budget is spent
+	if ctx.Err() != nil {
 		outOfTime = fmt.Sprintf("DNS lookups unfinished after %s", budget)
 	}
 
@@ -142,7 +129,27 @@ func (c *Checker) Check(ctx context.Context, in Input) Verdict {
 	results = append(results, dr)
 	v.DMARC = string(dr.Value)
 	v.Field = formatField(c.Hostname, results)
+	v.OutOfTime = outOfTime != "" && strings.Contains(v.Summary(), string(authres.ResultTempError))
 	return v
+}
+
+// lookUp runs the SPF check, the DKIM verifications and the DMARC record lookup (when there is
+// a From domain) side by side: none of them needs another's answers.
+func (c *Checker) lookUp(ctx context.Context, in Input, helo, spfSender, from string) lookups {
+	var l lookups
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		l.spf, _ = spf.CheckHostWithSender(in.IP, helo, spfSender, spf.WithResolver(c.Resolver), spf.WithContext(ctx))
+	})
+	wg.Go(func() {
+		l.verifs, _ = msgdkim.VerifyWithOptions(bytes.NewReader(in.Message), &msgdkim.VerifyOptions{
+			LookupTXT: func(name string) ([]string, error) { return c.Resolver.LookupTXT(ctx, name) }, MaxVerifications: 5})
+	})
+	if from != "" {
+		wg.Go(func() { l.dmarc = c.lookupDMARC(ctx, from) })
+	}
+	wg.Wait()
+	return l
 }
 
 func (c *Checker) spfResult(res spf.Result, mailFrom, helo, outOfTime string, v *Verdict) *authres.SPFResult {
