@@ -195,19 +195,43 @@ func imapNoops(addr string, useTLS bool, n int) (time.Duration, error) {
 }
 
 func pop3Noops(addr string, n int) (time.Duration, error) {
-	c, err := dial(addr, true)
+	c, br, err := pop3Login(addr)
 	if err != nil {
 		return 0, err
 	}
 	defer c.Close()
-	br := bufio.NewReader(c)
-	fmt.Fprintf(c, "USER %s\r\nPASS %s\r\n", user, password)
-	for _, want := range []string{"+OK", "+OK", "+OK"} {
-		if err := expect(br, want); err != nil {
-			return 0, fmt.Errorf("logging in: %w", err)
+	d, err := pipelined(c, br, "NOOP\r\n", n, func(l string) bool { return strings.HasPrefix(l, "+OK") })
+	fmt.Fprintf(c, "QUIT\r\n")
+	expect(br, "+OK")
+	return d, err
+}
+
+// pop3Login logs in over POP3S, waiting while the previous run's session still holds the
+// maildrop (the server releases it just after its answer to QUIT).
+func pop3Login(addr string) (net.Conn, *bufio.Reader, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := dial(addr, true)
+		if err != nil {
+			return nil, nil, err
 		}
+		br := bufio.NewReader(c)
+		fmt.Fprintf(c, "USER %s\r\nPASS %s\r\n", user, password)
+		err = expect(br, "+OK") // greeting
+		if err == nil {
+			err = expect(br, "+OK") // USER
+		}
+		if err == nil {
+			if err = expect(br, "+OK"); err == nil {
+				return c, br, nil
+			}
+		}
+		c.Close()
+		if !strings.Contains(err.Error(), "IN-USE") || time.Now().After(deadline) {
+			return nil, nil, fmt.Errorf("logging in: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return pipelined(c, br, "NOOP\r\n", n, func(l string) bool { return strings.HasPrefix(l, "+OK") })
 }
 
 func smtpRsets(addr string, useTLS bool, n int) (time.Duration, error) {
