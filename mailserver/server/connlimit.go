@@ -14,13 +14,17 @@ import (
 type connLimiter struct {
 	maxTotal, maxPerIP int
 
+	// refusing holds a token per TLS handshake run only to refuse a connection.
+	refusing chan struct{}
+
 	mu    sync.Mutex
 	total int
 	perIP map[netip.Addr]int
 }
 
 func newConnLimiter(maxTotal, maxPerIP int) *connLimiter {
-	return &connLimiter{maxTotal: maxTotal, maxPerIP: maxPerIP, perIP: map[netip.Addr]int{}}
+	return &connLimiter{maxTotal: maxTotal, maxPerIP: maxPerIP, perIP: map[netip.Addr]int{},
+		refusing: make(chan struct{}, maxRefusalHandshakes)}
 }
 
 // acquire reserves a slot for ip and says why not when it can't.
@@ -55,8 +59,6 @@ const refusalTimeout = 5 * time.Second
 // flood of connections over the limits must not buy itself the server's CPU. Beyond it a
 // refused client of an implicit-TLS listener is disconnected without a word.
 const maxRefusalHandshakes = 16
-
-var refusalHandshakes = make(chan struct{}, maxRefusalHandshakes)
 
 // limitedListener admits connections through a connLimiter. The check runs on the connection's
 // first Read or Write — in the serving goroutine, after any PROXY header has given the real
@@ -121,8 +123,8 @@ func (c *limitedConn) refuse() {
 		return
 	}
 	select {
-	case refusalHandshakes <- struct{}{}:
-		defer func() { <-refusalHandshakes }()
+	case c.l.limiter.refusing <- struct{}{}:
+		defer func() { <-c.l.limiter.refusing }()
 	default:
 		return
 	}
