@@ -25,15 +25,21 @@ type LimiterConfig struct {
 	// MaxIPFailures is how many recent failures from one client address, or IPv6 /64, make
 	// Check refuse it (20).
 	MaxIPFailures int
-	// MaxAccountFailures is how many recent failures for one account, from any address, make
-	// Check refuse that account (10). This stops slow distributed guessing, at the price that
-	// such an attack also locks the real user out until the Window passes.
+	// MaxAccountFailures is how many recent failures for one account make Check refuse it
+	// (10), counted twice: from each address on its own, and from all the addresses that have
+	// not logged in to the account before together. The second count stops slow distributed
+	// guessing; since it leaves out the addresses the owner has logged in from, the guessing
+	// cannot lock the owner out.
 	MaxAccountFailures int
 	// Window is how long a quiet address or account keeps its failure count: the count is
 	// forgotten once Window passes without a new failure (15m).
 	Window time.Duration
-	// MaxEntries bounds the addresses and the accounts tracked, each; beyond it the entries
-	// with the oldest failure are dropped (65536, a few MiB).
+	// KnownFor is how long after its last successful login to an account an address counts as
+	// one the account's owner uses (720h).
+	KnownFor time.Duration
+	// MaxEntries bounds the addresses, the accounts, the (address, account) pairs and the
+	// known pairs tracked, each; beyond it the entries with the oldest failure (or success)
+	// are dropped (65536, a few MiB each).
 	MaxEntries int
 	// Now is the clock (time.Now); tests inject their own.
 	Now func() time.Time
@@ -56,6 +62,7 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 	def(&c.MaxIPFailures, 20)
 	def(&c.MaxAccountFailures, 10)
 	defDur(&c.Window, 15*time.Minute)
+	defDur(&c.KnownFor, 30*24*time.Hour)
 	def(&c.MaxEntries, 65536)
 	if c.Now == nil {
 		c.Now = time.Now
@@ -63,22 +70,32 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 	return c
 }
 
-// Limiter slows down and then refuses logins from client addresses and for accounts with many
-// recent failures. A login attempt for an account that does not exist must be reported exactly
+// Scopes of throttling, as Verdict and Failure report them.
+const (
+	ScopeAddress = "address" // all failures from one client address
+	ScopePair    = "pair"    // failures from one address for one account
+	ScopeAccount = "account" // failures for one account from addresses it has not logged in from
+)
+
+// Limiter slows down and then refuses logins with many recent failures, counted per client
+// address, per (address, account) pair, and per account over the addresses that have never
+// logged in to it. A login attempt for an account that does not exist must be reported exactly
 // like a wrong password, so neither the delay nor the refusal tells a client which accounts
-// exist. Safe for concurrent use.
+// exist. Safe for concurrent use. Counts live in memory: each server process keeps its own.
 //
 // Use:
 //
-//	delay, err := l.Check(ip, user)
-//	// wait delay, then answer; if err != nil, refuse without verifying
+//	v := l.Decide(ip, user)
+//	// wait v.Delay, then answer; if v.Refused, refuse without verifying
 //	if ok { l.Success(ip, user) } else { l.Failure(ip, user) }
 type Limiter struct {
 	cfg LimiterConfig
 
 	mu       sync.Mutex
 	ips      failureTable[netip.Addr]
-	accounts failureTable[[sha256.Size]byte]
+	pairs    failureTable[[sha256.Size]byte]
+	accounts failureTable[[sha256.Size]byte] // failures from addresses not known for the account
+	known    failureTable[[sha256.Size]byte] // pairs with a successful login within KnownFor
 }
 
 // NewLimiter returns a Limiter with cfg, zero fields defaulted.
@@ -87,30 +104,79 @@ func NewLimiter(cfg LimiterConfig) *Limiter {
 	return &Limiter{
 		cfg:      cfg,
 		ips:      newFailureTable[netip.Addr](cfg.MaxEntries),
+		pairs:    newFailureTable[[sha256.Size]byte](cfg.MaxEntries),
 		accounts: newFailureTable[[sha256.Size]byte](cfg.MaxEntries),
+		known:    newFailureTable[[sha256.Size]byte](cfg.MaxEntries),
 	}
 }
 
-// Check is called before verifying a login. delay is how long the caller should wait before
-// answering, whatever the outcome; it is zero for the first FreeFailures recent failures of the
-// address and the account and then doubles per failure up to MaxDelay. err is
-// ErrTooManyFailures when the address or the account is over its limit: refuse the login
-// without verifying the password, and do not report it with Failure, so that a refused client
-// hammering away does not extend the lockout of the account it targets.
-func (l *Limiter) Check(ip netip.Addr, account string) (time.Duration, error) {
+// Verdict is what the Limiter decided about one login attempt.
+type Verdict struct {
+	// Delay is how long to wait before answering, whatever the outcome.
+	Delay time.Duration
+	// Refused: refuse the login without verifying the password.
+	Refused bool
+	// Scope is the count that set the delay or the refusal (ScopeAddress, ScopePair,
+	// ScopeAccount); empty when the attempt is neither slowed nor refused.
+	Scope string
+}
+
+// Decide is called before verifying a login. The delay is zero for the first FreeFailures
+// recent failures of each count and then doubles per failure up to MaxDelay. A refused attempt
+// must not be reported with Failure, so that a refused client hammering away does not extend
+// the lockout it is under.
+func (l *Limiter) Decide(ip netip.Addr, account string) Verdict {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.cfg.Now()
-	ipFailures := l.ips.count(ipKey(ip), now, l.cfg.Window)
-	accountFailures := 0
-	if account != "" {
-		accountFailures = l.accounts.count(accountKey(account), now, l.cfg.Window)
+	var v Verdict
+	worst := 0
+	for _, c := range l.tallies(ip, account) {
+		if c.n >= c.max && !v.Refused {
+			v.Refused, v.Scope = true, c.scope
+		}
+		if c.n > worst {
+			worst = c.n
+			if !v.Refused {
+				v.Scope = c.scope
+			}
+		}
 	}
-	delay := l.delay(max(ipFailures, accountFailures))
-	if ipFailures >= l.cfg.MaxIPFailures || accountFailures >= l.cfg.MaxAccountFailures {
-		return delay, ErrTooManyFailures
+	v.Delay = l.delay(worst)
+	if v.Delay == 0 && !v.Refused {
+		v.Scope = ""
 	}
-	return delay, nil
+	return v
+}
+
+// tally is one count that applies to a login attempt, and its limit.
+type tally struct {
+	scope  string
+	n, max int
+}
+
+// tallies are the counts that apply to a login attempt from ip for account: the account-wide
+// one only when ip has not logged in to the account before.
+func (l *Limiter) tallies(ip netip.Addr, account string) []tally {
+	now, w := l.cfg.Now(), l.cfg.Window
+	out := []tally{{ScopeAddress, l.ips.count(ipKey(ip), now, w), l.cfg.MaxIPFailures}}
+	if account == "" {
+		return out
+	}
+	pk := pairKey(ip, account)
+	out = append(out, tally{ScopePair, l.pairs.count(pk, now, w), l.cfg.MaxAccountFailures})
+	if l.known.count(pk, now, l.cfg.KnownFor) == 0 {
+		out = append(out, tally{ScopeAccount, l.accounts.count(accountKey(account), now, w), l.cfg.MaxAccountFailures})
+	}
+	return out
+}
+
+// Check is Decide with the refusal as ErrTooManyFailures.
+func (l *Limiter) Check(ip netip.Addr, account string) (time.Duration, error) {
+	v := l.Decide(ip, account)
+	if v.Refused {
+		return v.Delay, ErrTooManyFailures
+	}
+	return v.Delay, nil
 }
 
 func (l *Limiter) delay(failures int) time.Duration {
@@ -125,20 +191,34 @@ func (l *Limiter) delay(failures int) time.Duration {
 }
 
 // Failure records a failed login: wrong password or unknown account alike. An empty account
-// (the client never named one) counts against the address only.
-func (l *Limiter) Failure(ip netip.Addr, account string) {
+// (the client never named one) counts against the address only. It returns the scopes whose
+// next attempt this failure made the first to be slowed, so that each throttled source is
+// logged once.
+func (l *Limiter) Failure(ip netip.Addr, account string) (nowThrottled []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.cfg.Now()
-	l.ips.add(ipKey(ip), now, l.cfg.Window)
-	if account != "" {
-		l.accounts.add(accountKey(account), now, l.cfg.Window)
+	now, w := l.cfg.Now(), l.cfg.Window
+	add := func(scope string, n int) {
+		if n == l.cfg.FreeFailures {
+			nowThrottled = append(nowThrottled, scope)
+		}
 	}
+	add(ScopeAddress, l.ips.add(ipKey(ip), now, w))
+	if account == "" {
+		return nowThrottled
+	}
+	pk := pairKey(ip, account)
+	add(ScopePair, l.pairs.add(pk, now, w))
+	if l.known.count(pk, now, l.cfg.KnownFor) == 0 {
+		add(ScopeAccount, l.accounts.add(accountKey(account), now, w))
+	}
+	return nowThrottled
 }
 
-// Success records a successful login. It clears the account's failures and takes the same
-// number off the address. It does not clear the address: an attacker holding one valid account
-// could otherwise log into it between guesses at other accounts and never be refused.
+// Success records a successful login: the address becomes known for the account, and the
+// failures from this address for this account are forgiven wherever they were counted. It
+// does not clear the address's other failures: an attacker holding one valid account could
+// otherwise log into it between guesses at other accounts and never be refused.
 func (l *Limiter) Success(ip netip.Addr, account string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -146,8 +226,13 @@ func (l *Limiter) Success(ip netip.Addr, account string) {
 		return
 	}
 	now := l.cfg.Now()
-	n := l.accounts.remove(accountKey(account), now, l.cfg.Window)
+	pk := pairKey(ip, account)
+	n := l.pairs.remove(pk, now, l.cfg.Window)
 	l.ips.subtract(ipKey(ip), n)
+	if l.known.count(pk, now, l.cfg.KnownFor) == 0 {
+		l.accounts.subtract(accountKey(account), n)
+	}
+	l.known.add(pk, now, l.cfg.KnownFor)
 }
 
 // ipKey groups addresses the way one client holds them: an IPv4 address alone (also when
@@ -167,6 +252,12 @@ func ipKey(ip netip.Addr) netip.Addr {
 // case-insensitively by the directory.
 func accountKey(account string) [sha256.Size]byte {
 	return sha256.Sum256([]byte(strings.ToLower(account)))
+}
+
+// pairKey keys an (address, account) pair the same way.
+func pairKey(ip netip.Addr, account string) [sha256.Size]byte {
+	b, _ := ipKey(ip).MarshalBinary()
+	return sha256.Sum256(append(append(b, 0), strings.ToLower(account)...))
 }
 
 // failureTable counts recent failures per key, forgetting a key after a quiet window and
@@ -200,7 +291,8 @@ func (t *failureTable[K]) count(k K, now time.Time, window time.Duration) int {
 	return e.n
 }
 
-func (t *failureTable[K]) add(k K, now time.Time, window time.Duration) {
+// add counts one failure of k and returns its count within window.
+func (t *failureTable[K]) add(k K, now time.Time, window time.Duration) int {
 	t.expire(now, window)
 	if el, ok := t.entries[k]; ok {
 		e := el.Value.(*failureEntry[K])
@@ -210,12 +302,13 @@ func (t *failureTable[K]) add(k K, now time.Time, window time.Duration) {
 		e.n++
 		e.last = now
 		t.order.MoveToFront(el)
-		return
+		return e.n
 	}
 	for len(t.entries) >= t.max {
 		t.drop(t.order.Back())
 	}
 	t.entries[k] = t.order.PushFront(&failureEntry[K]{key: k, n: 1, last: now})
+	return 1
 }
 
 // remove forgets k and returns the failures it had within window.

@@ -250,3 +250,78 @@ func TestLimiterConcurrent(t *testing.T) {
 		t.Errorf("tables grew past MaxEntries: %d addresses, %d accounts", len(l.ips.entries), len(l.accounts.entries))
 	}
 }
+
+// Anyone who knows an address can fail logins for it; the owner, from an address that has
+// logged in before, must still get in at once.
+func TestLimiterGuessingDoesNotLockOutTheOwner(t *testing.T) {
+	l, clock := newTestLimiter(LimiterConfig{})
+	ip3 := netip.MustParseAddr("192.0.2.3")
+	l.Success(ip2, "alice@example.com") // the owner's phone, last week
+	clock.advance(7 * 24 * time.Hour)
+	for range 30 {
+		if v := l.Decide(ip1, "alice@example.com"); !v.Refused {
+			l.Failure(ip1, "alice@example.com")
+		}
+	}
+	if v := l.Decide(ip2, "Alice@example.com"); v.Refused || v.Delay != 0 {
+		t.Errorf("the owner's known address: %+v, want neither slowed nor refused", v)
+	}
+	if v := l.Decide(ip1, "alice@example.com"); !v.Refused || v.Delay != 16*time.Second {
+		t.Errorf("the guessing address: %+v, want refused after the longest delay", v)
+	}
+	// Refused attempts are not failures: 10 were counted, under the address's limit of 20.
+	if v := l.Decide(ip1, "bob@example.com"); v.Refused || v.Scope != ScopeAddress {
+		t.Errorf("the guessing address, another account: %+v, want slowed, not refused", v)
+	}
+	if v := l.Decide(ip3, "alice@example.com"); !v.Refused || v.Scope != ScopeAccount {
+		t.Errorf("an address alice never logged in from: %+v, want refused for the account", v)
+	}
+	// The owner's own typos from a known address do not count against the account.
+	for range 3 {
+		l.Failure(ip2, "alice@example.com")
+	}
+	l.Success(ip2, "alice@example.com")
+	if v := l.Decide(ip2, "alice@example.com"); v.Refused || v.Delay != 0 {
+		t.Errorf("the owner after typos and a success: %+v", v)
+	}
+	// A known address is forgotten KnownFor after its last success.
+	clock.advance(30*24*time.Hour + time.Minute)
+	for range 10 {
+		l.Failure(ip1, "alice@example.com")
+	}
+	if v := l.Decide(ip2, "alice@example.com"); !v.Refused || v.Scope != ScopeAccount {
+		t.Errorf("an address last used 30 days ago during a new attack: %+v, want refused for the account", v)
+	}
+}
+
+func TestLimiterPairRefusedBeforeAddress(t *testing.T) {
+	l, _ := newTestLimiter(LimiterConfig{})
+	l.Success(ip1, "alice@example.com")
+	for range 10 {
+		l.Failure(ip1, "alice@example.com")
+	}
+	// A known address that keeps failing for one account is refused for it ...
+	if v := l.Decide(ip1, "alice@example.com"); !v.Refused || v.Scope != ScopePair {
+		t.Errorf("10 failures from a known address: %+v, want the pair refused", v)
+	}
+	// ... slowed for the others, by the address's count, but not refused.
+	if v := l.Decide(ip1, "bob@example.com"); v.Refused || v.Scope != ScopeAddress || v.Delay != 16*time.Second {
+		t.Errorf("the same address, another account: %+v, want slowed by the address's count", v)
+	}
+	// Failures from a known address are not the account's: other addresses are not slowed.
+	if v := l.Decide(ip2, "alice@example.com"); v.Refused || v.Delay != 0 {
+		t.Errorf("another address: %+v", v)
+	}
+}
+
+func TestLimiterReportsEachThrottledSourceOnce(t *testing.T) {
+	l, _ := newTestLimiter(LimiterConfig{FreeFailures: 2})
+	var got [][]string
+	for range 6 {
+		got = append(got, l.Failure(ip1, "alice@example.com"))
+	}
+	want := fmt.Sprint([][]string{nil, {ScopeAddress, ScopePair, ScopeAccount}, nil, nil, nil, nil})
+	if fmt.Sprint(got) != want {
+		t.Errorf("newly throttled scopes per failure: %v, want %v", got, want)
+	}
+}

@@ -108,6 +108,10 @@ type Inbound struct {
 	// DMARCReject refuses with 550 5.7.1 a message that fails DMARC when its From domain
 	// publishes p=reject (default true).
 	DMARCReject *bool `json:"dmarcReject,omitempty"`
+	// DNSBudget bounds the time all DNS lookups of one message's checks may take together
+	// (default 5s); what is unanswered by then is a temporary error in the results, and the
+	// message is accepted without DMARC's policy applied.
+	DNSBudget Duration `json:"dnsBudget,omitzero"`
 }
 
 // ChecksEnabled reports whether the inbound checks run.
@@ -211,8 +215,9 @@ type Limits struct {
 }
 
 // LoginFailures tunes login throttling; zero values take the defaults of auth.LimiterConfig
-// (3 free failures, 1s doubling to 16s, refusal after 20 per address or 10 per account within
-// 15 minutes).
+// (3 free failures, 1s doubling to 16s, refusal after 20 per address, or 10 per account from
+// one address or from the addresses that have not logged in to it, within 15 minutes; an
+// address that logged in to an account stays known for it 720h).
 type LoginFailures struct {
 	FreeFailures       int      `json:"freeFailures,omitempty"`
 	BaseDelay          Duration `json:"baseDelay,omitempty"`
@@ -220,6 +225,7 @@ type LoginFailures struct {
 	MaxIPFailures      int      `json:"maxIPFailures,omitempty"`
 	MaxAccountFailures int      `json:"maxAccountFailures,omitempty"`
 	Window             Duration `json:"window,omitempty"`
+	KnownAddressFor    Duration `json:"knownAddressFor,omitempty"`
 }
 
 // Duration is a time.Duration written as "30s" or "5m".
@@ -338,6 +344,9 @@ func (c *Config) Validate() error {
 	}
 	if n := c.Limits.MaxMessagesPerHour; n < 0 {
 		errs = append(errs, fmt.Errorf("limits.maxMessagesPerHour: %d must not be negative (0 means no limit)", n))
+	}
+	if d := c.Inbound.DNSBudget.Duration; d < 0 {
+		errs = append(errs, fmt.Errorf("inbound.dnsBudget: %s must not be negative (0 means the default, 5s)", d))
 	}
 	errs = append(errs, c.validateOutbound()...)
 	return errors.Join(errs...)

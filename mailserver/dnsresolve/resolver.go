@@ -23,6 +23,7 @@ type Resolver struct {
 	servers  []string
 	udp, tcp *dns.Client
 	attempts int
+	cache    *cache
 }
 
 // New returns a resolver for addr ("127.0.0.1:5353", "10.0.0.10", "[::1]:53"); an empty addr
@@ -45,7 +46,7 @@ func New(addr string) (*Resolver, error) {
 		}
 	}
 	const timeout = 3 * time.Second
-	return &Resolver{servers: servers, attempts: 2,
+	return &Resolver{servers: servers, attempts: 2, cache: newCache(),
 		udp: &dns.Client{Net: "udp", Timeout: timeout, UDPSize: 4096},
 		tcp: &dns.Client{Net: "tcp", Timeout: timeout}}, nil
 }
@@ -53,13 +54,30 @@ func New(addr string) (*Resolver, error) {
 // Servers are the addresses asked, in order.
 func (r *Resolver) Servers() []string { return r.servers }
 
-// query asks the servers in turn until one gives an authoritative-enough answer: NOERROR or
-// NXDOMAIN. Other outcomes become temporary errors.
+// query answers from the cache, or asks the servers and keeps what they say for its TTL.
+// The answer returned must not be modified.
 func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
 	ascii, err := toASCII(name)
 	if err != nil {
 		return nil, &net.DNSError{Err: "invalid domain name", Name: name, IsNotFound: true}
 	}
+	key := keyOf(ascii, qtype)
+	resp := r.cache.get(key)
+	if resp == nil {
+		if resp, err = r.ask(ctx, name, ascii, qtype); err != nil {
+			return nil, err
+		}
+		r.cache.put(key, resp)
+	}
+	if resp.Rcode == dns.RcodeNameError {
+		return nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+	}
+	return resp, nil
+}
+
+// ask asks the servers in turn until one gives an authoritative-enough answer: NOERROR or
+// NXDOMAIN. Other outcomes become temporary errors.
+func (r *Resolver) ask(ctx context.Context, name, ascii string, qtype uint16) (*dns.Msg, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(ascii), qtype)
 	m.RecursionDesired = true
@@ -81,10 +99,8 @@ func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (*dns.M
 				continue
 			}
 			switch resp.Rcode {
-			case dns.RcodeSuccess:
+			case dns.RcodeSuccess, dns.RcodeNameError:
 				return resp, nil
-			case dns.RcodeNameError:
-				return nil, &net.DNSError{Err: "no such host", Name: name, Server: server, IsNotFound: true}
 			default:
 				last = &net.DNSError{Err: "server answered " + dns.RcodeToString[resp.Rcode], Name: name, Server: server, IsTemporary: true}
 			}

@@ -97,3 +97,28 @@ func TestUnreachableServerIsTemporary(t *testing.T) {
 		t.Fatalf("unreachable server: %+v", de)
 	}
 }
+
+func TestAnswersAreKeptForTheirTTLAndFailuresNot(t *testing.T) {
+	srv, r := setup(t)
+	if err := srv.Add("kept.test. 300 TXT \"v=spf1 -all\"", "flaky.test. 300 TXT \"v=spf1 -all\""); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for range 3 {
+		if txt, err := r.LookupTXT(ctx, "Kept.Test."); err != nil || len(txt) != 1 {
+			t.Fatalf("kept.test: %v %v", txt, err)
+		}
+	}
+	if n := srv.Queries(); n != 1 {
+		t.Errorf("three lookups of a record with a TTL of 300 asked the server %d times, want 1", n)
+	}
+
+	srv.Fail("flaky.test", true)
+	if _, err := r.LookupTXT(ctx, "flaky.test"); err == nil {
+		t.Fatal("SERVFAIL: want an error")
+	}
+	srv.Fail("flaky.test", false)
+	if txt, err := r.LookupTXT(ctx, "flaky.test"); err != nil || len(txt) != 1 {
+		t.Errorf("after the failure was fixed: %v %v; a failure must not be kept", txt, err)
+	}
+}

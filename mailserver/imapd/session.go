@@ -91,7 +91,8 @@ func (s *session) Login(username, password string) (err error) {
 	mb, err := s.srv.cfg.Auth.Login(s.srv.ctx, Protocol, s.ip, username, password)
 	switch {
 	case errors.Is(err, login.ErrThrottled):
-		s.log.Warn("login throttled")
+		// login reports each throttled source once; a refused attempt is routine after that.
+		s.log.Debug("login throttled")
 		return errThrottled
 	case errors.Is(err, login.ErrFailed):
 		return errAuthFailed

@@ -6,7 +6,9 @@ package login
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/kubemail/kubemail/mailserver/auth"
@@ -31,6 +33,7 @@ type Authenticator struct {
 	verifier *auth.Verifier
 	limiter  *auth.Limiter
 	metrics  *metrics.Metrics
+	log      *slog.Logger
 	// dummy is verified for unknown users so their answer takes as long as a wrong password.
 	dummy string
 }
@@ -41,8 +44,12 @@ func New(dir *directory.Live, limiter *auth.Limiter, m *metrics.Metrics) (*Authe
 	if err != nil {
 		return nil, err
 	}
-	return &Authenticator{dir: dir, verifier: auth.NewVerifier(4096, 10*time.Minute), limiter: limiter, metrics: m, dummy: dummy}, nil
+	return &Authenticator{dir: dir, verifier: auth.NewVerifier(4096, 10*time.Minute), limiter: limiter, metrics: m,
+		log: slog.Default(), dummy: dummy}, nil
 }
+
+// SetLog sets where throttled sources are reported.
+func (a *Authenticator) SetLog(l *slog.Logger) { a.log = l }
 
 // Login returns the mailbox for username if password is right and the account is enabled. For
 // a disabled account with the right password it returns the mailbox (for the caller's log, which
@@ -53,22 +60,8 @@ func (a *Authenticator) Login(ctx context.Context, protocol string, ip netip.Add
 	if n, err := directory.NormalizeAddress(username); err == nil {
 		username = n
 	}
-	if a.limiter != nil {
-		delay, refused := a.limiter.Check(ip, username)
-		if delay > 0 {
-			t := time.NewTimer(delay)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil, ctx.Err()
-			case <-t.C:
-			}
-		}
-		if refused != nil {
-			// Not counted as a failure: a client that keeps trying must not keep the account locked.
-			a.count(protocol, "throttled")
-			return nil, ErrThrottled
-		}
+	if err := a.throttle(ctx, protocol, ip, username); err != nil {
+		return nil, err
 	}
 	mb, ok := a.dir.Load().Mailbox(username)
 	hash := a.dummy
@@ -77,9 +70,7 @@ func (a *Authenticator) Login(ctx context.Context, protocol string, ip netip.Add
 	}
 	good, err := a.verifier.Verify(hash, password)
 	if err != nil || !ok || !good || mb.PasswordHash == "" {
-		if a.limiter != nil {
-			a.limiter.Failure(ip, username)
-		}
+		a.failure(protocol, ip, username)
 		a.count(protocol, "failure")
 		return nil, ErrFailed
 	}
@@ -93,6 +84,49 @@ func (a *Authenticator) Login(ctx context.Context, protocol string, ip netip.Add
 	}
 	a.count(protocol, "success")
 	return mb, nil
+}
+
+// throttle waits out the delay the limiter asks for and says whether the attempt is refused.
+func (a *Authenticator) throttle(ctx context.Context, protocol string, ip netip.Addr, username string) error {
+	if a.limiter == nil {
+		return nil
+	}
+	v := a.limiter.Decide(ip, username)
+	if v.Delay > 0 {
+		t := time.NewTimer(v.Delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	if a.metrics != nil && v.Scope != "" {
+		action := "delayed"
+		if v.Refused {
+			action = "refused"
+		}
+		a.metrics.LoginsThrottled.WithLabelValues(v.Scope, action).Inc()
+	}
+	if v.Refused {
+		// Not counted as a failure: a client that keeps trying must not keep itself locked out.
+		a.count(protocol, "throttled")
+		return ErrThrottled
+	}
+	return nil
+}
+
+// failure records a failed login and logs the moment a source's logins start being slowed:
+// one line per client address (or account) and window, however long the guessing goes on.
+// The user name is logged, the password never.
+func (a *Authenticator) failure(protocol string, ip netip.Addr, username string) {
+	if a.limiter == nil {
+		return
+	}
+	if scopes := a.limiter.Failure(ip, username); len(scopes) > 0 {
+		a.log.Warn("logins throttled after repeated failures", "protocol", protocol, "remote", ip.String(),
+			"user", username, "scopes", strings.Join(scopes, ","))
+	}
 }
 
 func (a *Authenticator) count(protocol, result string) {

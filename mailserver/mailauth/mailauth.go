@@ -29,6 +29,10 @@ type Resolver interface {
 	spf.DNSResolver
 }
 
+// DefaultBudget is the time the DNS lookups of one message may take when Checker.Timeout is
+// not set.
+const DefaultBudget = 5 * time.Second
+
 // Checker runs the checks.
 type Checker struct {
 	Resolver Resolver
@@ -36,8 +40,11 @@ type Checker struct {
 	Hostname string
 	// RejectDMARC refuses mail that fails DMARC when its domain publishes p=reject.
 	RejectDMARC bool
-	// Timeout bounds all DNS work for one message (default 20s); what is unfinished by then
-	// is a temporary error in the results.
+	// Timeout is the time budget of all DNS work for one message (DefaultBudget); the SPF,
+	// DKIM and DMARC lookups run side by side within it. What is unfinished by then is a
+	// temporary error in the results: SPF temperror, DKIM temperror, DMARC temperror, whose
+	// policy is then not applied (RFC 7208 section 2.6.6, RFC 6376 section 6.1.2, RFC 7489
+	// section 6.6.3).
 	Timeout time.Duration
 }
 
@@ -64,48 +71,106 @@ type Verdict struct {
 	Policy     string
 	// Reject says to refuse the message: it failed DMARC under p=reject and RejectDMARC is on.
 	Reject bool
+	// OutOfTime says the DNS budget ran out before every lookup was answered.
+	OutOfTime bool
+}
+
+// lookups is what DNS said for one message, gathered side by side.
+type lookups struct {
+	spf    spf.Result
+	verifs []*msgdkim.Verification
+	dmarc  dmarcRecord
+}
+
+// dmarcRecord is the DMARC record that applies to a From domain: its own, or its
+// organizational domain's (subdomain).
+type dmarcRecord struct {
+	rec       *dmarc.Record
+	subdomain bool
+	err       error
 }
 
 // Check authenticates one message.
 func (c *Checker) Check(ctx context.Context, in Input) Verdict {
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = 20 * time.Second
+	budget := c.Timeout
+	if budget <= 0 {
+		budget = DefaultBudget
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 
-	var v Verdict
-	var results []authres.Result
 	helo := strings.TrimSuffix(in.Helo, ".")
-	spfDomain := domainOf(in.MailFrom)
-	spfSender := asciiSender(in.MailFrom)
+	spfDomain, spfSender := domainOf(in.MailFrom), asciiSender(in.MailFrom)
 	if in.MailFrom == "" {
 		// RFC 7208 section 2.4: the null sender is checked as postmaster at the HELO name.
 		spfDomain, spfSender = helo, "postmaster@"+helo
 	}
-	var spfRes spf.Result
-	var verifs []*msgdkim.Verification
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		spfRes, _ = spf.CheckHostWithSender(in.IP, helo, spfSender, spf.WithResolver(c.Resolver), spf.WithContext(ctx))
-	}()
-	go func() {
-		defer wg.Done()
-		verifs, _ = msgdkim.VerifyWithOptions(bytes.NewReader(in.Message), &msgdkim.VerifyOptions{
-			LookupTXT: func(name string) ([]string, error) { return c.Resolver.LookupTXT(ctx, asciiName(name)) }, MaxVerifications: 5})
-	}()
-	wg.Wait()
-
-	v.SPF = string(spfRes)
-	sr := &authres.SPFResult{Value: authres.ResultValue(spfRes), Helo: helo}
-	if in.MailFrom != "" {
-		sr.From = in.MailFrom
+	var v Verdict
+	from, hasFrom := singleFromDomain(in.Message)
+	v.FromDomain = from
+	l := c.lookUp(ctx, in, helo, spfSender, from)
+	outOfTime := "" // the reason given for temporary errors once the budget is spent
+	if ctx.Err() != nil {
+		outOfTime = fmt.Sprintf("DNS lookups unfinished after %s", budget)
 	}
-	results = append(results, sr)
 
+	results := []authres.Result{c.spfResult(l.spf, in.MailFrom, helo, outOfTime, &v)}
+	results = append(results, c.dkimResults(l.verifs, outOfTime, &v)...)
+	var dr *authres.DMARCResult
+	if hasFrom {
+		dr = c.dmarc(l, spfDomain, from, &v)
+	} else {
+		// RFC 7489 section 6.6.1 leaves messages without exactly one From domain to local
+		// policy; ours is not to judge them.
+		dr = &authres.DMARCResult{Value: authres.ResultNone, Reason: "no single From domain"}
+	}
+	if dr.Value == authres.ResultTempError && outOfTime != "" {
+		dr.Reason = outOfTime
+	}
+	results = append(results, dr)
+	v.DMARC = string(dr.Value)
+	v.Field = formatField(c.Hostname, results)
+	v.OutOfTime = outOfTime != "" && strings.Contains(v.Summary(), string(authres.ResultTempError))
+	return v
+}
+
+// lookUp runs the SPF check, the DKIM verifications and the DMARC record lookup (when there is
+// a From domain) side by side: none of them needs another's answers.
+func (c *Checker) lookUp(ctx context.Context, in Input, helo, spfSender, from string) lookups {
+	var l lookups
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		l.spf, _ = spf.CheckHostWithSender(in.IP, helo, spfSender, spf.WithResolver(c.Resolver), spf.WithContext(ctx))
+	})
+	wg.Go(func() {
+		l.verifs, _ = msgdkim.VerifyWithOptions(bytes.NewReader(in.Message), &msgdkim.VerifyOptions{
+			LookupTXT: func(name string) ([]string, error) { return c.Resolver.LookupTXT(ctx, asciiName(name)) }, MaxVerifications: 5})
+	})
+	if from != "" {
+		wg.Go(func() { l.dmarc = c.lookupDMARC(ctx, from) })
+	}
+	wg.Wait()
+	return l
+}
+
+func (c *Checker) spfResult(res spf.Result, mailFrom, helo, outOfTime string, v *Verdict) *authres.SPFResult {
+	v.SPF = string(res)
+	sr := &authres.SPFResult{Value: authres.ResultValue(res), Helo: helo}
+	if mailFrom != "" {
+		sr.From = mailFrom
+	}
+	if res == spf.TempError && outOfTime != "" {
+		sr.Reason = outOfTime
+	}
+	return sr
+}
+
+func (c *Checker) dkimResults(verifs []*msgdkim.Verification, outOfTime string, v *Verdict) []authres.Result {
+	if len(verifs) == 0 {
+		v.DKIM = []string{"none"}
+		return []authres.Result{&authres.DKIMResult{Value: authres.ResultNone}}
+	}
+	var out []authres.Result
 	for _, vf := range verifs {
 		var value authres.ResultValue = authres.ResultPass
 		reason := ""
@@ -114,6 +179,9 @@ func (c *Checker) Check(ctx context.Context, in Input) Verdict {
 			switch {
 			case msgdkim.IsTempFail(vf.Err):
 				value = authres.ResultTempError
+				if outOfTime != "" {
+					reason = outOfTime
+				}
 			case msgdkim.IsPermFail(vf.Err):
 				value = authres.ResultPermError
 			default:
@@ -121,39 +189,28 @@ func (c *Checker) Check(ctx context.Context, in Input) Verdict {
 			}
 		}
 		v.DKIM = append(v.DKIM, string(value))
-		results = append(results, &authres.DKIMResult{Value: value, Reason: reason, Domain: vf.Domain, Identifier: vf.Identifier})
+		out = append(out, &authres.DKIMResult{Value: value, Reason: reason, Domain: vf.Domain, Identifier: vf.Identifier})
 	}
-	if len(verifs) == 0 {
-		v.DKIM = []string{"none"}
-		results = append(results, &authres.DKIMResult{Value: authres.ResultNone})
-	}
-
-	dr := c.dmarc(ctx, in.Message, spfRes, spfDomain, verifs, &v)
-	results = append(results, dr)
-	v.DMARC = string(dr.Value)
-	v.Field = formatField(c.Hostname, results)
-	return v
+	return out
 }
 
-// dmarc evaluates the From domain's policy against the SPF and DKIM results.
-func (c *Checker) dmarc(ctx context.Context, msg []byte, spfRes spf.Result, spfDomain string,
-	verifs []*msgdkim.Verification, v *Verdict) *authres.DMARCResult {
-	from, ok := singleFromDomain(msg)
-	if !ok {
-		// RFC 7489 section 6.6.1 leaves messages without exactly one From domain to local
-		// policy; ours is not to judge them.
-		return &authres.DMARCResult{Value: authres.ResultNone, Reason: "no single From domain"}
-	}
-	v.FromDomain = from
+// lookupDMARC finds the record for the From domain, falling back to its organizational
+// domain's.
+func (c *Checker) lookupDMARC(ctx context.Context, from string) dmarcRecord {
 	lookup := &dmarc.LookupOptions{LookupTXT: func(name string) ([]string, error) { return c.Resolver.LookupTXT(ctx, asciiName(name)) }}
 	rec, err := dmarc.LookupWithOptions(from, lookup)
-	subdomain := false
 	if err == dmarc.ErrNoPolicy {
 		if org, oerr := publicsuffix.EffectiveTLDPlusOne(from); oerr == nil && org != from {
 			rec, err = dmarc.LookupWithOptions(org, lookup)
-			subdomain = true
+			return dmarcRecord{rec: rec, subdomain: true, err: err}
 		}
 	}
+	return dmarcRecord{rec: rec, err: err}
+}
+
+// dmarc evaluates the From domain's policy against the SPF and DKIM results.
+func (c *Checker) dmarc(l lookups, spfDomain, from string, v *Verdict) *authres.DMARCResult {
+	rec, err := l.dmarc.rec, l.dmarc.err
 	switch {
 	case err == dmarc.ErrNoPolicy:
 		return &authres.DMARCResult{Value: authres.ResultNone, From: from}
@@ -163,12 +220,12 @@ func (c *Checker) dmarc(ctx context.Context, msg []byte, spfRes spf.Result, spfD
 		return &authres.DMARCResult{Value: authres.ResultPermError, From: from}
 	}
 	policy := rec.Policy
-	if subdomain && rec.SubdomainPolicy != "" {
+	if l.dmarc.subdomain && rec.SubdomainPolicy != "" {
 		policy = rec.SubdomainPolicy
 	}
 	v.Policy = string(policy)
-	pass := spfRes == spf.Pass && aligned(spfDomain, from, rec.SPFAlignment)
-	for _, vf := range verifs {
+	pass := l.spf == spf.Pass && aligned(spfDomain, from, rec.SPFAlignment)
+	for _, vf := range l.verifs {
 		if vf.Err == nil && aligned(vf.Domain, from, rec.DKIMAlignment) {
 			pass = true
 		}

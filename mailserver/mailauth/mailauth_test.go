@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/dkim"
@@ -133,5 +134,42 @@ func TestStripForgedKeepsOtherServersResults(t *testing.T) {
 	plain := "From: x@y.test\r\n\r\nbody\r\n"
 	if got := string(StripForged([]byte(plain), "mx.b.test")); got != plain {
 		t.Fatalf("changed a message without such fields: %q", got)
+	}
+}
+
+// A resolver that answers nothing: the checks end with temporary errors when the budget runs
+// out, and the SPF, DKIM and DMARC lookups were all under way at once within it.
+func TestBudgetRunsOutIntoTemporaryErrors(t *testing.T) {
+	e := setup(t)
+	srv, err := dnstest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	srv.DropAll(true)
+	r, _ := dnsresolve.New(srv.Addr)
+	c := &Checker{Resolver: r, Hostname: "mx.b.test", RejectDMARC: true, Timeout: 500 * time.Millisecond}
+	msg := e.sign(t, msgFrom("alice@a.test"))
+	v := c.Check(context.Background(), Input{IP: net.ParseIP("198.51.100.7"), Helo: "mx.a.test", MailFrom: "alice@a.test", Message: []byte(msg)})
+	if v.SPF != "temperror" || v.DKIM[0] != "temperror" || v.DMARC != "temperror" || v.Reject || !v.OutOfTime {
+		t.Errorf("got %s reject=%v outOfTime=%v, want temperror everywhere and no rejection\n%s", v.Summary(), v.Reject, v.OutOfTime, v.Field)
+	}
+	if strings.Count(v.Field, "reason=\"DNS lookups unfinished after 500ms\"") != 3 {
+		t.Errorf("field does not say why each check is unfinished:\n%s", v.Field)
+	}
+	if strings.Contains(v.Field, srv.Addr) {
+		t.Errorf("field names the resolver:\n%s", v.Field)
+	}
+	// Sequential lookups would have spent the whole budget on the first of them.
+	for _, name := range []string{"a.test", "s._domainkey.a.test", "_dmarc.a.test"} {
+		if !srv.Asked(name) {
+			t.Errorf("%s was not asked within the budget", name)
+		}
+	}
+
+	// With answers, the same message passes as before.
+	v = e.checker.Check(context.Background(), Input{IP: net.ParseIP("192.0.2.1"), Helo: "mx.a.test", MailFrom: "alice@a.test", Message: []byte(msg)})
+	if v.Summary() != "spf=pass dkim=pass dmarc=pass" || v.OutOfTime {
+		t.Errorf("with answers: %s outOfTime=%v", v.Summary(), v.OutOfTime)
 	}
 }

@@ -31,6 +31,9 @@ type Metrics struct {
 
 	// AuthAttempts by protocol and result (success, failure, throttled).
 	AuthAttempts *prometheus.CounterVec
+	// LoginsThrottled counts login attempts slowed (delayed) or refused, by the count that
+	// decided it (address, pair, account).
+	LoginsThrottled *prometheus.CounterVec
 
 	// DirectoryReloads and DirectoryErrors count swaps and rejected inputs; DirectoryValid is
 	// 0 while the newest input is broken (the last good directory stays in force).
@@ -80,7 +83,9 @@ func New() *Metrics {
 		BytesReceived:       f.counterVec("received_bytes_total", "Bytes of accepted messages.", "listener"),
 		DeliveryLatency: f.histogram("delivery_duration_seconds", "Time from the end of DATA until the message is durable in every mailbox.",
 			prometheus.ExponentialBuckets(0.0005, 2, 16)),
-		AuthAttempts:     f.counterVec("auth_attempts_total", "Login attempts by result.", "protocol", "result"),
+		AuthAttempts: f.counterVec("auth_attempts_total", "Login attempts by result.", "protocol", "result"),
+		LoginsThrottled: f.counterVec("logins_throttled_total", "Login attempts slowed or refused after recent failures, by the count that decided it.",
+			"scope", "action"),
 		DirectoryReloads: f.counter("directory_reloads_total", "Directories swapped in."),
 		DirectoryErrors:  f.counter("directory_errors_total", "Directory inputs rejected (the last good one stays in force)."),
 		DirectoryValid:   f.gauge("directory_valid", "1 when the newest directory input was accepted, 0 while it is broken."),

@@ -211,10 +211,10 @@ func (t *Transport) route(ctx context.Context, domain string) (hosts []string, i
 	var de *net.DNSError
 	switch {
 	case errors.As(err, &de) && de.IsNotFound:
-		r := perm("5.1.2", "domain %s does not exist (DNS: %v)", domain, err)
+		r := perm("5.1.2", "domain %s does not exist (DNS: %s)", domain, publicError(err))
 		return nil, false, &r
 	case err != nil:
-		r := temp("4.4.3", "looking up the mail servers of %s failed: %v", domain, err)
+		r := temp("4.4.3", "looking up the mail servers of %s failed: %s", domain, publicError(err))
 		return nil, false, &r
 	}
 	var real []*net.MX
@@ -264,7 +264,7 @@ func (t *Transport) deliverDomain(ctx context.Context, domain string, d *queue.D
 			return all(rcpts, perm("5.1.2", "domain %s has no MX and no address records", domain))
 		}
 		if err != nil {
-			last = temp("4.4.3", "looking up the address of %s failed: %v", host, err)
+			last = temp("4.4.3", "looking up the address of %s failed: %s", host, publicError(err))
 			continue
 		}
 		for j, ip := range ips {
@@ -304,10 +304,7 @@ func (t *Transport) deliverRelay(ctx context.Context, d *queue.Delivery) []queue
 // transact runs one mail transaction on a pooled or new session. connFail is set when no
 // answer about the recipients was obtained and another host may be tried.
 func (t *Transport) transact(ctx context.Context, host, addr string, relay bool, d *queue.Delivery, rcpts []string) (results []queue.Result, connFail *queue.Result) {
-	key := addr
-	if relay {
-		key = "relay|" + addr
-	}
+	key := poolKey(host, addr, relay)
 	for try := 0; try < 2; try++ {
 		s := t.pool.get(key)
 		reused := s != nil
@@ -331,7 +328,7 @@ func (t *Transport) transact(ctx context.Context, host, addr string, relay bool,
 		if broken != nil {
 			s.close()
 			if results == nil {
-				r := temp("4.4.2", "connection to %s broke: %v", host, broken)
+				r := temp("4.4.2", "connection to %s broke: %s", host, publicError(broken))
 				r.RemoteMTA = host
 				return nil, &r
 			}
@@ -353,7 +350,38 @@ func sessionFailure(host string, err error) queue.Result {
 		r.RemoteMTA = host
 		return r
 	}
-	return temp("4.4.1", "connecting to %s failed: %v", host, err)
+	return temp("4.4.1", "connecting to %s failed: %s", host, publicError(err))
+}
+
+// poolKey says which idle sessions a delivery to host at addr may reuse. An MX session belongs
+// to the host name it was opened for as well as its address: the name is what the certificate
+// was checked against and what results report as the remote MTA, and two domains' MX hosts
+// often share an address. The smarthost's sessions carry its stricter TLS policy and its login.
+func poolKey(host, addr string, relay bool) string {
+	if relay {
+		return "relay|" + addr
+	}
+	return "mx|" + host + "|" + addr
+}
+
+// publicError is err's text without the addresses of our side: the resolver a failed lookup
+// asked ("lookup x on 10.96.0.10:53") and the local address of a connection. Results end up in
+// bounces to senders outside the cluster.
+func publicError(err error) string {
+	text := err.Error()
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Source != nil {
+		c := *oe
+		c.Source = nil
+		text = strings.Replace(text, oe.Error(), c.Error(), 1)
+	}
+	var de *net.DNSError
+	if errors.As(err, &de) && de.Server != "" {
+		c := *de
+		c.Server = ""
+		text = strings.Replace(text, de.Error(), c.Error(), 1)
+	}
+	return text
 }
 
 // readSecret reads a credential file, without its trailing newline.

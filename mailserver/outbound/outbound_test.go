@@ -466,3 +466,72 @@ func TestSmarthostWithoutTLS(t *testing.T) {
 		t.Errorf("the client tried to log in without TLS:\n%s", m.sent())
 	}
 }
+
+func TestSessionsAreNotSharedBetweenMXHostsOfOneAddress(t *testing.T) {
+	// One server answers for both domains' MX hosts; its certificate names only mx.a.test.
+	m := startMX(t, "127.0.0.1", 0, "mx.a.test", func(m *mx) {
+		m.reject["nobody@b.test"] = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such user"}
+	})
+	dns := startDNS(t, "a.test. MX 10 mx.a.test.", "mx.a.test. A 127.0.0.1",
+		"b.test. MX 10 mx.b.test.", "mx.b.test. A 127.0.0.1")
+	tr := newTransport(t, dns, m.port(), func(c *Config) { c.RootCAs = m.roots })
+	a := deliver(tr, "x@sender.test", "y@a.test")
+	b := deliver(tr, "x@sender.test", "y@b.test", "nobody@b.test")
+	if len(a) != 1 || !a[0].Delivered || a[0].RemoteMTA != "mx.a.test" || a[0].TLS != "verified" {
+		t.Errorf("a.test: %+v, want delivered by mx.a.test with a verified certificate", a)
+	}
+	for _, r := range b {
+		if r.RemoteMTA != "mx.b.test" || r.TLS != "unverified" {
+			t.Errorf("b.test: %+v, want answered by mx.b.test, whose name the certificate does not verify", r)
+		}
+	}
+	if len(b) != 2 || !b[0].Delivered || b[1].Delivered || !b[1].Permanent {
+		t.Errorf("b.test results %+v", b)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.conns) != 2 {
+		t.Errorf("%d connections for two MX host names, want one each", len(m.conns))
+	}
+}
+
+func TestResultsDoNotRevealOurAddresses(t *testing.T) {
+	dns := startDNS(t, "broken.test. MX 10 mx.broken.test.", "down.test. MX 10 mx.down.test.", "mx.down.test. A 127.0.0.55")
+	dns.Fail("broken.test", true)
+	// 127.0.0.2 stands for the pod's own address, the resolver's port for the cluster DNS.
+	tr := newTransport(t, dns, 2, func(c *Config) { c.SourceIP = net.ParseIP("127.0.0.2") })
+	for _, rcpt := range []string{"x@broken.test", "x@down.test"} {
+		res := deliver(tr, "a@sender.test", rcpt)
+		if len(res) != 1 || res[0].Delivered || res[0].Permanent || res[0].Text == "" {
+			t.Fatalf("%s: %+v, want a temporary failure", rcpt, res)
+		}
+		if _, port, _ := net.SplitHostPort(dns.Addr); strings.Contains(res[0].Text, port) || strings.Contains(res[0].Text, "127.0.0.2") {
+			t.Errorf("%s: %q names the resolver or the local address", rcpt, res[0].Text)
+		}
+	}
+}
+
+func TestDeliveredResultStatesTheStatusCodeOnce(t *testing.T) {
+	m := startMX(t, "127.0.0.1", 0, "mx.dest.test", nil)
+	dns := startDNS(t, "dest.test. MX 10 mx.dest.test.", "mx.dest.test. A 127.0.0.1")
+	tr := newTransport(t, dns, m.port(), nil)
+	res := deliver(tr, "a@sender.test", "b@dest.test")
+	if !res[0].Delivered || res[0].Status != "2.0.0" || strings.Count(res[0].String(), "2.0.0") != 1 {
+		t.Errorf("%q (status %q), want 250 2.0.0 and the server's text once", res[0].String(), res[0].Status)
+	}
+}
+
+func TestSplitEnhancedCode(t *testing.T) {
+	for _, c := range []struct{ in, status, rest string }{
+		{"2.0.0 Ok: queued as 12345", "2.0.0", "Ok: queued as 12345"},
+		{"2.6.0 <id@x> Queued mail for delivery", "2.6.0", "<id@x> Queued mail for delivery"},
+		{"Ok", "2.0.0", "Ok"},
+		{"2.0 Ok", "2.0.0", "2.0 Ok"},
+		{"1.2.3.4 is fine", "2.0.0", "1.2.3.4 is fine"},
+		{"2.0.0", "2.0.0", ""},
+	} {
+		if s, r := splitEnhancedCode(c.in, "2.0.0"); s != c.status || r != c.rest {
+			t.Errorf("%q: %q %q, want %q %q", c.in, s, r, c.status, c.rest)
+		}
+	}
+}

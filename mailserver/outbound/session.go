@@ -320,9 +320,10 @@ func (s *session) send(ctx context.Context, d *queue.Delivery, rcpts []string) (
 		case err != nil:
 			// The message was sent but the answer was lost: it may have arrived. Retrying
 			// risks a duplicate, which is better than losing it.
-			r.Status, r.Text = "4.4.2", "connection lost waiting for the answer to the message: "+err.Error()
+			r.Status, r.Text = "4.4.2", "connection lost waiting for the answer to the message: "+publicError(err)
 		default:
-			r.Delivered, r.Code, r.Status, r.Text = true, 250, "2.0.0", resp.StatusText
+			r.Delivered, r.Code = true, 250
+			r.Status, r.Text = splitEnhancedCode(resp.StatusText, "2.0.0")
 		}
 		results[i] = r
 	}
@@ -330,6 +331,25 @@ func (s *session) send(ctx context.Context, d *queue.Delivery, rcpts []string) (
 		return results, err
 	}
 	return results, nil
+}
+
+// splitEnhancedCode separates the enhanced status code (RFC 3463) that starts a reply text
+// from the rest, which go-smtp's client leaves together in the text of a successful DATA.
+func splitEnhancedCode(text, fallback string) (status, rest string) {
+	code, after, ok := strings.Cut(text, " ")
+	if !ok {
+		code, after = text, ""
+	}
+	parts := strings.Split(code, ".")
+	if len(parts) != 3 || code[0] != '2' && code[0] != '4' && code[0] != '5' {
+		return fallback, text
+	}
+	for _, p := range parts {
+		if p == "" || len(p) > 3 || strings.Trim(p, "0123456789") != "" {
+			return fallback, text
+		}
+	}
+	return code, after
 }
 
 func asSMTP(err error) *smtp.SMTPError {

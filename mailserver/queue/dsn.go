@@ -28,7 +28,10 @@ func composeDSN(hostname string, m *Message, failed []Recipient, data []byte, ex
 	}
 	for _, r := range failed {
 		fmt.Fprintf(&text, "<%s>: %s\r\n", r.Address, r.LastResult)
-		if r.RemoteMTA != "" {
+		switch {
+		case r.RemoteMTA != "" && r.result != nil && r.result.TLS != "":
+			fmt.Fprintf(&text, "    (answered by %s, TLS %s)\r\n", r.RemoteMTA, r.result.TLS)
+		case r.RemoteMTA != "":
 			fmt.Fprintf(&text, "    (answered by %s)\r\n", r.RemoteMTA)
 		}
 	}

@@ -159,7 +159,7 @@ func TestBackoffDoublesUpToTheMaximum(t *testing.T) {
 func TestPermanentFailureBouncesOnlyTheFailedRecipient(t *testing.T) {
 	tr := &fakeTransport{answer: func(_ int, rcpt string) Result {
 		if rcpt == "nobody@example.org" {
-			return Result{Permanent: true, Code: 550, Status: "5.1.1", Text: "No such user here", RemoteMTA: "mx.example.org"}
+			return Result{Permanent: true, Code: 550, Status: "5.1.1", Text: "No such user here", RemoteMTA: "mx.example.org", TLS: "unverified"}
 		}
 		return Result{Delivered: true}
 	}}
@@ -178,6 +178,7 @@ func TestPermanentFailureBouncesOnlyTheFailedRecipient(t *testing.T) {
 		"Content-Type: message/delivery-status",
 		"Final-Recipient: rfc822; nobody@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n",
 		"Remote-MTA: dns; mx.example.org",
+		"(answered by mx.example.org, TLS unverified)",
 		"Diagnostic-Code: smtp; 550 5.1.1 No such user here",
 		"Content-Type: text/rfc822-headers",
 		"Subject: hi\r\n",

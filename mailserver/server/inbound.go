@@ -21,7 +21,7 @@ func (s *Server) newInboundChecks() smtpd.InboundChecker {
 		return nil
 	}
 	return inboundChecks{s: s, c: &mailauth.Checker{Resolver: s.resolver, Hostname: s.cfg.Hostname,
-		RejectDMARC: s.cfg.Inbound.RejectDMARC()}}
+		RejectDMARC: s.cfg.Inbound.RejectDMARC(), Timeout: s.cfg.Inbound.DNSBudget.Duration}}
 }
 
 func (i inboundChecks) Check(ctx context.Context, in smtpd.CheckInput) ([]byte, error) {
@@ -36,6 +36,10 @@ func (i inboundChecks) Check(ctx context.Context, in smtpd.CheckInput) ([]byte, 
 		m.WithLabelValues("dkim", d).Inc()
 	}
 	m.WithLabelValues("dmarc", v.DMARC).Inc()
+	if v.OutOfTime {
+		i.s.log.Info("DNS lookups of the inbound checks ran out of time; results are temporary errors",
+			"from", in.MailFrom, "ip", in.IP.String(), "results", v.Summary())
+	}
 	if v.Reject {
 		i.s.log.Info("message refused by the sender domain's DMARC policy", "from", in.MailFrom,
 			"fromDomain", v.FromDomain, "ip", in.IP.String(), "results", v.Summary())

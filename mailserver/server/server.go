@@ -37,6 +37,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/srs"
 	"github.com/kubemail/kubemail/mailserver/store"
 	"github.com/kubemail/kubemail/mailserver/tlsconf"
+	"github.com/kubemail/kubemail/mailserver/writebatch"
 )
 
 // Server is a running mail server.
@@ -89,11 +90,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	lf := cfg.Limits.LoginFailures
 	limiter := auth.NewLimiter(auth.LimiterConfig{FreeFailures: lf.FreeFailures, BaseDelay: lf.BaseDelay.Duration,
 		MaxDelay: lf.MaxDelay.Duration, MaxIPFailures: lf.MaxIPFailures, MaxAccountFailures: lf.MaxAccountFailures,
-		Window: lf.Window.Duration})
+		Window: lf.Window.Duration, KnownFor: lf.KnownAddressFor.Duration})
 	if s.auth, err = login.New(&s.dir, limiter, s.metrics); err != nil {
 		s.Close()
 		return nil, err
 	}
+	s.auth.SetLog(log)
 	if err := s.startOutbound(); err != nil {
 		s.Close()
 		return nil, err
@@ -205,9 +207,16 @@ func (s *Server) listen(name string, l config.Listener, implicitTLS bool, busy s
 			s.log.Warn("bad PROXY header", "listener", name, "remote", remote.String(), "err", err)
 		}})
 	}
-	ln = &limitedListener{Listener: ln, limiter: s.limiter, name: name, busy: busy,
+	limited := &limitedListener{Listener: ln, limiter: s.limiter, name: name, busy: busy,
 		active: s.metrics.ConnectionsActive.WithLabelValues(name), total: s.metrics.Connections.WithLabelValues(name),
 		refused: s.metrics.ConnectionsRejected}
+	if implicitTLS {
+		limited.tls = s.tls
+	}
+	ln = limited
+	// Below TLS, so that implicit TLS and STARTTLS alike send the replies to pipelined
+	// commands together.
+	ln = writebatch.Listener{Listener: ln, FlushTimeout: s.cfg.Limits.WriteTimeout.Duration}
 	if implicitTLS {
 		ln = tls.NewListener(ln, s.tls)
 	}

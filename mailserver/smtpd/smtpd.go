@@ -120,10 +120,17 @@ func NewServer(cfg Config, tlsConfig *tls.Config) *smtp.Server {
 	return s
 }
 
+// errorLog sends go-smtp's messages to slog. A session whose connection was closed under it
+// (refused by the connection limit, ended at shutdown) is routine (Debug).
 type errorLog struct{ log *slog.Logger }
 
 func (e errorLog) Printf(format string, v ...interface{}) {
-	e.log.Warn(fmt.Sprintf(format, v...))
+	msg := fmt.Sprintf(format, v...)
+	if strings.HasPrefix(msg, "error handling") && strings.HasSuffix(msg, net.ErrClosed.Error()) {
+		e.log.Debug(msg)
+		return
+	}
+	e.log.Warn(msg)
 }
 func (e errorLog) Println(v ...interface{}) { e.log.Warn(fmt.Sprint(v...)) }
 

@@ -1,6 +1,6 @@
 // Package dnstest runs a small authoritative DNS server on loopback for tests: records are
 // added as zone-file lines, names without records answer NXDOMAIN, and names can be made to
-// fail with SERVFAIL.
+// fail with SERVFAIL or to get no answer at all.
 package dnstest
 
 import (
@@ -20,6 +20,8 @@ type Server struct {
 	mu      sync.Mutex
 	records map[string][]dns.RR // by lowercase FQDN
 	failing map[string]bool
+	dropAll bool
+	asked   []string // query names, lowercase FQDN, in order of arrival
 	servers []*dns.Server
 }
 
@@ -97,8 +99,44 @@ func (s *Server) Fail(name string, fail bool) {
 	s.mu.Unlock()
 }
 
+// DropAll makes the server read every query and answer none (or answer again), as a resolver
+// that black-holes queries does.
+func (s *Server) DropAll(drop bool) {
+	s.mu.Lock()
+	s.dropAll = drop
+	s.mu.Unlock()
+}
+
+// Queries is how many queries the server has received.
+func (s *Server) Queries() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.asked)
+}
+
+// Asked reports whether a query for name has arrived.
+func (s *Server) Asked(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.asked {
+		if a == strings.ToLower(dns.Fqdn(name)) {
+			return true
+		}
+	}
+	return false
+}
+
 // ServeDNS implements dns.Handler.
 func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	s.mu.Lock()
+	if len(req.Question) > 0 {
+		s.asked = append(s.asked, strings.ToLower(req.Question[0].Name))
+	}
+	drop := s.dropAll
+	s.mu.Unlock()
+	if drop {
+		return
+	}
 	resp := new(dns.Msg)
 	resp.SetReply(req)
 	resp.Authoritative = true
