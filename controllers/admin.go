@@ -12,10 +12,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/controllers/builders"
@@ -26,14 +24,15 @@ import (
 
 // ensureAdminSecret creates, once, the token the operator presents to the cluster's servers.
 func (r *MailClusterReconciler) ensureAdminSecret(ctx context.Context, mc *mailv1alpha1.MailCluster) error {
-	sec := corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: names.AdminSecret(mc.Name), Namespace: mc.Namespace}}
-	_, err := controllerutil.CreateOrUpdate(ctx, r.Client, &sec, func() error {
-		sec.Labels = builders.Labels(mc)
-		if len(sec.Data[names.AdminTokenKey]) < 16 {
-			sec.Data = map[string][]byte{names.AdminTokenKey: []byte(newPassword() + newPassword())}
-		}
-		return controllerutil.SetControllerReference(mc, &sec, r.Scheme)
-	})
+	data, err := secretData(ctx, r.Client, mc.Namespace, names.AdminSecret(mc.Name))
+	if err != nil {
+		return err
+	}
+	token := data[names.AdminTokenKey]
+	if len(token) < 16 {
+		token = []byte(newPassword() + newPassword())
+	}
+	_, err = apply(ctx, r.Client, r.Scheme, mc, builders.AdminSecret(mc, token))
 	return err
 }
 

@@ -20,13 +20,6 @@ func setCondition(conds *[]metav1.Condition, generation int64, typ string, statu
 	})
 }
 
-func boolStatus(b bool) metav1.ConditionStatus {
-	if b {
-		return metav1.ConditionTrue
-	}
-	return metav1.ConditionFalse
-}
-
 // readyEvent records an event on obj when its Ready condition changed from was to now: a
 // Warning with the condition's reason and message when it is not Ready (or Ready with a caveat,
 // such as Suspended), a Normal "Resolved" when a problem went away. An object's first Ready is

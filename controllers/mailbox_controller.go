@@ -141,29 +141,29 @@ func unservedReason(ctx context.Context, c client.Client, ns, domain string) (st
 	return mailv1alpha1.ReasonClusterNotFound, fmt.Sprintf("the MailCluster %q of domain %s does not exist", domains.Items[0].Spec.ClusterRef.Name, builders.DomainDisplay(domain)), nil
 }
 
-// ensureCredentials generates the Mailbox's password once into <name>-credentials.
+// ensureCredentials generates the Mailbox's password once into <name>-credentials; a password
+// already there (generated earlier, or put there by someone) stays.
 func (r *MailboxReconciler) ensureCredentials(ctx context.Context, mb *mailv1alpha1.Mailbox) error {
-	name, key := passwordSecretName(mb)
-	sec := corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: mb.Namespace}}
-	generated := false
-	_, err := controllerutil.CreateOrUpdate(ctx, r.Client, &sec, func() error {
-		if len(sec.Data[key]) == 0 {
-			pw := newPassword()
-			sec.Data = map[string][]byte{key: []byte(pw), "username": []byte(mb.Spec.Address)}
-			if sec.Annotations == nil {
-				sec.Annotations = map[string]string{}
-			}
-			sec.Annotations[names.AnnotationGeneratedPasswordSHA256] = passwordDigest(pw)
-			generated = true
-		}
-		if sec.Labels == nil {
-			sec.Labels = map[string]string{}
-		}
-		sec.Labels[names.LabelManagedBy] = names.ManagedBy
-		return controllerutil.SetControllerReference(mb, &sec, r.Scheme)
-	})
-	if generated && err == nil {
-		r.Recorder.Eventf(mb, nil, corev1.EventTypeNormal, "PasswordGenerated", "Generate", "generated a password in Secret %s", name)
+	data, err := secretData(ctx, r.Client, mb.Namespace, names.CredentialsSecret(mb.Name))
+	if err != nil {
+		return err
 	}
-	return err
+	pw, digest := string(data[names.PasswordKey]), ""
+	if pw == "" {
+		pw = newPassword()
+		digest = passwordDigest(pw)
+	}
+	sec := builders.CredentialsSecret(mb, pw, digest)
+	for k, v := range data {
+		if _, ours := sec.Data[k]; !ours {
+			sec.Data[k] = v // keys someone added stay
+		}
+	}
+	if _, err := apply(ctx, r.Client, r.Scheme, mb, sec); err != nil {
+		return err
+	}
+	if digest != "" {
+		r.Recorder.Eventf(mb, nil, corev1.EventTypeNormal, "PasswordGenerated", "Generate", "generated a password in Secret %s", sec.Name)
+	}
+	return nil
 }

@@ -167,26 +167,24 @@ func (r *MailDomainReconciler) finalize(ctx context.Context, md *mailv1alpha1.Ma
 // ensureDKIMKey returns the domain's signing key, generating it once. A key is never replaced
 // by the operator: rotating it needs DNS changes first.
 func (r *MailDomainReconciler) ensureDKIMKey(ctx context.Context, md *mailv1alpha1.MailDomain) ([]byte, error) {
-	sec := corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: names.DKIMSecret(md.Name), Namespace: md.Namespace}}
-	generated := false
-	_, err := controllerutil.CreateOrUpdate(ctx, r.Client, &sec, func() error {
-		if len(sec.Data["private.pem"]) == 0 {
-			key, err := newDKIMKey(md.Spec.DKIM.Algorithm)
-			if err != nil {
-				return err
-			}
-			sec.Data = map[string][]byte{"private.pem": key}
-			generated = true
+	data, err := secretData(ctx, r.Client, md.Namespace, names.DKIMSecret(md.Name))
+	if err != nil {
+		return nil, err
+	}
+	key, generated := data[names.DKIMPrivateKeyKey], false
+	if len(key) == 0 {
+		if key, err = newDKIMKey(md.Spec.DKIM.Algorithm); err != nil {
+			return nil, err
 		}
-		if sec.Labels == nil {
-			sec.Labels = map[string]string{}
-		}
-		sec.Labels[names.LabelManagedBy] = names.ManagedBy
-		return controllerutil.SetControllerReference(md, &sec, r.Scheme)
-	})
-	if generated && err == nil {
+		generated = true
+	}
+	sec := builders.DKIMSecret(md, key)
+	if _, err := apply(ctx, r.Client, r.Scheme, md, sec); err != nil {
+		return nil, err
+	}
+	if generated {
 		r.Recorder.Eventf(md, nil, corev1.EventTypeNormal, "DKIMKeyGenerated", "Generate",
 			"generated a %s DKIM key in Secret %s; publish the dkim record from status.dnsRecords", md.Spec.DKIM.Algorithm, sec.Name)
 	}
-	return sec.Data["private.pem"], err
+	return key, nil
 }

@@ -106,107 +106,124 @@ func (a *awaitingPasswords) add(mailbox string, wait time.Duration) {
 	}
 }
 
-// resolveMailboxes reads each mailbox's password and finds its hash: remembered for the Secret's
-// version, or taken from the directory when the fingerprint shows the password unchanged, or
-// else computed, in parallel. It also assigns shards.
+// hashJob is a password still to be hashed, for inputs[i].
+type hashJob struct {
+	i         int
+	password  string
+	generated bool
+	version   secretVersion
+}
+
+// passwordResolver finds the password hashes of one reconcile: remembered for the Secret's
+// version, taken from the directory when the fingerprint shows the password unchanged, or else
+// queued for hashing.
+type passwordResolver struct {
+	r        *MailClusterReconciler
+	ns       string
+	memo     *clusterMemo
+	fpKey    []byte
+	previous map[string]directory.MailboxSpec
+	used     map[secretVersion]hashedPassword
+	jobs     []hashJob
+	awaiting awaitingPasswords
+}
+
+// resolveMailboxes reads each mailbox's password and finds its hash (computing the new ones in
+// parallel), and assigns shards.
 func (r *MailClusterReconciler) resolveMailboxes(ctx context.Context, mc *mailv1alpha1.MailCluster, memo *clusterMemo,
 	mailboxes []*mailv1alpha1.Mailbox, domains map[string]*mailv1alpha1.MailDomain, fpKey []byte) ([]builders.MailboxInput, awaitingPasswords, error) {
-	var awaiting awaitingPasswords
 	if !bytes.Equal(memo.fpKey, fpKey) {
 		memo.fpKey, memo.hashes = bytes.Clone(fpKey), nil
 	}
 	previous, err := r.directoryMailboxes(ctx, mc, memo)
 	if err != nil {
-		return nil, awaiting, err
+		return nil, awaitingPasswords{}, err
 	}
+	pr := &passwordResolver{r: r, ns: mc.Namespace, memo: memo, fpKey: fpKey, previous: previous,
+		used: make(map[secretVersion]hashedPassword, len(mailboxes))}
 	inputs := make([]builders.MailboxInput, len(mailboxes))
-	replicas := int(ptr.Deref(mc.Spec.Replicas, 1))
-	load := make([]int, replicas)
-	used := make(map[secretVersion]hashedPassword, len(mailboxes))
-	type job struct {
-		i         int
-		password  string
-		generated bool
-		version   secretVersion
-	}
-	var jobs []job
+	shards := make([]int, len(mailboxes))
 	for i, mb := range mailboxes {
+		in := &inputs[i]
+		in.Mailbox = mb
 		prev, inDirectory := previous[string(mb.Spec.Address)]
-		in := builders.MailboxInput{Mailbox: mb, Shard: -1}
 		switch {
 		case mb.Status.Shard != nil:
-			in.Shard = int(*mb.Status.Shard)
+			shards[i] = int(*mb.Status.Shard)
 		case inDirectory:
-			in.Shard = prev.Shard // its status write is still to come
-		}
-		if in.Shard >= 0 && in.Shard < replicas {
-			load[in.Shard]++
+			shards[i] = prev.Shard // its status write is still to come
+		default:
+			shards[i] = -1
 		}
 		if d := domains[addressDomain(mb.Spec.Address)]; d != nil {
 			in.Quota = quotaBytes(mb.Spec.Quota, d.Spec.DefaultQuota)
 		}
-		secretName, key := passwordSecretName(mb)
-		problem := func(reason, msg string) {
-			// Logins stop, mail keeps arriving, and the last good hash waits for the password
-			// to come back (unchanged, it needs no re-hashing).
-			in.PasswordReason, in.PasswordProblem = reason, msg
-			if inDirectory {
-				in.PasswordHash, in.Fingerprint = prev.PasswordHash, prev.PasswordFingerprint
-			}
-		}
-		var sec corev1.Secret
-		// The cache's own object, not a copy per mailbox: only read here.
-		err := r.Get(ctx, types.NamespacedName{Namespace: mc.Namespace, Name: secretName}, &sec, client.UnsafeDisableDeepCopy)
-		pw, hasKey := sec.Data[key]
-		switch {
-		case apierrors.IsNotFound(err):
-			problem(mailv1alpha1.ReasonSecretMissing, fmt.Sprintf("Secret %q not found in namespace %q", secretName, mc.Namespace))
-			wait := credentialsGrace - time.Since(mb.CreationTimestamp.Time)
-			if mb.Spec.PasswordSecretRef == nil && wait > 0 && !meta.IsStatusConditionTrue(mb.Status.Conditions, mailv1alpha1.ConditionReady) {
-				awaiting.add(mb.Name, wait)
-			}
-		case err != nil:
-			problem(mailv1alpha1.ReasonSecretMissing, fmt.Sprintf("reading Secret %q: %v", secretName, err))
-		case !hasKey:
-			problem(mailv1alpha1.ReasonSecretMissing, fmt.Sprintf("Secret %q has no key %q", secretName, key))
-		case invalidPassword(pw) != "":
-			problem(mailv1alpha1.ReasonPasswordInvalid, fmt.Sprintf("the password in Secret %q, key %q, %s", secretName, key, invalidPassword(pw)))
-		default:
-			v := secretVersion{uid: sec.UID, resourceVersion: sec.ResourceVersion, key: key}
-			if h, ok := memo.hashes[v]; ok {
-				in.PasswordHash, in.Fingerprint = h.hash, h.fingerprint
-				used[v] = h
-				break
-			}
-			pw := string(pw)
-			in.Fingerprint = fingerprint(fpKey, pw)
-			if inDirectory && prev.PasswordFingerprint == in.Fingerprint && prev.PasswordHash != "" {
-				in.PasswordHash = prev.PasswordHash
-				used[v] = hashedPassword{hash: in.PasswordHash, fingerprint: in.Fingerprint}
-			} else {
-				jobs = append(jobs, job{i: i, password: pw, generated: isGeneratedPassword(&sec, pw), version: v})
-			}
-		}
-		inputs[i] = in
+		pr.resolve(ctx, i, in)
 	}
-	// Sticky shards; a new mailbox goes to the least-loaded replica.
+	builders.AssignShards(shards, int(ptr.Deref(mc.Spec.Replicas, 1)))
 	for i := range inputs {
-		if inputs[i].Shard < 0 {
-			best := 0
-			for s := range load {
-				if load[s] < load[best] {
-					best = s
-				}
-			}
-			inputs[i].Shard = best
-			load[best]++
+		inputs[i].Shard = shards[i]
+	}
+	pr.hash(inputs, r.HashWorkers)
+	memo.hashes = pr.used
+	return inputs, pr.awaiting, nil
+}
+
+// resolve fills in's password hash (or the problem with its password), or queues it to be
+// hashed.
+func (pr *passwordResolver) resolve(ctx context.Context, i int, in *builders.MailboxInput) {
+	mb := in.Mailbox
+	prev, inDirectory := pr.previous[string(mb.Spec.Address)]
+	secretName, key := passwordSecretName(mb)
+	problem := func(reason, msg string) {
+		// Logins stop, mail keeps arriving, and the last good hash waits for the password to
+		// come back (unchanged, it needs no re-hashing).
+		in.PasswordReason, in.PasswordProblem = reason, msg
+		if inDirectory {
+			in.PasswordHash, in.Fingerprint = prev.PasswordHash, prev.PasswordFingerprint
 		}
 	}
-	workers := r.HashWorkers
+	var sec corev1.Secret
+	// The cache's own object, not a copy per mailbox: only read here.
+	err := pr.r.Get(ctx, types.NamespacedName{Namespace: pr.ns, Name: secretName}, &sec, client.UnsafeDisableDeepCopy)
+	pw, hasKey := sec.Data[key]
+	switch {
+	case apierrors.IsNotFound(err):
+		problem(mailv1alpha1.ReasonSecretMissing, fmt.Sprintf("Secret %q not found in namespace %q", secretName, pr.ns))
+		wait := credentialsGrace - time.Since(mb.CreationTimestamp.Time)
+		if mb.Spec.PasswordSecretRef == nil && wait > 0 && !meta.IsStatusConditionTrue(mb.Status.Conditions, mailv1alpha1.ConditionReady) {
+			pr.awaiting.add(mb.Name, wait)
+		}
+	case err != nil:
+		problem(mailv1alpha1.ReasonSecretMissing, fmt.Sprintf("reading Secret %q: %v", secretName, err))
+	case !hasKey:
+		problem(mailv1alpha1.ReasonSecretMissing, fmt.Sprintf("Secret %q has no key %q", secretName, key))
+	case invalidPassword(pw) != "":
+		problem(mailv1alpha1.ReasonPasswordInvalid, fmt.Sprintf("the password in Secret %q, key %q, %s", secretName, key, invalidPassword(pw)))
+	default:
+		v := secretVersion{uid: sec.UID, resourceVersion: sec.ResourceVersion, key: key}
+		if h, ok := pr.memo.hashes[v]; ok {
+			in.PasswordHash, in.Fingerprint = h.hash, h.fingerprint
+			pr.used[v] = h
+			return
+		}
+		pw := string(pw)
+		in.Fingerprint = fingerprint(pr.fpKey, pw)
+		if inDirectory && prev.PasswordFingerprint == in.Fingerprint && prev.PasswordHash != "" {
+			in.PasswordHash = prev.PasswordHash
+			pr.used[v] = hashedPassword{hash: in.PasswordHash, fingerprint: in.Fingerprint}
+			return
+		}
+		pr.jobs = append(pr.jobs, hashJob{i: i, password: pw, generated: isGeneratedPassword(&sec, pw), version: v})
+	}
+}
+
+// hash computes the queued hashes with workers goroutines (0: 2) and remembers them.
+func (pr *passwordResolver) hash(inputs []builders.MailboxInput, workers int) {
 	if workers <= 0 {
 		workers = 2
 	}
-	ch := make(chan job)
+	ch := make(chan hashJob)
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -228,18 +245,16 @@ func (r *MailClusterReconciler) resolveMailboxes(ctx context.Context, mc *mailv1
 			}
 		}()
 	}
-	for _, j := range jobs {
+	for _, j := range pr.jobs {
 		ch <- j
 	}
 	close(ch)
 	wg.Wait()
-	for _, j := range jobs {
+	for _, j := range pr.jobs {
 		if in := inputs[j.i]; in.PasswordHash != "" {
-			used[j.version] = hashedPassword{hash: in.PasswordHash, fingerprint: in.Fingerprint}
+			pr.used[j.version] = hashedPassword{hash: in.PasswordHash, fingerprint: in.Fingerprint}
 		}
 	}
-	memo.hashes = used
-	return inputs, awaiting, nil
 }
 
 // invalidPassword says what makes a password unusable, or "" when it is fine. Control

@@ -59,11 +59,24 @@ func AdminSecret(cluster string) string { return cluster + "-admin" }
 func StatefulSet(cluster string) string { return cluster }
 func PDB(cluster string) string         { return cluster }
 
-// DKIMSecret is the Secret holding a MailDomain's signing key.
+// OperatorSecret holds what only the operator reads about a cluster: the key of the password
+// fingerprints (OperatorFingerprintKey).
+func OperatorSecret(cluster string) string { return cluster + "-operator" }
+
+// DKIMSecret is the Secret holding a MailDomain's signing key (DKIMPrivateKeyKey).
 func DKIMSecret(domain string) string { return domain + "-dkim" }
 
-// CredentialsSecret is the Secret with a Mailbox's generated password.
+// CredentialsSecret is the Secret with a Mailbox's generated password (PasswordKey, UsernameKey).
 func CredentialsSecret(mailbox string) string { return mailbox + "-credentials" }
+
+// Keys of the Secrets above.
+const (
+	OperatorFingerprintKey = "fingerprint-key"
+	DKIMPrivateKeyKey      = "private.pem"
+	// PasswordKey is also the default key of a Mailbox's spec.passwordSecretRef.
+	PasswordKey = "password"
+	UsernameKey = "username"
+)
 
 // Port is one protocol a mail server pod serves: the unprivileged port the container listens
 // on and the standard port its Service exposes.

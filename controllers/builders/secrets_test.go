@@ -1,0 +1,64 @@
+package builders
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/internal/dirsecret"
+)
+
+// TestOwnedSecretsGolden: every Secret and the cert-manager Certificate the operator creates,
+// as the builders make them from fixed inputs.
+func TestOwnedSecretsGolden(t *testing.T) {
+	mc := fullCluster()
+	mb := &mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "alice", Namespace: "mail"},
+		Spec: mailv1alpha1.MailboxSpec{Address: "alice@example.com"}}
+	md := &mailv1alpha1.MailDomain{ObjectMeta: metav1.ObjectMeta{Name: "example-com", Namespace: "mail"},
+		Spec: mailv1alpha1.MailDomainSpec{Domain: "example.com"}}
+	withIssuer := fullCluster()
+	withIssuer.Spec.TLS = &mailv1alpha1.TLSSpec{IssuerRef: &mailv1alpha1.IssuerReference{Name: "letsencrypt", Kind: "ClusterIssuer"}}
+	objs := []struct {
+		kind string
+		obj  any
+	}{
+		{"Secret/self-signed TLS", SelfSignedTLSSecret(mc, []byte("CERT"), []byte("KEY"))},
+		{"Secret/operator", OperatorSecret(mc, []byte("fingerprint-key-material"))},
+		{"Secret/admin", AdminSecret(mc, []byte("admin-token"))},
+		{"Secret/directory part", DirectorySecret(mc, dirsecret.Part{Name: "mail-directory-1", Data: map[string][]byte{"directory.json": []byte("{}")}})},
+		{"Secret/generated password", CredentialsSecret(mb, "generated", "digest-of-generated")},
+		{"Secret/password someone put there", CredentialsSecret(mb, "their-own", "")},
+		{"Secret/DKIM key", DKIMSecret(md, []byte("PEM"))},
+		{"Certificate", Certificate(withIssuer)},
+	}
+	var out strings.Builder
+	for _, o := range objs {
+		data, err := yaml.Marshal(o.obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.WriteString("--- # " + o.kind + "\n")
+		out.Write(data)
+	}
+	golden(t, "secrets.yaml", []byte(out.String()))
+}
+
+// The Secrets of a cluster carry its labels, so they are found (and cleaned up) with the rest.
+func TestClusterSecretsCarryTheClusterLabels(t *testing.T) {
+	mc := minimalCluster()
+	for _, sec := range []*corev1.Secret{SelfSignedTLSSecret(mc, nil, nil), OperatorSecret(mc, nil), AdminSecret(mc, nil),
+		DirectorySecret(mc, dirsecret.Part{Name: "x"})} {
+		for k, v := range Labels(mc) {
+			if sec.Labels[k] != v {
+				t.Errorf("Secret %s: label %s=%q, want %q", sec.Name, k, sec.Labels[k], v)
+			}
+		}
+		if sec.Namespace != mc.Namespace {
+			t.Errorf("Secret %s in namespace %q", sec.Name, sec.Namespace)
+		}
+	}
+}

@@ -1,0 +1,93 @@
+package builders
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+)
+
+// ClusterObservation is what a MailCluster's conditions are computed from.
+type ClusterObservation struct {
+	Generation int64
+	Hostname   string
+	// Want is spec.replicas.
+	Want int32
+	// StatefulSet is the live StatefulSet (its generation and status).
+	StatefulSet appsv1.StatefulSet
+	// LocalReplicas counts servers that run as local processes (make dev).
+	LocalReplicas int32
+	// TLSSecret serves the certificate; SelfSigned when the operator generated it, and
+	// TLSWaiting why a requested certificate is not there yet.
+	TLSSecret  string
+	SelfSigned bool
+	TLSWaiting string
+	// LoadBalancerPending and RelayProblem explain what keeps the cluster from serving, or "".
+	LoadBalancerPending string
+	RelayProblem        string
+}
+
+// ClusterConditions computes a MailCluster's conditions (Ready, Progressing, Degraded,
+// SelfSignedCertificate) and its ready replica count. The first problem that explains a cluster
+// not serving wins: a missing relay Secret (the pods cannot start) over a pending load balancer
+// over replicas.
+func ClusterConditions(o ClusterObservation) (conds []metav1.Condition, readyReplicas int32, ready bool) {
+	cond := func(typ string, status bool, reason, msg string) {
+		s := metav1.ConditionFalse
+		if status {
+			s = metav1.ConditionTrue
+		}
+		conds = append(conds, metav1.Condition{Type: typ, Status: s, Reason: reason, Message: msg, ObservedGeneration: o.Generation})
+	}
+	certReason, certMsg := certificateState(o)
+	cond(mailv1alpha1.ConditionSelfSignedCertificate, o.SelfSigned, certReason, certMsg)
+
+	sts := o.StatefulSet
+	readyReplicas = sts.Status.ReadyReplicas
+	rolledOut := sts.Status.ObservedGeneration >= sts.Generation && sts.Status.UpdatedReplicas == o.Want &&
+		sts.Status.CurrentRevision == sts.Status.UpdateRevision
+	ready = sts.Status.ReadyReplicas >= o.Want && rolledOut
+	rollout := fmt.Sprintf("rolling out: %d of %d replicas updated, %d ready", sts.Status.UpdatedReplicas, o.Want, sts.Status.ReadyReplicas)
+	reason, msg := mailv1alpha1.ReasonReconciled, fmt.Sprintf("%d of %d replicas serving", sts.Status.ReadyReplicas, o.Want)
+	progressing, degraded := !rolledOut, rolledOut && !ready
+	switch {
+	case o.RelayProblem != "":
+		ready, degraded, reason, msg = false, true, mailv1alpha1.ReasonRelayCredentialsMissing, o.RelayProblem
+	case sts.Status.Replicas == 0 && o.LocalReplicas > 0:
+		// make dev: the servers run next to the API server, where no kubelet runs pods.
+		readyReplicas, ready = o.LocalReplicas, o.LocalReplicas >= o.Want
+		progressing, degraded = false, !ready
+		reason, msg = mailv1alpha1.ReasonLocalProcesses, fmt.Sprintf("no pods: %d of %d mail servers run as local processes", o.LocalReplicas, o.Want)
+	case o.LoadBalancerPending != "":
+		// Serving inside the cluster, but the address the world is to reach is not there.
+		ready, degraded, reason, msg = false, true, mailv1alpha1.ReasonLoadBalancerPending, o.LoadBalancerPending
+	case !rolledOut:
+		reason, msg = mailv1alpha1.ReasonRollingOut, rollout
+	case !ready:
+		reason, msg = mailv1alpha1.ReasonReplicasUnavailable, fmt.Sprintf("%d of %d replicas ready", sts.Status.ReadyReplicas, o.Want)
+	}
+	cond(mailv1alpha1.ConditionReady, ready, reason, msg)
+	if progressing {
+		cond(mailv1alpha1.ConditionProgressing, true, mailv1alpha1.ReasonRollingOut, rollout)
+	} else {
+		cond(mailv1alpha1.ConditionProgressing, false, mailv1alpha1.ReasonReconciled, "")
+	}
+	if degraded {
+		cond(mailv1alpha1.ConditionDegraded, true, reason, msg)
+	} else {
+		cond(mailv1alpha1.ConditionDegraded, false, mailv1alpha1.ReasonReconciled, "")
+	}
+	return conds, readyReplicas, ready
+}
+
+func certificateState(o ClusterObservation) (string, string) {
+	switch {
+	case o.SelfSigned && o.TLSWaiting != "":
+		return "CertificatePending", o.TLSWaiting + "; serving a self-signed certificate for " + o.Hostname + " meanwhile"
+	case o.SelfSigned:
+		return "NoCertificateConfigured", "serving a self-signed certificate for " + o.Hostname + "; set spec.tls for a trusted one"
+	}
+	return "CertificateConfigured", "serving the certificate from Secret " + o.TLSSecret
+}
