@@ -3,9 +3,11 @@ package controllers
 import (
 	"context"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
 )
@@ -14,6 +16,7 @@ import (
 // from its cluster's directory.
 type MailAliasReconciler struct {
 	client.Client
+	Recorder recorder.EventRecorder
 }
 
 func (r *MailAliasReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -29,9 +32,13 @@ func (r *MailAliasReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	setCondition(&st.Conditions, al.Generation, mailv1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
 	st.ObservedGeneration, st.Members = al.Generation, 0
 	if !equalJSON(&al.Status, st) {
+		was := meta.FindStatusCondition(al.Status.Conditions, mailv1alpha1.ConditionReady)
 		patch := client.MergeFrom(al.DeepCopy())
 		al.Status = *st
-		return ctrl.Result{}, r.Status().Patch(ctx, &al, patch)
+		if err := r.Status().Patch(ctx, &al, patch); err != nil {
+			return ctrl.Result{}, err
+		}
+		readyEvent(r.Recorder, &al, was, meta.FindStatusCondition(st.Conditions, mailv1alpha1.ConditionReady))
 	}
 	return ctrl.Result{}, nil
 }

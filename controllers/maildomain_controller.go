@@ -44,60 +44,73 @@ func (r *MailDomainReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	st := md.Status.DeepCopy()
 	st.ObservedGeneration = md.Generation
-
 	var keyPEM []byte
+	st.DKIMSecretName = ""
 	if md.Spec.DKIM.Enabled == nil || *md.Spec.DKIM.Enabled {
 		var err error
 		if keyPEM, err = r.ensureDKIMKey(ctx, &md); err != nil {
 			return ctrl.Result{}, fmt.Errorf("DKIM key: %w", err)
 		}
 		st.DKIMSecretName = names.DKIMSecret(md.Name)
-	} else {
-		st.DKIMSecretName = ""
 	}
+	var err error
+	if st.Mailboxes, err = r.countMailboxes(ctx, &md); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.reportRecords(ctx, &md, st, keyPEM); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, r.writeStatus(ctx, &md, st)
+}
 
+// countMailboxes counts the Mailboxes whose address is in md's domain.
+func (r *MailDomainReconciler) countMailboxes(ctx context.Context, md *mailv1alpha1.MailDomain) (int32, error) {
 	var mbs mailv1alpha1.MailboxList
 	// Only counted, so not copied out of the cache.
 	if err := r.List(ctx, &mbs, client.InNamespace(md.Namespace), client.MatchingFields{indexDomain: domainKey(md.Spec.Domain)}, client.UnsafeDisableDeepCopy); err != nil {
-		return ctrl.Result{}, err
+		return 0, err
 	}
-	st.Mailboxes = 0
+	var n int32
 	for _, mb := range mbs.Items {
 		if addressDomain(mb.Spec.Address) == domainKey(md.Spec.Domain) {
-			st.Mailboxes++
+			n++
 		}
 	}
+	return n, nil
+}
 
+// reportRecords puts the DNS records to publish and the Ready condition into st.
+func (r *MailDomainReconciler) reportRecords(ctx context.Context, md *mailv1alpha1.MailDomain, st *mailv1alpha1.MailDomainStatus, keyPEM []byte) error {
 	var mc mailv1alpha1.MailCluster
 	err := r.Get(ctx, types.NamespacedName{Namespace: md.Namespace, Name: md.Spec.ClusterRef.Name}, &mc)
-	switch {
-	case apierrors.IsNotFound(err):
+	if apierrors.IsNotFound(err) {
 		setCondition(&st.Conditions, md.Generation, mailv1alpha1.ConditionReady, metav1.ConditionFalse, mailv1alpha1.ReasonClusterNotFound,
 			fmt.Sprintf("MailCluster %q not found in namespace %q", md.Spec.ClusterRef.Name, md.Namespace))
 		st.DNSRecords = nil
-	case err != nil:
-		return ctrl.Result{}, err
-	default:
-		dc, err := r.dnsContext(ctx, &mc)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		records, err := builders.DNSRecords(&md, dc, keyPEM)
-		var invalid builders.InvalidDomainError
-		if errors.As(err, &invalid) {
-			setCondition(&st.Conditions, md.Generation, mailv1alpha1.ConditionReady, metav1.ConditionFalse, mailv1alpha1.ReasonInvalidSpec,
-				invalid.Error()+"; the MailCluster leaves it out (create a MailDomain with a valid name)")
-			st.DNSRecords = nil
-			break
-		}
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		st.DNSRecords = records
-		setCondition(&st.Conditions, md.Generation, mailv1alpha1.ConditionReady, metav1.ConditionTrue, mailv1alpha1.ReasonReconciled,
-			fmt.Sprintf("served by MailCluster %q; publish status.dnsRecords", mc.Name))
+		return nil
 	}
-	return ctrl.Result{}, r.writeStatus(ctx, &md, st)
+	if err != nil {
+		return err
+	}
+	dc, err := r.dnsContext(ctx, &mc)
+	if err != nil {
+		return err
+	}
+	records, err := builders.DNSRecords(md, dc, keyPEM)
+	var invalid builders.InvalidDomainError
+	if errors.As(err, &invalid) {
+		setCondition(&st.Conditions, md.Generation, mailv1alpha1.ConditionReady, metav1.ConditionFalse, mailv1alpha1.ReasonInvalidSpec,
+			invalid.Error()+"; the MailCluster leaves it out (create a MailDomain with a valid name)")
+		st.DNSRecords = nil
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	st.DNSRecords = records
+	setCondition(&st.Conditions, md.Generation, mailv1alpha1.ConditionReady, metav1.ConditionTrue, mailv1alpha1.ReasonReconciled,
+		fmt.Sprintf("served by MailCluster %q; publish status.dnsRecords", mc.Name))
+	return nil
 }
 
 // dnsContext gathers what a domain's DNS records depend on in its cluster.

@@ -48,9 +48,23 @@ func Setup(ctx context.Context, mgr ctrl.Manager, operandImage string) error {
 	if err := SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
+	for _, setup := range []func(ctrl.Manager) error{
+		func(mgr ctrl.Manager) error { return setupClusters(mgr, operandImage) },
+		setupDomains, setupMailboxes, setupAliases,
+	} {
+		if err := setup(mgr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setupClusters registers the MailClusterReconciler: a cluster is reconciled when it, an object
+// it owns, or anything that goes into its directory changes.
+func setupClusters(mgr ctrl.Manager, operandImage string) error {
 	c := mgr.GetClient()
 	cluster := &MailClusterReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-mailcluster"), OperandImage: operandImage}
-	if err := ctrl.NewControllerManagedBy(mgr).
+	return ctrl.NewControllerManagedBy(mgr).
 		For(&mailv1alpha1.MailCluster{}, specChanged).
 		Owns(&appsv1.StatefulSet{}).
 		Owns(&corev1.Service{}).
@@ -89,19 +103,25 @@ func Setup(ctx context.Context, mgr ctrl.Manager, operandImage string) error {
 			}
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: cluster}}}
 		})).
-		Complete(cluster); err != nil {
-		return err
+		Complete(cluster)
+}
+
+// setupDomains registers the MailDomainReconciler.
+func setupDomains(mgr ctrl.Manager) error {
+	c := mgr.GetClient()
+	domainsOfCluster := func(ctx context.Context, ns, cluster string) []reconcile.Request {
+		var list mailv1alpha1.MailDomainList
+		if err := c.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{indexClusterRef: cluster}); err != nil {
+			return nil
+		}
+		return requestsFor(list.Items)
 	}
-	if err := ctrl.NewControllerManagedBy(mgr).
+	return ctrl.NewControllerManagedBy(mgr).
 		// The force-delete annotation lets a held deletion go: annotation changes count too.
 		For(&mailv1alpha1.MailDomain{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}).
 		Watches(&mailv1alpha1.MailCluster{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-			var list mailv1alpha1.MailDomainList
-			if err := c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexClusterRef: o.GetName()}); err != nil {
-				return nil
-			}
-			return requestsFor(list.Items)
+			return domainsOfCluster(ctx, o.GetNamespace(), o.GetName())
 		}), specChanged).
 		// The client Service's external address goes into the domain's A/AAAA and PTR records.
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
@@ -109,11 +129,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, operandImage string) error {
 			if owner == nil || owner.Kind != "MailCluster" || o.GetName() != names.ClientService(owner.Name) {
 				return nil
 			}
-			var list mailv1alpha1.MailDomainList
-			if err := c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexClusterRef: owner.Name}); err != nil {
-				return nil
-			}
-			return requestsFor(list.Items)
+			return domainsOfCluster(ctx, o.GetNamespace(), owner.Name)
 		})).
 		// A domain counts its Mailboxes, and a domain being deleted waits for what uses it.
 		Watches(&mailv1alpha1.Mailbox{}, batched(func(ctx context.Context, o client.Object) []reconcile.Request {
@@ -122,56 +138,65 @@ func Setup(ctx context.Context, mgr ctrl.Manager, operandImage string) error {
 		Watches(&mailv1alpha1.MailAlias{}, batched(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return domainsNamed(ctx, c, o.GetNamespace(), referencedDomains(o)...)
 		}), specChanged).
-		Complete(&MailDomainReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-maildomain")}); err != nil {
-		return err
-	}
-	unserved := func(kind string) handler.EventHandler {
-		// A domain or cluster appearing or going changes whether a Mailbox or alias is served.
-		return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-			var doms []string
-			switch x := o.(type) {
-			case *mailv1alpha1.MailDomain:
-				doms = []string{domainKey(x.Spec.Domain)}
-			case *mailv1alpha1.MailCluster:
-				var list mailv1alpha1.MailDomainList
-				if err := c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexClusterRef: o.GetName()}); err != nil {
-					return nil
+		Complete(&MailDomainReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-maildomain")})
+}
+
+// unserved maps a MailDomain or MailCluster to the objects (Mailboxes, or MailAliases when
+// aliases) of its domains: their appearing or going changes whether those are served.
+func unserved(c client.Client, aliases bool) handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		var doms []string
+		switch x := o.(type) {
+		case *mailv1alpha1.MailDomain:
+			doms = []string{domainKey(x.Spec.Domain)}
+		case *mailv1alpha1.MailCluster:
+			var list mailv1alpha1.MailDomainList
+			if err := c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexClusterRef: o.GetName()}); err != nil {
+				return nil
+			}
+			for _, d := range list.Items {
+				doms = append(doms, domainKey(d.Spec.Domain))
+			}
+		}
+		var reqs []reconcile.Request
+		for _, d := range doms {
+			in := []client.ListOption{client.InNamespace(o.GetNamespace()), client.MatchingFields{indexDomain: d}, client.UnsafeDisableDeepCopy}
+			if aliases {
+				var list mailv1alpha1.MailAliasList
+				if c.List(ctx, &list, in...) == nil {
+					reqs = append(reqs, requestsFor(list.Items)...)
 				}
-				for _, d := range list.Items {
-					doms = append(doms, domainKey(d.Spec.Domain))
+			} else {
+				var list mailv1alpha1.MailboxList
+				if c.List(ctx, &list, in...) == nil {
+					reqs = append(reqs, requestsFor(list.Items)...)
 				}
 			}
-			var reqs []reconcile.Request
-			for _, d := range doms {
-				if kind == "Mailbox" {
-					var list mailv1alpha1.MailboxList
-					if c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexDomain: d}, client.UnsafeDisableDeepCopy) == nil {
-						reqs = append(reqs, requestsFor(list.Items)...)
-					}
-				} else {
-					var list mailv1alpha1.MailAliasList
-					if c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexDomain: d}, client.UnsafeDisableDeepCopy) == nil {
-						reqs = append(reqs, requestsFor(list.Items)...)
-					}
-				}
-			}
-			return reqs
-		})
-	}
-	if err := ctrl.NewControllerManagedBy(mgr).
+		}
+		return reqs
+	})
+}
+
+// setupMailboxes registers the MailboxReconciler.
+func setupMailboxes(mgr ctrl.Manager) error {
+	c := mgr.GetClient()
+	return ctrl.NewControllerManagedBy(mgr).
 		For(&mailv1alpha1.Mailbox{}, specChanged).
 		Owns(&corev1.Secret{}).
-		Watches(&mailv1alpha1.MailDomain{}, unserved("Mailbox"), specChanged).
-		Watches(&mailv1alpha1.MailCluster{}, unserved("Mailbox"), specChanged).
+		Watches(&mailv1alpha1.MailDomain{}, unserved(c, false), specChanged).
+		Watches(&mailv1alpha1.MailCluster{}, unserved(c, false), specChanged).
 		WithOptions(controller.Options{MaxConcurrentReconciles: mailboxWorkers}).
-		Complete(&MailboxReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-mailbox")}); err != nil {
-		return err
-	}
+		Complete(&MailboxReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-mailbox")})
+}
+
+// setupAliases registers the MailAliasReconciler.
+func setupAliases(mgr ctrl.Manager) error {
+	c := mgr.GetClient()
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&mailv1alpha1.MailAlias{}).
-		Watches(&mailv1alpha1.MailDomain{}, unserved("MailAlias"), specChanged).
-		Watches(&mailv1alpha1.MailCluster{}, unserved("MailAlias"), specChanged).
-		Complete(&MailAliasReconciler{Client: c})
+		Watches(&mailv1alpha1.MailDomain{}, unserved(c, true), specChanged).
+		Watches(&mailv1alpha1.MailCluster{}, unserved(c, true), specChanged).
+		Complete(&MailAliasReconciler{Client: c, Recorder: mgr.GetEventRecorder("kubemail-mailalias")})
 }
 
 // batched is EnqueueRequestsFromMapFunc with every request delayed by batchDelay. The work
