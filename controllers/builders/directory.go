@@ -2,6 +2,8 @@ package builders
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -95,6 +97,47 @@ func invalidAddress(addrs []string) string {
 // bücher.example serves jörg@xn--bcher-kva.example.
 func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, mailboxes []MailboxInput, aliases []mailv1alpha1.MailAlias) DirectoryResult {
 	res := DirectoryResult{Problems: map[string]Problem{}}
+	dc := directoryCompiler{served: servedDomains(domains), owners: claims(mailboxes, aliases)}
+	for _, in := range mailboxes {
+		key := ObjectKey("Mailbox", in.Mailbox.Name)
+		if p, left := dc.mailboxProblem(in.Mailbox); left {
+			res.Problems[key] = p
+			continue
+		}
+		spec, p := mailboxSpec(in)
+		if p != nil {
+			res.Problems[key] = *p
+		}
+		res.Spec.Mailboxes = append(res.Spec.Mailboxes, spec)
+	}
+	for i := range aliases {
+		al := &aliases[i]
+		if p, left := dc.aliasProblem(al); left {
+			res.Problems[ObjectKey("MailAlias", al.Name)] = p
+			continue
+		}
+		spec := directory.AliasSpec{Address: string(al.Spec.Address)}
+		for _, m := range al.Spec.Members {
+			spec.Members = append(spec.Members, string(m))
+		}
+		res.Spec.Aliases = append(res.Spec.Aliases, spec)
+	}
+	// The API lists objects in no promised order; the directory must not depend on it.
+	sort.Slice(res.Spec.Mailboxes, func(i, j int) bool { return res.Spec.Mailboxes[i].Address < res.Spec.Mailboxes[j].Address })
+	sort.Slice(res.Spec.Aliases, func(i, j int) bool { return res.Spec.Aliases[i].Address < res.Spec.Aliases[j].Address })
+	res.Spec.Domains = domainSpecs(dc.served, dkimKeys)
+	return res
+}
+
+// directoryCompiler decides which objects a directory can serve.
+type directoryCompiler struct {
+	// served are the MailDomains by DomainKey (the older one of two for the same domain).
+	served map[string]*mailv1alpha1.MailDomain
+	// owners says who claims which address (by addressKey): the oldest claimant.
+	owners map[string]claim
+}
+
+func servedDomains(domains []mailv1alpha1.MailDomain) map[string]*mailv1alpha1.MailDomain {
 	served := map[string]*mailv1alpha1.MailDomain{}
 	for i := range domains {
 		d := &domains[i]
@@ -106,11 +149,10 @@ func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, ma
 			served[name] = d
 		}
 	}
-	domainOf := func(addr mailv1alpha1.EmailAddress) string {
-		_, dom, _ := strings.Cut(string(addr), "@")
-		return DomainKey(dom)
-	}
-	// Who claims which address.
+	return served
+}
+
+func claims(mailboxes []MailboxInput, aliases []mailv1alpha1.MailAlias) map[string]claim {
 	owners := map[string]claim{}
 	offer := func(addr string, c claim) {
 		addr = addressKey(addr)
@@ -128,119 +170,113 @@ func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, ma
 	for i := range aliases {
 		offer(string(aliases[i].Spec.Address), claimOf("MailAlias", &aliases[i]))
 	}
-	lost := func(addrs []string, c claim) string {
-		for _, a := range addrs {
-			if owner := owners[addressKey(a)]; owner.key != c.key {
-				return fmt.Sprintf("address %s is already claimed by %s %q", a, strings.Split(owner.key, "/")[0], owner.name)
-			}
-		}
-		return ""
-	}
-	missingDomain := func(addrs []string) string {
-		for _, a := range addrs {
-			dom := domainOf(mailv1alpha1.EmailAddress(a))
-			if _, ok := served[dom]; !ok {
-				return fmt.Sprintf("address %s: domain %s has no MailDomain for this cluster in the namespace", a, DomainDisplay(dom))
-			}
-		}
-		return ""
-	}
+	return owners
+}
 
-	for _, in := range mailboxes {
-		mb := in.Mailbox
-		key := ObjectKey("Mailbox", mb.Name)
-		addrs := []string{string(mb.Spec.Address)}
-		for _, a := range mb.Spec.Aliases {
-			addrs = append(addrs, string(a))
+// lost says which of addrs an older object claims, or "".
+func (dc directoryCompiler) lost(addrs []string, c claim) string {
+	for _, a := range addrs {
+		if owner := dc.owners[addressKey(a)]; owner.key != c.key {
+			return fmt.Sprintf("address %s is already claimed by %s %q", a, strings.Split(owner.key, "/")[0], owner.name)
 		}
-		var targets []string
-		if f := mb.Spec.Forwarding; f != nil {
-			for _, to := range f.To {
-				targets = append(targets, string(to))
-			}
-		}
-		if msg := invalidAddress(append(addrs, targets...)); msg != "" {
-			res.Problems[key] = Problem{Reason: mailv1alpha1.ReasonInvalidSpec, Message: msg}
-			continue
-		}
-		if msg := missingDomain(addrs); msg != "" {
-			res.Problems[key] = Problem{Reason: mailv1alpha1.ReasonDomainNotFound, Message: msg}
-			continue
-		}
-		if msg := lost(addrs, claimOf("Mailbox", mb)); msg != "" {
-			res.Problems[key] = Problem{Reason: mailv1alpha1.ReasonAddressConflict, Message: msg}
-			continue
-		}
-		spec := directory.MailboxSpec{
-			Address:             string(mb.Spec.Address),
-			DisplayName:         mb.Spec.DisplayName,
-			PasswordHash:        in.PasswordHash,
-			PasswordFingerprint: in.Fingerprint,
-			Quota:               in.Quota,
-			Shard:               in.Shard,
-		}
-		if mb.Spec.Suspended {
-			spec.Disabled, spec.DisabledReason = true, "suspended (spec.suspended)"
-		}
-		if in.PasswordProblem != "" || in.PasswordHash == "" {
-			p := Problem{Reason: in.PasswordReason, Message: in.PasswordProblem, Served: true}
-			if p.Reason == "" {
-				p.Reason = mailv1alpha1.ReasonSecretMissing
-			}
-			if p.Message == "" {
-				p.Message = "no password"
-			}
-			spec.Disabled, spec.DisabledReason = true, p.Message
-			p.Message += ": logins are disabled; mail is still accepted and stored"
-			res.Problems[key] = p
-		}
-		for _, a := range mb.Spec.Aliases {
-			spec.Aliases = append(spec.Aliases, string(a))
-		}
-		if f := mb.Spec.Forwarding; f != nil {
-			for _, to := range f.To {
-				spec.ForwardTo = append(spec.ForwardTo, string(to))
-			}
-			keep := f.KeepCopy == nil || *f.KeepCopy
-			spec.KeepCopy = &keep
-		}
-		res.Spec.Mailboxes = append(res.Spec.Mailboxes, spec)
 	}
-	for i := range aliases {
-		al := &aliases[i]
-		key := ObjectKey("MailAlias", al.Name)
-		addr := string(al.Spec.Address)
-		members := []string{addr}
-		for _, m := range al.Spec.Members {
-			members = append(members, string(m))
+	return ""
+}
+
+// missingDomain says which of addrs is in a domain the cluster does not serve, or "".
+func (dc directoryCompiler) missingDomain(addrs []string) string {
+	for _, a := range addrs {
+		_, dom, _ := strings.Cut(a, "@")
+		if _, ok := dc.served[DomainKey(dom)]; !ok {
+			return fmt.Sprintf("address %s: domain %s has no MailDomain for this cluster in the namespace", a, DomainDisplay(DomainKey(dom)))
 		}
-		if msg := invalidAddress(members); msg != "" {
-			res.Problems[key] = Problem{Reason: mailv1alpha1.ReasonInvalidSpec, Message: msg}
-			continue
-		}
-		if msg := missingDomain([]string{addr}); msg != "" {
-			res.Problems[key] = Problem{Reason: mailv1alpha1.ReasonDomainNotFound, Message: msg}
-			continue
-		}
-		if msg := lost([]string{addr}, claimOf("MailAlias", al)); msg != "" {
-			res.Problems[key] = Problem{Reason: mailv1alpha1.ReasonAddressConflict, Message: msg}
-			continue
-		}
-		spec := directory.AliasSpec{Address: addr}
-		for _, m := range al.Spec.Members {
-			spec.Members = append(spec.Members, string(m))
-		}
-		res.Spec.Aliases = append(res.Spec.Aliases, spec)
 	}
-	// The API lists objects in no promised order; the directory must not depend on it.
-	sort.Slice(res.Spec.Mailboxes, func(i, j int) bool { return res.Spec.Mailboxes[i].Address < res.Spec.Mailboxes[j].Address })
-	sort.Slice(res.Spec.Aliases, func(i, j int) bool { return res.Spec.Aliases[i].Address < res.Spec.Aliases[j].Address })
-	var domainNames []string
-	for name := range served {
-		domainNames = append(domainNames, name)
+	return ""
+}
+
+// mailboxProblem is why mb is left out of the directory, if it is.
+func (dc directoryCompiler) mailboxProblem(mb *mailv1alpha1.Mailbox) (Problem, bool) {
+	addrs := []string{string(mb.Spec.Address)}
+	for _, a := range mb.Spec.Aliases {
+		addrs = append(addrs, string(a))
 	}
-	sort.Strings(domainNames)
-	for _, name := range domainNames {
+	all := slices.Clone(addrs)
+	if f := mb.Spec.Forwarding; f != nil {
+		for _, to := range f.To {
+			all = append(all, string(to))
+		}
+	}
+	return dc.problem(all, addrs, claimOf("Mailbox", mb))
+}
+
+// aliasProblem is why al is left out of the directory, if it is.
+func (dc directoryCompiler) aliasProblem(al *mailv1alpha1.MailAlias) (Problem, bool) {
+	all := []string{string(al.Spec.Address)}
+	for _, m := range al.Spec.Members {
+		all = append(all, string(m))
+	}
+	return dc.problem(all, all[:1], claimOf("MailAlias", al))
+}
+
+// problem checks, in this order, that every address in all is valid, that the addresses owned
+// are in served domains, and that no older object claims one of them.
+func (dc directoryCompiler) problem(all, owned []string, c claim) (Problem, bool) {
+	if msg := invalidAddress(all); msg != "" {
+		return Problem{Reason: mailv1alpha1.ReasonInvalidSpec, Message: msg}, true
+	}
+	if msg := dc.missingDomain(owned); msg != "" {
+		return Problem{Reason: mailv1alpha1.ReasonDomainNotFound, Message: msg}, true
+	}
+	if msg := dc.lost(owned, c); msg != "" {
+		return Problem{Reason: mailv1alpha1.ReasonAddressConflict, Message: msg}, true
+	}
+	return Problem{}, false
+}
+
+// mailboxSpec is a served mailbox's directory entry, and the problem with its password if it
+// has one (it is then served with its logins disabled).
+func mailboxSpec(in MailboxInput) (directory.MailboxSpec, *Problem) {
+	mb := in.Mailbox
+	spec := directory.MailboxSpec{
+		Address:             string(mb.Spec.Address),
+		DisplayName:         mb.Spec.DisplayName,
+		PasswordHash:        in.PasswordHash,
+		PasswordFingerprint: in.Fingerprint,
+		Quota:               in.Quota,
+		Shard:               in.Shard,
+	}
+	for _, a := range mb.Spec.Aliases {
+		spec.Aliases = append(spec.Aliases, string(a))
+	}
+	if f := mb.Spec.Forwarding; f != nil {
+		for _, to := range f.To {
+			spec.ForwardTo = append(spec.ForwardTo, string(to))
+		}
+		keep := f.KeepCopy == nil || *f.KeepCopy
+		spec.KeepCopy = &keep
+	}
+	if mb.Spec.Suspended {
+		spec.Disabled, spec.DisabledReason = true, "suspended (spec.suspended)"
+	}
+	if in.PasswordProblem == "" && in.PasswordHash != "" {
+		return spec, nil
+	}
+	p := Problem{Reason: in.PasswordReason, Message: in.PasswordProblem, Served: true}
+	if p.Reason == "" {
+		p.Reason = mailv1alpha1.ReasonSecretMissing
+	}
+	if p.Message == "" {
+		p.Message = "no password"
+	}
+	spec.Disabled, spec.DisabledReason = true, p.Message
+	p.Message += ": logins are disabled; mail is still accepted and stored"
+	return spec, &p
+}
+
+// domainSpecs are the served domains' entries, sorted, with their DKIM keys (by DomainKey).
+func domainSpecs(served map[string]*mailv1alpha1.MailDomain, dkimKeys map[string]string) []directory.DomainSpec {
+	var out []directory.DomainSpec
+	for _, name := range slices.Sorted(maps.Keys(served)) {
 		d := served[name]
 		ds := directory.DomainSpec{Name: name, CatchAll: string(d.Spec.CatchAll)}
 		if invalidAddress([]string{ds.CatchAll}) != "" {
@@ -249,9 +285,9 @@ func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, ma
 		if key, ok := dkimKeys[name]; ok && key != "" && (d.Spec.DKIM.Enabled == nil || *d.Spec.DKIM.Enabled) {
 			ds.DKIM = &directory.DKIMSpec{Selector: d.Spec.DKIM.Selector, Algorithm: d.Spec.DKIM.Algorithm, PrivateKey: key}
 		}
-		res.Spec.Domains = append(res.Spec.Domains, ds)
+		out = append(out, ds)
 	}
-	return res
+	return out
 }
 
 func claimOf(kind string, o metav1.Object) claim {
