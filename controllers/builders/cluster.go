@@ -147,38 +147,12 @@ func StatefulSet(mc *mailv1alpha1.MailCluster, image, tlsSecret, configHash stri
 	if mc.Spec.Image != "" {
 		image = mc.Spec.Image
 	}
-	selector := SelectorLabels(mc)
-	probe := func(path string, failures int32) *corev1.Probe {
-		return &corev1.Probe{
-			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString(names.PortHTTP.Name)}},
-			PeriodSeconds:    5,
-			TimeoutSeconds:   2,
-			FailureThreshold: failures,
-		}
-	}
-	affinity := mc.Spec.Scheduling.Affinity
-	if affinity == nil {
-		affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
-			PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
-				Weight: 100,
-				PodAffinityTerm: corev1.PodAffinityTerm{
-					LabelSelector: &metav1.LabelSelector{MatchLabels: selector},
-					TopologyKey:   corev1.LabelHostname,
-				},
-			}},
-		}}
-	}
-	storage := resource.NewQuantity(10<<30, resource.BinarySI)
-	if mc.Spec.Storage.Size != nil {
-		storage = mc.Spec.Storage.Size
-	}
-	podLabels := Labels(mc)
-	sts := &appsv1.StatefulSet{
+	return &appsv1.StatefulSet{
 		ObjectMeta: objectMeta(mc, names.StatefulSet(mc.Name)),
 		Spec: appsv1.StatefulSetSpec{
 			Replicas:            ptr.To(ptr.Deref(mc.Spec.Replicas, 1)),
 			ServiceName:         names.HeadlessService(mc.Name),
-			Selector:            &metav1.LabelSelector{MatchLabels: selector},
+			Selector:            &metav1.LabelSelector{MatchLabels: SelectorLabels(mc)},
 			PodManagementPolicy: appsv1.ParallelPodManagement,
 			UpdateStrategy:      appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType},
 			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
@@ -187,82 +161,58 @@ func StatefulSet(mc *mailv1alpha1.MailCluster, image, tlsSecret, configHash stri
 			},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{
-					Labels:      podLabels,
+					Labels:      Labels(mc),
 					Annotations: map[string]string{names.AnnotationConfigHash: configHash},
 				},
-				Spec: corev1.PodSpec{
-					ServiceAccountName:            names.ServiceAccount(mc.Name),
-					TerminationGracePeriodSeconds: ptr.To(int64(ShutdownTimeout + 15)),
-					SecurityContext: &corev1.PodSecurityContext{
-						RunAsNonRoot:        ptr.To(true),
-						RunAsUser:           ptr.To(int64(names.RunAsUser)),
-						RunAsGroup:          ptr.To(int64(names.RunAsUser)),
-						FSGroup:             ptr.To(int64(names.RunAsUser)),
-						FSGroupChangePolicy: ptr.To(corev1.FSGroupChangeOnRootMismatch),
-						SeccompProfile:      &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
-					Affinity:                  affinity,
-					NodeSelector:              mc.Spec.Scheduling.NodeSelector,
-					Tolerations:               mc.Spec.Scheduling.Tolerations,
-					TopologySpreadConstraints: mc.Spec.Scheduling.TopologySpreadConstraints,
-					PriorityClassName:         mc.Spec.Scheduling.PriorityClassName,
-					Containers: []corev1.Container{{
-						Name:            names.Component,
-						Image:           image,
-						ImagePullPolicy: mc.Spec.ImagePullPolicy,
-						Command:         []string{"/mailserver"},
-						Args:            []string{"--config", names.ConfigFile},
-						Env: []corev1.EnvVar{
-							{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
-							{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
-						},
-						Ports:          containerPorts(),
-						Resources:      mc.Spec.Resources,
-						StartupProbe:   probe("/readyz", 60),
-						LivenessProbe:  probe("/healthz", 6),
-						ReadinessProbe: probe("/readyz", 2),
-						SecurityContext: &corev1.SecurityContext{
-							AllowPrivilegeEscalation: ptr.To(false),
-							ReadOnlyRootFilesystem:   ptr.To(true),
-							RunAsNonRoot:             ptr.To(true),
-							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-							SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-						},
-						VolumeMounts: []corev1.VolumeMount{
-							{Name: "data", MountPath: names.DataDir},
-							{Name: "config", MountPath: names.ConfigDir, ReadOnly: true},
-							{Name: "tls", MountPath: names.TLSDir, ReadOnly: true},
-							{Name: "admin", MountPath: names.AdminDir, ReadOnly: true},
-						},
-					}},
-					Volumes: []corev1.Volume{
-						{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-							LocalObjectReference: corev1.LocalObjectReference{Name: names.ConfigMap(mc.Name)}}}},
-						{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: tlsSecret}}},
-						{Name: "admin", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: names.AdminSecret(mc.Name)}}},
-					},
-				},
+				Spec: mailPodSpec(mc, image, tlsSecret),
 			},
-			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
-				ObjectMeta: metav1.ObjectMeta{Name: "data", Labels: Labels(mc)},
-				Spec: corev1.PersistentVolumeClaimSpec{
-					AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-					StorageClassName: mc.Spec.Storage.StorageClassName,
-					Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: *storage}},
-				},
-			}},
+			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{dataClaim(mc)},
 		},
 	}
-	if mem, ok := mc.Spec.Resources.Limits[corev1.ResourceMemory]; ok && mem.Value() > 0 {
-		// The Go runtime collects harder as the heap nears GOMEMLIMIT, instead of the kernel
-		// killing the pod at the container's limit; 10% stays for stacks and what Go does not count.
-		c := &sts.Spec.Template.Spec.Containers[0]
-		c.Env = append(c.Env, corev1.EnvVar{Name: "GOMEMLIMIT", Value: strconv.FormatInt(mem.Value()/10*9, 10)})
+}
+
+// podSpec is a mail server pod: restricted Pod Security, spread over nodes unless the cluster
+// says otherwise, its settings, certificate and admin token mounted read-only.
+func mailPodSpec(mc *mailv1alpha1.MailCluster, image, tlsSecret string) corev1.PodSpec {
+	affinity := mc.Spec.Scheduling.Affinity
+	if affinity == nil {
+		affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+			PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
+				Weight: 100,
+				PodAffinityTerm: corev1.PodAffinityTerm{
+					LabelSelector: &metav1.LabelSelector{MatchLabels: SelectorLabels(mc)},
+					TopologyKey:   corev1.LabelHostname,
+				},
+			}},
+		}}
+	}
+	pod := corev1.PodSpec{
+		ServiceAccountName:            names.ServiceAccount(mc.Name),
+		TerminationGracePeriodSeconds: ptr.To(int64(ShutdownTimeout + 15)),
+		SecurityContext: &corev1.PodSecurityContext{
+			RunAsNonRoot:        ptr.To(true),
+			RunAsUser:           ptr.To(int64(names.RunAsUser)),
+			RunAsGroup:          ptr.To(int64(names.RunAsUser)),
+			FSGroup:             ptr.To(int64(names.RunAsUser)),
+			FSGroupChangePolicy: ptr.To(corev1.FSGroupChangeOnRootMismatch),
+			SeccompProfile:      &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		Affinity:                  affinity,
+		NodeSelector:              mc.Spec.Scheduling.NodeSelector,
+		Tolerations:               mc.Spec.Scheduling.Tolerations,
+		TopologySpreadConstraints: mc.Spec.Scheduling.TopologySpreadConstraints,
+		PriorityClassName:         mc.Spec.Scheduling.PriorityClassName,
+		Containers:                []corev1.Container{mailserverContainer(mc, image)},
+		Volumes: []corev1.Volume{
+			{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+				LocalObjectReference: corev1.LocalObjectReference{Name: names.ConfigMap(mc.Name)}}}},
+			{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: tlsSecret}}},
+			{Name: "admin", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: names.AdminSecret(mc.Name)}}},
+		},
 	}
 	if secret := RelayCredentialsSecret(mc); secret != "" {
 		// The kubelet refreshes the files when the Secret changes; the server reads them at
 		// every connection to the smarthost, so rotated credentials need no restart.
-		pod := &sts.Spec.Template.Spec
 		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: "relay", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: secret,
 			Items: []corev1.KeyToPath{{Key: names.RelayUsernameKey, Path: names.RelayUsernameKey},
@@ -271,7 +221,70 @@ func StatefulSet(mc *mailv1alpha1.MailCluster, image, tlsSecret, configHash stri
 		pod.Containers[0].VolumeMounts = append(pod.Containers[0].VolumeMounts,
 			corev1.VolumeMount{Name: "relay", MountPath: names.RelayDir, ReadOnly: true})
 	}
-	return sts
+	return pod
+}
+
+// mailserverContainer runs /mailserver with the cluster's settings file.
+func mailserverContainer(mc *mailv1alpha1.MailCluster, image string) corev1.Container {
+	probe := func(path string, failures int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString(names.PortHTTP.Name)}},
+			PeriodSeconds:    5,
+			TimeoutSeconds:   2,
+			FailureThreshold: failures,
+		}
+	}
+	c := corev1.Container{
+		Name:            names.Component,
+		Image:           image,
+		ImagePullPolicy: mc.Spec.ImagePullPolicy,
+		Command:         []string{"/mailserver"},
+		Args:            []string{"--config", names.ConfigFile},
+		Env: []corev1.EnvVar{
+			{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+			{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+		},
+		Ports:          containerPorts(),
+		Resources:      mc.Spec.Resources,
+		StartupProbe:   probe("/readyz", 60),
+		LivenessProbe:  probe("/healthz", 6),
+		ReadinessProbe: probe("/readyz", 2),
+		SecurityContext: &corev1.SecurityContext{
+			AllowPrivilegeEscalation: ptr.To(false),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			RunAsNonRoot:             ptr.To(true),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: "data", MountPath: names.DataDir},
+			{Name: "config", MountPath: names.ConfigDir, ReadOnly: true},
+			{Name: "tls", MountPath: names.TLSDir, ReadOnly: true},
+			{Name: "admin", MountPath: names.AdminDir, ReadOnly: true},
+		},
+	}
+	if mem, ok := mc.Spec.Resources.Limits[corev1.ResourceMemory]; ok && mem.Value() > 0 {
+		// The Go runtime collects harder as the heap nears GOMEMLIMIT, instead of the kernel
+		// killing the pod at the container's limit; 10% stays for stacks and what Go does not count.
+		c.Env = append(c.Env, corev1.EnvVar{Name: "GOMEMLIMIT", Value: strconv.FormatInt(mem.Value()/10*9, 10)})
+	}
+	return c
+}
+
+// dataClaim is the claim template of each replica's mail volume (10 GiB unless set).
+func dataClaim(mc *mailv1alpha1.MailCluster) corev1.PersistentVolumeClaim {
+	storage := resource.NewQuantity(10<<30, resource.BinarySI)
+	if mc.Spec.Storage.Size != nil {
+		storage = mc.Spec.Storage.Size
+	}
+	return corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "data", Labels: Labels(mc)},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName: mc.Spec.Storage.StorageClassName,
+			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: *storage}},
+		},
+	}
 }
 
 func servicePorts(useStandard bool) []corev1.ServicePort {
