@@ -122,142 +122,171 @@ func Parse(data []byte, validateHash PasswordHashValidator) (*Directory, error) 
 
 // FromSpec validates spec and builds a Directory from it.
 func FromSpec(spec *Spec, validateHash PasswordHashValidator) (*Directory, error) {
-	d := &Directory{
+	l := &loader{validateHash: validateHash, d: &Directory{
 		domains:     map[string]*Domain{},
 		unavailable: map[string]bool{},
 		mailboxes:   map[string]*Mailbox{},
 		aliases:     map[string][]string{},
 		owners:      map[string]*Mailbox{},
-	}
-	var errs []error
+	}}
 	for _, ds := range spec.Domains {
-		name, err := NormalizeDomain(ds.Name)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("domain %q: %w", ds.Name, err))
-			continue
-		}
-		if _, dup := d.domains[name]; dup {
-			errs = append(errs, fmt.Errorf("domain %q: listed twice", name))
-			continue
-		}
-		dom := &Domain{Name: name, DKIM: ds.DKIM}
-		if ds.CatchAll != "" {
-			ca, err := NormalizeAddress(ds.CatchAll)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("domain %q: catchAll: %w", name, err))
-			}
-			dom.CatchAll = ca
-		}
-		if ds.DKIM != nil && (ds.DKIM.Selector == "" || ds.DKIM.PrivateKey == "" ||
-			(ds.DKIM.Algorithm != "rsa-sha256" && ds.DKIM.Algorithm != "ed25519-sha256")) {
-			errs = append(errs, fmt.Errorf("domain %q: dkim needs a selector, a private key and algorithm rsa-sha256 or ed25519-sha256", name))
-		}
-		d.domains[name] = dom
+		l.domain(ds)
 	}
 	for _, name := range spec.UnavailableDomains {
-		name = strings.ToLower(name)
-		if err := ValidateDomain(name); err != nil {
-			errs = append(errs, fmt.Errorf("unavailable domain %q: %w", name, err))
-			continue
-		}
-		if _, served := d.domains[name]; served {
-			errs = append(errs, fmt.Errorf("domain %q: listed as served and as unavailable", name))
-			continue
-		}
-		d.unavailable[name] = true
-	}
-	claim := func(addr, what string) bool {
-		if _, ok := d.owners[addr]; ok {
-			errs = append(errs, fmt.Errorf("%s %q: address already belongs to a mailbox", what, addr))
-			return false
-		}
-		if _, ok := d.aliases[addr]; ok {
-			errs = append(errs, fmt.Errorf("%s %q: address already belongs to an alias", what, addr))
-			return false
-		}
-		return true
-	}
-	local := func(addr, what string) bool {
-		_, dom, _ := strings.Cut(addr, "@")
-		if _, ok := d.domains[dom]; !ok {
-			errs = append(errs, fmt.Errorf("%s %q: domain %q is not in the directory", what, addr, dom))
-			return false
-		}
-		return true
+		l.unavailableDomain(name)
 	}
 	for _, ms := range spec.Mailboxes {
-		addr, err := NormalizeAddress(ms.Address)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("mailbox %q: %w", ms.Address, err))
-			continue
-		}
-		if !local(addr, "mailbox") || !claim(addr, "mailbox") {
-			continue
-		}
-		if ms.PasswordHash == "" && !ms.Disabled {
-			errs = append(errs, fmt.Errorf("mailbox %q: no password hash, and not disabled", addr))
-			continue
-		}
-		if err := validateHash(ms.PasswordHash); ms.PasswordHash != "" && err != nil {
-			errs = append(errs, fmt.Errorf("mailbox %q: password hash: %w", addr, err))
-			continue
-		}
-		if ms.Quota < 0 || ms.Shard < 0 {
-			errs = append(errs, fmt.Errorf("mailbox %q: quota and shard must not be negative", addr))
-			continue
-		}
-		mb := &Mailbox{Address: addr, DisplayName: ms.DisplayName, PasswordHash: ms.PasswordHash,
-			Quota: ms.Quota, Disabled: ms.Disabled, DisabledReason: ms.DisabledReason, Shard: ms.Shard, KeepCopy: ms.KeepCopy == nil || *ms.KeepCopy}
-		d.mailboxes[addr] = mb
-		d.owners[addr] = mb
-		for _, a := range ms.Aliases {
-			alias, err := NormalizeAddress(a)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("mailbox %q: alias %q: %w", addr, a, err))
-				continue
-			}
-			if local(alias, "alias") && claim(alias, "alias") {
-				mb.Aliases = append(mb.Aliases, alias)
-				d.owners[alias] = mb
-			}
-		}
-		for _, fwd := range ms.ForwardTo {
-			target, err := NormalizeAddress(fwd)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("mailbox %q: forwarding target %q: %w", addr, fwd, err))
-				continue
-			}
-			mb.ForwardTo = append(mb.ForwardTo, target)
-		}
+		l.mailbox(ms)
 	}
 	for _, as := range spec.Aliases {
-		addr, err := NormalizeAddress(as.Address)
+		l.alias(as)
+	}
+	if len(l.errs) > 0 {
+		return nil, errors.Join(l.errs...)
+	}
+	return l.d, nil
+}
+
+// loader builds a Directory, collecting every problem of the spec rather than the first.
+type loader struct {
+	d            *Directory
+	validateHash PasswordHashValidator
+	errs         []error
+}
+
+func (l *loader) fail(format string, args ...any) {
+	l.errs = append(l.errs, fmt.Errorf(format, args...))
+}
+
+func (l *loader) domain(ds DomainSpec) {
+	name, err := NormalizeDomain(ds.Name)
+	if err != nil {
+		l.fail("domain %q: %w", ds.Name, err)
+		return
+	}
+	if _, dup := l.d.domains[name]; dup {
+		l.fail("domain %q: listed twice", name)
+		return
+	}
+	dom := &Domain{Name: name, DKIM: ds.DKIM}
+	if ds.CatchAll != "" {
+		ca, err := NormalizeAddress(ds.CatchAll)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("alias %q: %w", as.Address, err))
-			continue
+			l.fail("domain %q: catchAll: %w", name, err)
 		}
-		if !local(addr, "alias") || !claim(addr, "alias") {
-			continue
-		}
-		if len(as.Members) == 0 {
-			errs = append(errs, fmt.Errorf("alias %q: has no members", addr))
-			continue
-		}
-		var members []string
-		for _, m := range as.Members {
-			member, err := NormalizeAddress(m)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("alias %q: member %q: %w", addr, m, err))
-				continue
-			}
-			members = append(members, member)
-		}
-		d.aliases[addr] = members
+		dom.CatchAll = ca
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if ds.DKIM != nil && (ds.DKIM.Selector == "" || ds.DKIM.PrivateKey == "" ||
+		(ds.DKIM.Algorithm != "rsa-sha256" && ds.DKIM.Algorithm != "ed25519-sha256")) {
+		l.fail("domain %q: dkim needs a selector, a private key and algorithm rsa-sha256 or ed25519-sha256", name)
 	}
-	return d, nil
+	l.d.domains[name] = dom
+}
+
+func (l *loader) unavailableDomain(name string) {
+	key, err := NormalizeDomain(name)
+	if err != nil {
+		l.fail("unavailable domain %q: %w", name, err)
+		return
+	}
+	if _, served := l.d.domains[key]; served {
+		l.fail("domain %q: listed as served and as unavailable", key)
+		return
+	}
+	l.d.unavailable[key] = true
+}
+
+// claim reports whether addr is still free, and records the problem when it is not.
+func (l *loader) claim(addr, what string) bool {
+	if _, ok := l.d.owners[addr]; ok {
+		l.fail("%s %q: address already belongs to a mailbox", what, addr)
+		return false
+	}
+	if _, ok := l.d.aliases[addr]; ok {
+		l.fail("%s %q: address already belongs to an alias", what, addr)
+		return false
+	}
+	return true
+}
+
+// local reports whether addr is in a domain of the directory, and records the problem when not.
+func (l *loader) local(addr, what string) bool {
+	_, dom, _ := strings.Cut(addr, "@")
+	if _, ok := l.d.domains[dom]; !ok {
+		l.fail("%s %q: domain %q is not in the directory", what, addr, dom)
+		return false
+	}
+	return true
+}
+
+func (l *loader) mailbox(ms MailboxSpec) {
+	addr, err := NormalizeAddress(ms.Address)
+	if err != nil {
+		l.fail("mailbox %q: %w", ms.Address, err)
+		return
+	}
+	if !l.local(addr, "mailbox") || !l.claim(addr, "mailbox") {
+		return
+	}
+	switch {
+	case ms.PasswordHash == "" && !ms.Disabled:
+		l.fail("mailbox %q: no password hash, and not disabled", addr)
+		return
+	case ms.PasswordHash != "" && l.validateHash(ms.PasswordHash) != nil:
+		l.fail("mailbox %q: password hash: %w", addr, l.validateHash(ms.PasswordHash))
+		return
+	case ms.Quota < 0 || ms.Shard < 0:
+		l.fail("mailbox %q: quota and shard must not be negative", addr)
+		return
+	}
+	mb := &Mailbox{Address: addr, DisplayName: ms.DisplayName, PasswordHash: ms.PasswordHash, Quota: ms.Quota,
+		Disabled: ms.Disabled, DisabledReason: ms.DisabledReason, Shard: ms.Shard, KeepCopy: ms.KeepCopy == nil || *ms.KeepCopy}
+	l.d.mailboxes[addr] = mb
+	l.d.owners[addr] = mb
+	for _, a := range ms.Aliases {
+		alias, err := NormalizeAddress(a)
+		if err != nil {
+			l.fail("mailbox %q: alias %q: %w", addr, a, err)
+			continue
+		}
+		if l.local(alias, "alias") && l.claim(alias, "alias") {
+			mb.Aliases = append(mb.Aliases, alias)
+			l.d.owners[alias] = mb
+		}
+	}
+	for _, fwd := range ms.ForwardTo {
+		target, err := NormalizeAddress(fwd)
+		if err != nil {
+			l.fail("mailbox %q: forwarding target %q: %w", addr, fwd, err)
+			continue
+		}
+		mb.ForwardTo = append(mb.ForwardTo, target)
+	}
+}
+
+func (l *loader) alias(as AliasSpec) {
+	addr, err := NormalizeAddress(as.Address)
+	if err != nil {
+		l.fail("alias %q: %w", as.Address, err)
+		return
+	}
+	if !l.local(addr, "alias") || !l.claim(addr, "alias") {
+		return
+	}
+	if len(as.Members) == 0 {
+		l.fail("alias %q: has no members", addr)
+		return
+	}
+	var members []string
+	for _, m := range as.Members {
+		member, err := NormalizeAddress(m)
+		if err != nil {
+			l.fail("alias %q: member %q: %w", addr, m, err)
+			continue
+		}
+		members = append(members, member)
+	}
+	l.d.aliases[addr] = members
 }
 
 // Domain returns a local domain, named in A-labels or U-labels. Its Name is in A-labels.
