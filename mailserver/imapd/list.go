@@ -24,38 +24,19 @@ import (
 func listFolders(folders []store.FolderInfo, subs []string, ref string, patterns []string, options *imap.ListOptions) []*imap.ListData {
 	const delim = string(store.Delimiter)
 	exists := map[string]store.FolderInfo{}
-	var names []string
-	listed := map[string]bool{}
-	add := func(name string) {
-		if !listed[name] {
-			listed[name] = true
-			names = append(names, name)
-		}
-	}
+	var paths []string
 	for _, fi := range folders {
 		exists[fi.Name] = fi
+		paths = append(paths, fi.Name)
 	}
 	subscribed := map[string]bool{}
 	for _, s := range subs {
 		subscribed[s] = true
 	}
-	for _, fi := range folders {
-		levels := strings.Split(fi.Name, delim)
-		for i := 1; i < len(levels); i++ {
-			add(strings.Join(levels[:i], delim))
-		}
-		add(fi.Name)
-	}
 	if options.SelectSubscribed {
-		for _, s := range subs {
-			levels := strings.Split(s, delim)
-			for i := 1; i < len(levels); i++ {
-				add(strings.Join(levels[:i], delim))
-			}
-			add(s)
-		}
+		paths = append(paths, subs...)
 	}
-	slices.SortFunc(names, compareFolderNames)
+	names := withParents(paths)
 
 	// descendants reports whether some name below parent is a folder, or a subscription.
 	descendants := func(parent string, pick func(string) bool) bool {
@@ -121,6 +102,24 @@ func listFolders(folders []store.FolderInfo, subs []string, ref string, patterns
 		out = append(out, d)
 	}
 	return out
+}
+
+// withParents is every name in paths and every level above it, once each, sorted for LIST.
+func withParents(paths []string) []string {
+	const delim = string(store.Delimiter)
+	var names []string
+	listed := map[string]bool{}
+	for _, p := range paths {
+		levels := strings.Split(p, delim)
+		for i := 1; i <= len(levels); i++ {
+			if name := strings.Join(levels[:i], delim); !listed[name] {
+				listed[name] = true
+				names = append(names, name)
+			}
+		}
+	}
+	slices.SortFunc(names, compareFolderNames)
+	return names
 }
 
 // canonicalPattern spells a leading INBOX level in capitals: INBOX matches in any case.
