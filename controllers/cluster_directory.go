@@ -13,15 +13,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/controllers/builders"
-	"github.com/kubemail/kubemail/internal/dirsecret"
+	"github.com/kubemail/kubemail/internal/contract/dirsecret"
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 	"github.com/kubemail/kubemail/internal/names"
-	"github.com/kubemail/kubemail/mailserver/directory"
 )
 
 // clusterDirectory is what the directory sub-reconciler wrote: the number of Secret parts, what
@@ -166,7 +165,7 @@ func quotaBytes(q, def *resource.Quantity) int64 {
 // directoryParts splits spec into the data of its Secrets, each stamped with a generation
 // derived from the content, so an unchanged directory is never rewritten. The generation is
 // only in each part's KeyGeneration, so the content is serialized once.
-func directoryParts(cluster string, spec *directory.Spec) ([]dirsecret.Part, string, error) {
+func directoryParts(cluster string, spec *dirspec.Spec) ([]dirsecret.Part, string, error) {
 	parts, err := dirsecret.Split(cluster, spec, "", 0)
 	if err != nil {
 		return nil, "", err
@@ -185,7 +184,7 @@ func directoryParts(cluster string, spec *directory.Spec) ([]dirsecret.Part, str
 // writeDirectory stores the directory's parts in the cluster's Secrets, touching only parts
 // whose content changed: the other parts first, the first part last, then removes surplus parts.
 func (r *MailClusterReconciler) writeDirectory(ctx context.Context, mc *mailv1alpha1.MailCluster, parts []dirsecret.Part, generation string,
-	spec *directory.Spec, previous map[string]directory.MailboxSpec) error {
+	spec *dirspec.Spec, previous map[string]dirspec.MailboxSpec) error {
 	changed := false
 	for _, p := range append(slices.Clone(parts[1:]), parts[0]) {
 		wrote, err := apply(ctx, r.Client, r.Scheme, mc, builders.DirectorySecret(mc, p))
@@ -204,7 +203,7 @@ func (r *MailClusterReconciler) writeDirectory(ctx context.Context, mc *mailv1al
 			}
 			return err
 		}
-		if err := r.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}}); client.IgnoreNotFound(err) != nil {
+		if err := r.Delete(ctx, builders.DirectorySecret(mc, dirsecret.Part{Name: key.Name})); client.IgnoreNotFound(err) != nil {
 			return err
 		}
 	}
@@ -230,7 +229,7 @@ func (r *MailClusterReconciler) writeDirectory(ctx context.Context, mc *mailv1al
 
 // directoryLosses compares the directory before and after a change: the mailboxes it no longer
 // has, and those whose logins it disabled (with why).
-func directoryLosses(previous map[string]directory.MailboxSpec, spec *directory.Spec) (removed, disabled []string) {
+func directoryLosses(previous map[string]dirspec.MailboxSpec, spec *dirspec.Spec) (removed, disabled []string) {
 	now := make(map[string]bool, len(spec.Mailboxes))
 	for _, mb := range spec.Mailboxes {
 		now[mb.Address] = true

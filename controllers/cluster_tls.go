@@ -15,7 +15,7 @@ import (
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/controllers/builders"
 	"github.com/kubemail/kubemail/internal/names"
-	"github.com/kubemail/kubemail/mailserver/tlsconf"
+	"github.com/kubemail/kubemail/internal/selfsigned"
 )
 
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;create;update;patch
@@ -62,7 +62,7 @@ func (r *MailClusterReconciler) ensureSelfSigned(ctx context.Context, mc *mailv1
 	if certStillGood(data[corev1.TLSCertKey], string(mc.Spec.Hostname)) {
 		return name, nil
 	}
-	certPEM, keyPEM, err := tlsconf.SelfSigned([]string{string(mc.Spec.Hostname)}, 365*24*time.Hour)
+	certPEM, keyPEM, err := selfsigned.Certificate([]string{string(mc.Spec.Hostname)}, 365*24*time.Hour)
 	if err != nil {
 		return "", err
 	}

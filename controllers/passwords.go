@@ -19,10 +19,10 @@ import (
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/controllers/builders"
-	"github.com/kubemail/kubemail/internal/dirsecret"
+	"github.com/kubemail/kubemail/internal/contract/dirsecret"
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
+	"github.com/kubemail/kubemail/internal/contract/passwordhash"
 	"github.com/kubemail/kubemail/internal/names"
-	"github.com/kubemail/kubemail/mailserver/auth"
-	"github.com/kubemail/kubemail/mailserver/directory"
 )
 
 // credentialsGrace is how long the MailboxReconciler may take to generate a new Mailbox's
@@ -44,7 +44,7 @@ type clusterMemo struct {
 	// dirGeneration is the generation of the directory whose mailboxes, by address, are in
 	// dirMailboxes.
 	dirGeneration string
-	dirMailboxes  map[string]directory.MailboxSpec
+	dirMailboxes  map[string]dirspec.MailboxSpec
 	// dirDomains are the domains that directory serves or lists as unavailable.
 	dirDomains []string
 	// statusWrites are the statuses written whose write the cache had not shown yet at the
@@ -122,7 +122,7 @@ type passwordResolver struct {
 	ns       string
 	memo     *clusterMemo
 	fpKey    []byte
-	previous map[string]directory.MailboxSpec
+	previous map[string]dirspec.MailboxSpec
 	used     map[secretVersion]hashedPassword
 	jobs     []hashJob
 	awaiting awaitingPasswords
@@ -230,9 +230,9 @@ func (pr *passwordResolver) hash(inputs []builders.MailboxInput, workers int) {
 		go func() {
 			defer wg.Done()
 			for j := range ch {
-				hash := auth.Hash
+				hash := passwordhash.Hash
 				if j.generated {
-					hash = auth.HashGenerated
+					hash = passwordhash.HashGenerated
 				}
 				h, err := hash(j.password)
 				if err != nil {
@@ -285,8 +285,8 @@ func isGeneratedPassword(sec *corev1.Secret, password string) bool {
 // directoryMailboxes returns the mailboxes of the directory now in the cluster's Secrets, by
 // address; a missing or partial directory is empty. It parses the Secrets only when they hold
 // another generation than the one remembered.
-func (r *MailClusterReconciler) directoryMailboxes(ctx context.Context, mc *mailv1alpha1.MailCluster, memo *clusterMemo) (map[string]directory.MailboxSpec, error) {
-	out := map[string]directory.MailboxSpec{}
+func (r *MailClusterReconciler) directoryMailboxes(ctx context.Context, mc *mailv1alpha1.MailCluster, memo *clusterMemo) (map[string]dirspec.MailboxSpec, error) {
+	out := map[string]dirspec.MailboxSpec{}
 	get := func(i int) (map[string][]byte, error) {
 		var s corev1.Secret
 		err := r.Get(ctx, types.NamespacedName{Namespace: mc.Namespace, Name: dirsecret.SecretName(mc.Name, i)}, &s, client.UnsafeDisableDeepCopy)
@@ -321,13 +321,13 @@ func (r *MailClusterReconciler) directoryMailboxes(ctx context.Context, mc *mail
 }
 
 // remember records the directory of generation as the one in the Secrets.
-func (memo *clusterMemo) remember(generation string, spec *directory.Spec) {
+func (memo *clusterMemo) remember(generation string, spec *dirspec.Spec) {
 	memo.dirGeneration = generation
 	memo.dirDomains = slices.Clone(spec.UnavailableDomains)
 	for _, d := range spec.Domains {
 		memo.dirDomains = append(memo.dirDomains, d.Name)
 	}
-	memo.dirMailboxes = make(map[string]directory.MailboxSpec, len(spec.Mailboxes))
+	memo.dirMailboxes = make(map[string]dirspec.MailboxSpec, len(spec.Mailboxes))
 	for _, mb := range spec.Mailboxes {
 		memo.dirMailboxes[mb.Address] = mb
 	}

@@ -10,9 +10,9 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/kubemail/kubemail/mailserver/auth"
-	"github.com/kubemail/kubemail/mailserver/config"
-	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/internal/contract/config"
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
+	"github.com/kubemail/kubemail/internal/contract/passwordhash"
 	"github.com/kubemail/kubemail/mailserver/tlsconf"
 )
 
@@ -54,17 +54,17 @@ func devConfig(dir string) (*config.Config, string, error) {
 	dirFile := filepath.Join(dir, "directory.yaml")
 	creds, err := os.ReadFile(credsFile)
 	if err != nil {
-		var spec directory.Spec
-		spec.Domains = []directory.DomainSpec{{Name: devDomain}}
+		var spec dirspec.Spec
+		spec.Domains = []dirspec.DomainSpec{{Name: devDomain}}
 		var lines []string
 		for _, user := range []string{"alice", "bob"} {
 			pw := randomPassword()
-			hash, err := auth.Hash(pw)
+			hash, err := passwordhash.Hash(pw)
 			if err != nil {
 				return nil, "", err
 			}
 			addr := user + "@" + devDomain
-			spec.Mailboxes = append(spec.Mailboxes, directory.MailboxSpec{Address: addr, PasswordHash: hash})
+			spec.Mailboxes = append(spec.Mailboxes, dirspec.MailboxSpec{Address: addr, PasswordHash: hash})
 			lines = append(lines, addr+" "+pw)
 		}
 		data, err := yaml.Marshal(&spec)

@@ -15,7 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/internal/contract/config"
 	"github.com/kubemail/kubemail/mailserver/queue"
 	"github.com/kubemail/kubemail/mailserver/server"
 )

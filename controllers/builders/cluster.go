@@ -21,9 +21,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
-	"github.com/kubemail/kubemail/internal/dirsecret"
+	"github.com/kubemail/kubemail/internal/contract/config"
+	"github.com/kubemail/kubemail/internal/contract/dirsecret"
 	"github.com/kubemail/kubemail/internal/names"
-	"github.com/kubemail/kubemail/mailserver/config"
 )
 
 // SelectorLabels select a cluster's mail server pods.

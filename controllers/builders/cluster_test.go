@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
-	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/internal/contract/config"
 )
 
 const (

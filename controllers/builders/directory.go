@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
-	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 )
 
 // MailboxInput is a Mailbox with what the reconciler resolved for it.
@@ -40,7 +40,7 @@ type Problem struct {
 
 // DirectoryResult is a compiled directory and what could not go into it.
 type DirectoryResult struct {
-	Spec directory.Spec
+	Spec dirspec.Spec
 	// Problems by object: "Mailbox/<name>" or "MailAlias/<name>".
 	Problems map[string]Problem
 }
@@ -70,7 +70,7 @@ func (c claim) older(o claim) bool {
 // addressKey is an address in the form the mail server compares addresses by (domain in
 // A-labels, local part in NFC, lowercase), so that two spellings of one address are one claim.
 func addressKey(addr string) string {
-	if n, err := directory.NormalizeAddress(addr); err == nil {
+	if n, err := dirspec.NormalizeAddress(addr); err == nil {
 		return n
 	}
 	return strings.ToLower(addr)
@@ -81,7 +81,7 @@ func addressKey(addr string) string {
 // server refuse the whole directory, so its object is left out instead.
 func invalidAddress(addrs []string) string {
 	for _, a := range addrs {
-		if _, err := directory.NormalizeAddress(a); err != nil {
+		if _, err := dirspec.NormalizeAddress(a); err != nil {
 			return fmt.Sprintf("address %s cannot be served: %v", a, err)
 		}
 	}
@@ -116,7 +116,7 @@ func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, ma
 			res.Problems[ObjectKey("MailAlias", al.Name)] = p
 			continue
 		}
-		spec := directory.AliasSpec{Address: string(al.Spec.Address)}
+		spec := dirspec.AliasSpec{Address: string(al.Spec.Address)}
 		for _, m := range al.Spec.Members {
 			spec.Members = append(spec.Members, string(m))
 		}
@@ -141,7 +141,7 @@ func servedDomains(domains []mailv1alpha1.MailDomain) map[string]*mailv1alpha1.M
 	served := map[string]*mailv1alpha1.MailDomain{}
 	for i := range domains {
 		d := &domains[i]
-		name, err := directory.NormalizeDomain(string(d.Spec.Domain))
+		name, err := dirspec.NormalizeDomain(string(d.Spec.Domain))
 		if err != nil {
 			continue // the MailDomain reports it (InvalidSpec)
 		}
@@ -235,9 +235,9 @@ func (dc directoryCompiler) problem(all, owned []string, c claim) (Problem, bool
 
 // mailboxSpec is a served mailbox's directory entry, and the problem with its password if it
 // has one (it is then served with its logins disabled).
-func mailboxSpec(in MailboxInput) (directory.MailboxSpec, *Problem) {
+func mailboxSpec(in MailboxInput) (dirspec.MailboxSpec, *Problem) {
 	mb := in.Mailbox
-	spec := directory.MailboxSpec{
+	spec := dirspec.MailboxSpec{
 		Address:             string(mb.Spec.Address),
 		DisplayName:         mb.Spec.DisplayName,
 		PasswordHash:        in.PasswordHash,
@@ -274,16 +274,16 @@ func mailboxSpec(in MailboxInput) (directory.MailboxSpec, *Problem) {
 }
 
 // domainSpecs are the served domains' entries, sorted, with their DKIM keys (by DomainKey).
-func domainSpecs(served map[string]*mailv1alpha1.MailDomain, dkimKeys map[string]string) []directory.DomainSpec {
-	var out []directory.DomainSpec
+func domainSpecs(served map[string]*mailv1alpha1.MailDomain, dkimKeys map[string]string) []dirspec.DomainSpec {
+	var out []dirspec.DomainSpec
 	for _, name := range slices.Sorted(maps.Keys(served)) {
 		d := served[name]
-		ds := directory.DomainSpec{Name: name, CatchAll: string(d.Spec.CatchAll)}
+		ds := dirspec.DomainSpec{Name: name, CatchAll: string(d.Spec.CatchAll)}
 		if invalidAddress([]string{ds.CatchAll}) != "" {
 			ds.CatchAll = "" // an invalid catch-all would make the server refuse the directory
 		}
 		if key, ok := dkimKeys[name]; ok && key != "" && (d.Spec.DKIM.Enabled == nil || *d.Spec.DKIM.Enabled) {
-			ds.DKIM = &directory.DKIMSpec{Selector: d.Spec.DKIM.Selector, Algorithm: d.Spec.DKIM.Algorithm, PrivateKey: key}
+			ds.DKIM = &dirspec.DKIMSpec{Selector: d.Spec.DKIM.Selector, Algorithm: d.Spec.DKIM.Algorithm, PrivateKey: key}
 		}
 		out = append(out, ds)
 	}

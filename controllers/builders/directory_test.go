@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 	"github.com/kubemail/kubemail/mailserver/directory"
 )
 
@@ -54,7 +55,7 @@ func testDomains() []mailv1alpha1.MailDomain {
 	return []mailv1alpha1.MailDomain{testDomain("example-com", "example.com", 0), testDomain("example-net", "example.net", 0)}
 }
 
-func servedMailbox(res DirectoryResult, addr string) *directory.MailboxSpec {
+func servedMailbox(res DirectoryResult, addr string) *dirspec.MailboxSpec {
 	for i := range res.Spec.Mailboxes {
 		if res.Spec.Mailboxes[i].Address == addr {
 			return &res.Spec.Mailboxes[i]
@@ -63,7 +64,7 @@ func servedMailbox(res DirectoryResult, addr string) *directory.MailboxSpec {
 	return nil
 }
 
-func servedAlias(res DirectoryResult, addr string) *directory.AliasSpec {
+func servedAlias(res DirectoryResult, addr string) *dirspec.AliasSpec {
 	for i := range res.Spec.Aliases {
 		if res.Spec.Aliases[i].Address == addr {
 			return &res.Spec.Aliases[i]
@@ -92,16 +93,16 @@ func TestDirectoryMailboxFields(t *testing.T) {
 	}
 	tests := []struct {
 		addr string
-		want directory.MailboxSpec
+		want dirspec.MailboxSpec
 	}{
-		{"alice@example.com", directory.MailboxSpec{Address: "alice@example.com", DisplayName: "Alice Smith", PasswordHash: "$argon2id$alice",
+		{"alice@example.com", dirspec.MailboxSpec{Address: "alice@example.com", DisplayName: "Alice Smith", PasswordHash: "$argon2id$alice",
 			PasswordFingerprint: "fp-alice", Quota: 5 << 30, Shard: 2, Aliases: []string{"a.smith@example.com", "alice@example.net"}}},
 		// keepCopy defaults to true, as the CRD says.
-		{"bob@example.com", directory.MailboxSpec{Address: "bob@example.com", PasswordHash: "$argon2id$bob", PasswordFingerprint: "fp-bob",
+		{"bob@example.com", dirspec.MailboxSpec{Address: "bob@example.com", PasswordHash: "$argon2id$bob", PasswordFingerprint: "fp-bob",
 			ForwardTo: []string{"bob@gmail.example", "carol@example.com"}, KeepCopy: ptr.To(true)}},
-		{"dave@example.com", directory.MailboxSpec{Address: "dave@example.com", PasswordHash: "$argon2id$dave", PasswordFingerprint: "fp-dave",
+		{"dave@example.com", dirspec.MailboxSpec{Address: "dave@example.com", PasswordHash: "$argon2id$dave", PasswordFingerprint: "fp-dave",
 			ForwardTo: []string{"dave@elsewhere.example"}, KeepCopy: ptr.To(false)}},
-		{"eve@example.com", directory.MailboxSpec{Address: "eve@example.com", PasswordHash: "$argon2id$eve", PasswordFingerprint: "fp-eve", Disabled: true,
+		{"eve@example.com", dirspec.MailboxSpec{Address: "eve@example.com", PasswordHash: "$argon2id$eve", PasswordFingerprint: "fp-eve", Disabled: true,
 			DisabledReason: "suspended (spec.suspended)"}},
 	}
 	for _, tt := range tests {
@@ -119,7 +120,7 @@ func TestDirectoryMailboxFields(t *testing.T) {
 func TestDirectoryAliases(t *testing.T) {
 	al := testAlias("team", "team@example.com", 1, "alice@example.com", "someone@external.example")
 	res := Directory(testDomains(), nil, nil, []mailv1alpha1.MailAlias{al})
-	want := []directory.AliasSpec{{Address: "team@example.com", Members: []string{"alice@example.com", "someone@external.example"}}}
+	want := []dirspec.AliasSpec{{Address: "team@example.com", Members: []string{"alice@example.com", "someone@external.example"}}}
 	if len(res.Problems) != 0 || !reflect.DeepEqual(res.Spec.Aliases, want) {
 		t.Errorf("aliases %+v problems %v; want %+v (external members are allowed)", res.Spec.Aliases, res.Problems, want)
 	}
@@ -300,10 +301,10 @@ func TestDirectoryDomains(t *testing.T) {
 		name    string
 		enabled *bool
 		keys    map[string]string
-		want    *directory.DKIMSpec
+		want    *dirspec.DKIMSpec
 	}{
-		{"enabled by default with a key", nil, map[string]string{"example.com": key}, &directory.DKIMSpec{Selector: "s2026", Algorithm: "ed25519-sha256", PrivateKey: key}},
-		{"enabled with a key", ptr.To(true), map[string]string{"example.com": key}, &directory.DKIMSpec{Selector: "s2026", Algorithm: "ed25519-sha256", PrivateKey: key}},
+		{"enabled by default with a key", nil, map[string]string{"example.com": key}, &dirspec.DKIMSpec{Selector: "s2026", Algorithm: "ed25519-sha256", PrivateKey: key}},
+		{"enabled with a key", ptr.To(true), map[string]string{"example.com": key}, &dirspec.DKIMSpec{Selector: "s2026", Algorithm: "ed25519-sha256", PrivateKey: key}},
 		{"disabled with a key", ptr.To(false), map[string]string{"example.com": key}, nil},
 		{"enabled, key not generated yet", ptr.To(true), nil, nil},
 		{"enabled, empty key", ptr.To(true), map[string]string{"example.com": ""}, nil},
@@ -315,7 +316,7 @@ func TestDirectoryDomains(t *testing.T) {
 			d.Spec.DKIM = mailv1alpha1.DKIMSpec{Enabled: tt.enabled, Selector: "s2026", Algorithm: "ed25519-sha256"}
 			d.Spec.CatchAll = "postmaster@example.com"
 			res := Directory([]mailv1alpha1.MailDomain{d}, tt.keys, nil, nil)
-			want := []directory.DomainSpec{{Name: "example.com", CatchAll: "postmaster@example.com", DKIM: tt.want}}
+			want := []dirspec.DomainSpec{{Name: "example.com", CatchAll: "postmaster@example.com", DKIM: tt.want}}
 			if !reflect.DeepEqual(res.Spec.Domains, want) {
 				t.Errorf("domains = %+v\nwant %+v", res.Spec.Domains, want)
 			}
@@ -328,7 +329,7 @@ func TestDirectoryDomains(t *testing.T) {
 		older := testDomain("example-com", "example.com", 1)
 		older.Spec.CatchAll = "older@example.com"
 		res := Directory([]mailv1alpha1.MailDomain{testDomain("zz", "zz.example", 0), younger, testDomain("aa", "aa.example", 0), older}, nil, nil, nil)
-		want := []directory.DomainSpec{{Name: "aa.example"}, {Name: "example.com", CatchAll: "older@example.com"}, {Name: "zz.example"}}
+		want := []dirspec.DomainSpec{{Name: "aa.example"}, {Name: "example.com", CatchAll: "older@example.com"}, {Name: "zz.example"}}
 		if !reflect.DeepEqual(res.Spec.Domains, want) {
 			t.Errorf("domains = %+v\nwant %+v", res.Spec.Domains, want)
 		}

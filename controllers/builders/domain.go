@@ -14,7 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
-	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 )
 
 // InvalidDomainError is a MailDomain's domain that the API server accepted but that is not a
@@ -58,7 +58,7 @@ func DKIMPublicRecord(privateKeyPEM []byte) (keyType, p string, err error) {
 // mail server's: lowercase A-labels (bücher.example is xn--bcher-kva.example). A name that is
 // not a valid domain is returned lowercased; the MailDomain then reports it (InvalidSpec).
 func DomainKey(name string) string {
-	if n, err := directory.NormalizeDomain(name); err == nil {
+	if n, err := dirspec.NormalizeDomain(name); err == nil {
 		return n
 	}
 	return strings.ToLower(name)
@@ -68,7 +68,7 @@ func DomainKey(name string) string {
 // they differ: "bücher.example" (xn--bcher-kva.example).
 func DomainDisplay(name string) string {
 	key := DomainKey(name)
-	if u := directory.DomainToUnicode(key); u != key {
+	if u := dirspec.DomainToUnicode(key); u != key {
 		return fmt.Sprintf("%q (%s)", u, key)
 	}
 	return fmt.Sprintf("%q", name)
@@ -107,7 +107,7 @@ type DNSContext struct {
 //
 // Names are in A-labels, the only form DNS has, whichever form the MailDomain uses.
 func DNSRecords(md *mailv1alpha1.MailDomain, dc DNSContext, dkimPrivateKeyPEM []byte) ([]mailv1alpha1.DNSRecord, error) {
-	domain, err := directory.NormalizeDomain(string(md.Spec.Domain))
+	domain, err := dirspec.NormalizeDomain(string(md.Spec.Domain))
 	if err != nil {
 		return nil, InvalidDomainError{Domain: string(md.Spec.Domain), Err: err}
 	}

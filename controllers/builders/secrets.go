@@ -7,7 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
-	"github.com/kubemail/kubemail/internal/dirsecret"
+	"github.com/kubemail/kubemail/internal/contract/dirsecret"
 	"github.com/kubemail/kubemail/internal/names"
 )
 

@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
-	"github.com/kubemail/kubemail/internal/dirsecret"
+	"github.com/kubemail/kubemail/internal/contract/dirsecret"
 )
 
 // TestOwnedSecretsGolden: every Secret and the cert-manager Certificate the operator creates,

@@ -22,7 +22,7 @@ const (
 	AnnotationConfigHash = "mail.kubemail.io/config-hash"
 	// AnnotationGeneratedPasswordSHA256 on a Mailbox's credentials Secret is the hex SHA-256 of
 	// the password the operator generated into it. While the password still matches, the
-	// operator knows it is random and hashes it cheaply (auth.HashGenerated); a password someone
+	// operator knows it is random and hashes it cheaply (passwordhash.HashGenerated); a password someone
 	// put there instead gets the full-strength hash.
 	AnnotationGeneratedPasswordSHA256 = "mail.kubemail.io/generated-password-sha256"
 	// AnnotationLocalAddress on an EndpointSlice gives the host:port of a mail server that runs

@@ -8,6 +8,8 @@ import (
 	"encoding/binary"
 	"sync"
 	"time"
+
+	"github.com/kubemail/kubemail/internal/contract/passwordhash"
 )
 
 // Verifier is Verify with a bounded cache of recent successful verifications, for the login hot
@@ -46,7 +48,7 @@ func NewVerifier(size int, ttl time.Duration) *Verifier {
 		size:    size,
 		ttl:     ttl,
 		now:     time.Now,
-		verify:  Verify,
+		verify:  passwordhash.Verify,
 		entries: make(map[[sha256.Size]byte]*list.Element),
 	}
 	if ttl <= 0 {
@@ -60,7 +62,7 @@ func NewVerifier(size int, ttl time.Duration) *Verifier {
 	return v
 }
 
-// Verify behaves exactly like the package-level Verify, answering from the cache when this hash
+// Verify behaves exactly like passwordhash.Verify, answering from the cache when this hash
 // and password verified successfully within the TTL.
 func (v *Verifier) Verify(hash, password string) (bool, error) {
 	if v.size <= 0 {

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kubemail/kubemail/internal/contract/passwordhash"
 )
 
 // countingVerifier returns a Verifier whose argon2/bcrypt computations are counted, and a clock
@@ -15,16 +17,27 @@ func countingVerifier(size int, ttl time.Duration) (*Verifier, *atomic.Int64, *t
 	var computed atomic.Int64
 	v.verify = func(hash, password string) (bool, error) {
 		computed.Add(1)
-		return Verify(hash, password)
+		return passwordhash.Verify(hash, password)
 	}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	v.now = func() time.Time { return now }
 	return v, &computed, &now
 }
 
+// cheapHash is a hash of password with the operator's cheap parameters and a salt of its own:
+// these tests are about the cache, not argon2.
+func cheapHash(t testing.TB, password string) string {
+	t.Helper()
+	h, err := passwordhash.HashGenerated(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 func mustHash(t testing.TB, password string) string {
 	t.Helper()
-	h, err := Hash(password)
+	h, err := passwordhash.Hash(password)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +95,7 @@ func TestVerifierChangedHashNotServedFromCache(t *testing.T) {
 func TestVerifierErrorsNotCached(t *testing.T) {
 	v, computed, _ := countingVerifier(10, time.Minute)
 	for range 2 {
-		if ok, err := v.Verify("s3cret", "s3cret"); ok || !errors.Is(err, ErrUnknownScheme) {
+		if ok, err := v.Verify("s3cret", "s3cret"); ok || !errors.Is(err, passwordhash.ErrUnknownScheme) {
 			t.Fatalf("plain-text hash: Verify = %v, %v; want false, ErrUnknownScheme", ok, err)
 		}
 	}
@@ -111,10 +124,9 @@ func TestVerifierExpires(t *testing.T) {
 
 func TestVerifierBounded(t *testing.T) {
 	v, computed, _ := countingVerifier(3, time.Hour)
-	// Cheap hashes: this test is about the cache, not argon2.
 	hashes := make([]string, 5)
 	for i := range hashes {
-		hashes[i] = formatArgon2id(hashWith(argon2Params{memory: 8, time: 1, threads: 1, salt: []byte{byte(i), 1, 2, 3, 4, 5, 6, 7}}, "pw"))
+		hashes[i] = cheapHash(t, "pw")
 	}
 	for _, h := range hashes[:3] {
 		v.Verify(h, "pw")
@@ -153,7 +165,7 @@ func TestVerifierConcurrent(t *testing.T) {
 	v := NewVerifier(4, time.Minute)
 	hashes := make([]string, 8)
 	for i := range hashes {
-		hashes[i] = formatArgon2id(hashWith(argon2Params{memory: 8, time: 1, threads: 1, salt: []byte{byte(i), 1, 2, 3, 4, 5, 6, 7}}, "pw"))
+		hashes[i] = cheapHash(t, "pw")
 	}
 	var wg sync.WaitGroup
 	for g := range 8 {

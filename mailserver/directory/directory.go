@@ -12,73 +12,15 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 )
-
-// Spec is the directory's serialized form (YAML or JSON). The operator writes it, sorted, into
-// the cluster's directory Secrets; a standalone server reads it from a file.
-type Spec struct {
-	Domains   []DomainSpec  `json:"domains"`
-	Mailboxes []MailboxSpec `json:"mailboxes,omitempty"`
-	Aliases   []AliasSpec   `json:"aliases,omitempty"`
-	// UnavailableDomains were served until their MailDomain went away while accounts still use
-	// them. Mail to them is refused with a temporary error: it is neither stored nor relayed,
-	// so the sender retries once the domain is served again.
-	UnavailableDomains []string `json:"unavailableDomains,omitempty"`
-}
-
-// DomainSpec is one local domain.
-type DomainSpec struct {
-	Name string `json:"name"`
-	// CatchAll receives mail for unknown addresses of the domain.
-	CatchAll string `json:"catchAll,omitempty"`
-	// DKIM signs mail leaving the domain.
-	DKIM *DKIMSpec `json:"dkim,omitempty"`
-}
-
-// DKIMSpec is a domain's signing key.
-type DKIMSpec struct {
-	Selector  string `json:"selector"`
-	Algorithm string `json:"algorithm"` // rsa-sha256 or ed25519-sha256
-	// PrivateKey is PEM (PKCS#8 or PKCS#1).
-	PrivateKey string `json:"privateKey"`
-}
-
-// MailboxSpec is one account.
-type MailboxSpec struct {
-	Address     string `json:"address"`
-	DisplayName string `json:"displayName,omitempty"`
-	// PasswordHash may be empty only for a disabled mailbox (one whose password never could be
-	// read); a disabled mailbox keeps its last hash so a restored password needs no re-hashing.
-	PasswordHash string `json:"passwordHash"`
-	// Quota in bytes; 0 means unlimited.
-	Quota int64 `json:"quota,omitempty"`
-	// Disabled refuses logins and submission; mail still arrives.
-	Disabled bool `json:"disabled,omitempty"`
-	// DisabledReason says why, for the server's log: the mailbox is suspended, or its password
-	// cannot be read. Clients are only told to contact their administrator.
-	DisabledReason string   `json:"disabledReason,omitempty"`
-	Aliases        []string `json:"aliases,omitempty"`
-	ForwardTo      []string `json:"forwardTo,omitempty"`
-	// KeepCopy stores forwarded mail in the mailbox too; nil means true.
-	KeepCopy *bool `json:"keepCopy,omitempty"`
-	// Shard is the replica ordinal that holds the mailbox's data.
-	Shard int `json:"shard,omitempty"`
-	// PasswordFingerprint is the operator's bookkeeping (a keyed MAC of the password, so it can
-	// tell a changed password without re-hashing every one); the server ignores it.
-	PasswordFingerprint string `json:"passwordFingerprint,omitempty"`
-}
-
-// AliasSpec is an address that fans out.
-type AliasSpec struct {
-	Address string   `json:"address"`
-	Members []string `json:"members"`
-}
 
 // Domain is a parsed local domain.
 type Domain struct {
 	Name     string
 	CatchAll string
-	DKIM     *DKIMSpec
+	DKIM     *dirspec.DKIMSpec
 }
 
 // Mailbox is a parsed account. Addresses are in the form NormalizeAddress returns.
@@ -88,7 +30,7 @@ type Mailbox struct {
 	PasswordHash string
 	Quota        int64
 	Disabled     bool
-	// DisabledReason is why logins are refused (see MailboxSpec).
+	// DisabledReason is why logins are refused (see dirspec.MailboxSpec).
 	DisabledReason string
 	Aliases        []string
 	ForwardTo      []string
@@ -113,7 +55,7 @@ type PasswordHashValidator func(hash string) error
 // Parse reads a directory from YAML or JSON and validates it: every address well formed,
 // every mailbox and alias in a declared domain, no address claimed twice, every hash valid.
 func Parse(data []byte, validateHash PasswordHashValidator) (*Directory, error) {
-	var spec Spec
+	var spec dirspec.Spec
 	if err := yaml.UnmarshalStrict(data, &spec); err != nil {
 		return nil, fmt.Errorf("directory: %w", err)
 	}
@@ -121,7 +63,7 @@ func Parse(data []byte, validateHash PasswordHashValidator) (*Directory, error) 
 }
 
 // FromSpec validates spec and builds a Directory from it.
-func FromSpec(spec *Spec, validateHash PasswordHashValidator) (*Directory, error) {
+func FromSpec(spec *dirspec.Spec, validateHash PasswordHashValidator) (*Directory, error) {
 	l := &loader{validateHash: validateHash, d: &Directory{
 		domains:     map[string]*Domain{},
 		unavailable: map[string]bool{},
@@ -158,8 +100,8 @@ func (l *loader) fail(format string, args ...any) {
 	l.errs = append(l.errs, fmt.Errorf(format, args...))
 }
 
-func (l *loader) domain(ds DomainSpec) {
-	name, err := NormalizeDomain(ds.Name)
+func (l *loader) domain(ds dirspec.DomainSpec) {
+	name, err := dirspec.NormalizeDomain(ds.Name)
 	if err != nil {
 		l.fail("domain %q: %w", ds.Name, err)
 		return
@@ -170,7 +112,7 @@ func (l *loader) domain(ds DomainSpec) {
 	}
 	dom := &Domain{Name: name, DKIM: ds.DKIM}
 	if ds.CatchAll != "" {
-		ca, err := NormalizeAddress(ds.CatchAll)
+		ca, err := dirspec.NormalizeAddress(ds.CatchAll)
 		if err != nil {
 			l.fail("domain %q: catchAll: %w", name, err)
 		}
@@ -184,7 +126,7 @@ func (l *loader) domain(ds DomainSpec) {
 }
 
 func (l *loader) unavailableDomain(name string) {
-	key, err := NormalizeDomain(name)
+	key, err := dirspec.NormalizeDomain(name)
 	if err != nil {
 		l.fail("unavailable domain %q: %w", name, err)
 		return
@@ -219,8 +161,8 @@ func (l *loader) local(addr, what string) bool {
 	return true
 }
 
-func (l *loader) mailbox(ms MailboxSpec) {
-	addr, err := NormalizeAddress(ms.Address)
+func (l *loader) mailbox(ms dirspec.MailboxSpec) {
+	addr, err := dirspec.NormalizeAddress(ms.Address)
 	if err != nil {
 		l.fail("mailbox %q: %w", ms.Address, err)
 		return
@@ -244,7 +186,7 @@ func (l *loader) mailbox(ms MailboxSpec) {
 	l.d.mailboxes[addr] = mb
 	l.d.owners[addr] = mb
 	for _, a := range ms.Aliases {
-		alias, err := NormalizeAddress(a)
+		alias, err := dirspec.NormalizeAddress(a)
 		if err != nil {
 			l.fail("mailbox %q: alias %q: %w", addr, a, err)
 			continue
@@ -255,7 +197,7 @@ func (l *loader) mailbox(ms MailboxSpec) {
 		}
 	}
 	for _, fwd := range ms.ForwardTo {
-		target, err := NormalizeAddress(fwd)
+		target, err := dirspec.NormalizeAddress(fwd)
 		if err != nil {
 			l.fail("mailbox %q: forwarding target %q: %w", addr, fwd, err)
 			continue
@@ -264,8 +206,8 @@ func (l *loader) mailbox(ms MailboxSpec) {
 	}
 }
 
-func (l *loader) alias(as AliasSpec) {
-	addr, err := NormalizeAddress(as.Address)
+func (l *loader) alias(as dirspec.AliasSpec) {
+	addr, err := dirspec.NormalizeAddress(as.Address)
 	if err != nil {
 		l.fail("alias %q: %w", as.Address, err)
 		return
@@ -279,7 +221,7 @@ func (l *loader) alias(as AliasSpec) {
 	}
 	var members []string
 	for _, m := range as.Members {
-		member, err := NormalizeAddress(m)
+		member, err := dirspec.NormalizeAddress(m)
 		if err != nil {
 			l.fail("alias %q: member %q: %w", addr, m, err)
 			continue
@@ -303,10 +245,10 @@ func (d *Directory) IsLocalDomain(name string) bool {
 
 // domainKey is the form of a domain name the domains map is keyed by.
 func domainKey(name string) string {
-	if IsASCII(name) {
+	if dirspec.IsASCII(name) {
 		return strings.ToLower(name)
 	}
-	if n, err := NormalizeDomain(name); err == nil {
+	if n, err := dirspec.NormalizeDomain(name); err == nil {
 		return n
 	}
 	return ""
@@ -315,7 +257,7 @@ func domainKey(name string) string {
 // Mailbox returns the account with this primary address (sub-addresses and aliases are not
 // login names).
 func (d *Directory) Mailbox(address string) (*Mailbox, bool) {
-	addr, err := NormalizeAddress(address)
+	addr, err := dirspec.NormalizeAddress(address)
 	if err != nil {
 		return nil, false
 	}
@@ -341,7 +283,7 @@ func (d *Directory) Mailboxes() []*Mailbox {
 // CanSendAs reports whether the mailbox may use from as its envelope or header sender: its own
 // address, one of its aliases, or a sub-address (+tag) of those.
 func (d *Directory) CanSendAs(mb *Mailbox, from string) bool {
-	addr, err := NormalizeAddress(from)
+	addr, err := dirspec.NormalizeAddress(from)
 	if err != nil {
 		return false
 	}
@@ -361,7 +303,7 @@ var (
 	ErrUnknownUser = errors.New("no such user here")
 	ErrBadAddress  = errors.New("invalid address")
 	// ErrUnavailable: the address, or one it expands to, is in an unavailable domain (see
-	// Spec.UnavailableDomains). A temporary failure: never relay such mail.
+	// dirspec.Spec.UnavailableDomains). A temporary failure: never relay such mail.
 	ErrUnavailable = errors.New("domain temporarily unavailable")
 )
 
@@ -380,7 +322,7 @@ const maxExpansionDepth = 8
 // Resolve expands a recipient through aliases, mailbox aliases, sub-addressing (+tag),
 // forwarding and the domain's catch-all. Loops and over-deep chains stop expanding.
 func (d *Directory) Resolve(rcpt string) (Resolution, error) {
-	addr, err := NormalizeAddress(rcpt)
+	addr, err := dirspec.NormalizeAddress(rcpt)
 	if err != nil {
 		return Resolution{}, fmt.Errorf("%w: %v", ErrBadAddress, err)
 	}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 )
 
 // fakeHash accepts hashes that look like "$test$..." so these tests need no real hashing.
@@ -162,9 +164,9 @@ func TestNormalizeAddress(t *testing.T) {
 		"a@ÉXAMPLE.com":                    "a@xn--xample-9ua.com",
 	}
 	for in, want := range good {
-		got, err := NormalizeAddress(in)
+		got, err := dirspec.NormalizeAddress(in)
 		if err != nil || got != want {
-			t.Errorf("NormalizeAddress(%q) = %q, %v; want %q", in, got, err, want)
+			t.Errorf("dirspec.NormalizeAddress(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 	for _, bad := range []string{"", "alice", "@example.com", "alice@", "a..b@example.com", ".a@example.com",
@@ -177,8 +179,8 @@ func TestNormalizeAddress(t *testing.T) {
 		"\xff@example.com",                 // not UTF-8
 		strings.Repeat("ö", 33) + "@e.com", // 66 octets
 	} {
-		if got, err := NormalizeAddress(bad); err == nil {
-			t.Errorf("NormalizeAddress(%q) = %q, want an error", bad, got)
+		if got, err := dirspec.NormalizeAddress(bad); err == nil {
+			t.Errorf("dirspec.NormalizeAddress(%q) = %q, want an error", bad, got)
 		}
 	}
 }
@@ -277,14 +279,14 @@ func FuzzNormalizeAddress(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		n, err := NormalizeAddress(s)
+		n, err := dirspec.NormalizeAddress(s)
 		if err != nil {
 			return
 		}
 		// Normal forms are fixed points and lowercase.
-		again, err := NormalizeAddress(n)
+		again, err := dirspec.NormalizeAddress(n)
 		if err != nil || again != n {
-			t.Fatalf("NormalizeAddress(%q) = %q, but that normalizes to %q, %v", s, n, again, err)
+			t.Fatalf("dirspec.NormalizeAddress(%q) = %q, but that normalizes to %q, %v", s, n, again, err)
 		}
 		if n != strings.ToLower(n) {
 			t.Fatalf("not lowercase: %q", n)
@@ -407,7 +409,7 @@ func BenchmarkNormalizeAddress(b *testing.B) {
 	for _, addr := range []string{"Alice.Smith+news@Example.COM", "jörg@xn--bcher-kva.example", "JÖRG@BÜCHER.example"} {
 		b.Run(addr, func(b *testing.B) {
 			for b.Loop() {
-				if _, err := NormalizeAddress(addr); err != nil {
+				if _, err := dirspec.NormalizeAddress(addr); err != nil {
 					b.Fatal(err)
 				}
 			}

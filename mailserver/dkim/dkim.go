@@ -18,6 +18,7 @@ import (
 
 	msgdkim "github.com/emersion/go-msgauth/dkim"
 
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 	"github.com/kubemail/kubemail/mailserver/directory"
 )
 
@@ -83,7 +84,7 @@ func (s *Signer) Sign(dir *directory.Directory, msg []byte) (string, error) {
 }
 
 // key parses (once) a domain's PEM key and checks it fits the algorithm.
-func (s *Signer) key(spec *directory.DKIMSpec) (crypto.Signer, error) {
+func (s *Signer) key(spec *dirspec.DKIMSpec) (crypto.Signer, error) {
 	sum := sha256.Sum256([]byte(spec.Algorithm + "\x00" + spec.PrivateKey))
 	s.mu.Lock()
 	k, ok := s.keys[sum]

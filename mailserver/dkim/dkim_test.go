@@ -12,6 +12,7 @@ import (
 
 	msgdkim "github.com/emersion/go-msgauth/dkim"
 
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 	"github.com/kubemail/kubemail/mailserver/directory"
 )
 
@@ -32,9 +33,9 @@ func keys(t *testing.T) (*directory.Directory, map[string]string) {
 	}
 	edPub, edKey, _ := ed25519.GenerateKey(rand.Reader)
 	pubDER, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
-	dir, err := directory.FromSpec(&directory.Spec{Domains: []directory.DomainSpec{
-		{Name: "rsa.test", DKIM: &directory.DKIMSpec{Selector: "r", Algorithm: "rsa-sha256", PrivateKey: pemOf(t, rsaKey)}},
-		{Name: "ed.test", DKIM: &directory.DKIMSpec{Selector: "e", Algorithm: "ed25519-sha256", PrivateKey: pemOf(t, edKey)}},
+	dir, err := directory.FromSpec(&dirspec.Spec{Domains: []dirspec.DomainSpec{
+		{Name: "rsa.test", DKIM: &dirspec.DKIMSpec{Selector: "r", Algorithm: "rsa-sha256", PrivateKey: pemOf(t, rsaKey)}},
+		{Name: "ed.test", DKIM: &dirspec.DKIMSpec{Selector: "e", Algorithm: "ed25519-sha256", PrivateKey: pemOf(t, edKey)}},
 		{Name: "nokey.test"},
 	}}, func(string) error { return nil })
 	if err != nil {

@@ -19,12 +19,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/kubemail/kubemail/internal/contract/passwordhash"
+	"github.com/kubemail/kubemail/internal/selfsigned"
 	"github.com/kubemail/kubemail/mailserver/auth"
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/login"
 	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/store"
-	"github.com/kubemail/kubemail/mailserver/tlsconf"
 )
 
 const (
@@ -41,7 +42,7 @@ var (
 
 // passwordHash is one real argon2id hash shared by every test (hashing is deliberately slow).
 func passwordHash(t testing.TB) string {
-	hashOnce.Do(func() { hashed, hashErr = auth.Hash(password) })
+	hashOnce.Do(func() { hashed, hashErr = passwordhash.Hash(password) })
 	if hashErr != nil {
 		t.Fatal(hashErr)
 	}
@@ -101,7 +102,7 @@ mailboxes:
   - address: %s
     passwordHash: %q
     quota: 4000
-`, alice, hash, bob, hash)), auth.ValidateHash)
+`, alice, hash, bob, hash)), passwordhash.ValidateHash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +114,7 @@ mailboxes:
 		t.Fatal(err)
 	}
 
-	certPEM, keyPEM, err := tlsconf.SelfSigned([]string{"127.0.0.1", "localhost"}, time.Hour)
+	certPEM, keyPEM, err := selfsigned.Certificate([]string{"127.0.0.1", "localhost"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

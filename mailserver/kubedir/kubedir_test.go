@@ -17,8 +17,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/kubemail/kubemail/internal/dirsecret"
-	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/internal/contract/config"
+	"github.com/kubemail/kubemail/internal/contract/dirsecret"
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/test/testenv"
 )
@@ -37,10 +38,10 @@ func validateHash(h string) error {
 
 // spec is a directory whose every mailbox carries gen as display name, so a directory
 // assembled from two generations is recognisable.
-func spec(gen string, mailboxes int) *directory.Spec {
-	s := &directory.Spec{Domains: []directory.DomainSpec{{Name: "example.com"}}}
+func spec(gen string, mailboxes int) *dirspec.Spec {
+	s := &dirspec.Spec{Domains: []dirspec.DomainSpec{{Name: "example.com"}}}
 	for i := range mailboxes {
-		s.Mailboxes = append(s.Mailboxes, directory.MailboxSpec{Address: fmt.Sprintf("u%03d@example.com", i),
+		s.Mailboxes = append(s.Mailboxes, dirspec.MailboxSpec{Address: fmt.Sprintf("u%03d@example.com", i),
 			DisplayName: gen, PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$" + strings.Repeat("s", 22) + "$" + strings.Repeat("h", 43)})
 	}
 	return s

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
+	"github.com/kubemail/kubemail/internal/contract/passwordhash"
 	"github.com/kubemail/kubemail/mailserver/auth"
 	"github.com/kubemail/kubemail/mailserver/directory"
 )
@@ -14,12 +16,12 @@ import (
 // The spellings of an internationalised address are one account: failures under any of them
 // count together, and the right password works under every one.
 func TestInternationalisedLoginNames(t *testing.T) {
-	hash, err := auth.Hash("richtig")
+	hash, err := passwordhash.Hash("richtig")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := directory.FromSpec(&directory.Spec{Domains: []directory.DomainSpec{{Name: "bücher.example"}},
-		Mailboxes: []directory.MailboxSpec{{Address: "jörg@bücher.example", PasswordHash: hash}}}, auth.ValidateHash)
+	dir, err := directory.FromSpec(&dirspec.Spec{Domains: []dirspec.DomainSpec{{Name: "bücher.example"}},
+		Mailboxes: []dirspec.MailboxSpec{{Address: "jörg@bücher.example", PasswordHash: hash}}}, passwordhash.ValidateHash)
 	if err != nil {
 		t.Fatal(err)
 	}

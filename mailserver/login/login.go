@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
+	"github.com/kubemail/kubemail/internal/contract/passwordhash"
 	"github.com/kubemail/kubemail/mailserver/auth"
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/metrics"
@@ -40,7 +42,7 @@ type Authenticator struct {
 
 // New returns an Authenticator. limiter may be nil to disable throttling (tests).
 func New(dir *directory.Live, limiter *auth.Limiter, m *metrics.Metrics) (*Authenticator, error) {
-	dummy, err := auth.Hash("kubemail-dummy-password-for-timing")
+	dummy, err := passwordhash.Hash("kubemail-dummy-password-for-timing")
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +59,7 @@ func (a *Authenticator) SetLog(l *slog.Logger) { a.log = l }
 func (a *Authenticator) Login(ctx context.Context, protocol string, ip netip.Addr, username, password string) (*directory.Mailbox, error) {
 	// One account, one name for throttling, however the client spells it: JÖRG@bücher.example
 	// and jörg@xn--bcher-kva.example count against the same account.
-	if n, err := directory.NormalizeAddress(username); err == nil {
+	if n, err := dirspec.NormalizeAddress(username); err == nil {
 		username = n
 	}
 	if err := a.throttle(ctx, protocol, ip, username); err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/dkim"
 	"github.com/kubemail/kubemail/mailserver/dnsresolve"
@@ -31,8 +32,8 @@ func TestInternationalisedDomain(t *testing.T) {
 	srv.AddTXT("_dmarc.xn--bcher-kva.test", "v=DMARC1; p=reject")
 	srv.AddTXT("s._domainkey.xn--bcher-kva.test", "v=DKIM1; k=ed25519; p="+base64.StdEncoding.EncodeToString(pub))
 	r, _ := dnsresolve.New(srv.Addr)
-	dir, err := directory.FromSpec(&directory.Spec{Domains: []directory.DomainSpec{{Name: "bücher.test",
-		DKIM: &directory.DKIMSpec{Selector: "s", Algorithm: "ed25519-sha256",
+	dir, err := directory.FromSpec(&dirspec.Spec{Domains: []dirspec.DomainSpec{{Name: "bücher.test",
+		DKIM: &dirspec.DKIMSpec{Selector: "s", Algorithm: "ed25519-sha256",
 			PrivateKey: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))}}}},
 		func(string) error { return nil })
 	if err != nil {

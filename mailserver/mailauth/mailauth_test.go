@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/dkim"
 	"github.com/kubemail/kubemail/mailserver/dnsresolve"
@@ -45,8 +46,8 @@ func setup(t *testing.T) *env {
 	srv.AddTXT("lax.test", "v=spf1 -all")
 	srv.AddTXT("_dmarc.lax.test", "v=DMARC1; p=none")
 	r, _ := dnsresolve.New(srv.Addr)
-	dir, err := directory.FromSpec(&directory.Spec{Domains: []directory.DomainSpec{
-		{Name: "a.test", DKIM: &directory.DKIMSpec{Selector: "s", Algorithm: "ed25519-sha256", PrivateKey: keyPEM}}}},
+	dir, err := directory.FromSpec(&dirspec.Spec{Domains: []dirspec.DomainSpec{
+		{Name: "a.test", DKIM: &dirspec.DKIMSpec{Selector: "s", Algorithm: "ed25519-sha256", PrivateKey: keyPEM}}}},
 		func(string) error { return nil })
 	if err != nil {
 		t.Fatal(err)

@@ -19,10 +19,10 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/kubemail/kubemail/internal/selfsigned"
 	"github.com/kubemail/kubemail/mailserver/dnsresolve"
 	"github.com/kubemail/kubemail/mailserver/dnsresolve/dnstest"
 	"github.com/kubemail/kubemail/mailserver/queue"
-	"github.com/kubemail/kubemail/mailserver/tlsconf"
 )
 
 // mx is an in-process SMTP server that records what it receives.
@@ -160,7 +160,7 @@ func (s *mxSession) Logout() error { return nil }
 // startMX listens on ip:port (port 0 picks one) with STARTTLS on a certificate for host.
 func startMX(t *testing.T, ip string, port int, host string, tweak func(*mx)) *mx {
 	t.Helper()
-	certPEM, keyPEM, err := tlsconf.SelfSigned([]string{host}, time.Hour)
+	certPEM, keyPEM, err := selfsigned.Certificate([]string{host}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

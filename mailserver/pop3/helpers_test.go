@@ -14,12 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubemail/kubemail/internal/contract/passwordhash"
+	"github.com/kubemail/kubemail/internal/selfsigned"
 	"github.com/kubemail/kubemail/mailserver/auth"
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/login"
 	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/store"
-	"github.com/kubemail/kubemail/mailserver/tlsconf"
 )
 
 const (
@@ -35,10 +36,10 @@ const (
 	msgLong  = "From: carol@example.org\r\nSubject: three\r\n\r\nbody 1\r\nbody 2\r\nbody 3\r\n"
 )
 
-var hashOnce = sync.OnceValues(func() (string, error) { return auth.Hash(password) })
+var hashOnce = sync.OnceValues(func() (string, error) { return passwordhash.Hash(password) })
 
 var certOnce = sync.OnceValues(func() (tls.Certificate, error) {
-	certPEM, keyPEM, err := tlsconf.SelfSigned([]string{"127.0.0.1", "localhost"}, time.Hour)
+	certPEM, keyPEM, err := selfsigned.Certificate([]string{"127.0.0.1", "localhost"}, time.Hour)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
@@ -92,7 +93,7 @@ mailboxes:
     passwordHash: %q
   - address: %s
     passwordHash: %q
-`, alice, hash, bob, hash)), auth.ValidateHash)
+`, alice, hash, bob, hash)), passwordhash.ValidateHash)
 	if err != nil {
 		t.Fatal(err)
 	}

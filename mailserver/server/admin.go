@@ -7,7 +7,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 )
 
 // MailboxUsage is one stored mailbox as the admin API reports it.
@@ -46,7 +46,7 @@ func (s *Server) adminHandler() http.Handler {
 		json.NewEncoder(w).Encode(out)
 	})
 	mux.HandleFunc("DELETE /admin/v1/mailboxes/{address}", func(w http.ResponseWriter, r *http.Request) {
-		addr, err := directory.NormalizeAddress(r.PathValue("address"))
+		addr, err := dirspec.NormalizeAddress(r.PathValue("address"))
 		if err != nil {
 			http.Error(w, "invalid address: "+err.Error(), http.StatusBadRequest)
 			return

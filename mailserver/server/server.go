@@ -19,8 +19,9 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kubemail/kubemail/internal/contract/config"
+	"github.com/kubemail/kubemail/internal/contract/passwordhash"
 	"github.com/kubemail/kubemail/mailserver/auth"
-	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/dkim"
@@ -132,7 +133,7 @@ func (s *Server) startDirectory(ctx context.Context) error {
 	var src directory.Source
 	switch {
 	case s.cfg.Directory.File != "":
-		fs := &directory.FileSource{Path: s.cfg.Directory.File, ValidateHash: auth.ValidateHash, Log: s.log}
+		fs := &directory.FileSource{Path: s.cfg.Directory.File, ValidateHash: passwordhash.ValidateHash, Log: s.log}
 		d, _, err := fs.LoadOnce()
 		if err != nil {
 			return fmt.Errorf("directory %s: %w", s.cfg.Directory.File, err)
@@ -141,7 +142,7 @@ func (s *Server) startDirectory(ctx context.Context) error {
 		src = fs
 	case DirectorySourceFactory != nil:
 		var err error
-		if src, err = DirectorySourceFactory(s.cfg.Directory.Kubernetes, auth.ValidateHash, s.log); err != nil {
+		if src, err = DirectorySourceFactory(s.cfg.Directory.Kubernetes, passwordhash.ValidateHash, s.log); err != nil {
 			return err
 		}
 	default:

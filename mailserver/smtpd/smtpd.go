@@ -23,6 +23,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/login"
@@ -210,7 +211,7 @@ func (s *session) Reset() {
 
 // senderASCIIOK refuses a non-ASCII sender without SMTPUTF8.
 func senderASCIIOK(from string, opts *smtp.MailOptions) error {
-	if !directory.IsASCII(from) && (opts == nil || !opts.UTF8) {
+	if !dirspec.IsASCII(from) && (opts == nil || !opts.UTF8) {
 		return errSenderNeedsUTF8
 	}
 	return nil
@@ -223,7 +224,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		return err
 	}
 	if from != "" {
-		if _, err := directory.NormalizeAddress(from); err != nil {
+		if _, err := dirspec.NormalizeAddress(from); err != nil {
 			return errBadSender
 		}
 	}
@@ -240,7 +241,7 @@ func (s *session) rejectRcpt(reason string, err error) error {
 }
 
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
-	if !s.utf8 && !directory.IsASCII(to) {
+	if !s.utf8 && !dirspec.IsASCII(to) {
 		return s.rejectRcpt("needs_smtputf8", errRcptNeedsUTF8)
 	}
 	dir := s.cfg.Directory.Load()
@@ -541,7 +542,7 @@ func (s *submissionSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if s.user == nil {
 		return errAuthRequired
 	}
-	if !s.utf8 && !directory.IsASCII(to) {
+	if !s.utf8 && !dirspec.IsASCII(to) {
 		return s.rejectRcpt("needs_smtputf8", errRcptNeedsUTF8)
 	}
 	dir := s.cfg.Directory.Load()
@@ -553,7 +554,7 @@ func (s *submissionSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 		if s.cfg.Outbound == nil {
 			return s.rejectRcpt("no_outbound", errNoOutbound)
 		}
-		addr, _ := directory.NormalizeAddress(to)
+		addr, _ := dirspec.NormalizeAddress(to)
 		s.rcpts = append(s.rcpts, recipient{addr: addr, remote: true})
 		return nil
 	case errors.Is(err, directory.ErrUnavailable):

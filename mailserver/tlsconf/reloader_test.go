@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kubemail/kubemail/internal/selfsigned"
 )
 
 const testHost = "mail.example.test"
@@ -25,7 +27,7 @@ type pair struct {
 
 func newPair(t *testing.T) pair {
 	t.Helper()
-	certPEM, keyPEM, err := SelfSigned([]string{testHost, "127.0.0.1"}, time.Hour)
+	certPEM, keyPEM, err := selfsigned.Certificate([]string{testHost, "127.0.0.1"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

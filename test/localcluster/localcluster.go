@@ -38,8 +38,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/internal/contract/config"
 	"github.com/kubemail/kubemail/internal/names"
-	"github.com/kubemail/kubemail/mailserver/config"
 )
 
 // Options configure a local cluster.

@@ -18,7 +18,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/internal/contract/config"
 )
 
 // What the test does with a delivered message, carried in its X-Role header so that every

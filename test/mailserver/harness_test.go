@@ -20,9 +20,9 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/kubemail/kubemail/mailserver/auth"
-	"github.com/kubemail/kubemail/mailserver/config"
-	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/internal/contract/config"
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
+	"github.com/kubemail/kubemail/internal/contract/passwordhash"
 	"github.com/kubemail/kubemail/mailserver/tlsconf"
 	"github.com/kubemail/kubemail/test/testenv"
 )
@@ -54,25 +54,25 @@ const (
 )
 
 // testDirectory is the account set most tests use.
-func testDirectory(t *testing.T) *directory.Spec {
+func testDirectory(t *testing.T) *dirspec.Spec {
 	t.Helper()
 	hash := func(pw string) string {
-		h, err := auth.Hash(pw)
+		h, err := passwordhash.Hash(pw)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return h
 	}
 	no := false
-	return &directory.Spec{
-		Domains: []directory.DomainSpec{{Name: "example.com"}, {Name: "example.org", CatchAll: "bob@example.org"}},
-		Mailboxes: []directory.MailboxSpec{
+	return &dirspec.Spec{
+		Domains: []dirspec.DomainSpec{{Name: "example.com"}, {Name: "example.org", CatchAll: "bob@example.org"}},
+		Mailboxes: []dirspec.MailboxSpec{
 			{Address: "alice@example.com", PasswordHash: hash(alicePW), Aliases: []string{"postmaster@example.com"}},
 			{Address: "bob@example.org", PasswordHash: hash(bobPW)},
 			{Address: "carol@example.com", PasswordHash: hash("carol-pw"), ForwardTo: []string{"alice@example.com"}, KeepCopy: &no},
 			{Address: "tiny@example.com", PasswordHash: hash("tiny-pw"), Quota: 1500},
 		},
-		Aliases: []directory.AliasSpec{{Address: "team@example.com", Members: []string{"alice@example.com", "bob@example.org"}}},
+		Aliases: []dirspec.AliasSpec{{Address: "team@example.com", Members: []string{"alice@example.com", "bob@example.org"}}},
 	}
 }
 
@@ -95,7 +95,7 @@ type server struct {
 type serverOption func(*config.Config)
 
 // writeConfig prepares a data folder, certificate, directory and settings file.
-func writeConfig(t *testing.T, dir string, spec *directory.Spec, opts ...serverOption) (*config.Config, string) {
+func writeConfig(t *testing.T, dir string, spec *dirspec.Spec, opts ...serverOption) (*config.Config, string) {
 	t.Helper()
 	certFile, keyFile, err := tlsconf.WriteSelfSigned(filepath.Join(dir, "tls"), []string{"localhost", "127.0.0.1"})
 	if err != nil {

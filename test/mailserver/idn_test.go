@@ -12,8 +12,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/kubemail/kubemail/mailserver/config"
-	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/internal/contract/config"
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 )
 
 // Internationalised mail (RFC 6530-6533, 6855, 6856) through the real binary, with Python's
@@ -23,10 +23,10 @@ const joergPW = "jörgs-geheimes-passwort"
 
 // idnDirectory serves bücher.example, declared in U-labels, with jörg's mailbox, and
 // example.com, whose alice has an alias in UTF-8.
-func idnDirectory(t *testing.T) *directory.Spec {
-	return &directory.Spec{
-		Domains: []directory.DomainSpec{{Name: "bücher.example"}, {Name: "example.com"}},
-		Mailboxes: []directory.MailboxSpec{
+func idnDirectory(t *testing.T) *dirspec.Spec {
+	return &dirspec.Spec{
+		Domains: []dirspec.DomainSpec{{Name: "bücher.example"}, {Name: "example.com"}},
+		Mailboxes: []dirspec.MailboxSpec{
 			{Address: "jörg@bücher.example", PasswordHash: hashPW(t, joergPW)},
 			{Address: "alice@example.com", PasswordHash: hashPW(t, alicePW), Aliases: []string{"alice.müller@example.com"}},
 		},
@@ -278,9 +278,9 @@ func TestOutboundToAnInternationalisedDomain(t *testing.T) {
 	specA := w.specA()
 	specA.Mailboxes[0].Aliases = []string{"alice.müller@a.test"}
 	a := startServerSpec(t, specA, w.serverOpts(ipA, "mail.a.test", srsKeyA))
-	b := startServerSpec(t, &directory.Spec{
-		Domains:   []directory.DomainSpec{{Name: "bücher.test"}},
-		Mailboxes: []directory.MailboxSpec{{Address: "jürgen@bücher.test", PasswordHash: hashPW(t, "x")}},
+	b := startServerSpec(t, &dirspec.Spec{
+		Domains:   []dirspec.DomainSpec{{Name: "bücher.test"}},
+		Mailboxes: []dirspec.MailboxSpec{{Address: "jürgen@bücher.test", PasswordHash: hashPW(t, "x")}},
 	}, w.serverOpts(ipB, "mail.b.test", srsKeyB))
 	msg := testMessage("Alice Müller <alice.müller@a.test>", "jürgen@bücher.test", "Grüße", "hallo Jürgen")
 	if err := submit(a.addr("submission"), "alice@a.test", alicePW, "alice.müller@a.test", []string{"JÜRGEN@bücher.test"}, msg); err != nil {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/internal/contract/config"
 )
 
 // guessScript tries wrong passwords over IMAPS with Python's imaplib, one connection per

@@ -24,9 +24,9 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
-	"github.com/kubemail/kubemail/mailserver/auth"
-	"github.com/kubemail/kubemail/mailserver/config"
-	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/internal/contract/config"
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
+	"github.com/kubemail/kubemail/internal/contract/passwordhash"
 	"github.com/kubemail/kubemail/mailserver/dnsresolve/dnstest"
 	"github.com/kubemail/kubemail/mailserver/tlsconf"
 )
@@ -118,30 +118,30 @@ func sharedPort(t *testing.T) int {
 }
 
 func hashPW(t *testing.T, pw string) string {
-	h, err := auth.Hash(pw)
+	h, err := passwordhash.Hash(pw)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return h
 }
 
-func (w *world) specA() *directory.Spec {
-	return &directory.Spec{
-		Domains: []directory.DomainSpec{{Name: "a.test",
-			DKIM: &directory.DKIMSpec{Selector: "s1", Algorithm: "rsa-sha256", PrivateKey: w.keyA}}},
-		Mailboxes: []directory.MailboxSpec{
+func (w *world) specA() *dirspec.Spec {
+	return &dirspec.Spec{
+		Domains: []dirspec.DomainSpec{{Name: "a.test",
+			DKIM: &dirspec.DKIMSpec{Selector: "s1", Algorithm: "rsa-sha256", PrivateKey: w.keyA}}},
+		Mailboxes: []dirspec.MailboxSpec{
 			{Address: "alice@a.test", PasswordHash: hashPW(w.t, alicePW)},
 			{Address: "carol@a.test", PasswordHash: hashPW(w.t, carolPW)},
 		},
 	}
 }
 
-func (w *world) specB() *directory.Spec {
+func (w *world) specB() *dirspec.Spec {
 	no := false
-	return &directory.Spec{
-		Domains: []directory.DomainSpec{{Name: "b.test",
-			DKIM: &directory.DKIMSpec{Selector: "s2", Algorithm: "ed25519-sha256", PrivateKey: w.keyB}}},
-		Mailboxes: []directory.MailboxSpec{
+	return &dirspec.Spec{
+		Domains: []dirspec.DomainSpec{{Name: "b.test",
+			DKIM: &dirspec.DKIMSpec{Selector: "s2", Algorithm: "ed25519-sha256", PrivateKey: w.keyB}}},
+		Mailboxes: []dirspec.MailboxSpec{
 			{Address: "bob@b.test", PasswordHash: hashPW(w.t, bobPW)},
 			{Address: "fwd@b.test", PasswordHash: hashPW(w.t, "fwd-pw"), ForwardTo: []string{"carol@a.test"}, KeepCopy: &no},
 			{Address: "fwd2@b.test", PasswordHash: hashPW(w.t, "fwd2-pw"), ForwardTo: []string{"nobody@a.test"}, KeepCopy: &no},
@@ -178,7 +178,7 @@ func (w *world) serverOpts(ip, hostname, srsKey string) serverOption {
 }
 
 // startServerSpec starts a mailserver with the given directory.
-func startServerSpec(t *testing.T, spec *directory.Spec, opts ...serverOption) *server {
+func startServerSpec(t *testing.T, spec *dirspec.Spec, opts ...serverOption) *server {
 	t.Helper()
 	dir := t.TempDir()
 	cfg, cfgPath := writeConfig(t, dir, spec, opts...)
@@ -351,8 +351,8 @@ func TestOutboundThroughSmarthostWithAuth(t *testing.T) {
 	// The smarthost knows alice@a.test as an account of its own, so its submission port lets
 	// her send; its certificate names its address, which the sender verifies.
 	relaySpec := w.specB()
-	relaySpec.Domains = append(relaySpec.Domains, directory.DomainSpec{Name: "a.test"})
-	relaySpec.Mailboxes = append(relaySpec.Mailboxes, directory.MailboxSpec{Address: "alice@a.test", PasswordHash: hashPW(t, relayPW)})
+	relaySpec.Domains = append(relaySpec.Domains, dirspec.DomainSpec{Name: "a.test"})
+	relaySpec.Mailboxes = append(relaySpec.Mailboxes, dirspec.MailboxSpec{Address: "alice@a.test", PasswordHash: hashPW(t, relayPW)})
 	certDir := t.TempDir()
 	certFile, keyFile, err := tlsconf.WriteSelfSigned(certDir, []string{ipB, "mail.b.test"})
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/internal/contract/config"
 )
 
 // pipelineScript sends n commands in one go over implicit TLS with Python's ssl module and

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/internal/contract/config"
 )
 
 // smtpDialogue sends prefix (such as a PROXY header), then a complete SMTP transaction, and

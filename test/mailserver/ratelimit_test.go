@@ -8,7 +8,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/internal/contract/config"
 )
 
 // submitImplicitTLS sends a message through the submissions listener (TLS from the start).

@@ -12,9 +12,9 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/kubemail/kubemail/mailserver/auth"
-	"github.com/kubemail/kubemail/mailserver/config"
-	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/internal/contract/config"
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
+	"github.com/kubemail/kubemail/internal/contract/passwordhash"
 )
 
 func swaks(t *testing.T, args ...string) (string, error) {
@@ -433,8 +433,8 @@ func TestDirectoryReloadKeepsConnections(t *testing.T) {
 	}
 
 	spec := testDirectory(t)
-	h, _ := auth.Hash("dave-pw")
-	spec.Mailboxes = append(spec.Mailboxes, directory.MailboxSpec{Address: "dave@example.com", PasswordHash: h})
+	h, _ := passwordhash.Hash("dave-pw")
+	spec.Mailboxes = append(spec.Mailboxes, dirspec.MailboxSpec{Address: "dave@example.com", PasswordHash: h})
 	writeDirectory(t, s.dirPath, spec)
 	waitFor(t, "dave to exist", func() bool {
 		return strings.HasPrefix(cmd("RCPT TO:<dave@example.com>"), "250")

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubemail/kubemail/mailserver/config"
+	"github.com/kubemail/kubemail/internal/contract/config"
 )
 
 // refusedScript connects with Python's ssl module, which raises on any TLS error (an unclean

@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
-	"github.com/kubemail/kubemail/mailserver/tlsconf"
+	"github.com/kubemail/kubemail/internal/selfsigned"
 	"github.com/kubemail/kubemail/test/testenv"
 )
 
@@ -127,7 +127,7 @@ func TestIssuerRef(t *testing.T) {
 	tlsVolume("mail", "mail-tls-selfsigned")
 
 	// cert-manager's part: the issued pair in the Secret the Certificate names.
-	certPEM, keyPEM, err := tlsconf.SelfSigned([]string{"mail.example.com"}, 90*24*3600e9)
+	certPEM, keyPEM, err := selfsigned.Certificate([]string{"mail.example.com"}, 90*24*3600e9)
 	if err != nil {
 		t.Fatal(err)
 	}

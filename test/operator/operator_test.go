@@ -25,9 +25,9 @@ import (
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/controllers"
-	"github.com/kubemail/kubemail/internal/dirsecret"
-	"github.com/kubemail/kubemail/mailserver/auth"
-	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/internal/contract/dirsecret"
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
+	"github.com/kubemail/kubemail/internal/contract/passwordhash"
 	"github.com/kubemail/kubemail/test/testenv"
 )
 
@@ -90,7 +90,7 @@ func waitMailbox(t *testing.T, c client.Client, ns, name string, status metav1.C
 	return &mb
 }
 
-func readDirectory(t *testing.T, c client.Client, ns, cluster string) (*directory.Spec, map[string][]byte) {
+func readDirectory(t *testing.T, c client.Client, ns, cluster string) (*dirspec.Spec, map[string][]byte) {
 	t.Helper()
 	var first corev1.Secret
 	if err := c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: dirsecret.SecretName(cluster, 0)}, &first); err != nil {
@@ -103,7 +103,7 @@ func readDirectory(t *testing.T, c client.Client, ns, cluster string) (*director
 	return spec, first.Data
 }
 
-func inDirectory(spec *directory.Spec, addr string) *directory.MailboxSpec {
+func inDirectory(spec *dirspec.Spec, addr string) *dirspec.MailboxSpec {
 	if spec == nil {
 		return nil
 	}
@@ -223,7 +223,7 @@ func TestOperator(t *testing.T) {
 		if entry == nil {
 			t.Fatal("bob is not in the directory")
 		}
-		if ok, err := auth.Verify(entry.PasswordHash, pw); !ok || err != nil {
+		if ok, err := passwordhash.Verify(entry.PasswordHash, pw); !ok || err != nil {
 			t.Fatalf("directory hash does not verify bob's password: %v", err)
 		}
 		if strings.Contains(string(raw[dirsecret.KeyDirectory]), pw) || strings.Contains(string(raw[dirsecret.KeyDirectory]), "alice-initial") {
@@ -243,7 +243,7 @@ func TestOperator(t *testing.T) {
 			t.Fatal("bob is not in the directory")
 		}
 		// Random, 144 bits: the cheap parameters protect it as well as any.
-		if cheap := fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=1$", auth.GeneratedArgon2Memory, auth.GeneratedArgon2Time); !strings.HasPrefix(entry.PasswordHash, cheap) {
+		if cheap := fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=1$", passwordhash.GeneratedArgon2Memory, passwordhash.GeneratedArgon2Time); !strings.HasPrefix(entry.PasswordHash, cheap) {
 			t.Errorf("generated password hashed as %.40s..., want %s...", entry.PasswordHash, cheap)
 		}
 		var cred corev1.Secret
@@ -254,14 +254,14 @@ func TestOperator(t *testing.T) {
 		if err := c.Update(ctx, &cred); err != nil {
 			t.Fatal(err)
 		}
-		full := fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=1$", auth.Argon2Memory, auth.Argon2Time)
+		full := fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=1$", passwordhash.Argon2Memory, passwordhash.Argon2Time)
 		eventually(t, "bob's own password hashed at full strength", func() (bool, string) {
 			spec, _ := readDirectory(t, c, ns, "mail")
 			e := inDirectory(spec, "bob@example.com")
 			if e == nil {
 				return false, "bob is not in the directory"
 			}
-			if ok, _ := auth.Verify(e.PasswordHash, "bobs-own-choice"); !ok {
+			if ok, _ := passwordhash.Verify(e.PasswordHash, "bobs-own-choice"); !ok {
 				return false, "the hash does not verify the new password yet"
 			}
 			return strings.HasPrefix(e.PasswordHash, full), fmt.Sprintf("hashed as %.40s...", e.PasswordHash)
@@ -283,7 +283,7 @@ func TestOperator(t *testing.T) {
 			if e == nil || e.PasswordHash == before {
 				return false, "unchanged"
 			}
-			ok, _ := auth.Verify(e.PasswordHash, "alice-changed")
+			ok, _ := passwordhash.Verify(e.PasswordHash, "alice-changed")
 			return ok, "hash does not verify the new password"
 		})
 	})

@@ -36,7 +36,7 @@ import (
 	"time"
 
 	"github.com/kubemail/kubemail/hack/bench/imapload"
-	"github.com/kubemail/kubemail/mailserver/auth"
+	"github.com/kubemail/kubemail/internal/contract/passwordhash"
 )
 
 const domain = "bench.test"
@@ -330,14 +330,14 @@ func findSMTPSource(ctx context.Context, mayInstall bool) (string, error) {
 	return "", errors.New("smtp-source not found: it comes with Postfix (hack/bench/postfix-dovecot.sh install), or name it with -smtp-source")
 }
 
-// hashAll hashes every password, in parallel: with auth.Hash (argon2id, 19 MiB, 2 passes: for
-// passwords people choose) or auth.HashGenerated (argon2id, 64 KiB, 1 pass: what the operator
+// hashAll hashes every password, in parallel: with passwordhash.Hash (argon2id, 19 MiB, 2 passes: for
+// passwords people choose) or passwordhash.HashGenerated (argon2id, 64 KiB, 1 pass: what the operator
 // uses for the random passwords it generates).
 func hashAll(accts []account, kind string) ([]string, error) {
-	hash := auth.HashGenerated
+	hash := passwordhash.HashGenerated
 	switch kind {
 	case "full":
-		hash = auth.Hash
+		hash = passwordhash.Hash
 	case "generated":
 	default:
 		return nil, fmt.Errorf("-hash %q: want full or generated", kind)

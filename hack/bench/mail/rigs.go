@@ -19,8 +19,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubemail/kubemail/hack/bench/imapload"
-	"github.com/kubemail/kubemail/mailserver/config"
-	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/internal/contract/config"
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 	"github.com/kubemail/kubemail/mailserver/tlsconf"
 	"github.com/kubemail/kubemail/test/testenv"
 )
@@ -88,9 +88,9 @@ func startKubemail(ctx context.Context, dir, binary, pprofAddr string, accts []a
 	if err != nil {
 		return nil, err
 	}
-	spec := directory.Spec{Domains: []directory.DomainSpec{{Name: domain}}}
+	spec := dirspec.Spec{Domains: []dirspec.DomainSpec{{Name: domain}}}
 	for i, a := range accts {
-		spec.Mailboxes = append(spec.Mailboxes, directory.MailboxSpec{Address: a.address, PasswordHash: hashes[i]})
+		spec.Mailboxes = append(spec.Mailboxes, dirspec.MailboxSpec{Address: a.address, PasswordHash: hashes[i]})
 	}
 	dirPath := filepath.Join(dir, "directory.yaml")
 	if err := writeYAML(dirPath, spec); err != nil {

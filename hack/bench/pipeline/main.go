@@ -21,9 +21,9 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/kubemail/kubemail/mailserver/auth"
-	"github.com/kubemail/kubemail/mailserver/config"
-	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/internal/contract/config"
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
+	"github.com/kubemail/kubemail/internal/contract/passwordhash"
 	"github.com/kubemail/kubemail/mailserver/server"
 	"github.com/kubemail/kubemail/mailserver/tlsconf"
 )
@@ -97,12 +97,12 @@ func benchConfig(dir string) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	hash, err := auth.HashGenerated(password)
+	hash, err := passwordhash.HashGenerated(password)
 	if err != nil {
 		return nil, err
 	}
-	spec := directory.Spec{Domains: []directory.DomainSpec{{Name: "bench.test"}},
-		Mailboxes: []directory.MailboxSpec{{Address: user, PasswordHash: hash}}}
+	spec := dirspec.Spec{Domains: []dirspec.DomainSpec{{Name: "bench.test"}},
+		Mailboxes: []dirspec.MailboxSpec{{Address: user, PasswordHash: hash}}}
 	data, err := yaml.Marshal(&spec)
 	if err != nil {
 		return nil, err

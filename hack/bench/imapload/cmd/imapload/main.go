@@ -33,9 +33,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubemail/kubemail/hack/bench/imapload"
-	"github.com/kubemail/kubemail/mailserver/auth"
-	"github.com/kubemail/kubemail/mailserver/config"
-	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/internal/contract/config"
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
+	"github.com/kubemail/kubemail/internal/contract/passwordhash"
 	"github.com/kubemail/kubemail/mailserver/tlsconf"
 )
 
@@ -224,14 +224,14 @@ func startKubemail(binary string, users int) (*kubemailServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	spec := directory.Spec{Domains: []directory.DomainSpec{{Name: "bench.example"}}}
+	spec := dirspec.Spec{Domains: []dirspec.DomainSpec{{Name: "bench.example"}}}
 	for i := 1; i <= users; i++ {
 		acct := imapload.Account{User: fmt.Sprintf("user%d@bench.example", i), Password: fmt.Sprintf("pw-%d", i)}
-		hash, err := auth.Hash(acct.Password)
+		hash, err := passwordhash.Hash(acct.Password)
 		if err != nil {
 			return nil, err
 		}
-		spec.Mailboxes = append(spec.Mailboxes, directory.MailboxSpec{Address: acct.User, PasswordHash: hash})
+		spec.Mailboxes = append(spec.Mailboxes, dirspec.MailboxSpec{Address: acct.User, PasswordHash: hash})
 		s.accounts = append(s.accounts, acct)
 	}
 	dirPath := filepath.Join(dir, "directory.yaml")

@@ -1,4 +1,7 @@
-package auth
+// Package passwordhash is the password hash format of the directory: what the operator writes
+// (argon2id, full strength for passwords people choose, cheap for the random ones it generates)
+// and what the mail server verifies (argon2id and bcrypt). Only hashes ever reach the servers.
+package passwordhash
 
 import (
 	"crypto/rand"

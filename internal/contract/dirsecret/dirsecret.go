@@ -14,7 +14,7 @@ import (
 	"sort"
 	"strconv"
 
-	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 )
 
 // Keys of a directory Secret's data.
@@ -44,14 +44,14 @@ type Part struct {
 // Split serializes spec deterministically (sorted) into parts of at most maxBytes of JSON each
 // (0 means MaxPartBytes). Part 0 holds the domains and aliases and as many mailboxes as fit;
 // later parts hold mailboxes only.
-func Split(cluster string, spec *directory.Spec, generation string, maxBytes int) ([]Part, error) {
+func Split(cluster string, spec *dirspec.Spec, generation string, maxBytes int) ([]Part, error) {
 	if maxBytes <= 0 {
 		maxBytes = MaxPartBytes
 	}
 	sorted := sortedCopy(spec)
-	var chunks []directory.Spec
+	var chunks []dirspec.Spec
 	// Everything but the mailboxes lives in the first part.
-	cur := directory.Spec{Domains: sorted.Domains, Aliases: sorted.Aliases, UnavailableDomains: sorted.UnavailableDomains}
+	cur := dirspec.Spec{Domains: sorted.Domains, Aliases: sorted.Aliases, UnavailableDomains: sorted.UnavailableDomains}
 	size, err := jsonSize(cur)
 	if err != nil {
 		return nil, err
@@ -63,7 +63,7 @@ func Split(cluster string, spec *directory.Spec, generation string, maxBytes int
 		}
 		if size+n+1 > maxBytes && len(cur.Mailboxes) > 0 {
 			chunks = append(chunks, cur)
-			cur, size = directory.Spec{}, 64
+			cur, size = dirspec.Spec{}, 64
 		}
 		cur.Mailboxes = append(cur.Mailboxes, mb)
 		size += n + 1
@@ -98,7 +98,7 @@ func PartCount(first map[string][]byte) (int, error) {
 
 // Assemble joins parts (first part first) into one spec. It fails when parts are missing or
 // carry different generations (the operator is mid-update; wait for the next change).
-func Assemble(parts []map[string][]byte) (*directory.Spec, error) {
+func Assemble(parts []map[string][]byte) (*dirspec.Spec, error) {
 	if len(parts) == 0 {
 		return nil, fmt.Errorf("directory secret: no parts")
 	}
@@ -110,7 +110,7 @@ func Assemble(parts []map[string][]byte) (*directory.Spec, error) {
 		return nil, fmt.Errorf("directory secret: have %d of %d parts", len(parts), n)
 	}
 	gen := string(parts[0][KeyGeneration])
-	var out directory.Spec
+	var out dirspec.Spec
 	for i, p := range parts {
 		if p == nil {
 			return nil, fmt.Errorf("directory secret: part %d missing", i)
@@ -118,7 +118,7 @@ func Assemble(parts []map[string][]byte) (*directory.Spec, error) {
 		if g := string(p[KeyGeneration]); g != gen {
 			return nil, fmt.Errorf("directory secret: part %d has generation %q, first part %q", i, g, gen)
 		}
-		var s directory.Spec
+		var s dirspec.Spec
 		if err := json.Unmarshal(p[KeyDirectory], &s); err != nil {
 			return nil, fmt.Errorf("directory secret: part %d: %w", i, err)
 		}
@@ -136,11 +136,11 @@ func jsonSize(v any) (int, error) {
 }
 
 // sortedCopy orders everything by name so an unchanged input always serializes the same way.
-func sortedCopy(spec *directory.Spec) directory.Spec {
-	out := directory.Spec{
-		Domains:   append([]directory.DomainSpec(nil), spec.Domains...),
-		Mailboxes: append([]directory.MailboxSpec(nil), spec.Mailboxes...),
-		Aliases:   append([]directory.AliasSpec(nil), spec.Aliases...),
+func sortedCopy(spec *dirspec.Spec) dirspec.Spec {
+	out := dirspec.Spec{
+		Domains:   append([]dirspec.DomainSpec(nil), spec.Domains...),
+		Mailboxes: append([]dirspec.MailboxSpec(nil), spec.Mailboxes...),
+		Aliases:   append([]dirspec.AliasSpec(nil), spec.Aliases...),
 
 		UnavailableDomains: sortedStrings(spec.UnavailableDomains),
 	}

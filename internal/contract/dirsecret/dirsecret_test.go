@@ -7,15 +7,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 )
 
-func bigSpec(n int) *directory.Spec {
-	s := &directory.Spec{Domains: []directory.DomainSpec{{Name: "example.com"}},
-		Aliases:            []directory.AliasSpec{{Address: "team@example.com", Members: []string{"u1@example.com", "u0@example.com"}}},
+func bigSpec(n int) *dirspec.Spec {
+	s := &dirspec.Spec{Domains: []dirspec.DomainSpec{{Name: "example.com"}},
+		Aliases:            []dirspec.AliasSpec{{Address: "team@example.com", Members: []string{"u1@example.com", "u0@example.com"}}},
 		UnavailableDomains: []string{"gone.example", "away.example"}}
 	for i := n - 1; i >= 0; i-- {
-		s.Mailboxes = append(s.Mailboxes, directory.MailboxSpec{Address: fmt.Sprintf("u%d@example.com", i),
+		s.Mailboxes = append(s.Mailboxes, dirspec.MailboxSpec{Address: fmt.Sprintf("u%d@example.com", i),
 			PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$" + strings.Repeat("s", 22) + "$" + strings.Repeat("h", 43)})
 	}
 	return s

@@ -13,7 +13,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 )
 
 // Config is the whole settings file.
@@ -312,7 +312,7 @@ func (c *Config) Default() {
 // Validate reports every problem at once.
 func (c *Config) Validate() error {
 	var errs []error
-	if err := directory.ValidateDomain(strings.ToLower(c.Hostname)); err != nil {
+	if err := dirspec.ValidateDomain(strings.ToLower(c.Hostname)); err != nil {
 		errs = append(errs, fmt.Errorf("hostname: %w", err))
 	}
 	if c.DataDir == "" {
@@ -385,7 +385,7 @@ func (c *Config) validateOutbound() []error {
 		}
 	}
 	if c.SRS.Domain != "" {
-		if err := directory.ValidateDomain(strings.ToLower(c.SRS.Domain)); err != nil {
+		if err := dirspec.ValidateDomain(strings.ToLower(c.SRS.Domain)); err != nil {
 			errs = append(errs, fmt.Errorf("srs.domain: %w", err))
 		}
 	}
