@@ -108,9 +108,7 @@ func (r *MailClusterReconciler) reconcileDirectory(ctx context.Context, mc *mail
 		return none, err
 	}
 	memo.remember(generation, &res.Spec)
-	if err := r.reportMembers(ctx, mc, memo, inputs, awaiting.names, aliases, res); err != nil {
-		return none, err
-	}
+	r.reportMembers(mc, inputs, awaiting.names, aliases, res)
 	return clusterDirectory{parts: len(parts), domains: int32(len(res.Spec.Domains)), mailboxes: int32(len(res.Spec.Mailboxes)),
 		recheck: awaiting.recheck}, nil
 }

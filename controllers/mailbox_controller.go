@@ -28,11 +28,16 @@ type MailboxReconciler struct {
 	client.Client
 	Scheme   *runtime.Scheme
 	Recorder recorder.EventRecorder
+	// Verdicts holds what the clusters' directories decided about each Mailbox.
+	Verdicts *verdicts
 }
 
 func (r *MailboxReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var mb mailv1alpha1.Mailbox
 	if err := r.Get(ctx, req.NamespacedName, &mb); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Verdicts.forget(false, req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !mb.DeletionTimestamp.IsZero() {
@@ -61,30 +66,42 @@ func (r *MailboxReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if reason == "" {
-		// Served: everything else about its status comes from the cluster's directory. A
-		// password is generated only for a Mailbox something serves.
-		if mb.Spec.PasswordSecretRef == nil {
-			if err := r.ensureCredentials(ctx, &mb); err != nil {
-				return ctrl.Result{}, fmt.Errorf("credentials Secret: %w", err)
-			}
-		}
-		return ctrl.Result{}, nil
-	}
 	st := mb.Status.DeepCopy()
-	setCondition(&st.Conditions, mb.Generation, mailv1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
-	st.ObservedGeneration = mb.Generation
-	st.Login, st.Usage, st.Messages = "", nil, 0
-	if !equalJSON(&mb.Status, st) {
-		was := meta.FindStatusCondition(mb.Status.Conditions, mailv1alpha1.ConditionReady)
-		patch := client.MergeFrom(mb.DeepCopy())
-		mb.Status = *st
-		if err := r.Status().Patch(ctx, &mb, patch); err != nil {
-			return ctrl.Result{}, err
-		}
-		readyEvent(r.Recorder, &mb, was, meta.FindStatusCondition(st.Conditions, mailv1alpha1.ConditionReady))
+	if reason != "" {
+		setCondition(&st.Conditions, mb.Generation, mailv1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
+		st.ObservedGeneration, st.Login = mb.Generation, ""
+		return ctrl.Result{}, r.writeStatus(ctx, &mb, st)
 	}
-	return ctrl.Result{}, nil
+	// Served: a password is generated only for a Mailbox something serves, and the rest of
+	// its status is what its cluster's directory decided.
+	if mb.Spec.PasswordSecretRef == nil {
+		if err := r.ensureCredentials(ctx, &mb); err != nil {
+			return ctrl.Result{}, fmt.Errorf("credentials Secret: %w", err)
+		}
+	}
+	v, ok := r.Verdicts.get(false, req.NamespacedName)
+	if !ok {
+		return ctrl.Result{}, nil // the cluster has not decided yet; its verdict wakes us
+	}
+	applyMailboxVerdict(st, &mb, v)
+	return ctrl.Result{}, r.writeStatus(ctx, &mb, st)
+}
+
+// writeStatus patches mb's status to st when it changed, and tells of a change of its Ready
+// condition with an event. The patch carries the difference alone: status.usage and
+// status.messages belong to the UsageCollector.
+func (r *MailboxReconciler) writeStatus(ctx context.Context, mb *mailv1alpha1.Mailbox, st *mailv1alpha1.MailboxStatus) error {
+	if equalJSON(&mb.Status, st) {
+		return nil
+	}
+	base := mb.DeepCopy()
+	mb.Status = *st
+	if err := r.Status().Patch(ctx, mb, client.MergeFrom(base)); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	readyEvent(r.Recorder, mb, meta.FindStatusCondition(base.Status.Conditions, mailv1alpha1.ConditionReady),
+		meta.FindStatusCondition(st.Conditions, mailv1alpha1.ConditionReady))
+	return nil
 }
 
 // purge asks the replica holding the mailbox to delete its stored mail. It reports done when

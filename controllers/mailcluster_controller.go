@@ -28,6 +28,9 @@ type MailClusterReconciler struct {
 	OperandImage string
 	// HashWorkers bounds concurrent password hashing (0: 2).
 	HashWorkers int
+	// Verdicts takes what the directory decided about each Mailbox and MailAlias to their own
+	// reconcilers, which write their status.
+	Verdicts *verdicts
 
 	memos memos
 }

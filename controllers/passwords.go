@@ -47,9 +47,6 @@ type clusterMemo struct {
 	dirMailboxes  map[string]dirspec.MailboxSpec
 	// dirDomains are the domains that directory serves or lists as unavailable.
 	dirDomains []string
-	// statusWrites are the statuses written whose write the cache had not shown yet at the
-	// last reconcile.
-	statusWrites map[types.UID]statusWrite
 }
 
 type secretVersion struct {

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/internal/names"
@@ -48,9 +49,13 @@ func Setup(ctx context.Context, mgr ctrl.Manager, operandImage string) error {
 	if err := SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
+	// The clusters decide about Mailboxes and MailAliases; their own reconcilers write it.
+	vs := newVerdicts()
 	for _, setup := range []func(ctrl.Manager) error{
-		func(mgr ctrl.Manager) error { return setupClusters(mgr, operandImage) },
-		setupDomains, setupMailboxes, setupAliases,
+		func(mgr ctrl.Manager) error { return setupClusters(mgr, operandImage, vs) },
+		setupDomains,
+		func(mgr ctrl.Manager) error { return setupMailboxes(mgr, vs) },
+		func(mgr ctrl.Manager) error { return setupAliases(mgr, vs) },
 	} {
 		if err := setup(mgr); err != nil {
 			return err
@@ -61,9 +66,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, operandImage string) error {
 
 // setupClusters registers the MailClusterReconciler: a cluster is reconciled when it, an object
 // it owns, or anything that goes into its directory changes.
-func setupClusters(mgr ctrl.Manager, operandImage string) error {
+func setupClusters(mgr ctrl.Manager, operandImage string, vs *verdicts) error {
 	c := mgr.GetClient()
-	cluster := &MailClusterReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-mailcluster"), OperandImage: operandImage}
+	cluster := &MailClusterReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-mailcluster"),
+		OperandImage: operandImage, Verdicts: vs}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&mailv1alpha1.MailCluster{}, specChanged).
 		Owns(&appsv1.StatefulSet{}).
@@ -177,26 +183,28 @@ func unserved(c client.Client, aliases bool) handler.EventHandler {
 	})
 }
 
-// setupMailboxes registers the MailboxReconciler.
-func setupMailboxes(mgr ctrl.Manager) error {
+// setupMailboxes registers the MailboxReconciler, woken also by its cluster's verdicts.
+func setupMailboxes(mgr ctrl.Manager, vs *verdicts) error {
 	c := mgr.GetClient()
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&mailv1alpha1.Mailbox{}, specChanged).
 		Owns(&corev1.Secret{}).
+		WatchesRawSource(source.Channel(vs.mailboxes, &handler.EnqueueRequestForObject{})).
 		Watches(&mailv1alpha1.MailDomain{}, unserved(c, false), specChanged).
 		Watches(&mailv1alpha1.MailCluster{}, unserved(c, false), specChanged).
 		WithOptions(controller.Options{MaxConcurrentReconciles: mailboxWorkers}).
-		Complete(&MailboxReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-mailbox")})
+		Complete(&MailboxReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-mailbox"), Verdicts: vs})
 }
 
-// setupAliases registers the MailAliasReconciler.
-func setupAliases(mgr ctrl.Manager) error {
+// setupAliases registers the MailAliasReconciler, woken also by its cluster's verdicts.
+func setupAliases(mgr ctrl.Manager, vs *verdicts) error {
 	c := mgr.GetClient()
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&mailv1alpha1.MailAlias{}).
+		For(&mailv1alpha1.MailAlias{}, specChanged).
+		WatchesRawSource(source.Channel(vs.aliases, &handler.EnqueueRequestForObject{})).
 		Watches(&mailv1alpha1.MailDomain{}, unserved(c, true), specChanged).
 		Watches(&mailv1alpha1.MailCluster{}, unserved(c, true), specChanged).
-		Complete(&MailAliasReconciler{Client: c, Recorder: mgr.GetEventRecorder("kubemail-mailalias")})
+		Complete(&MailAliasReconciler{Client: c, Recorder: mgr.GetEventRecorder("kubemail-mailalias"), Verdicts: vs})
 }
 
 // batched is EnqueueRequestsFromMapFunc with every request delayed by batchDelay. The work

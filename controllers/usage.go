@@ -105,20 +105,28 @@ func (u *UsageCollector) collectCluster(ctx context.Context, mc *mailv1alpha1.Ma
 			if addressDomain(mb.Spec.Address) != domainKey(d.Spec.Domain) || !mb.DeletionTimestamp.IsZero() {
 				continue // listed for an alias in this domain, or going away
 			}
-			if mb.Status.Login == "" {
-				continue // not in the directory (an address conflict, say): the mail there is another's
-			}
 			got, ok := byAddress[strings.ToLower(string(mb.Spec.Address))]
-			if !ok && !complete {
+			switch {
+			case mb.Status.Login == "":
+				// Not in the directory (an address conflict, say): mail stored under its
+				// address is another's.
+				got = usage{}
+				if mb.Status.Usage == nil && mb.Status.Messages == 0 {
+					continue
+				}
+			case !ok && !complete:
 				continue // its replica did not answer: keep the last numbers
 			}
-			if mb.Status.Usage != nil && mb.Status.Usage.Value() == got.bytes && mb.Status.Messages == got.messages {
+			var want *resource.Quantity
+			if mb.Status.Login != "" {
+				want = resource.NewQuantity(got.bytes, resource.BinarySI)
+			}
+			if equalJSON(mb.Status.Usage, want) && mb.Status.Messages == got.messages {
 				continue
 			}
 			key := metav1.ObjectMeta{Name: mb.Name, Namespace: mb.Namespace}
 			patch := client.MergeFrom(&mailv1alpha1.Mailbox{ObjectMeta: key, Status: mailv1alpha1.MailboxStatus{Usage: mb.Status.Usage, Messages: mb.Status.Messages}})
-			next := &mailv1alpha1.Mailbox{ObjectMeta: key, Status: mailv1alpha1.MailboxStatus{
-				Usage: resource.NewQuantity(got.bytes, resource.BinarySI), Messages: got.messages}}
+			next := &mailv1alpha1.Mailbox{ObjectMeta: key, Status: mailv1alpha1.MailboxStatus{Usage: want, Messages: got.messages}}
 			if err := u.Client.Status().Patch(ctx, next, patch); client.IgnoreNotFound(err) != nil {
 				return err
 			}
