@@ -12,6 +12,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/kubemail/kubemail/internal/testutil"
 )
 
 // Several IMAP sessions and deliveries work one mailbox at once: every message gets its own
@@ -137,7 +139,7 @@ func TestConcurrentSessionsAndDeliveries(t *testing.T) {
 		t.Fatalf("got %d UIDs, %d distinct; want %d", len(uids), len(slices.Compact(slices.Clone(uids))), total)
 	}
 	for _, id := range idling {
-		waitFor(t, fmt.Sprintf("an idler to see %d messages", total), func() bool {
+		testutil.Eventually(t, fmt.Sprintf("an idler to see %d messages", total), func() bool {
 			id.mu.Lock()
 			defer id.mu.Unlock()
 			return id.highest == total

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubemail/kubemail/internal/dirsecret"
+	"github.com/kubemail/kubemail/internal/testutil"
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/test/testenv"
@@ -228,22 +229,13 @@ func (f *fixture) startAs(rc *rest.Config, stuck time.Duration) (*directory.Live
 	return f.run(src)
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// looks is how long a test waits for the source to take a change up.
+var looks = testutil.Poll{Within: 5 * time.Second}
 
 // waitFor waits until want is in force, and the source is done with the look that put it there.
 func waitFor(t *testing.T, live *directory.Live, rec *recorder, want string) {
 	t.Helper()
-	eventually(t, 5*time.Second, "the directory in force is not "+want, func() bool {
+	looks.Eventually(t, "the directory in force to be "+want, func() bool {
 		if !live.Loaded() || describe(live.Load()) != want {
 			return false
 		}
@@ -260,7 +252,7 @@ func waitFor(t *testing.T, live *directory.Live, rec *recorder, want string) {
 // waitOutcome waits until a look at the parts after the first `after` ones matches.
 func waitOutcome(t *testing.T, rec *recorder, after int, what string, match func(seen) bool) {
 	t.Helper()
-	eventually(t, 5*time.Second, what, func() bool {
+	looks.Eventually(t, what, func() bool {
 		_, _, outs := rec.snapshot()
 		for _, o := range outs[min(after, len(outs)):] {
 			if match(o) {
@@ -329,7 +321,7 @@ func TestSource(t *testing.T) {
 		f.delete(dirsecret.SecretName(cluster, 2))
 		f.delete(dirsecret.SecretName(cluster, 1))
 		f.touch(dirsecret.SecretName(cluster, 0))
-		waitOutcome(t, rec, len(outs), "no look at the parts after the first was touched", func(seen) bool { return true })
+		waitOutcome(t, rec, len(outs), "a look at the parts after the first was touched", func(seen) bool { return true })
 		after, _, _ := rec.snapshot()
 		if len(after) != len(before) || describe(live.Load()) != "g3/10" {
 			t.Fatalf("deleting parts no longer announced changed the directory: reloads %v then %v", before, after)
@@ -348,12 +340,12 @@ func TestSource(t *testing.T) {
 		g2 := f.split("g2", 61, 3)
 		_, _, outs := rec.snapshot()
 		f.write(g2[1]) // the first part still says g1
-		waitOutcome(t, rec, len(outs), "the source did not see part 1 at g2", func(o seen) bool {
+		waitOutcome(t, rec, len(outs), "the source to see part 1 at g2", func(o seen) bool {
 			return o.waiting != nil && strings.Contains(o.waiting.Error(), `generation "g2", the first part "g1"`)
 		})
 		_, _, outs = rec.snapshot()
 		f.write(g2[0]) // part 2 still says g1
-		waitOutcome(t, rec, len(outs), "the source did not see the first part at g2 with part 2 at g1", func(o seen) bool {
+		waitOutcome(t, rec, len(outs), "the source to see the first part at g2 with part 2 at g1", func(o seen) bool {
 			return o.waiting != nil && strings.Contains(o.waiting.Error(), `mail-directory-2 has generation "g1", the first part "g2"`)
 		})
 		if got := describe(live.Load()); got != "g1/60" {
@@ -374,10 +366,10 @@ func TestSource(t *testing.T) {
 
 		g2 := f.split("g2", 41, 2)
 		f.write(g2[0]) // part 1 is never written
-		waitOutcome(t, rec, 0, "an update stuck for longer than stuckAfter was not reported", func(o seen) bool { return o.failed != nil })
+		waitOutcome(t, rec, 0, "an update stuck for longer than stuckAfter reported", func(o seen) bool { return o.failed != nil })
 		_, _, outs := rec.snapshot()
 		f.touch(g2[1].Name)
-		waitOutcome(t, rec, len(outs), "no look at the parts after part 1 was touched", func(o seen) bool { return o.waiting != nil })
+		waitOutcome(t, rec, len(outs), "a look at the parts after part 1 was touched", func(o seen) bool { return o.waiting != nil })
 		_, failures, _ := rec.snapshot()
 		if len(failures) != 1 || !strings.Contains(failures[0].Error(), "stuck") {
 			t.Fatalf("a stuck update was reported as %v, want once", failures)
@@ -400,10 +392,10 @@ func TestSource(t *testing.T) {
 		broken := f.split("g2", 40, 2)
 		broken[0].Data[dirsecret.KeyDirectory] = []byte(`{"domains": [`)
 		f.writeUpdate(broken)
-		waitOutcome(t, rec, 0, "a broken directory.json was not reported", func(o seen) bool { return o.failed != nil })
+		waitOutcome(t, rec, 0, "a broken directory.json reported", func(o seen) bool { return o.failed != nil })
 		_, _, outs := rec.snapshot()
 		f.touch(broken[0].Name)
-		waitOutcome(t, rec, len(outs), "no look at the parts after the first was touched", func(seen) bool { return true })
+		waitOutcome(t, rec, len(outs), "a look at the parts after the first was touched", func(seen) bool { return true })
 		_, failures, _ := rec.snapshot()
 		if len(failures) != 1 || !strings.Contains(failures[0].Error(), `generation "g2"`) {
 			t.Fatalf("a broken directory was reported as %v, want once, naming generation g2", failures)
@@ -420,7 +412,7 @@ func TestSource(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.writeUpdate(parts)
-		eventually(t, 5*time.Second, "a mailbox with a bad hash was not reported", func() bool {
+		looks.Eventually(t, "a mailbox with a bad hash reported", func() bool {
 			_, failures, _ := rec.snapshot()
 			return len(failures) == 2 && strings.Contains(failures[1].Error(), "not argon2id")
 		})
@@ -439,7 +431,7 @@ func TestSource(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, env)
 		live, rec := f.start()
-		eventually(t, 5*time.Second, "a missing first Secret was not reported", func() bool {
+		looks.Eventually(t, "a missing first Secret reported", func() bool {
 			_, failures, _ := rec.snapshot()
 			return len(failures) > 0
 		})
@@ -455,11 +447,11 @@ func TestSource(t *testing.T) {
 
 		// Deleting Secrets keeps the last good directory in force.
 		f.delete(dirsecret.SecretName(cluster, 1))
-		waitOutcome(t, rec, len(outs), "the source did not see part 1 go", func(o seen) bool {
+		waitOutcome(t, rec, len(outs), "the source to see part 1 go", func(o seen) bool {
 			return o.waiting != nil && strings.Contains(o.waiting.Error(), "not found")
 		})
 		f.delete(dirsecret.SecretName(cluster, 0))
-		eventually(t, 5*time.Second, "deleting the first Secret was not reported", func() bool {
+		looks.Eventually(t, "deleting the first Secret reported", func() bool {
 			_, failures, _ := rec.snapshot()
 			return len(failures) == 2
 		})
@@ -468,7 +460,7 @@ func TestSource(t *testing.T) {
 		}
 		// Recreating the same content puts it back in force (and clears the failure).
 		f.writeUpdate(f.split("g1", 40, 2))
-		eventually(t, 5*time.Second, "recreated Secrets were not taken up", func() bool {
+		looks.Eventually(t, "recreated Secrets taken up", func() bool {
 			reloads, _, _ := rec.snapshot()
 			return len(reloads) == 2 && reloads[1] == "g1/40"
 		})
@@ -516,7 +508,7 @@ func TestSource(t *testing.T) {
 
 		// A part the Role does not name is reported, not silently waited for.
 		f.writeUpdate(f.split("g3", 90, 4))
-		eventually(t, 5*time.Second, "a part the Role does not allow was not reported", func() bool {
+		looks.Eventually(t, "a part the Role does not allow reported", func() bool {
 			_, failures, _ := rec.snapshot()
 			return len(failures) > 0 && apierrors.IsForbidden(failures[0])
 		})

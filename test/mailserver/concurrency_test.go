@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/kubemail/kubemail/internal/testutil"
 	"github.com/kubemail/kubemail/mailserver/config"
 )
 
@@ -166,7 +167,7 @@ func TestConcurrentAccessToOneMailbox(t *testing.T) {
 	removed := popped + len(moves.src)
 	// The idlers still idle: they must hear of every arrival and every removal.
 	for _, id := range idling {
-		pollUntil(t, ctx, fmt.Sprintf("%s to see %d arrivals and %d expunges", id.name, delivered, removed), func() bool {
+		untilDone(ctx).Eventually(t, fmt.Sprintf("%s to see %d arrivals and %d expunges", id.name, delivered, removed), func() bool {
 			arrivals, expunges := id.counts()
 			return arrivals == delivered && expunges == removed
 		})
@@ -190,7 +191,7 @@ func TestConcurrentAccessToOneMailbox(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: IDLE: %v", id.name, err)
 		}
-		pollUntil(t, lateCtx, fmt.Sprintf("%s to hear in IDLE of a message delivered before it idled", id.name), func() bool {
+		untilDone(lateCtx).Eventually(t, fmt.Sprintf("%s to hear in IDLE of a message delivered before it idled", id.name), func() bool {
 			arrivals, _ := id.counts()
 			return arrivals == delivered
 		})
@@ -800,17 +801,6 @@ func isClosed(ch <-chan struct{}) bool {
 	}
 }
 
-// pollUntil polls cond until it holds, failing the test when ctx ends first.
-func pollUntil(t *testing.T, ctx context.Context, what string, cond func() bool) {
-	t.Helper()
-	for !cond() {
-		if ctx.Err() != nil {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		pace(ctx, nil, 20*time.Millisecond)
-	}
-}
-
 // pop3Client speaks just enough POP3 (RFC 1939) over implicit TLS for the test.
 type pop3Client struct {
 	conn net.Conn
@@ -898,4 +888,10 @@ func (p *pop3Client) multi(line string) ([]string, error) {
 		}
 		lines = append(lines, strings.TrimPrefix(l, "."))
 	}
+}
+
+// untilDone polls until ctx's deadline.
+func untilDone(ctx context.Context) testutil.Poll {
+	deadline, _ := ctx.Deadline()
+	return testutil.Poll{Within: max(time.Until(deadline), time.Millisecond), Every: 20 * time.Millisecond}
 }

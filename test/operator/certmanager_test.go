@@ -62,7 +62,7 @@ func TestIssuerRef(t *testing.T) {
 	}
 	selfSigned := func(name, wantReason, wantText string) {
 		t.Helper()
-		eventually(t, name+" SelfSignedCertificate "+wantReason, func() (bool, string) {
+		reconciled.Until(t, name+" SelfSignedCertificate "+wantReason, func() (bool, string) {
 			var mc mailv1alpha1.MailCluster
 			c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &mc)
 			cond := meta.FindStatusCondition(mc.Status.Conditions, mailv1alpha1.ConditionSelfSignedCertificate)
@@ -74,7 +74,7 @@ func TestIssuerRef(t *testing.T) {
 	}
 	tlsVolume := func(name, want string) {
 		t.Helper()
-		eventually(t, name+" pods mount "+want, func() (bool, string) {
+		reconciled.Until(t, name+" pods mount "+want, func() (bool, string) {
 			var sts appsv1.StatefulSet
 			if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &sts); err != nil {
 				return false, err.Error()
@@ -99,7 +99,7 @@ func TestIssuerRef(t *testing.T) {
 	if err := c.Create(ctx, &crd); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the Certificate CRD to be served", func() (bool, string) {
+	reconciled.Until(t, "the Certificate CRD to be served", func() (bool, string) {
 		var l unstructured.UnstructuredList
 		l.SetGroupVersionKind(schema.GroupVersionKind{Group: "cert-manager.io", Version: "v1", Kind: "CertificateList"})
 		err := c.List(ctx, &l, client.InNamespace(ns))
@@ -109,7 +109,7 @@ func TestIssuerRef(t *testing.T) {
 	cluster("mail")
 	var cert unstructured.Unstructured
 	cert.SetGroupVersionKind(schema.GroupVersionKind{Group: "cert-manager.io", Version: "v1", Kind: "Certificate"})
-	eventually(t, "the Certificate", func() (bool, string) {
+	reconciled.Until(t, "the Certificate", func() (bool, string) {
 		err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mail-tls"}, &cert)
 		return err == nil, errString(err)
 	})
@@ -136,7 +136,7 @@ func TestIssuerRef(t *testing.T) {
 		t.Fatal(err)
 	}
 	tlsVolume("mail", "mail-tls")
-	eventually(t, "SelfSignedCertificate False", func() (bool, string) {
+	reconciled.Until(t, "SelfSignedCertificate False", func() (bool, string) {
 		var mc mailv1alpha1.MailCluster
 		c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mail"}, &mc)
 		cond := meta.FindStatusCondition(mc.Status.Conditions, mailv1alpha1.ConditionSelfSignedCertificate)

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/internal/testutil"
 	"github.com/kubemail/kubemail/test/localcluster"
 	"github.com/kubemail/kubemail/test/testenv"
 )
@@ -103,7 +104,7 @@ func TestOperatorAndMailserver(t *testing.T) {
 	}
 
 	// The operator reads the stored mail's size back from the server into the Mailbox's status.
-	eventually(t, "alice's usage in her Mailbox status", func() (bool, string) {
+	reconciled.Until(t, "alice's usage in her Mailbox status", func() (bool, string) {
 		var mb mailv1alpha1.Mailbox
 		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "alice"}, &mb); err != nil {
 			return false, err.Error()
@@ -111,7 +112,7 @@ func TestOperatorAndMailserver(t *testing.T) {
 		return mb.Status.Messages == 1 && mb.Status.Usage != nil && mb.Status.Usage.Value() > 100,
 			fmt.Sprintf("messages %d usage %v", mb.Status.Messages, mb.Status.Usage)
 	})
-	eventually(t, "dave's empty mailbox reported as 0", func() (bool, string) {
+	reconciled.Until(t, "dave's empty mailbox reported as 0", func() (bool, string) {
 		var mb mailv1alpha1.Mailbox
 		c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "dave"}, &mb)
 		return mb.Status.Usage != nil && mb.Status.Usage.IsZero() && mb.Status.Messages == 0, fmt.Sprintf("%v", mb.Status.Usage)
@@ -127,15 +128,11 @@ func TestOperatorAndMailserver(t *testing.T) {
 		t.Fatal(err)
 	}
 	changed := time.Now()
-	for {
-		if _, err := curl("--url", imapURL, "--user", "alice@example.com:second-password"); err == nil {
-			break
-		}
-		if time.Since(changed) > 5*time.Second {
-			t.Fatalf("the new password was not accepted within 5s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	logins := testutil.Poll{Within: 5 * time.Second, Every: 100 * time.Millisecond}
+	logins.Until(t, "the new password accepted", func() (bool, string) {
+		out, err := curl("--url", imapURL, "--user", "alice@example.com:second-password")
+		return err == nil, fmt.Sprintf("%v: %s", err, strings.TrimSpace(out))
+	})
 	t.Logf("new password accepted %v after the Secret changed", time.Since(changed).Round(time.Millisecond))
 	if out, err := curl("--url", imapURL, "--user", "alice@example.com:first-password"); err == nil {
 		t.Fatalf("the old password still works:\n%s", out)
@@ -146,15 +143,10 @@ func TestOperatorAndMailserver(t *testing.T) {
 		t.Fatal(err)
 	}
 	deleted := time.Now()
-	for {
-		if _, err := curl("--url", imapURL, "--user", "alice@example.com:second-password"); err != nil {
-			break
-		}
-		if time.Since(deleted) > 5*time.Second {
-			t.Fatalf("a deleted Mailbox can still log in after 5s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	logins.Eventually(t, "logins of the deleted Mailbox refused", func() bool {
+		_, err := curl("--url", imapURL, "--user", "alice@example.com:second-password")
+		return err != nil
+	})
 	t.Logf("logins refused %v after the Mailbox was deleted", time.Since(deleted).Round(time.Millisecond))
 
 	// deletionPolicy Delete purges the stored mail before the Mailbox goes; Retain keeps it.
@@ -175,7 +167,7 @@ func TestOperatorAndMailserver(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "both Mailboxes gone", func() (bool, string) {
+	reconciled.Until(t, "both Mailboxes gone", func() (bool, string) {
 		e1 := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "carol"}, &mailv1alpha1.Mailbox{})
 		e2 := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "dave"}, &mailv1alpha1.Mailbox{})
 		return apierrors.IsNotFound(e1) && apierrors.IsNotFound(e2), errString(e1) + " " + errString(e2)

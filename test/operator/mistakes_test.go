@@ -20,6 +20,7 @@ import (
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/internal/names"
+	"github.com/kubemail/kubemail/internal/testutil"
 	"github.com/kubemail/kubemail/test/localcluster"
 	"github.com/kubemail/kubemail/test/testenv"
 )
@@ -90,26 +91,13 @@ func (m *mistakes) imap(user, password string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// within polls cond for 5 seconds: the time the issue gives a user to be told.
-func (m *mistakes) within(what string, cond func() (bool, string)) {
-	m.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		time.Sleep(50 * time.Millisecond)
-	}
-	m.t.Fatalf("not within 5s: %s (last: %s)", what, last)
-}
+// told is how long a user may wait to be told of a mistake: the 5 seconds the issue gives.
+var told = testutil.Poll{Within: 5 * time.Second, Every: 50 * time.Millisecond}
 
 // event waits for an event of type and reason on the named object whose note contains text.
 func (m *mistakes) event(kind, name, typ, reason, text string) {
 	m.t.Helper()
-	m.within(fmt.Sprintf("%s event %s on %s %s", typ, reason, kind, name), func() (bool, string) {
+	told.Until(m.t, fmt.Sprintf("%s event %s on %s %s", typ, reason, kind, name), func() (bool, string) {
 		var evs eventsv1.EventList
 		if err := m.c.List(m.ctx, &evs, client.InNamespace(m.ns)); err != nil {
 			return false, err.Error()
@@ -131,7 +119,7 @@ func (m *mistakes) event(kind, name, typ, reason, text string) {
 func (m *mistakes) mailboxState(name string, status metav1.ConditionStatus, reason string, login mailv1alpha1.LoginState, text string) *mailv1alpha1.Mailbox {
 	m.t.Helper()
 	var mb mailv1alpha1.Mailbox
-	m.within(fmt.Sprintf("Mailbox %s %s/%s, login %q", name, status, reason, login), func() (bool, string) {
+	told.Until(m.t, fmt.Sprintf("Mailbox %s %s/%s, login %q", name, status, reason, login), func() (bool, string) {
 		if err := m.c.Get(m.ctx, types.NamespacedName{Namespace: m.ns, Name: name}, &mb); err != nil {
 			return false, err.Error()
 		}
@@ -298,7 +286,7 @@ func TestConfigurationMistakesKeepMail(t *testing.T) {
 		}
 		m.mailboxState("alice", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled, mailv1alpha1.LoginEnabled, "")
 		m.event("Mailbox", "alice", corev1.EventTypeNormal, "Resolved", "SecretMissing resolved")
-		m.within("alice logs in again", func() (bool, string) {
+		told.Until(m.t, "alice logs in again", func() (bool, string) {
 			got := m.imap("alice@example.com", "alice-first")
 			return got == fmt.Sprintf("EXISTS %d", m.acknowledged["alice"]), got
 		})
@@ -311,7 +299,7 @@ func TestConfigurationMistakesKeepMail(t *testing.T) {
 	}
 	m.mailboxState("alice-again", metav1.ConditionFalse, mailv1alpha1.ReasonAddressConflict, "", `claimed by Mailbox "alice"`)
 	m.event("Mailbox", "alice-again", corev1.EventTypeWarning, mailv1alpha1.ReasonAddressConflict, `claimed by Mailbox "alice"`)
-	eventually(t, "alice's usage reported", func() (bool, string) {
+	reconciled.Until(t, "alice's usage reported", func() (bool, string) {
 		var mb mailv1alpha1.Mailbox
 		c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "alice"}, &mb)
 		return mb.Status.Messages == int64(m.acknowledged["alice"]), fmt.Sprint(mb.Status.Messages)
@@ -343,7 +331,7 @@ func TestConfigurationMistakesKeepMail(t *testing.T) {
 		t.Fatal(err)
 	}
 	var md mailv1alpha1.MailDomain
-	m.within("example-org held with DomainInUse naming bob and team", func() (bool, string) {
+	told.Until(m.t, "example-org held with DomainInUse naming bob and team", func() (bool, string) {
 		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "example-org"}, &md); err != nil {
 			return false, err.Error()
 		}
@@ -361,7 +349,7 @@ func TestConfigurationMistakesKeepMail(t *testing.T) {
 	if err := c.Update(ctx, &md); err != nil {
 		t.Fatal(err)
 	}
-	m.within("bob's mail tempfailed", func() (bool, string) {
+	told.Until(m.t, "bob's mail tempfailed", func() (bool, string) {
 		code := m.send("bob@example.org")
 		return code == "451", code
 	})
@@ -378,7 +366,7 @@ func TestConfigurationMistakesKeepMail(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.mailboxState("bob", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled, mailv1alpha1.LoginEnabled, "")
-	m.within("bob's mail accepted again", func() (bool, string) {
+	told.Until(m.t, "bob's mail accepted again", func() (bool, string) {
 		code := m.send("bob@example.org")
 		return code == "250", code
 	})

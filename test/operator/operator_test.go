@@ -26,6 +26,7 @@ import (
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/controllers"
 	"github.com/kubemail/kubemail/internal/dirsecret"
+	"github.com/kubemail/kubemail/internal/testutil"
 	"github.com/kubemail/kubemail/mailserver/auth"
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/test/testenv"
@@ -54,20 +55,8 @@ func startOperator(t *testing.T, env *testenv.Env) {
 	})
 }
 
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s: %s", what, last)
-}
+// reconciled is how long a test waits for the operator to act on a change.
+var reconciled = testutil.Poll{Within: 30 * time.Second, Every: 50 * time.Millisecond}
 
 func readyReason(conds []metav1.Condition) (metav1.ConditionStatus, string, string) {
 	c := meta.FindStatusCondition(conds, mailv1alpha1.ConditionReady)
@@ -80,7 +69,7 @@ func readyReason(conds []metav1.Condition) (metav1.ConditionStatus, string, stri
 func waitMailbox(t *testing.T, c client.Client, ns, name string, status metav1.ConditionStatus, reason string) *mailv1alpha1.Mailbox {
 	t.Helper()
 	var mb mailv1alpha1.Mailbox
-	eventually(t, "Mailbox "+name+" "+reason, func() (bool, string) {
+	reconciled.Until(t, "Mailbox "+name+" "+reason, func() (bool, string) {
 		if err := c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, &mb); err != nil {
 			return false, err.Error()
 		}
@@ -137,7 +126,7 @@ func TestOperator(t *testing.T) {
 		Spec: mailv1alpha1.MailDomainSpec{Domain: "example.com", ClusterRef: mailv1alpha1.LocalObjectReference{Name: "mail"},
 			DefaultQuota: resource.NewQuantity(1<<30, resource.BinarySI)}})
 	create(&mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "orphan"}, Spec: mailv1alpha1.MailboxSpec{Address: "x@example.net"}})
-	eventually(t, "MailDomain ClusterNotFound", func() (bool, string) {
+	reconciled.Until(t, "MailDomain ClusterNotFound", func() (bool, string) {
 		var md mailv1alpha1.MailDomain
 		c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "example-com"}, &md)
 		s, r, m := readyReason(md.Status.Conditions)
@@ -154,7 +143,7 @@ func TestOperator(t *testing.T) {
 
 	t.Run("cluster objects with owner references", func(t *testing.T) {
 		var sts appsv1.StatefulSet
-		eventually(t, "StatefulSet", func() (bool, string) {
+		reconciled.Until(t, "StatefulSet", func() (bool, string) {
 			err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mail"}, &sts)
 			return err == nil, errString(err)
 		})
@@ -168,7 +157,7 @@ func TestOperator(t *testing.T) {
 			if name == "" {
 				name = "mail"
 			}
-			eventually(t, typeName(obj)+" "+name, func() (bool, string) {
+			reconciled.Until(t, typeName(obj)+" "+name, func() (bool, string) {
 				err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, obj)
 				return err == nil, errString(err)
 			})
@@ -189,7 +178,7 @@ func TestOperator(t *testing.T) {
 			t.Errorf("Role rules: %+v", role.Rules)
 		}
 		var mc mailv1alpha1.MailCluster
-		eventually(t, "MailCluster status", func() (bool, string) {
+		reconciled.Until(t, "MailCluster status", func() (bool, string) {
 			c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mail"}, &mc)
 			ss := meta.FindStatusCondition(mc.Status.Conditions, mailv1alpha1.ConditionSelfSignedCertificate)
 			// No kubelet runs here, so no replica becomes ready.
@@ -255,7 +244,7 @@ func TestOperator(t *testing.T) {
 			t.Fatal(err)
 		}
 		full := fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=1$", auth.Argon2Memory, auth.Argon2Time)
-		eventually(t, "bob's own password hashed at full strength", func() (bool, string) {
+		reconciled.Until(t, "bob's own password hashed at full strength", func() (bool, string) {
 			spec, _ := readDirectory(t, c, ns, "mail")
 			e := inDirectory(spec, "bob@example.com")
 			if e == nil {
@@ -277,7 +266,7 @@ func TestOperator(t *testing.T) {
 		if err := c.Update(ctx, &sec); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "a new hash for alice", func() (bool, string) {
+		reconciled.Until(t, "a new hash for alice", func() (bool, string) {
 			spec, _ := readDirectory(t, c, ns, "mail")
 			e := inDirectory(spec, "alice@example.com")
 			if e == nil || e.PasswordHash == before {
@@ -299,7 +288,7 @@ func TestOperator(t *testing.T) {
 		create(&mailv1alpha1.MailAlias{ObjectMeta: metav1.ObjectMeta{Name: "team"}, Spec: mailv1alpha1.MailAliasSpec{
 			Address: "team@example.com", Members: []mailv1alpha1.EmailAddress{"bob@example.com", "alice@example.com"}}})
 		for name, want := range map[string]string{"pm": mailv1alpha1.ReasonAddressConflict, "team": mailv1alpha1.ReasonReconciled} {
-			eventually(t, "MailAlias "+name, func() (bool, string) {
+			reconciled.Until(t, "MailAlias "+name, func() (bool, string) {
 				var al mailv1alpha1.MailAlias
 				c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &al)
 				_, r, m := readyReason(al.Status.Conditions)
@@ -319,7 +308,7 @@ func TestOperator(t *testing.T) {
 
 	t.Run("domain DNS records and DKIM key", func(t *testing.T) {
 		var md mailv1alpha1.MailDomain
-		eventually(t, "MailDomain Ready", func() (bool, string) {
+		reconciled.Until(t, "MailDomain Ready", func() (bool, string) {
 			c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "example-com"}, &md)
 			s, r, m := readyReason(md.Status.Conditions)
 			return s == metav1.ConditionTrue && md.Status.Mailboxes == 3, r + ": " + m
@@ -354,7 +343,7 @@ func TestOperator(t *testing.T) {
 		if err := c.Delete(ctx, &mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "bob", Namespace: ns}}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "bob gone", func() (bool, string) {
+		reconciled.Until(t, "bob gone", func() (bool, string) {
 			err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "bob"}, &mailv1alpha1.Mailbox{})
 			spec, _ := readDirectory(t, c, ns, "mail")
 			return apierrors.IsNotFound(err) && inDirectory(spec, "bob@example.com") == nil, errString(err)
@@ -374,7 +363,7 @@ func TestOperator(t *testing.T) {
 		}
 		condition := func(want string) {
 			t.Helper()
-			eventually(t, "MailCluster Ready reason "+want, func() (bool, string) {
+			reconciled.Until(t, "MailCluster Ready reason "+want, func() (bool, string) {
 				c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mail"}, &mc)
 				s, r, m := readyReason(mc.Status.Conditions)
 				d := meta.FindStatusCondition(mc.Status.Conditions, mailv1alpha1.ConditionDegraded)
@@ -388,7 +377,7 @@ func TestOperator(t *testing.T) {
 		if _, _, m := readyReason(mc.Status.Conditions); !strings.Contains(m, "relay-creds") || !strings.Contains(m, "does not exist") {
 			t.Errorf("Ready message %q does not name the missing Secret", m)
 		}
-		eventually(t, "relay settings in the ConfigMap and the credentials volume", func() (bool, string) {
+		reconciled.Until(t, "relay settings in the ConfigMap and the credentials volume", func() (bool, string) {
 			var cm corev1.ConfigMap
 			var sts appsv1.StatefulSet
 			c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mail-config"}, &cm)
@@ -402,7 +391,7 @@ func TestOperator(t *testing.T) {
 		})
 
 		create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "relay-creds"}, StringData: map[string]string{"username": "mailer"}})
-		eventually(t, "the missing key named", func() (bool, string) {
+		reconciled.Until(t, "the missing key named", func() (bool, string) {
 			c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mail"}, &mc)
 			_, r, m := readyReason(mc.Status.Conditions)
 			return r == mailv1alpha1.ReasonRelayCredentialsMissing && strings.Contains(m, "lacks the key password"), m
