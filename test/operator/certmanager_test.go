@@ -143,7 +143,6 @@ func (s *issuerRef) installCertificateCRD() {
 
 // checkCertificate waits for cluster mail's Certificate and checks its spec and owner.
 func (s *issuerRef) checkCertificate() {
-	s.t.Helper()
 	var cert unstructured.Unstructured
 	cert.SetGroupVersionKind(schema.GroupVersionKind{Group: "cert-manager.io", Version: "v1", Kind: "Certificate"})
 	reconciled.Until(s.t, "the Certificate", func() (bool, string) {
