@@ -50,24 +50,39 @@ func createNamespace(t *testing.T, c client.Client, name string) {
 	}
 }
 
+// crdTests are TestCRDs' subtests: one API server with the CRDs, and a client that refuses
+// unknown fields.
+type crdTests struct {
+	env    *testenv.Env
+	strict client.Client
+}
+
 func TestCRDs(t *testing.T) {
 	env := testenv.Start(t)
-	strict := client.WithFieldValidation(env.Client, metav1.FieldValidationStrict)
+	s := crdTests{env: env, strict: client.WithFieldValidation(env.Client, metav1.FieldValidationStrict)}
+	t.Run("samples apply and re-apply as a no-op", s.samplesReapply)
+	t.Run("minimal manifests get defaults", s.minimalDefaults)
+	t.Run("internationalised domains and addresses are accepted", s.internationalised)
+	t.Run("invalid manifests are rejected with a clear message", s.invalidRejected)
+	t.Run("kubectl get mail lists every kind with its columns", s.kubectlGetMail)
+}
 
-	t.Run("samples apply and re-apply as a no-op", func(t *testing.T) {
-		first := applySamples(t, env, strict, "samples")
-		second := applySamples(t, env, strict, "samples")
-		for k, v := range first {
-			if second[k] != v {
-				t.Errorf("re-applying %s changed it (resourceVersion %s -> %s)", k, v, second[k])
-			}
+func (s crdTests) samplesReapply(t *testing.T) {
+	env, strict := s.env, s.strict
+	first := applySamples(t, env, strict, "samples")
+	second := applySamples(t, env, strict, "samples")
+	for k, v := range first {
+		if second[k] != v {
+			t.Errorf("re-applying %s changed it (resourceVersion %s -> %s)", k, v, second[k])
 		}
-	})
+	}
+}
 
-	t.Run("minimal manifests get defaults", func(t *testing.T) {
-		ctx := context.Background()
-		createNamespace(t, env.Client, "minimal")
-		objs := decodeAll(t, []byte(`
+func (s crdTests) minimalDefaults(t *testing.T) {
+	env, strict := s.env, s.strict
+	ctx := context.Background()
+	createNamespace(t, env.Client, "minimal")
+	objs := decodeAll(t, []byte(`
 apiVersion: mail.kubemail.io/v1alpha1
 kind: MailCluster
 metadata: {name: m, namespace: minimal}
@@ -83,41 +98,42 @@ kind: Mailbox
 metadata: {name: b, namespace: minimal}
 spec: {address: o'brien+tag@example.net}
 `))
-		for _, o := range objs {
-			if err := strict.Create(ctx, o); err != nil {
-				t.Fatalf("creating minimal %s: %v", o.GetKind(), err)
-			}
+	for _, o := range objs {
+		if err := strict.Create(ctx, o); err != nil {
+			t.Fatalf("creating minimal %s: %v", o.GetKind(), err)
 		}
-		var mc mailv1alpha1.MailCluster
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "minimal", Name: "m"}, &mc); err != nil {
-			t.Fatal(err)
-		}
-		if mc.Spec.Replicas == nil || *mc.Spec.Replicas != 1 || mc.Spec.Storage.Size == nil || mc.Spec.Storage.Size.String() != "10Gi" ||
-			mc.Spec.Service.Type != corev1.ServiceTypeLoadBalancer || mc.Spec.Limits.MaxMessageSize == nil || mc.Spec.Limits.MaxMessageSize.String() != "25Mi" ||
-			mc.Spec.Limits.MaxRecipients != 100 || mc.Spec.ImagePullPolicy != corev1.PullIfNotPresent {
-			t.Errorf("MailCluster defaults not applied: %+v", mc.Spec)
-		}
-		var md mailv1alpha1.MailDomain
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "minimal", Name: "d"}, &md); err != nil {
-			t.Fatal(err)
-		}
-		if md.Spec.DKIM.Enabled == nil || !*md.Spec.DKIM.Enabled || md.Spec.DKIM.Selector != "kubemail" ||
-			md.Spec.DKIM.Algorithm != "rsa-sha256" || md.Spec.DMARC.Policy != "none" {
-			t.Errorf("MailDomain defaults not applied: %+v", md.Spec)
-		}
-		var mb mailv1alpha1.Mailbox
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "minimal", Name: "b"}, &mb); err != nil {
-			t.Fatal(err)
-		}
-		if mb.Spec.DeletionPolicy != mailv1alpha1.DeletionPolicyRetain || mb.Spec.Suspended {
-			t.Errorf("Mailbox defaults not applied: %+v", mb.Spec)
-		}
-	})
+	}
+	var mc mailv1alpha1.MailCluster
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "minimal", Name: "m"}, &mc); err != nil {
+		t.Fatal(err)
+	}
+	if mc.Spec.Replicas == nil || *mc.Spec.Replicas != 1 || mc.Spec.Storage.Size == nil || mc.Spec.Storage.Size.String() != "10Gi" ||
+		mc.Spec.Service.Type != corev1.ServiceTypeLoadBalancer || mc.Spec.Limits.MaxMessageSize == nil || mc.Spec.Limits.MaxMessageSize.String() != "25Mi" ||
+		mc.Spec.Limits.MaxRecipients != 100 || mc.Spec.ImagePullPolicy != corev1.PullIfNotPresent {
+		t.Errorf("MailCluster defaults not applied: %+v", mc.Spec)
+	}
+	var md mailv1alpha1.MailDomain
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "minimal", Name: "d"}, &md); err != nil {
+		t.Fatal(err)
+	}
+	if md.Spec.DKIM.Enabled == nil || !*md.Spec.DKIM.Enabled || md.Spec.DKIM.Selector != "kubemail" ||
+		md.Spec.DKIM.Algorithm != "rsa-sha256" || md.Spec.DMARC.Policy != "none" {
+		t.Errorf("MailDomain defaults not applied: %+v", md.Spec)
+	}
+	var mb mailv1alpha1.Mailbox
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "minimal", Name: "b"}, &mb); err != nil {
+		t.Fatal(err)
+	}
+	if mb.Spec.DeletionPolicy != mailv1alpha1.DeletionPolicyRetain || mb.Spec.Suspended {
+		t.Errorf("Mailbox defaults not applied: %+v", mb.Spec)
+	}
+}
 
-	t.Run("internationalised domains and addresses are accepted", func(t *testing.T) {
-		ctx := context.Background()
-		createNamespace(t, env.Client, "idn")
-		objs := decodeAll(t, []byte(`
+func (s crdTests) internationalised(t *testing.T) {
+	env, strict := s.env, s.strict
+	ctx := context.Background()
+	createNamespace(t, env.Client, "idn")
+	objs := decodeAll(t, []byte(`
 apiVersion: mail.kubemail.io/v1alpha1
 kind: MailDomain
 metadata: {name: buecher, namespace: idn}
@@ -143,73 +159,74 @@ kind: MailAlias
 metadata: {name: alle, namespace: idn}
 spec: {address: alle@bücher.example, members: [jörg@bücher.example, søren@example.dk]}
 `))
-		for _, o := range objs {
-			if err := strict.Create(ctx, o); err != nil {
-				t.Errorf("creating %s %s: %v", o.GetKind(), o.GetName(), err)
-			}
+	for _, o := range objs {
+		if err := strict.Create(ctx, o); err != nil {
+			t.Errorf("creating %s %s: %v", o.GetKind(), o.GetName(), err)
 		}
-	})
+	}
+}
 
-	t.Run("invalid manifests are rejected with a clear message", func(t *testing.T) {
-		createNamespace(t, env.Client, "invalid")
-		for i, tc := range invalidCases {
-			name := fmt.Sprintf("bad-%d", i)
-			t.Run(tc.name, func(t *testing.T) {
-				ctx := context.Background()
-				var err error
-				if tc.before != "" {
-					before := decodeAll(t, []byte(tc.before))[0]
-					before.SetNamespace("invalid")
-					before.SetName(name)
-					if err := strict.Create(ctx, before); err != nil {
-						t.Fatalf("creating the valid original: %v", err)
-					}
-					after := decodeAll(t, []byte(tc.manifest))[0]
-					after.SetNamespace("invalid")
-					after.SetName(name)
-					after.SetResourceVersion(before.GetResourceVersion())
-					err = strict.Update(ctx, after)
-				} else {
-					obj := decodeAll(t, []byte(tc.manifest))[0]
-					obj.SetNamespace("invalid")
-					obj.SetName(name)
-					err = strict.Create(ctx, obj)
+func (s crdTests) invalidRejected(t *testing.T) {
+	env, strict := s.env, s.strict
+	createNamespace(t, env.Client, "invalid")
+	for i, tc := range invalidCases {
+		name := fmt.Sprintf("bad-%d", i)
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			var err error
+			if tc.before != "" {
+				before := decodeAll(t, []byte(tc.before))[0]
+				before.SetNamespace("invalid")
+				before.SetName(name)
+				if err := strict.Create(ctx, before); err != nil {
+					t.Fatalf("creating the valid original: %v", err)
 				}
-				if err == nil {
-					t.Fatalf("accepted; want a rejection mentioning %q", tc.want)
-				}
-				if !apierrors.IsInvalid(err) && !apierrors.IsBadRequest(err) {
-					t.Fatalf("want an Invalid or BadRequest error, got %v", err)
-				}
-				if !strings.Contains(err.Error(), tc.want) {
-					t.Fatalf("error %q does not mention %q", err.Error(), tc.want)
-				}
-			})
-		}
-	})
-
-	t.Run("kubectl get mail lists every kind with its columns", func(t *testing.T) {
-		applySamples(t, env, strict, "kubectl-demo")
-		out, err := exec.Command(filepath.Join(env.AssetsDir, "kubectl"), "--kubeconfig", env.Kubeconfig,
-			"get", "mail", "-A").CombinedOutput()
-		if err != nil {
-			t.Fatalf("kubectl get mail -A: %v\n%s", err, out)
-		}
-		text := string(out)
-		t.Logf("kubectl get mail -A:\n%s", text)
-		for _, want := range []string{
-			"HOSTNAME", "REPLICAS", "mail.example.com", // MailCluster
-			"DOMAIN", "CLUSTER", "MAILBOXES", "example.org", // MailDomain
-			"ADDRESS", "QUOTA", "USED", "alice@example.com", // Mailbox
-			"MEMBERS", "team@example.com", // MailAlias
-			"maildomain.mail.kubemail.io/example-com", "mailcluster.mail.kubemail.io/mail",
-			"mailbox.mail.kubemail.io/carol", "mailalias.mail.kubemail.io/team",
-		} {
-			if !strings.Contains(text, want) {
-				t.Errorf("kubectl get mail -A output lacks %q", want)
+				after := decodeAll(t, []byte(tc.manifest))[0]
+				after.SetNamespace("invalid")
+				after.SetName(name)
+				after.SetResourceVersion(before.GetResourceVersion())
+				err = strict.Update(ctx, after)
+			} else {
+				obj := decodeAll(t, []byte(tc.manifest))[0]
+				obj.SetNamespace("invalid")
+				obj.SetName(name)
+				err = strict.Create(ctx, obj)
 			}
+			if err == nil {
+				t.Fatalf("accepted; want a rejection mentioning %q", tc.want)
+			}
+			if !apierrors.IsInvalid(err) && !apierrors.IsBadRequest(err) {
+				t.Fatalf("want an Invalid or BadRequest error, got %v", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not mention %q", err.Error(), tc.want)
+			}
+		})
+	}
+}
+
+func (s crdTests) kubectlGetMail(t *testing.T) {
+	env, strict := s.env, s.strict
+	applySamples(t, env, strict, "kubectl-demo")
+	out, err := exec.Command(filepath.Join(env.AssetsDir, "kubectl"), "--kubeconfig", env.Kubeconfig,
+		"get", "mail", "-A").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl get mail -A: %v\n%s", err, out)
+	}
+	text := string(out)
+	t.Logf("kubectl get mail -A:\n%s", text)
+	for _, want := range []string{
+		"HOSTNAME", "REPLICAS", "mail.example.com", // MailCluster
+		"DOMAIN", "CLUSTER", "MAILBOXES", "example.org", // MailDomain
+		"ADDRESS", "QUOTA", "USED", "alice@example.com", // Mailbox
+		"MEMBERS", "team@example.com", // MailAlias
+		"maildomain.mail.kubemail.io/example-com", "mailcluster.mail.kubemail.io/mail",
+		"mailbox.mail.kubemail.io/carol", "mailalias.mail.kubemail.io/team",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("kubectl get mail -A output lacks %q", want)
 		}
-	})
+	}
 }
 
 type invalidCase struct {

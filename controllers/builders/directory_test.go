@@ -126,16 +126,19 @@ func TestDirectoryAliases(t *testing.T) {
 	}
 }
 
+// directoryConflict is one case of TestDirectoryConflicts: two objects claim one address.
+type directoryConflict struct {
+	name      string
+	mailboxes []MailboxInput
+	aliases   []mailv1alpha1.MailAlias
+	// loser is "Kind/name"; owner is how the message names the winner.
+	loser, owner, address string
+	// served are addresses that must stay in the directory.
+	served []string
+}
+
 func TestDirectoryConflicts(t *testing.T) {
-	tests := []struct {
-		name      string
-		mailboxes []MailboxInput
-		aliases   []mailv1alpha1.MailAlias
-		// loser is "Kind/name"; owner is how the message names the winner.
-		loser, owner, address string
-		// served are addresses that must stay in the directory.
-		served []string
-	}{
+	tests := []directoryConflict{
 		{
 			name:      "older mailbox keeps its address from a younger mailbox",
 			mailboxes: []MailboxInput{testMailbox("alice-again", "alice@example.com", 5), testMailbox("alice", "alice@example.com", 1)},
@@ -197,34 +200,39 @@ func TestDirectoryConflicts(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			res := Directory(testDomains(), nil, tt.mailboxes, tt.aliases)
-			p, ok := res.Problems[tt.loser]
-			if !ok {
-				t.Fatalf("%s has no problem; problems: %v", tt.loser, res.Problems)
-			}
-			if p.Reason != mailv1alpha1.ReasonAddressConflict || !strings.Contains(p.Message, tt.owner) || !strings.Contains(p.Message, tt.address) {
-				t.Errorf("%s: %s %q; want AddressConflict naming %s and %s", tt.loser, p.Reason, p.Message, tt.owner, tt.address)
-			}
-			if len(res.Problems) != 1 {
-				t.Errorf("problems %v; want only %s", res.Problems, tt.loser)
-			}
-			for _, a := range tt.served {
-				if servedMailbox(res, a) == nil && servedAlias(res, a) == nil {
-					t.Errorf("%s is not served", a)
-				}
-			}
-			// The loser is left out whole; testMailbox gives every mailbox its own hash.
-			kind, name, _ := strings.Cut(tt.loser, "/")
-			for _, mb := range res.Spec.Mailboxes {
-				if kind == "Mailbox" && mb.PasswordHash == "$argon2id$"+name {
-					t.Errorf("losing Mailbox %s is in the directory as %s", name, mb.Address)
-				}
-			}
-			if kind == "MailAlias" && len(res.Spec.Aliases) != 0 {
-				t.Errorf("losing MailAlias %s is in the directory: %+v", name, res.Spec.Aliases)
-			}
-		})
+		t.Run(tt.name, tt.check)
+	}
+}
+
+// check builds the directory and asserts that only the loser has a problem, an AddressConflict
+// naming the owner and the address, that the loser is left out whole and the served addresses
+// stay.
+func (tt directoryConflict) check(t *testing.T) {
+	res := Directory(testDomains(), nil, tt.mailboxes, tt.aliases)
+	p, ok := res.Problems[tt.loser]
+	if !ok {
+		t.Fatalf("%s has no problem; problems: %v", tt.loser, res.Problems)
+	}
+	if p.Reason != mailv1alpha1.ReasonAddressConflict || !strings.Contains(p.Message, tt.owner) || !strings.Contains(p.Message, tt.address) {
+		t.Errorf("%s: %s %q; want AddressConflict naming %s and %s", tt.loser, p.Reason, p.Message, tt.owner, tt.address)
+	}
+	if len(res.Problems) != 1 {
+		t.Errorf("problems %v; want only %s", res.Problems, tt.loser)
+	}
+	for _, a := range tt.served {
+		if servedMailbox(res, a) == nil && servedAlias(res, a) == nil {
+			t.Errorf("%s is not served", a)
+		}
+	}
+	// The loser is left out whole; testMailbox gives every mailbox its own hash.
+	kind, name, _ := strings.Cut(tt.loser, "/")
+	for _, mb := range res.Spec.Mailboxes {
+		if kind == "Mailbox" && mb.PasswordHash == "$argon2id$"+name {
+			t.Errorf("losing Mailbox %s is in the directory as %s", name, mb.Address)
+		}
+	}
+	if kind == "MailAlias" && len(res.Spec.Aliases) != 0 {
+		t.Errorf("losing MailAlias %s is in the directory: %+v", name, res.Spec.Aliases)
 	}
 }
 

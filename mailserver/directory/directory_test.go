@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kubemail/kubemail/internal/contract/dirspec"
+	"github.com/kubemail/kubemail/internal/testutil"
 )
 
 // fakeHash accepts hashes that look like "$test$..." so these tests need no real hashing.
@@ -203,17 +204,6 @@ func (r *recorder) counts() (int, int) {
 	return r.reloads, len(r.failures)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestFileSourceReloadsAndKeepsLastGood(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "directory.yaml")
@@ -235,23 +225,23 @@ func TestFileSourceReloadsAndKeepsLastGood(t *testing.T) {
 	go func() { done <- src.Run(ctx, &live, rec) }()
 	defer func() { cancel(); <-done }()
 
-	waitFor(t, "first load", func() bool { _, ok := live.Load().Mailbox("alice@example.com"); return ok })
+	testutil.Eventually(t, "first load", func() bool { _, ok := live.Load().Mailbox("alice@example.com"); return ok })
 	write(strings.Replace(sample, "carol@example.com\n    passwordHash", "carla@example.com\n    passwordHash", 1))
-	waitFor(t, "reload", func() bool { _, ok := live.Load().Mailbox("carla@example.com"); return ok })
+	testutil.Eventually(t, "reload", func() bool { _, ok := live.Load().Mailbox("carla@example.com"); return ok })
 
 	write("domains: [this is: broken")
-	waitFor(t, "failure report", func() bool { _, f := rec.counts(); return f == 1 })
+	testutil.Eventually(t, "failure report", func() bool { _, f := rec.counts(); return f == 1 })
 	if _, ok := live.Load().Mailbox("carla@example.com"); !ok {
 		t.Fatal("a broken file replaced the last good directory")
 	}
 	// The same broken content is reported once, however often it is checked.
 	before := time.Now()
-	waitFor(t, "several periodic checks", func() bool { return time.Since(before) > 300*time.Millisecond })
+	testutil.Eventually(t, "several periodic checks", func() bool { return time.Since(before) > 300*time.Millisecond })
 	if _, f := rec.counts(); f != 1 {
 		t.Fatalf("broken file reported %d times", f)
 	}
 	write(sample)
-	waitFor(t, "recovery", func() bool { _, ok := live.Load().Mailbox("carol@example.com"); return ok })
+	testutil.Eventually(t, "recovery", func() bool { _, ok := live.Load().Mailbox("carol@example.com"); return ok })
 }
 
 func FuzzParse(f *testing.F) {

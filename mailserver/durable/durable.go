@@ -3,6 +3,8 @@
 package durable
 
 import (
+	"bufio"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -36,30 +38,59 @@ func WriteFileNoDirSync(path string, data []byte, perm os.FileMode) error {
 	return writeTemp(path, data, perm)
 }
 
+// WriteNew creates path, which must not exist, fills it through write and fsyncs it. On failure
+// the file is removed. Its directory entry is not yet durable: a caller that writes into a
+// staging directory (Maildir's tmp/) renames the file into place, calls SyncDir on the target
+// directory, and only then tells anyone the data is safe.
+func WriteNew(path string, perm os.FileMode, write func(w *bufio.Writer) error) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
+	if err != nil {
+		return err
+	}
+	err = syncClose(f, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 64<<10)
+		if err := write(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
+}
+
 func writeTemp(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
 	if err := f.Chmod(perm); err != nil {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
+	err = syncClose(f, func(w io.Writer) error {
+		_, err := w.Write(data)
 		return err
-	}
-	if err := f.Close(); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// syncClose writes f through write, fsyncs and closes it. f is closed whatever fails.
+func syncClose(f *os.File, write func(io.Writer) error) error {
+	err := write(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Remove deletes path and makes the removal durable.

@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 
+	"github.com/kubemail/kubemail/internal/testutil"
 	"github.com/kubemail/kubemail/mailserver/auth"
 	"github.com/kubemail/kubemail/mailserver/store"
 )
@@ -243,9 +244,9 @@ func TestIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := e.deliver(alice, "INBOX", message("pushed", "x"))
-	waitFor(t, "EXISTS 1 during IDLE", func() bool { mu.Lock(); defer mu.Unlock(); return exists == 1 })
+	testutil.Eventually(t, "EXISTS 1 during IDLE", func() bool { mu.Lock(); defer mu.Unlock(); return exists == 1 })
 	e.folder(alice, "INBOX").Expunge([]uint32{m.UID})
-	waitFor(t, "EXPUNGE during IDLE", func() bool { mu.Lock(); defer mu.Unlock(); return len(expunged) == 1 })
+	testutil.Eventually(t, "EXPUNGE during IDLE", func() bool { mu.Lock(); defer mu.Unlock(); return len(expunged) == 1 })
 	if err := idle.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -906,7 +907,7 @@ func TestOtherSessionsSeeChanges(t *testing.T) {
 	if err := watcher.Noop().Wait(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the watcher's FETCH FLAGS", func() bool { mu.Lock(); defer mu.Unlock(); return len(flagged) > 0 })
+	testutil.Eventually(t, "the watcher's FETCH FLAGS", func() bool { mu.Lock(); defer mu.Unlock(); return len(flagged) > 0 })
 	mu.Lock()
 	if !slices.Equal(flagged, []uint32{2}) || !slices.Equal(expunged, []uint32{2}) {
 		t.Errorf("watcher saw FETCH %v, EXPUNGE %v; want [2], [2]", flagged, expunged)

@@ -12,30 +12,67 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/kubemail/kubemail/internal/testutil"
+)
+
+// The load TestConcurrentSessionsAndDeliveries puts on alice's INBOX.
+const (
+	loadDeliverers   = 4
+	loadPerDeliverer = 25
+	loadAppenders    = 2
+	loadPerAppender  = 25
+	loadIdlers       = 3
+	loadTotal        = loadDeliverers*loadPerDeliverer + loadAppenders*loadPerAppender
 )
 
 // Several IMAP sessions and deliveries work one mailbox at once: every message gets its own
 // UID, the counts add up, and every idling client hears of every message.
 func TestConcurrentSessionsAndDeliveries(t *testing.T) {
-	const (
-		deliverers   = 4
-		perDeliverer = 25
-		appenders    = 2
-		perAppender  = 25
-		idlers       = 3
-		total        = deliverers*perDeliverer + appenders*perAppender
-	)
 	e := newEnv(t)
-
-	type idler struct {
-		c       *imapclient.Client
-		mu      sync.Mutex
-		highest uint32
-		idle    *imapclient.IdleCommand
+	idling := startCountingIdlers(t, e)
+	// A session flags everything it sees while mail pours in, exercising FETCH FLAGS updates
+	// interleaved with EXISTS.
+	flagger := e.client(alice, nil)
+	if _, err := flagger.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
 	}
-	var idling []*idler
-	for i := 0; i < idlers; i++ {
-		id := &idler{}
+
+	l := &uidLog{}
+	var wg sync.WaitGroup
+	deliverThroughStore(t, e, &wg, l)
+	appendByIMAP(t, e, &wg, l)
+	stop := make(chan struct{})
+	flagged := flagUntil(flagger, stop)
+	wg.Wait()
+	close(stop)
+	if err := <-flagged; err != nil {
+		t.Fatalf("flagging session: %v", err)
+	}
+
+	uids := l.uids
+	slices.Sort(uids)
+	if len(uids) != loadTotal || len(slices.Compact(slices.Clone(uids))) != loadTotal {
+		t.Fatalf("got %d UIDs, %d distinct; want %d", len(uids), len(slices.Compact(slices.Clone(uids))), loadTotal)
+	}
+	checkIdlersAndStatus(t, idling, flagger, uids)
+	fresh := checkFreshSession(t, e, uids)
+	expungeHalf(t, e, uids, []*imapclient.Client{flagger, idling[0].c, fresh})
+}
+
+// countingIdler is an IMAP session idling on INBOX that remembers the highest EXISTS it heard.
+type countingIdler struct {
+	c       *imapclient.Client
+	mu      sync.Mutex
+	highest uint32
+	idle    *imapclient.IdleCommand
+}
+
+// startCountingIdlers opens the idling sessions; each fails the test if EXISTS ever goes down.
+func startCountingIdlers(t *testing.T, e *env) []*countingIdler {
+	var idling []*countingIdler
+	for i := 0; i < loadIdlers; i++ {
+		id := &countingIdler{}
 		id.c = e.client(alice, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
 			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
 				if d.NumMessages != nil {
@@ -59,42 +96,48 @@ func TestConcurrentSessionsAndDeliveries(t *testing.T) {
 		id.idle = idle
 		idling = append(idling, id)
 	}
-	// A session flags everything it sees while mail pours in, exercising FETCH FLAGS updates
-	// interleaved with EXISTS.
-	flagger := e.client(alice, nil)
-	if _, err := flagger.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
+	return idling
+}
 
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var uids []uint32
-	record := func(uid uint32) {
-		mu.Lock()
-		uids = append(uids, uid)
-		mu.Unlock()
-	}
+// uidLog collects the UIDs the deliveries and appends were given.
+type uidLog struct {
+	mu   sync.Mutex
+	uids []uint32
+}
+
+func (l *uidLog) record(uid uint32) {
+	l.mu.Lock()
+	l.uids = append(l.uids, uid)
+	l.mu.Unlock()
+}
+
+// deliverThroughStore starts the deliverers, which put messages in INBOX straight through the store.
+func deliverThroughStore(t *testing.T, e *env, wg *sync.WaitGroup, l *uidLog) {
 	inbox := e.folder(alice, "INBOX")
-	for d := 0; d < deliverers; d++ {
+	for d := 0; d < loadDeliverers; d++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < perDeliverer; i++ {
+			for i := 0; i < loadPerDeliverer; i++ {
 				m, err := inbox.Append(strings.NewReader(message(fmt.Sprintf("delivery %d/%d", d, i), "x")), nil, time.Time{})
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				record(m.UID)
+				l.record(m.UID)
 			}
 		}()
 	}
-	for a := 0; a < appenders; a++ {
+}
+
+// appendByIMAP starts the appenders, IMAP sessions that APPEND to INBOX.
+func appendByIMAP(t *testing.T, e *env, wg *sync.WaitGroup, l *uidLog) {
+	for a := 0; a < loadAppenders; a++ {
 		c := e.client(alice, nil)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < perAppender; i++ {
+			for i := 0; i < loadPerAppender; i++ {
 				msg := message(fmt.Sprintf("append %d/%d", a, i), "y")
 				cmd := c.Append("INBOX", int64(len(msg)), nil)
 				cmd.Write([]byte(msg))
@@ -104,11 +147,15 @@ func TestConcurrentSessionsAndDeliveries(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				record(uint32(data.UID))
+				l.record(uint32(data.UID))
 			}
 		}()
 	}
-	stop := make(chan struct{})
+}
+
+// flagUntil flags every message the flagger sees until stop is closed, then sends nil, or
+// sends the first error.
+func flagUntil(flagger *imapclient.Client, stop <-chan struct{}) <-chan error {
 	flagged := make(chan error, 1)
 	go func() {
 		for {
@@ -126,21 +173,17 @@ func TestConcurrentSessionsAndDeliveries(t *testing.T) {
 			}
 		}
 	}()
-	wg.Wait()
-	close(stop)
-	if err := <-flagged; err != nil {
-		t.Fatalf("flagging session: %v", err)
-	}
+	return flagged
+}
 
-	slices.Sort(uids)
-	if len(uids) != total || len(slices.Compact(slices.Clone(uids))) != total {
-		t.Fatalf("got %d UIDs, %d distinct; want %d", len(uids), len(slices.Compact(slices.Clone(uids))), total)
-	}
+// checkIdlersAndStatus checks that every idler heard of every message and that STATUS counts
+// them all, with UIDNEXT one past the highest UID given.
+func checkIdlersAndStatus(t *testing.T, idling []*countingIdler, flagger *imapclient.Client, uids []uint32) {
 	for _, id := range idling {
-		waitFor(t, fmt.Sprintf("an idler to see %d messages", total), func() bool {
+		testutil.Eventually(t, fmt.Sprintf("an idler to see %d messages", loadTotal), func() bool {
 			id.mu.Lock()
 			defer id.mu.Unlock()
-			return id.highest == total
+			return id.highest == loadTotal
 		})
 		if err := id.idle.Close(); err != nil {
 			t.Fatal(err)
@@ -148,25 +191,28 @@ func TestConcurrentSessionsAndDeliveries(t *testing.T) {
 		if err := id.idle.Wait(); err != nil {
 			t.Fatal(err)
 		}
-		if n := id.c.Mailbox().NumMessages; n != total {
-			t.Errorf("idler believes %d messages, want %d", n, total)
+		if n := id.c.Mailbox().NumMessages; n != loadTotal {
+			t.Errorf("idler believes %d messages, want %d", n, loadTotal)
 		}
 	}
 	st, err := flagger.Status("INBOX", &imap.StatusOptions{NumMessages: true, UIDNext: true}).Wait()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *st.NumMessages != total || uint32(st.UIDNext) != uids[len(uids)-1]+1 {
-		t.Errorf("STATUS = %d messages, UIDNEXT %d; want %d, %d", *st.NumMessages, st.UIDNext, total, uids[len(uids)-1]+1)
+	if *st.NumMessages != loadTotal || uint32(st.UIDNext) != uids[len(uids)-1]+1 {
+		t.Errorf("STATUS = %d messages, UIDNEXT %d; want %d, %d", *st.NumMessages, st.UIDNext, loadTotal, uids[len(uids)-1]+1)
 	}
+}
 
-	// A fresh session sees exactly the recorded UIDs, in order, numbered 1..total.
+// checkFreshSession checks that a fresh session sees exactly the recorded UIDs, in order,
+// numbered 1..total, and returns the session.
+func checkFreshSession(t *testing.T, e *env, uids []uint32) *imapclient.Client {
 	fresh := e.client(alice, nil)
 	if _, err := fresh.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
 	msgs := fetch(t, fresh, imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true})
-	if len(msgs) != total {
+	if len(msgs) != loadTotal {
 		t.Fatalf("FETCH 1:* returned %d messages", len(msgs))
 	}
 	for i, m := range msgs {
@@ -174,8 +220,13 @@ func TestConcurrentSessionsAndDeliveries(t *testing.T) {
 			t.Fatalf("message %d: seq %d UID %d, want UID %d", i+1, m.SeqNum, m.UID, uids[i])
 		}
 	}
+	return fresh
+}
 
-	// Half the mail expunged by one session: the others converge on the same count.
+// expungeHalf has the last session expunge half the mail; the other sessions converge on the
+// same count, and so does the store.
+func expungeHalf(t *testing.T, e *env, uids []uint32, sessions []*imapclient.Client) {
+	fresh := sessions[len(sessions)-1]
 	var odd imap.UIDSet
 	for i, u := range uids {
 		if i%2 == 1 {
@@ -188,16 +239,16 @@ func TestConcurrentSessionsAndDeliveries(t *testing.T) {
 	if err := fresh.UIDExpunge(odd).Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []*imapclient.Client{flagger, idling[0].c, fresh} {
+	for _, c := range sessions {
 		if err := c.Noop().Wait(); err != nil {
 			t.Fatal(err)
 		}
-		if n := c.Mailbox().NumMessages; n != total/2 {
-			t.Errorf("after the expunge a session believes %d messages, want %d", n, total/2)
+		if n := c.Mailbox().NumMessages; n != loadTotal/2 {
+			t.Errorf("after the expunge a session believes %d messages, want %d", n, loadTotal/2)
 		}
 	}
-	if n := e.folder(alice, "INBOX").Status().Messages; n != total/2 {
-		t.Errorf("store holds %d messages, want %d", n, total/2)
+	if n := e.folder(alice, "INBOX").Status().Messages; n != loadTotal/2 {
+		t.Errorf("store holds %d messages, want %d", n, loadTotal/2)
 	}
 }
 

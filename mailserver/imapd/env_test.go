@@ -246,18 +246,6 @@ const multipartMessage = "From: carol@example.org\r\n" +
 	"AAECAwQF\r\n" +
 	"--b1--\r\n"
 
-// waitFor polls cond until it holds or a few seconds pass.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func uidSet(uids ...uint32) imap.UIDSet {
 	var s imap.UIDSet
 	for _, u := range uids {

@@ -157,6 +157,23 @@ func TestPythonImaplib(t *testing.T) {
 	e.deliver(alice, "INBOX", message("hello world", "First message body."))
 	e.deliver(alice, "INBOX", multipartMessage)
 
+	o := runImaplib(t, python, e)
+	o.checkLogin()
+	o.checkNames()
+	o.checkReading()
+	o.checkChanges()
+	checkStoreAfterImaplib(t, e)
+}
+
+// imaplibOutput is what pythonSession printed: its answers by key.
+type imaplibOutput struct {
+	t   *testing.T
+	out map[string]any
+}
+
+// runImaplib runs pythonSession against e and parses what it printed.
+func runImaplib(t *testing.T, python string, e *env) imaplibOutput {
+	t.Helper()
 	host, port := hostPort(t, e.addr)
 	_, tlsPort := hostPort(t, e.tlsAddr)
 	cmd := exec.Command(python, "-c", pythonSession, host, port, tlsPort, alice, password)
@@ -173,24 +190,34 @@ func TestPythonImaplib(t *testing.T) {
 	if err := json.Unmarshal(outb, &out); err != nil {
 		t.Fatalf("python output %q: %v", outb, err)
 	}
-	str := func(k string) string { return fmt.Sprint(out[k]) }
-	contains := func(k string, subs ...string) {
-		t.Helper()
-		for _, sub := range subs {
-			if !strings.Contains(str(k), sub) {
-				t.Errorf("%s = %s; want it to contain %q", k, str(k), sub)
-			}
-		}
-	}
-	lacks := func(k string, subs ...string) {
-		t.Helper()
-		for _, sub := range subs {
-			if strings.Contains(str(k), sub) {
-				t.Errorf("%s = %s; want no %q", k, str(k), sub)
-			}
-		}
-	}
+	return imaplibOutput{t: t, out: out}
+}
 
+func (o imaplibOutput) str(k string) string { return fmt.Sprint(o.out[k]) }
+
+// contains fails the test unless answer k contains every one of subs.
+func (o imaplibOutput) contains(k string, subs ...string) {
+	o.t.Helper()
+	for _, sub := range subs {
+		if !strings.Contains(o.str(k), sub) {
+			o.t.Errorf("%s = %s; want it to contain %q", k, o.str(k), sub)
+		}
+	}
+}
+
+// lacks fails the test if answer k contains any of subs.
+func (o imaplibOutput) lacks(k string, subs ...string) {
+	o.t.Helper()
+	for _, sub := range subs {
+		if strings.Contains(o.str(k), sub) {
+			o.t.Errorf("%s = %s; want no %q", k, o.str(k), sub)
+		}
+	}
+}
+
+// checkLogin: capabilities before and after TLS, and the answers to logins.
+func (o imaplibOutput) checkLogin() {
+	t, str, contains, lacks := o.t, o.str, o.contains, o.lacks
 	// No password before TLS: the greeting says so and LOGIN is refused.
 	contains("caps_plain", "STARTTLS", "LOGINDISABLED")
 	lacks("caps_plain", "AUTH=PLAIN")
@@ -203,7 +230,11 @@ func TestPythonImaplib(t *testing.T) {
 		t.Errorf("wrong password answered %s, unknown user %s", str("login_wrong_password"), str("login_unknown_user"))
 	}
 	contains("caps_authenticated", "IDLE", "MOVE", "UIDPLUS", "SPECIAL-USE", "APPENDLIMIT=26214400", "LITERAL+", "BINARY")
+}
 
+// checkNames: folder names created, refused and listed.
+func (o imaplibOutput) checkNames() {
+	t, str, contains := o.t, o.str, o.contains
 	// Names: UTF-7 in, the same UTF-7 out; escapes refused with a reason.
 	if str("create") != "OK" || str("create_utf7") != "OK" {
 		t.Errorf("create = %s, create_utf7 = %s", str("create"), str("create_utf7"))
@@ -216,7 +247,11 @@ func TestPythonImaplib(t *testing.T) {
 		`(\HasChildren) "/" "Entw&APw-rfe"`, `"Entw&APw-rfe/Alt"`)
 	contains("lsub", `"/" INBOX`, `"/" "Trash"`)
 	contains("lsub_projects", "Projects/2026")
+}
 
+// checkReading: SELECT and the FETCH forms a mail client uses.
+func (o imaplibOutput) checkReading() {
+	t, str, contains := o.t, o.str, o.contains
 	if str("exists") != "2" {
 		t.Errorf("SELECT INBOX: %s EXISTS, want 2", str("exists"))
 	}
@@ -237,7 +272,11 @@ func TestPythonImaplib(t *testing.T) {
 	}
 	contains("text_flags", `\Seen`)
 	contains("flags_after_read", `\Seen`)
+}
 
+// checkChanges: SEARCH, STORE, APPEND, COPY, MOVE, EXPUNGE, STATUS, and EXAMINE read-only.
+func (o imaplibOutput) checkChanges() {
+	t, str, contains, lacks := o.t, o.str, o.contains, o.lacks
 	if str("search_subject") != "1" || str("search_unseen") != "2" || str("search_body") != "2" || str("uid_search_from") != "1 2" {
 		t.Errorf("searches: subject %q unseen %q body %q uid-from %q", str("search_subject"), str("search_unseen"),
 			str("search_body"), str("uid_search_from"))
@@ -266,8 +305,11 @@ func TestPythonImaplib(t *testing.T) {
 	if str("store_readonly") != "NO" {
 		t.Errorf("STORE after EXAMINE answered %s, want NO", str("store_readonly"))
 	}
+}
 
-	// What the store holds agrees.
+// checkStoreAfterImaplib checks that what the store holds and the metrics agree with the
+// imaplib session.
+func checkStoreAfterImaplib(t *testing.T, e *env) {
 	if n := e.folder(alice, "INBOX").Status().Messages; n != 0 {
 		t.Errorf("INBOX holds %d messages, want 0", n)
 	}

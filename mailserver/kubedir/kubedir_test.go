@@ -20,6 +20,7 @@ import (
 	"github.com/kubemail/kubemail/internal/contract/config"
 	"github.com/kubemail/kubemail/internal/contract/dirsecret"
 	"github.com/kubemail/kubemail/internal/contract/dirspec"
+	"github.com/kubemail/kubemail/internal/testutil"
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/test/testenv"
 )
@@ -229,22 +230,13 @@ func (f *fixture) startAs(rc *rest.Config, stuck time.Duration) (*directory.Live
 	return f.run(src)
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// looks is how long a test waits for the source to take a change up.
+var looks = testutil.Poll{Within: 5 * time.Second}
 
 // waitFor waits until want is in force, and the source is done with the look that put it there.
 func waitFor(t *testing.T, live *directory.Live, rec *recorder, want string) {
 	t.Helper()
-	eventually(t, 5*time.Second, "the directory in force is not "+want, func() bool {
+	looks.Eventually(t, "the directory in force to be "+want, func() bool {
 		if !live.Loaded() || describe(live.Load()) != want {
 			return false
 		}
@@ -261,7 +253,7 @@ func waitFor(t *testing.T, live *directory.Live, rec *recorder, want string) {
 // waitOutcome waits until a look at the parts after the first `after` ones matches.
 func waitOutcome(t *testing.T, rec *recorder, after int, what string, match func(seen) bool) {
 	t.Helper()
-	eventually(t, 5*time.Second, what, func() bool {
+	looks.Eventually(t, what, func() bool {
 		_, _, outs := rec.snapshot()
 		for _, o := range outs[min(after, len(outs)):] {
 			if match(o) {
@@ -289,240 +281,260 @@ func noMixed(t *testing.T, rec *recorder) {
 	}
 }
 
+// sourceTests are TestSource's subtests, each in its own namespace of one shared API server.
+type sourceTests struct {
+	env *testenv.Env
+}
+
 func TestSource(t *testing.T) {
-	env := testenv.Start(t)
+	s := sourceTests{env: testenv.Start(t)}
 
 	// Sequential: it sets KUBECONFIG, as a server started by hand would have it.
-	t.Run("KubeconfigAndUpdateLatency", func(t *testing.T) {
-		f := newFixture(t, env)
-		t.Setenv("KUBECONFIG", env.Kubeconfig)
-		f.write(f.split("g1", 40, 2)...)
-		src, err := New(&config.KubernetesDirectory{Namespace: f.ns, Secret: "mail-directory"}, validateHash, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		live, rec := f.run(src.(*Source))
-		waitFor(t, live, rec, "g1/40")
+	t.Run("KubeconfigAndUpdateLatency", s.kubeconfigAndUpdateLatency)
+	t.Run("GrowsAndShrinks", s.growsAndShrinks)
+	t.Run("HalfWrittenUpdateIsNeverMixed", s.halfWrittenUpdateIsNeverMixed)
+	t.Run("StuckUpdateIsReportedOnce", s.stuckUpdateIsReportedOnce)
+	t.Run("BrokenDirectoryKeepsLastGood", s.brokenDirectoryKeepsLastGood)
+	t.Run("MissingSecrets", s.missingSecrets)
+	t.Run("LeastPrivilege", s.leastPrivilege)
+}
 
-		start := time.Now()
-		f.writeUpdate(f.split("g2", 41, 2))
-		waitFor(t, live, rec, "g2/41")
-		t.Logf("update in force %s after the first write", time.Since(start))
-		noFailures(t, rec)
-		noMixed(t, rec)
+func (s sourceTests) kubeconfigAndUpdateLatency(t *testing.T) {
+	env := s.env
+	f := newFixture(t, env)
+	t.Setenv("KUBECONFIG", env.Kubeconfig)
+	f.write(f.split("g1", 40, 2)...)
+	src, err := New(&config.KubernetesDirectory{Namespace: f.ns, Secret: "mail-directory"}, validateHash, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, rec := f.run(src.(*Source))
+	waitFor(t, live, rec, "g1/40")
+
+	start := time.Now()
+	f.writeUpdate(f.split("g2", 41, 2))
+	waitFor(t, live, rec, "g2/41")
+	t.Logf("update in force %s after the first write", time.Since(start))
+	noFailures(t, rec)
+	noMixed(t, rec)
+}
+
+func (s sourceTests) growsAndShrinks(t *testing.T) {
+	env := s.env
+	t.Parallel()
+	f := newFixture(t, env)
+	f.write(f.split("g1", 10, 1)...)
+	live, rec := f.start()
+	waitFor(t, live, rec, "g1/10")
+
+	f.writeUpdate(f.split("g2", 60, 3))
+	waitFor(t, live, rec, "g2/60")
+
+	f.write(f.split("g3", 10, 1)...)
+	waitFor(t, live, rec, "g3/10")
+	// The operator removes the parts no longer announced; that is no change to the directory.
+	// Parts 1 and 2 are no longer watched, so the next look at the parts is the touch's.
+	before, _, outs := rec.snapshot()
+	f.delete(dirsecret.SecretName(cluster, 2))
+	f.delete(dirsecret.SecretName(cluster, 1))
+	f.touch(dirsecret.SecretName(cluster, 0))
+	waitOutcome(t, rec, len(outs), "a look at the parts after the first was touched", func(seen) bool { return true })
+	after, _, _ := rec.snapshot()
+	if len(after) != len(before) || describe(live.Load()) != "g3/10" {
+		t.Fatalf("deleting parts no longer announced changed the directory: reloads %v then %v", before, after)
+	}
+	noFailures(t, rec)
+	noMixed(t, rec)
+}
+
+func (s sourceTests) halfWrittenUpdateIsNeverMixed(t *testing.T) {
+	env := s.env
+	t.Parallel()
+	f := newFixture(t, env)
+	f.write(f.split("g1", 60, 3)...)
+	live, rec := f.start()
+	waitFor(t, live, rec, "g1/60")
+
+	g2 := f.split("g2", 61, 3)
+	_, _, outs := rec.snapshot()
+	f.write(g2[1]) // the first part still says g1
+	waitOutcome(t, rec, len(outs), "the source to see part 1 at g2", func(o seen) bool {
+		return o.waiting != nil && strings.Contains(o.waiting.Error(), `generation "g2", the first part "g1"`)
 	})
-
-	t.Run("GrowsAndShrinks", func(t *testing.T) {
-		t.Parallel()
-		f := newFixture(t, env)
-		f.write(f.split("g1", 10, 1)...)
-		live, rec := f.start()
-		waitFor(t, live, rec, "g1/10")
-
-		f.writeUpdate(f.split("g2", 60, 3))
-		waitFor(t, live, rec, "g2/60")
-
-		f.write(f.split("g3", 10, 1)...)
-		waitFor(t, live, rec, "g3/10")
-		// The operator removes the parts no longer announced; that is no change to the directory.
-		// Parts 1 and 2 are no longer watched, so the next look at the parts is the touch's.
-		before, _, outs := rec.snapshot()
-		f.delete(dirsecret.SecretName(cluster, 2))
-		f.delete(dirsecret.SecretName(cluster, 1))
-		f.touch(dirsecret.SecretName(cluster, 0))
-		waitOutcome(t, rec, len(outs), "no look at the parts after the first was touched", func(seen) bool { return true })
-		after, _, _ := rec.snapshot()
-		if len(after) != len(before) || describe(live.Load()) != "g3/10" {
-			t.Fatalf("deleting parts no longer announced changed the directory: reloads %v then %v", before, after)
-		}
-		noFailures(t, rec)
-		noMixed(t, rec)
+	_, _, outs = rec.snapshot()
+	f.write(g2[0]) // part 2 still says g1
+	waitOutcome(t, rec, len(outs), "the source to see the first part at g2 with part 2 at g1", func(o seen) bool {
+		return o.waiting != nil && strings.Contains(o.waiting.Error(), `mail-directory-2 has generation "g1", the first part "g2"`)
 	})
+	if got := describe(live.Load()); got != "g1/60" {
+		t.Fatalf("half-written update: directory in force is %s, want g1/60 until every part is at g2", got)
+	}
+	f.write(g2[2])
+	waitFor(t, live, rec, "g2/61")
+	noFailures(t, rec)
+	noMixed(t, rec)
+}
 
-	t.Run("HalfWrittenUpdateIsNeverMixed", func(t *testing.T) {
-		t.Parallel()
-		f := newFixture(t, env)
-		f.write(f.split("g1", 60, 3)...)
-		live, rec := f.start()
-		waitFor(t, live, rec, "g1/60")
+func (s sourceTests) stuckUpdateIsReportedOnce(t *testing.T) {
+	env := s.env
+	t.Parallel()
+	f := newFixture(t, env)
+	f.write(f.split("g1", 40, 2)...)
+	live, rec := f.startAs(env.Config, 300*time.Millisecond)
+	waitFor(t, live, rec, "g1/40")
 
-		g2 := f.split("g2", 61, 3)
-		_, _, outs := rec.snapshot()
-		f.write(g2[1]) // the first part still says g1
-		waitOutcome(t, rec, len(outs), "the source did not see part 1 at g2", func(o seen) bool {
-			return o.waiting != nil && strings.Contains(o.waiting.Error(), `generation "g2", the first part "g1"`)
-		})
-		_, _, outs = rec.snapshot()
-		f.write(g2[0]) // part 2 still says g1
-		waitOutcome(t, rec, len(outs), "the source did not see the first part at g2 with part 2 at g1", func(o seen) bool {
-			return o.waiting != nil && strings.Contains(o.waiting.Error(), `mail-directory-2 has generation "g1", the first part "g2"`)
-		})
-		if got := describe(live.Load()); got != "g1/60" {
-			t.Fatalf("half-written update: directory in force is %s, want g1/60 until every part is at g2", got)
-		}
-		f.write(g2[2])
-		waitFor(t, live, rec, "g2/61")
-		noFailures(t, rec)
-		noMixed(t, rec)
-	})
+	g2 := f.split("g2", 41, 2)
+	f.write(g2[0]) // part 1 is never written
+	waitOutcome(t, rec, 0, "an update stuck for longer than stuckAfter reported", func(o seen) bool { return o.failed != nil })
+	_, _, outs := rec.snapshot()
+	f.touch(g2[1].Name)
+	waitOutcome(t, rec, len(outs), "a look at the parts after part 1 was touched", func(o seen) bool { return o.waiting != nil })
+	_, failures, _ := rec.snapshot()
+	if len(failures) != 1 || !strings.Contains(failures[0].Error(), "stuck") {
+		t.Fatalf("a stuck update was reported as %v, want once", failures)
+	}
+	if got := describe(live.Load()); got != "g1/40" {
+		t.Fatalf("during a stuck update the directory in force is %s, want g1/40", got)
+	}
+	f.write(g2[1])
+	waitFor(t, live, rec, "g2/41")
+	noMixed(t, rec)
+}
 
-	t.Run("StuckUpdateIsReportedOnce", func(t *testing.T) {
-		t.Parallel()
-		f := newFixture(t, env)
-		f.write(f.split("g1", 40, 2)...)
-		live, rec := f.startAs(env.Config, 300*time.Millisecond)
-		waitFor(t, live, rec, "g1/40")
+func (s sourceTests) brokenDirectoryKeepsLastGood(t *testing.T) {
+	env := s.env
+	t.Parallel()
+	f := newFixture(t, env)
+	f.write(f.split("g1", 40, 2)...)
+	live, rec := f.start()
+	waitFor(t, live, rec, "g1/40")
 
-		g2 := f.split("g2", 41, 2)
-		f.write(g2[0]) // part 1 is never written
-		waitOutcome(t, rec, 0, "an update stuck for longer than stuckAfter was not reported", func(o seen) bool { return o.failed != nil })
-		_, _, outs := rec.snapshot()
-		f.touch(g2[1].Name)
-		waitOutcome(t, rec, len(outs), "no look at the parts after part 1 was touched", func(o seen) bool { return o.waiting != nil })
+	broken := f.split("g2", 40, 2)
+	broken[0].Data[dirsecret.KeyDirectory] = []byte(`{"domains": [`)
+	f.writeUpdate(broken)
+	waitOutcome(t, rec, 0, "a broken directory.json reported", func(o seen) bool { return o.failed != nil })
+	_, _, outs := rec.snapshot()
+	f.touch(broken[0].Name)
+	waitOutcome(t, rec, len(outs), "a look at the parts after the first was touched", func(seen) bool { return true })
+	_, failures, _ := rec.snapshot()
+	if len(failures) != 1 || !strings.Contains(failures[0].Error(), `generation "g2"`) {
+		t.Fatalf("a broken directory was reported as %v, want once, naming generation g2", failures)
+	}
+	if got := describe(live.Load()); got != "g1/40" {
+		t.Fatalf("after a broken update the directory in force is %s, want g1/40", got)
+	}
+
+	// A directory that parses but does not validate is rejected the same way.
+	badHash := spec("g3", 40)
+	badHash.Mailboxes[39].PasswordHash = "plain-text"
+	parts, err := dirsecret.Split(cluster, badHash, "g3", partBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.writeUpdate(parts)
+	looks.Eventually(t, "a mailbox with a bad hash reported", func() bool {
 		_, failures, _ := rec.snapshot()
-		if len(failures) != 1 || !strings.Contains(failures[0].Error(), "stuck") {
-			t.Fatalf("a stuck update was reported as %v, want once", failures)
-		}
-		if got := describe(live.Load()); got != "g1/40" {
-			t.Fatalf("during a stuck update the directory in force is %s, want g1/40", got)
-		}
-		f.write(g2[1])
-		waitFor(t, live, rec, "g2/41")
-		noMixed(t, rec)
+		return len(failures) == 2 && strings.Contains(failures[1].Error(), "not argon2id")
 	})
+	if got := describe(live.Load()); got != "g1/40" {
+		t.Fatalf("after an invalid update the directory in force is %s, want g1/40", got)
+	}
 
-	t.Run("BrokenDirectoryKeepsLastGood", func(t *testing.T) {
-		t.Parallel()
-		f := newFixture(t, env)
-		f.write(f.split("g1", 40, 2)...)
-		live, rec := f.start()
-		waitFor(t, live, rec, "g1/40")
+	f.writeUpdate(f.split("g4", 40, 2))
+	waitFor(t, live, rec, "g4/40")
+	if _, failures, _ := rec.snapshot(); len(failures) != 2 {
+		t.Fatalf("failures %v, want the two rejected updates only", failures)
+	}
+}
 
-		broken := f.split("g2", 40, 2)
-		broken[0].Data[dirsecret.KeyDirectory] = []byte(`{"domains": [`)
-		f.writeUpdate(broken)
-		waitOutcome(t, rec, 0, "a broken directory.json was not reported", func(o seen) bool { return o.failed != nil })
-		_, _, outs := rec.snapshot()
-		f.touch(broken[0].Name)
-		waitOutcome(t, rec, len(outs), "no look at the parts after the first was touched", func(seen) bool { return true })
+func (s sourceTests) missingSecrets(t *testing.T) {
+	env := s.env
+	t.Parallel()
+	f := newFixture(t, env)
+	live, rec := f.start()
+	looks.Eventually(t, "a missing first Secret reported", func() bool {
 		_, failures, _ := rec.snapshot()
-		if len(failures) != 1 || !strings.Contains(failures[0].Error(), `generation "g2"`) {
-			t.Fatalf("a broken directory was reported as %v, want once, naming generation g2", failures)
-		}
-		if got := describe(live.Load()); got != "g1/40" {
-			t.Fatalf("after a broken update the directory in force is %s, want g1/40", got)
-		}
-
-		// A directory that parses but does not validate is rejected the same way.
-		badHash := spec("g3", 40)
-		badHash.Mailboxes[39].PasswordHash = "plain-text"
-		parts, err := dirsecret.Split(cluster, badHash, "g3", partBytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.writeUpdate(parts)
-		eventually(t, 5*time.Second, "a mailbox with a bad hash was not reported", func() bool {
-			_, failures, _ := rec.snapshot()
-			return len(failures) == 2 && strings.Contains(failures[1].Error(), "not argon2id")
-		})
-		if got := describe(live.Load()); got != "g1/40" {
-			t.Fatalf("after an invalid update the directory in force is %s, want g1/40", got)
-		}
-
-		f.writeUpdate(f.split("g4", 40, 2))
-		waitFor(t, live, rec, "g4/40")
-		if _, failures, _ := rec.snapshot(); len(failures) != 2 {
-			t.Fatalf("failures %v, want the two rejected updates only", failures)
-		}
+		return len(failures) > 0
 	})
+	if live.Loaded() {
+		t.Fatal("the directory counts as loaded without any Secret")
+	}
+	f.writeUpdate(f.split("g1", 40, 2))
+	waitFor(t, live, rec, "g1/40")
+	_, failures, outs := rec.snapshot()
+	if len(failures) != 1 || !strings.Contains(failures[0].Error(), "mail-directory not found") {
+		t.Fatalf("a missing first Secret was reported as %v, want once", failures)
+	}
 
-	t.Run("MissingSecrets", func(t *testing.T) {
-		t.Parallel()
-		f := newFixture(t, env)
-		live, rec := f.start()
-		eventually(t, 5*time.Second, "a missing first Secret was not reported", func() bool {
-			_, failures, _ := rec.snapshot()
-			return len(failures) > 0
-		})
-		if live.Loaded() {
-			t.Fatal("the directory counts as loaded without any Secret")
-		}
-		f.writeUpdate(f.split("g1", 40, 2))
-		waitFor(t, live, rec, "g1/40")
-		_, failures, outs := rec.snapshot()
-		if len(failures) != 1 || !strings.Contains(failures[0].Error(), "mail-directory not found") {
-			t.Fatalf("a missing first Secret was reported as %v, want once", failures)
-		}
-
-		// Deleting Secrets keeps the last good directory in force.
-		f.delete(dirsecret.SecretName(cluster, 1))
-		waitOutcome(t, rec, len(outs), "the source did not see part 1 go", func(o seen) bool {
-			return o.waiting != nil && strings.Contains(o.waiting.Error(), "not found")
-		})
-		f.delete(dirsecret.SecretName(cluster, 0))
-		eventually(t, 5*time.Second, "deleting the first Secret was not reported", func() bool {
-			_, failures, _ := rec.snapshot()
-			return len(failures) == 2
-		})
-		if !live.Loaded() || describe(live.Load()) != "g1/40" {
-			t.Fatal("deleting the directory Secrets blanked the directory")
-		}
-		// Recreating the same content puts it back in force (and clears the failure).
-		f.writeUpdate(f.split("g1", 40, 2))
-		eventually(t, 5*time.Second, "recreated Secrets were not taken up", func() bool {
-			reloads, _, _ := rec.snapshot()
-			return len(reloads) == 2 && reloads[1] == "g1/40"
-		})
+	// Deleting Secrets keeps the last good directory in force.
+	f.delete(dirsecret.SecretName(cluster, 1))
+	waitOutcome(t, rec, len(outs), "the source to see part 1 go", func(o seen) bool {
+		return o.waiting != nil && strings.Contains(o.waiting.Error(), "not found")
 	})
-
-	t.Run("LeastPrivilege", func(t *testing.T) {
-		t.Parallel()
-		f := newFixture(t, env)
-		ctx := context.Background()
-		names := []string{dirsecret.SecretName(cluster, 0), dirsecret.SecretName(cluster, 1), dirsecret.SecretName(cluster, 2)}
-		role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "mailserver"}, Rules: []rbacv1.PolicyRule{{
-			APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}, ResourceNames: names,
-		}}}
-		if _, err := f.cs.RbacV1().Roles(f.ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		user := "mailserver-" + f.ns
-		binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "mailserver"},
-			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "mailserver"},
-			Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: user}}}
-		if _, err := f.cs.RbacV1().RoleBindings(f.ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		userConfig := env.UserConfig(t, user, nil)
-
-		// The Role lets the user see the directory's parts and nothing else.
-		f.write(dirsecret.Part{Name: "unrelated", Data: map[string][]byte{"password": []byte("hunter2")}})
-		f.write(f.split("g1", 10, 1)...)
-		cs, err := kubernetes.NewForConfig(userConfig)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := cs.CoreV1().Secrets(f.ns).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
-			t.Fatalf("listing every Secret as the mail server: err = %v, want Forbidden", err)
-		}
-		if _, err := cs.CoreV1().Secrets(f.ns).Get(ctx, "unrelated", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
-			t.Fatalf("reading another Secret as the mail server: err = %v, want Forbidden", err)
-		}
-
-		live, rec := f.startAs(userConfig, stuckAfter)
-		waitFor(t, live, rec, "g1/10")
-		f.writeUpdate(f.split("g2", 60, 3))
-		waitFor(t, live, rec, "g2/60")
-		noFailures(t, rec)
-
-		// A part the Role does not name is reported, not silently waited for.
-		f.writeUpdate(f.split("g3", 90, 4))
-		eventually(t, 5*time.Second, "a part the Role does not allow was not reported", func() bool {
-			_, failures, _ := rec.snapshot()
-			return len(failures) > 0 && apierrors.IsForbidden(failures[0])
-		})
-		if got := describe(live.Load()); got != "g2/60" {
-			t.Fatalf("with a part out of reach the directory in force is %s, want g2/60", got)
-		}
+	f.delete(dirsecret.SecretName(cluster, 0))
+	looks.Eventually(t, "deleting the first Secret reported", func() bool {
+		_, failures, _ := rec.snapshot()
+		return len(failures) == 2
 	})
+	if !live.Loaded() || describe(live.Load()) != "g1/40" {
+		t.Fatal("deleting the directory Secrets blanked the directory")
+	}
+	// Recreating the same content puts it back in force (and clears the failure).
+	f.writeUpdate(f.split("g1", 40, 2))
+	looks.Eventually(t, "recreated Secrets taken up", func() bool {
+		reloads, _, _ := rec.snapshot()
+		return len(reloads) == 2 && reloads[1] == "g1/40"
+	})
+}
+
+func (s sourceTests) leastPrivilege(t *testing.T) {
+	env := s.env
+	t.Parallel()
+	f := newFixture(t, env)
+	ctx := context.Background()
+	names := []string{dirsecret.SecretName(cluster, 0), dirsecret.SecretName(cluster, 1), dirsecret.SecretName(cluster, 2)}
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "mailserver"}, Rules: []rbacv1.PolicyRule{{
+		APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}, ResourceNames: names,
+	}}}
+	if _, err := f.cs.RbacV1().Roles(f.ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	user := "mailserver-" + f.ns
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "mailserver"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "mailserver"},
+		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: user}}}
+	if _, err := f.cs.RbacV1().RoleBindings(f.ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	userConfig := env.UserConfig(t, user, nil)
+
+	// The Role lets the user see the directory's parts and nothing else.
+	f.write(dirsecret.Part{Name: "unrelated", Data: map[string][]byte{"password": []byte("hunter2")}})
+	f.write(f.split("g1", 10, 1)...)
+	cs, err := kubernetes.NewForConfig(userConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Secrets(f.ns).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("listing every Secret as the mail server: err = %v, want Forbidden", err)
+	}
+	if _, err := cs.CoreV1().Secrets(f.ns).Get(ctx, "unrelated", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("reading another Secret as the mail server: err = %v, want Forbidden", err)
+	}
+
+	live, rec := f.startAs(userConfig, stuckAfter)
+	waitFor(t, live, rec, "g1/10")
+	f.writeUpdate(f.split("g2", 60, 3))
+	waitFor(t, live, rec, "g2/60")
+	noFailures(t, rec)
+
+	// A part the Role does not name is reported, not silently waited for.
+	f.writeUpdate(f.split("g3", 90, 4))
+	looks.Eventually(t, "a part the Role does not allow reported", func() bool {
+		_, failures, _ := rec.snapshot()
+		return len(failures) > 0 && apierrors.IsForbidden(failures[0])
+	})
+	if got := describe(live.Load()); got != "g2/60" {
+		t.Fatalf("with a part out of reach the directory in force is %s, want g2/60", got)
+	}
 }

@@ -336,14 +336,3 @@ func (c *client) expectClosed(want ...string) {
 		c.t.Fatal("connection still open after 10s")
 	}
 }
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}

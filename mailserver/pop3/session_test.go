@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubemail/kubemail/internal/testutil"
 	"github.com/kubemail/kubemail/mailserver/auth"
 	"github.com/kubemail/kubemail/mailserver/store"
 )
@@ -367,7 +368,7 @@ func TestOneSessionPerMaildrop(t *testing.T) {
 	// A client that vanishes without QUIT frees the maildrop too, and deletes nothing.
 	second.expect("DELE 1", "+OK")
 	second.conn.Close()
-	eventually(t, "the maildrop to be unlocked", func() bool {
+	testutil.Eventually(t, "the maildrop to be unlocked", func() bool {
 		c := dialTLS(t, e.tlsAddr)
 		defer c.conn.Close()
 		return strings.HasPrefix(c.login(alice, password), "+OK")
@@ -482,7 +483,7 @@ func TestCloseEndsSessions(t *testing.T) {
 		}
 	}
 	// The lock went with the session.
-	eventually(t, "the maildrop lock to be released", func() bool {
+	testutil.Eventually(t, "the maildrop lock to be released", func() bool {
 		release, ok := maildropLocks.acquire(mustMailbox(t, e.store, alice))
 		if ok {
 			release()

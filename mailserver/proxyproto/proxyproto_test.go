@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -31,6 +32,12 @@ func startServer(t *testing.T, trusted []string, opts Options) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serve(t, inner, trusted, opts)
+}
+
+// serve is startServer on a listener the test made.
+func serve(t *testing.T, inner net.Listener, trusted []string, opts Options) *testServer {
+	t.Helper()
 	prefixes, err := ParseTrusted(trusted)
 	if err != nil {
 		t.Fatal(err)
@@ -312,18 +319,37 @@ func TestSilentTrustedPeerDoesNotBlockOthers(t *testing.T) {
 }
 
 func TestHeaderDeadlineIsLifted(t *testing.T) {
-	s := startServer(t, []string{trustedLoopback}, Options{HeaderTimeout: 200 * time.Millisecond})
+	const timeout = 200 * time.Millisecond
+	s := startServer(t, []string{trustedLoopback}, Options{HeaderTimeout: timeout})
 	client := s.dial(t)
 	write(t, client, []byte("PROXY TCP4 192.0.2.10 198.51.100.1 56324 25\r\none"))
 	c := s.accept(t)
+	headerRead := time.Now()
 	buf := make([]byte, 3)
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "one" {
 		t.Fatalf("first read %q, %v", buf, err)
 	}
-	time.Sleep(500 * time.Millisecond)
+
+	// A read that is already waiting when the header deadline passes must
+	// keep waiting: the deadline was for the header only.
+	read := make(chan error, 1)
+	go func() {
+		_, err := io.ReadFull(c, buf)
+		read <- err
+	}()
+	select {
+	case err := <-read:
+		t.Fatalf("read with nothing sent returned %v after %s; the %s header deadline is still set", err, time.Since(headerRead), timeout)
+	case <-time.After(time.Until(headerRead.Add(3 * timeout))):
+	}
 	write(t, client, []byte("two"))
-	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "two" {
-		t.Fatalf("read after the header timeout had passed: %q, %v", buf, err)
+	select {
+	case err := <-read:
+		if err != nil || string(buf) != "two" {
+			t.Fatalf("read after the header timeout had passed: %q, %v", buf, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the data sent after the header timeout was not read within 5s")
 	}
 }
 
@@ -363,7 +389,12 @@ func TestCallerReadDeadlineSurvivesHeader(t *testing.T) {
 }
 
 func TestCloseDuringHeaderIsNotReported(t *testing.T) {
-	s := startServer(t, []string{trustedLoopback}, Options{})
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reading := make(chan struct{})
+	s := serve(t, &signalListener{Listener: inner, reading: reading}, []string{trustedLoopback}, Options{})
 	s.dial(t)
 	c := s.accept(t)
 	read := make(chan error, 1)
@@ -371,7 +402,13 @@ func TestCloseDuringHeaderIsNotReported(t *testing.T) {
 		_, err := c.Read(make([]byte, 1))
 		read <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	// Close only once the header is being read, so that it is the read of
+	// the header that Close interrupts.
+	select {
+	case <-reading:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the header was not read within 5s")
+	}
 	c.Close()
 	if err := <-read; !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Read after Close = %v, want net.ErrClosed", err)
@@ -381,6 +418,32 @@ func TestCloseDuringHeaderIsNotReported(t *testing.T) {
 		t.Errorf("OnError called after our own Close: %v", r.err)
 	default:
 	}
+}
+
+// signalListener closes reading when the first connection it accepted is
+// first read from.
+type signalListener struct {
+	net.Listener
+	reading chan struct{}
+	once    sync.Once
+}
+
+func (l *signalListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &signalConn{Conn: c, l: l}, nil
+}
+
+type signalConn struct {
+	net.Conn
+	l *signalListener
+}
+
+func (c *signalConn) Read(p []byte) (int, error) {
+	c.l.once.Do(func() { close(c.l.reading) })
+	return c.Conn.Read(p)
 }
 
 func TestNoTrustedNetworksReturnsInner(t *testing.T) {

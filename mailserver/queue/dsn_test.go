@@ -3,6 +3,8 @@ package queue
 import (
 	"strings"
 	"testing"
+
+	"github.com/kubemail/kubemail/internal/testutil"
 )
 
 // A DSN about internationalised addresses carries them in UTF-8 in the global report types of
@@ -19,7 +21,7 @@ func TestInternationalisedDSN(t *testing.T) {
 	if err := q.Enqueue("jörg@bücher.example", []string{"jürgen@old.test"}, []byte(msg)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the bounce", func() bool { return len(sink.get("jörg@bücher.example")) == 1 })
+	testutil.Eventually(t, "the bounce", func() bool { return len(sink.get("jörg@bücher.example")) == 1 })
 	dsn := sink.get("jörg@bücher.example")[0]
 	for _, want := range []string{
 		"Content-Type: message/global-delivery-status",

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubemail/kubemail/internal/testutil"
 	"github.com/kubemail/kubemail/mailserver/metrics"
 )
 
@@ -78,17 +79,6 @@ func open(t *testing.T, dir string, tr Transport, sink *dsnSink, tweak ...func(*
 	return q
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 const testMsg = "From: alice@example.com\nTo: bob@example.org\nSubject: hi\n\nhello\n"
 
 func TestDeliveredMessageLeavesTheQueue(t *testing.T) {
@@ -106,7 +96,7 @@ func TestDeliveredMessageLeavesTheQueue(t *testing.T) {
 		}
 	}
 	q.Start()
-	waitFor(t, "delivery", func() bool { return len(q.List()) == 0 })
+	testutil.Eventually(t, "delivery", func() bool { return len(q.List()) == 0 })
 	if tr.count() != 1 {
 		t.Fatalf("%d attempts, want 1", tr.count())
 	}
@@ -137,7 +127,7 @@ func TestTemporaryFailuresAreRetriedThenDelivered(t *testing.T) {
 	if err := q.Enqueue("alice@example.com", []string{"bob@example.org"}, []byte(testMsg)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "delivery after retries", func() bool { return len(q.List()) == 0 })
+	testutil.Eventually(t, "delivery after retries", func() bool { return len(q.List()) == 0 })
 	if tr.count() != 4 {
 		t.Errorf("%d attempts, want 4", tr.count())
 	}
@@ -169,8 +159,8 @@ func TestPermanentFailureBouncesOnlyTheFailedRecipient(t *testing.T) {
 	if err := q.Enqueue("alice@example.com", []string{"bob@example.org", "nobody@example.org"}, []byte(testMsg)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the bounce", func() bool { return len(sink.get("alice@example.com")) == 1 })
-	waitFor(t, "the queue to empty", func() bool { return len(q.List()) == 0 })
+	testutil.Eventually(t, "the bounce", func() bool { return len(sink.get("alice@example.com")) == 1 })
+	testutil.Eventually(t, "the queue to empty", func() bool { return len(q.List()) == 0 })
 	dsn := sink.get("alice@example.com")[0]
 	for _, want := range []string{
 		"Content-Type: multipart/report; report-type=delivery-status;",
@@ -205,7 +195,7 @@ func TestExpiredMessageBouncesWithLastError(t *testing.T) {
 	if err := q.Enqueue("alice@example.com", []string{"bob@example.org"}, []byte(testMsg)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the bounce", func() bool { return len(sink.get("alice@example.com")) == 1 })
+	testutil.Eventually(t, "the bounce", func() bool { return len(sink.get("alice@example.com")) == 1 })
 	dsn := sink.get("alice@example.com")[0]
 	if !strings.Contains(dsn, "Status: 4.4.1") || !strings.Contains(dsn, "connection refused") ||
 		!strings.Contains(dsn, "stopped trying") {
@@ -216,7 +206,7 @@ func TestExpiredMessageBouncesWithLastError(t *testing.T) {
 	if tr.count() < 1 {
 		t.Errorf("no delivery attempt before expiry")
 	}
-	waitFor(t, "the queue to empty", func() bool { return len(q.List()) == 0 })
+	testutil.Eventually(t, "the queue to empty", func() bool { return len(q.List()) == 0 })
 }
 
 func TestNullSenderIsNeverBounced(t *testing.T) {
@@ -227,7 +217,7 @@ func TestNullSenderIsNeverBounced(t *testing.T) {
 	if err := q.Enqueue("", []string{"bob@example.org"}, []byte(testMsg)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the queue to empty", func() bool { return len(q.List()) == 0 })
+	testutil.Eventually(t, "the queue to empty", func() bool { return len(q.List()) == 0 })
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
 	if len(sink.dsns) != 0 {
@@ -253,7 +243,7 @@ func TestDefaultDSNGoesBackIntoTheQueueFromTheNullSender(t *testing.T) {
 	if err := q.Enqueue("alice@example.net", []string{"bob@example.org"}, []byte(testMsg)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the DSN to be sent", func() bool { mu.Lock(); defer mu.Unlock(); return len(dsnFrom) == 1 })
+	testutil.Eventually(t, "the DSN to be sent", func() bool { mu.Lock(); defer mu.Unlock(); return len(dsnFrom) == 1 })
 	if dsnFrom[0] != "->alice@example.net" {
 		t.Fatalf("DSN envelope %q, want null sender to alice@example.net", dsnFrom[0])
 	}
@@ -287,7 +277,7 @@ func TestReopenResumesAndCleansDebris(t *testing.T) {
 		t.Error("temporary state file survived the reopen")
 	}
 	q2.Start()
-	waitFor(t, "delivery after reopen", func() bool { return len(q2.List()) == 0 })
+	testutil.Eventually(t, "delivery after reopen", func() bool { return len(q2.List()) == 0 })
 }
 
 func TestStateOfEachRecipientIsKeptAcrossRestarts(t *testing.T) {
@@ -303,7 +293,7 @@ func TestStateOfEachRecipientIsKeptAcrossRestarts(t *testing.T) {
 	if err := q.Enqueue("alice@example.com", []string{"bob@example.org", "carol@example.net"}, []byte(testMsg)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the first attempt", func() bool { l := q.List(); return len(l) == 1 && l[0].Attempts == 1 })
+	testutil.Eventually(t, "the first attempt", func() bool { l := q.List(); return len(l) == 1 && l[0].Attempts == 1 })
 	q.Shutdown(context.Background())
 
 	tr2 := &fakeTransport{answer: func(int, string) Result { return Result{Delivered: true} }}
@@ -317,7 +307,7 @@ func TestStateOfEachRecipientIsKeptAcrossRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	q2.Start()
-	waitFor(t, "delivery", func() bool { return len(q2.List()) == 0 })
+	testutil.Eventually(t, "delivery", func() bool { return len(q2.List()) == 0 })
 	if got := tr2.attempts[0].Recipients; len(got) != 1 || got[0] != "carol@example.net" {
 		t.Fatalf("second run attempted %v; bob was already delivered", got)
 	}
@@ -331,17 +321,17 @@ func TestDeleteAndRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the first attempt", func() bool { return tr.count() == 1 })
-	waitFor(t, "the attempt to be recorded", func() bool { m, _, _ := q.Get(id); return m.Attempts == 1 })
+	testutil.Eventually(t, "the first attempt", func() bool { return tr.count() == 1 })
+	testutil.Eventually(t, "the attempt to be recorded", func() bool { m, _, _ := q.Get(id); return m.Attempts == 1 })
 	if err := q.Retry(id); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the retry", func() bool { return tr.count() == 2 })
+	testutil.Eventually(t, "the retry", func() bool { return tr.count() == 2 })
 	m, hdr, err := q.Get(id)
 	if err != nil || !strings.Contains(hdr, "Subject: hi") || strings.Contains(hdr, "hello") {
 		t.Fatalf("Get: %+v %q %v", m, hdr, err)
 	}
-	waitFor(t, "the second attempt to be recorded", func() bool { m, _, _ := q.Get(id); return m.Attempts == 2 })
+	testutil.Eventually(t, "the second attempt to be recorded", func() bool { m, _, _ := q.Get(id); return m.Attempts == 2 })
 	if err := q.Delete(id); err != nil {
 		t.Fatal(err)
 	}

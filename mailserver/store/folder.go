@@ -411,32 +411,16 @@ func ValidFlag(s string) bool {
 // endings are stored as CRLF.
 func (f *Folder) Append(r io.Reader, flags []string, date time.Time) (Message, error) {
 	tmpPath := filepath.Join(f.dir, "tmp", strconv.FormatInt(time.Now().UnixNano(), 10)+"."+randomToken(6))
-	size, err := writeDurable(tmpPath, r)
+	var size int64
+	err := durable.WriteNew(tmpPath, 0o600, func(w *bufio.Writer) error {
+		var err error
+		size, err = copyCRLF(w, r)
+		return err
+	})
 	if err != nil {
-		os.Remove(tmpPath)
 		return Message{}, fmt.Errorf("storing a message in %q: %w", f.name, err)
 	}
 	return f.commit(tmpPath, size, flags, date)
-}
-
-// writeDurable writes r to a new file at path (CRLF line endings) and fsyncs it.
-func writeDurable(path string, r io.Reader) (int64, error) {
-	fh, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return 0, err
-	}
-	w := bufio.NewWriterSize(fh, 64<<10)
-	size, err := copyCRLF(w, r)
-	if err == nil {
-		err = w.Flush()
-	}
-	if err == nil {
-		err = fh.Sync()
-	}
-	if cerr := fh.Close(); err == nil {
-		err = cerr
-	}
-	return size, err
 }
 
 // commit moves a durable file from tmp/ into cur/ under the next UID and makes the rename

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kubemail/kubemail/internal/selfsigned"
+	"github.com/kubemail/kubemail/internal/testutil"
 )
 
 const testHost = "mail.example.test"
@@ -71,18 +72,6 @@ func servedSerial(t *testing.T, r *Reloader) *big.Int {
 		t.Fatal("GetCertificate returned no certificate")
 	}
 	return c.Leaf.SerialNumber
-}
-
-// eventually fails the test unless cond becomes true within a few seconds.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // run starts r.Run and stops it when the test ends.
@@ -223,10 +212,10 @@ func TestReloadsRewrittenFiles(t *testing.T) {
 
 	next := newPair(t)
 	next.write(t, certFile, keyFile)
-	eventually(t, "the rewritten pair to be served", func() bool {
+	testutil.Eventually(t, "the rewritten pair to be served", func() bool {
 		return servedSerial(t, r).Cmp(next.serial()) == 0
 	})
-	eventually(t, "OnReload for the rewritten pair", func() bool { return rec.reloadedSerial(next.serial()) })
+	testutil.Eventually(t, "OnReload for the rewritten pair", func() bool { return rec.reloadedSerial(next.serial()) })
 	if err := r.LastError(); err != nil {
 		t.Errorf("LastError = %v, want nil", err)
 	}
@@ -253,7 +242,7 @@ func TestPollingNoticesChangesTheWatchCannotSee(t *testing.T) {
 
 	next := newPair(t)
 	next.write(t, filepath.Join(real, "tls.crt"), filepath.Join(real, "tls.key"))
-	eventually(t, "the polled pair to be served", func() bool {
+	testutil.Eventually(t, "the polled pair to be served", func() bool {
 		return servedSerial(t, r).Cmp(next.serial()) == 0
 	})
 }
@@ -328,7 +317,7 @@ func TestReloadsKubernetesSecretVolumeUpdate(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		next := newPair(t)
 		vol.update(next)
-		eventually(t, "the swapped-in pair to be served", func() bool {
+		testutil.Eventually(t, "the swapped-in pair to be served", func() bool {
 			return servedSerial(t, r).Cmp(next.serial()) == 0
 		})
 	}
@@ -353,18 +342,18 @@ func TestBrokenUpdateKeepsServingLastGoodPair(t *testing.T) {
 	// A new certificate with the old key: a mismatched pair.
 	next := newPair(t)
 	writeFile(t, certFile, next.certPEM)
-	eventually(t, "LastError to report the mismatch", func() bool { return r.LastError() != nil })
+	testutil.Eventually(t, "LastError to report the mismatch", func() bool { return r.LastError() != nil })
 	if err := r.LastError(); !strings.Contains(err.Error(), "does not match") || !strings.Contains(err.Error(), certFile) {
 		t.Errorf("LastError = %q, want a mismatch error naming %s", err, certFile)
 	}
-	eventually(t, "OnError to be called", func() bool { return len(rec.errors()) > 0 })
+	testutil.Eventually(t, "OnError to be called", func() bool { return len(rec.errors()) > 0 })
 	if got := servedSerial(t, r); got.Cmp(old.serial()) != 0 {
 		t.Errorf("after a broken update serving serial %v, want the old %v", got, old.serial())
 	}
 
 	// Completing the update recovers.
 	writeFile(t, keyFile, next.keyPEM)
-	eventually(t, "the repaired pair to be served", func() bool {
+	testutil.Eventually(t, "the repaired pair to be served", func() bool {
 		return servedSerial(t, r).Cmp(next.serial()) == 0
 	})
 	if err := r.LastError(); err != nil {
@@ -485,7 +474,7 @@ func TestHandshakeServesReloadedCertificate(t *testing.T) {
 	next := newPair(t)
 	next.write(t, certFile, keyFile)
 	var lastErr error
-	eventually(t, "a handshake to present the new certificate", func() bool {
+	testutil.Eventually(t, "a handshake to present the new certificate", func() bool {
 		leaf, lastErr = handshake(addr, next, nil)
 		return lastErr == nil && leaf.SerialNumber.Cmp(next.serial()) == 0
 	})
@@ -512,7 +501,7 @@ func TestRunStopsWithContextAndRefusesSecondRun(t *testing.T) {
 	// Once a change has been picked up, Run is in its loop.
 	next := newPair(t)
 	vol.update(next)
-	eventually(t, "Run to pick up a change", func() bool { return rec.reloadedSerial(next.serial()) })
+	testutil.Eventually(t, "Run to pick up a change", func() bool { return rec.reloadedSerial(next.serial()) })
 
 	stopped, stop := context.WithCancel(context.Background())
 	stop()

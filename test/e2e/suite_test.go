@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/internal/testutil"
 )
 
 const (
@@ -144,25 +145,17 @@ func (s *suite) kubectlMust(args ...string) string {
 	return s.must(s.kubectl, args...)
 }
 
-// poll calls cond until it reports true or the deadline passes; the last error explains a
-// timeout.
+// poll calls cond every pollInterval until it reports true or timeout passes; the last error
+// cond returned explains a timeout.
 func poll(t *testing.T, what string, timeout time.Duration, cond func() (bool, error)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last error
-	for {
+	testutil.Poll{Within: timeout, Every: pollInterval}.Until(t, what, func() (bool, string) {
 		ok, err := cond()
-		if ok {
-			return
-		}
 		if err != nil {
-			last = err
+			return ok, err.Error()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s (last error: %v)", timeout, what, last)
-		}
-		time.Sleep(pollInterval)
-	}
+		return ok, ""
+	})
 }
 
 func ctx() context.Context { return context.Background() }

@@ -153,110 +153,121 @@ func TestChartOnAPIServer(t *testing.T) {
 	c.kubectlOK(t, "wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com")
 
 	for _, vs := range valueSets {
-		t.Run("dry-run/"+vs.name, func(t *testing.T) {
-			out, err := template(t, vs.flags(t)...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			objs := parse(t, out)
-			applied := c.kubectlApply(t, out, "--server-side", "--dry-run=server", "--field-manager=helm-test")
-			if n := strings.Count(applied, "(server dry run)"); n != len(objs) {
-				t.Errorf("the API server accepted %d of %d objects:\n%s", n, len(objs), applied)
-			}
-		})
+		t.Run("dry-run/"+vs.name, func(t *testing.T) { c.dryRun(t, vs) })
 	}
 
-	t.Run("install-upgrade-uninstall", func(t *testing.T) {
-		// The test API server already has the CRDs (installed without Helm, as by make deploy):
-		// take them over as the chart README says.
-		for _, crd := range []string{"mailclusters", "maildomains", "mailboxes", "mailaliases"} {
-			name := "crd/" + crd + ".mail.kubemail.io"
-			c.kubectlOK(t, "label", name, "app.kubernetes.io/managed-by=Helm")
-			c.kubectlOK(t, "annotate", name, "meta.helm.sh/release-name="+release, "meta.helm.sh/release-namespace="+namespace)
-		}
-		out, err := c.helm(t, "install", release, chartDir, "--namespace", namespace)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The notes' example must be accepted as it stands.
-		example := notesExample(t, out)
-		applied := c.kubectlApply(t, example, "--dry-run=server", "--namespace", "mail-a")
-		for _, want := range []string{"mailcluster.mail.kubemail.io/mail created", "maildomain.mail.kubemail.io/example-com created", "mailbox.mail.kubemail.io/alice created"} {
-			if !strings.Contains(applied, want) {
-				t.Errorf("applying the notes' example: no %q in\n%s", want, applied)
-			}
-		}
+	t.Run("install-upgrade-uninstall", c.installUpgradeUninstall)
+	t.Run("namespaced-install", c.namespacedInstall)
+}
 
-		c.checkGrants(t, "system:serviceaccount:"+namespace+":kubemail", clusterWideGrants)
+// dryRun applies the value set's output with server-side dry-run: the API server must accept
+// every object.
+func (c *cluster) dryRun(t *testing.T, vs valueSet) {
+	out, err := template(t, vs.flags(t)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := parse(t, out)
+	applied := c.kubectlApply(t, out, "--server-side", "--dry-run=server", "--field-manager=helm-test")
+	if n := strings.Count(applied, "(server dry run)"); n != len(objs) {
+		t.Errorf("the API server accepted %d of %d objects:\n%s", n, len(objs), applied)
+	}
+}
 
-		if _, err := c.helm(t, "upgrade", release, chartDir, "--namespace", namespace, "--reuse-values", "--set", "logLevel=debug"); err != nil {
-			t.Fatal(err)
+// installUpgradeUninstall takes over the CRDs, installs the chart cluster-wide, checks the
+// notes' example and the grants, upgrades, and uninstalls keeping the CRDs.
+func (c *cluster) installUpgradeUninstall(t *testing.T) {
+	// The test API server already has the CRDs (installed without Helm, as by make deploy):
+	// take them over as the chart README says.
+	for _, crd := range []string{"mailclusters", "maildomains", "mailboxes", "mailaliases"} {
+		name := "crd/" + crd + ".mail.kubemail.io"
+		c.kubectlOK(t, "label", name, "app.kubernetes.io/managed-by=Helm")
+		c.kubectlOK(t, "annotate", name, "meta.helm.sh/release-name="+release, "meta.helm.sh/release-namespace="+namespace)
+	}
+	out, err := c.helm(t, "install", release, chartDir, "--namespace", namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The notes' example must be accepted as it stands.
+	example := notesExample(t, out)
+	applied := c.kubectlApply(t, example, "--dry-run=server", "--namespace", "mail-a")
+	for _, want := range []string{"mailcluster.mail.kubemail.io/mail created", "maildomain.mail.kubemail.io/example-com created", "mailbox.mail.kubemail.io/alice created"} {
+		if !strings.Contains(applied, want) {
+			t.Errorf("applying the notes' example: no %q in\n%s", want, applied)
 		}
-		args := c.kubectlOK(t, "get", "deployment", "kubemail", "-n", namespace, "-o", "jsonpath={.spec.template.spec.containers[0].args}")
-		if !strings.Contains(args, "--zap-log-level=debug") {
-			t.Errorf("after helm upgrade the operator runs with %s", args)
-		}
-		manifest, err := c.helm(t, "get", "manifest", release, "--namespace", namespace)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n := len(parse(t, manifest).ofKind("CustomResourceDefinition")); n != 4 {
-			t.Errorf("the release manages %d CRDs, want 4: helm upgrade would not upgrade them", n)
-		}
+	}
 
-		out, err = c.helm(t, "uninstall", release, "--namespace", namespace)
-		if err != nil {
-			t.Fatal(err)
+	c.checkGrants(t, "system:serviceaccount:"+namespace+":kubemail", clusterWideGrants)
+
+	if _, err := c.helm(t, "upgrade", release, chartDir, "--namespace", namespace, "--reuse-values", "--set", "logLevel=debug"); err != nil {
+		t.Fatal(err)
+	}
+	args := c.kubectlOK(t, "get", "deployment", "kubemail", "-n", namespace, "-o", "jsonpath={.spec.template.spec.containers[0].args}")
+	if !strings.Contains(args, "--zap-log-level=debug") {
+		t.Errorf("after helm upgrade the operator runs with %s", args)
+	}
+	manifest, err := c.helm(t, "get", "manifest", release, "--namespace", namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(parse(t, manifest).ofKind("CustomResourceDefinition")); n != 4 {
+		t.Errorf("the release manages %d CRDs, want 4: helm upgrade would not upgrade them", n)
+	}
+
+	out, err = c.helm(t, "uninstall", release, "--namespace", namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "kept due to the resource policy") {
+		t.Errorf("helm uninstall did not report keeping the CRDs:\n%s", out)
+	}
+	crds := c.kubectlOK(t, "get", "crd", "-o", "name")
+	for _, crd := range []string{"mailclusters", "maildomains", "mailboxes", "mailaliases"} {
+		if !strings.Contains(crds, crd+".mail.kubemail.io") {
+			t.Errorf("helm uninstall deleted CRD %s (and every object of it)", crd)
 		}
-		if !strings.Contains(out, "kept due to the resource policy") {
-			t.Errorf("helm uninstall did not report keeping the CRDs:\n%s", out)
-		}
-		crds := c.kubectlOK(t, "get", "crd", "-o", "name")
-		for _, crd := range []string{"mailclusters", "maildomains", "mailboxes", "mailaliases"} {
-			if !strings.Contains(crds, crd+".mail.kubemail.io") {
-				t.Errorf("helm uninstall deleted CRD %s (and every object of it)", crd)
-			}
-		}
-		if deps := c.kubectlOK(t, "get", "deployments", "-n", namespace, "-o", "name"); deps != "" {
-			t.Errorf("helm uninstall left %s", deps)
-		}
+	}
+	if deps := c.kubectlOK(t, "get", "deployments", "-n", namespace, "-o", "name"); deps != "" {
+		t.Errorf("helm uninstall left %s", deps)
+	}
+}
+
+// namespacedInstall installs the chart a second time, limited to mail-a and mail-b, and runs
+// the operator with only the rights it grants.
+func (c *cluster) namespacedInstall(t *testing.T) {
+	// A second install next to CRDs it does not own: crds.install=false, as the README says.
+	if _, err := c.helm(t, "install", "scoped", chartDir, "--namespace", "scoped-system",
+		"--set", "crds.install=false", "--set", "watchNamespaces={mail-a,mail-b}"); err != nil {
+		t.Fatal(err)
+	}
+	sa := "system:serviceaccount:scoped-system:scoped-kubemail"
+	c.checkGrants(t, sa, []grant{
+		{"list", "mail.kubemail.io", "mailboxes", "mail-a", true},
+		{"watch", "", "secrets", "mail-b", true},
+		{"create", "apps", "statefulsets", "mail-b", true},
+		{"create", "events.k8s.io", "events", "mail-a", true},
+		{"update", "coordination.k8s.io", "leases", "scoped-system", true},
+		{"create", "", "events", "scoped-system", true},
+		{"list", "mail.kubemail.io", "mailboxes", "mail-c", false},
+		{"list", "mail.kubemail.io", "mailboxes", "", false},
+		{"get", "", "secrets", "kube-system", false},
 	})
+	if crb := c.kubectlOK(t, "get", "clusterrolebindings", "-l", "app.kubernetes.io/instance=scoped", "-o", "name"); crb != "" {
+		t.Errorf("namespaced install created %s", crb)
+	}
 
-	t.Run("namespaced-install", func(t *testing.T) {
-		// A second install next to CRDs it does not own: crds.install=false, as the README says.
-		if _, err := c.helm(t, "install", "scoped", chartDir, "--namespace", "scoped-system",
-			"--set", "crds.install=false", "--set", "watchNamespaces={mail-a,mail-b}"); err != nil {
-			t.Fatal(err)
-		}
-		sa := "system:serviceaccount:scoped-system:scoped-kubemail"
-		c.checkGrants(t, sa, []grant{
-			{"list", "mail.kubemail.io", "mailboxes", "mail-a", true},
-			{"watch", "", "secrets", "mail-b", true},
-			{"create", "apps", "statefulsets", "mail-b", true},
-			{"create", "events.k8s.io", "events", "mail-a", true},
-			{"update", "coordination.k8s.io", "leases", "scoped-system", true},
-			{"create", "", "events", "scoped-system", true},
-			{"list", "mail.kubemail.io", "mailboxes", "mail-c", false},
-			{"list", "mail.kubemail.io", "mailboxes", "", false},
-			{"get", "", "secrets", "kube-system", false},
-		})
-		if crb := c.kubectlOK(t, "get", "clusterrolebindings", "-l", "app.kubernetes.io/instance=scoped", "-o", "name"); crb != "" {
-			t.Errorf("namespaced install created %s", crb)
-		}
-
-		// The real operator, with the Deployment's arguments and only its ServiceAccount's
-		// rights, serves a MailCluster in a watched namespace and ignores one elsewhere.
-		d := deployment(t, c.getObject(t, "deployment", "scoped-system", "scoped-kubemail"))
-		runOperator(t, c, d, "scoped-system")
-		sample := filepath.Join(root, "config", "samples", "mail_v1alpha1_mailcluster.yaml")
-		c.kubectlOK(t, "apply", "-n", "mail-a", "-f", sample)
-		c.kubectlOK(t, "apply", "-n", "mail-c", "-f", sample)
-		c.kubectlOK(t, "wait", "-n", "mail-a", "--for=create", "--timeout=60s", "statefulset/mail")
-		c.kubectlOK(t, "wait", "-n", "mail-a", "--for=jsonpath={.status.observedGeneration}=1", "--timeout=60s", "mailcluster/mail")
-		if got := c.kubectlOK(t, "get", "statefulsets", "-n", "mail-c", "-o", "name"); got != "" {
-			t.Errorf("the operator watching mail-a and mail-b reconciled a MailCluster in mail-c: %s", got)
-		}
-	})
+	// The real operator, with the Deployment's arguments and only its ServiceAccount's
+	// rights, serves a MailCluster in a watched namespace and ignores one elsewhere.
+	d := deployment(t, c.getObject(t, "deployment", "scoped-system", "scoped-kubemail"))
+	runOperator(t, c, d, "scoped-system")
+	sample := filepath.Join(root, "config", "samples", "mail_v1alpha1_mailcluster.yaml")
+	c.kubectlOK(t, "apply", "-n", "mail-a", "-f", sample)
+	c.kubectlOK(t, "apply", "-n", "mail-c", "-f", sample)
+	c.kubectlOK(t, "wait", "-n", "mail-a", "--for=create", "--timeout=60s", "statefulset/mail")
+	c.kubectlOK(t, "wait", "-n", "mail-a", "--for=jsonpath={.status.observedGeneration}=1", "--timeout=60s", "mailcluster/mail")
+	if got := c.kubectlOK(t, "get", "statefulsets", "-n", "mail-c", "-o", "name"); got != "" {
+		t.Errorf("the operator watching mail-a and mail-b reconciled a MailCluster in mail-c: %s", got)
+	}
 }
 
 func (c *cluster) getObject(t *testing.T, kind, ns, name string) *unstructured.Unstructured {

@@ -75,6 +75,15 @@ func argWithPrefix(c corev1.Container, prefix string) (string, bool) {
 	return "", false
 }
 
+// renderedChart is the chart rendered with one value set: its objects, the operator
+// Deployment and its container, and the rules the RBAC must grant.
+type renderedChart struct {
+	objs  objects
+	d     *appsv1.Deployment
+	c     corev1.Container
+	rules []any
+}
+
 // TestRender renders every value set and checks what the install would do.
 func TestRender(t *testing.T) {
 	rules := configRules(t)
@@ -86,166 +95,212 @@ func TestRender(t *testing.T) {
 			}
 			objs := parse(t, out)
 			d, c := operator(t, objs)
+			r := renderedChart{objs: objs, d: d, c: c, rules: rules}
 
 			// What every install shares.
-			if got := env(c, "KUBEMAIL_IMAGE"); got != c.Image {
-				t.Errorf("KUBEMAIL_IMAGE = %q, want the operator's own image %q: mail servers must run the operator's release", got, c.Image)
-			}
-			if !slices.Contains(c.Args, "--leader-elect") {
-				t.Errorf("args %v lack --leader-elect", c.Args)
-			}
-			if res := restrictedViolations(t, d); !res.Allowed {
-				t.Errorf("the operator's pods would be refused in a restricted namespace: %s", res.ForbiddenDetail())
-			}
-			if sc := c.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
-				t.Errorf("container securityContext %+v: want readOnlyRootFilesystem", sc)
-			}
-			if c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
-				t.Errorf("resources %+v: want memory requests and limits", c.Resources)
-			}
-			healthPort := int32(0)
-			for _, p := range c.Ports {
-				if p.Name == "health" {
-					healthPort = p.ContainerPort
-				}
-			}
-			if healthPort != 8081 {
-				t.Errorf("health port %d, want 8081", healthPort)
-			}
-			for probe, path := range map[*corev1.Probe]string{c.LivenessProbe: "/healthz", c.ReadinessProbe: "/readyz"} {
-				if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != path || probe.HTTPGet.Port.String() != "health" {
-					t.Errorf("probe %+v: want GET %s on the health port", probe, path)
-				}
-			}
-			if a, _ := argWithPrefix(c, "--health-probe-bind-address="); a != "--health-probe-bind-address=:8081" {
-				t.Errorf("health flag %q, want :8081", a)
-			}
-			sa := d.Spec.Template.Spec.ServiceAccountName
-			for _, kind := range []string{"RoleBinding", "ClusterRoleBinding"} {
-				for _, b := range objs.ofKind(kind) {
-					subjects, _, _ := unstructured.NestedSlice(b.Object, "subjects")
-					want := []any{map[string]any{"kind": "ServiceAccount", "name": sa, "namespace": namespace}}
-					if !reflect.DeepEqual(subjects, want) {
-						t.Errorf("%s %s binds %v, want the operator's ServiceAccount %s/%s", kind, b.GetName(), subjects, namespace, sa)
-					}
-					roleKind, _, _ := unstructured.NestedString(b.Object, "roleRef", "kind")
-					roleName, _, _ := unstructured.NestedString(b.Object, "roleRef", "name")
-					objs.get(t, roleKind, b.GetNamespace(), roleName)
-				}
-			}
-			le := objs.get(t, "Role", namespace, d.Name+"-leader-election")
-			if !strings.Contains(mustJSON(t, le.Object["rules"]), `"coordination.k8s.io"],"resources":["leases"]`) {
-				t.Errorf("leader-election Role lacks leases: %s", mustJSON(t, le.Object["rules"]))
-			}
-			for _, o := range objs {
-				if o.GetKind() != "CustomResourceDefinition" && !strings.HasPrefix(o.GetKind(), "Cluster") && o.GetNamespace() == "" {
-					t.Errorf("%s %s has no namespace: `helm template | kubectl apply` would put it in the wrong one", o.GetKind(), o.GetName())
-				}
-			}
-			for _, svc := range objs.ofKind("Service") {
-				sel, _, _ := unstructured.NestedStringMap(svc.Object, "spec", "selector")
-				if len(sel) == 0 || !labels.SelectorFromSet(sel).Matches(labels.Set(d.Spec.Template.Labels)) {
-					t.Errorf("Service %s selects %v, which misses the operator's pods %v", svc.GetName(), sel, d.Spec.Template.Labels)
-				}
-			}
-			mailserverPod := labels.Set{"app.kubernetes.io/name": "kubemail", "app.kubernetes.io/instance": release, "app.kubernetes.io/component": "mailserver"}
-			if labels.SelectorFromSet(d.Spec.Selector.MatchLabels).Matches(mailserverPod) {
-				t.Errorf("the operator's selector %v also matches the mail server pods it creates", d.Spec.Selector.MatchLabels)
-			}
+			r.checkOperatorPod(t)
+			r.checkBindingsAndSelectors(t)
 
 			switch vs.name {
 			case "default":
-				if want := "kubemail/kubemail:" + appVersion(t); c.Image != want {
-					t.Errorf("image %q, want %q (repository:appVersion)", c.Image, want)
-				}
-				cr := objs.get(t, "ClusterRole", "", "kubemail-manager")
-				if !reflect.DeepEqual(cr.Object["rules"], rules) {
-					t.Errorf("ClusterRole rules differ from config/rbac/role.yaml")
-				}
-				objs.get(t, "ClusterRoleBinding", "", "kubemail-manager")
-				if a, ok := argWithPrefix(c, "--watch-namespaces"); ok {
-					t.Errorf("cluster-wide install passes %s", a)
-				}
-				if n := len(objs.ofKind("CustomResourceDefinition")); n != 4 {
-					t.Errorf("%d CRDs, want 4", n)
-				}
-				if a, _ := argWithPrefix(c, "--metrics-bind-address="); a != "--metrics-bind-address=:8080" {
-					t.Errorf("metrics flag %q, want :8080", a)
-				}
-				svc := objs.get(t, "Service", namespace, "kubemail-metrics")
-				if got := mustJSON(t, svc.Object["spec"].(map[string]any)["ports"]); got != `[{"name":"metrics","port":8080,"protocol":"TCP","targetPort":"metrics"}]` {
-					t.Errorf("metrics Service ports %s", got)
-				}
-				if len(objs.ofKind("ServiceMonitor")) != 0 {
-					t.Error("ServiceMonitor rendered although metrics.serviceMonitor.enabled is false")
-				}
+				r.checkDefault(t)
 			case "namespaced":
-				if n := len(objs.ofKind("ClusterRole")) + len(objs.ofKind("ClusterRoleBinding")); n != 0 {
-					t.Errorf("namespaced install grants cluster-wide: %v", objs.keys())
-				}
-				for _, ns := range []string{"mail-a", "mail-b"} {
-					r := objs.get(t, "Role", ns, "kubemail-manager")
-					if !reflect.DeepEqual(r.Object["rules"], rules) {
-						t.Errorf("Role in %s: rules differ from config/rbac/role.yaml", ns)
-					}
-					objs.get(t, "RoleBinding", ns, "kubemail-manager")
-				}
-				if a, _ := argWithPrefix(c, "--watch-namespaces"); a != "--watch-namespaces=mail-a,mail-b" {
-					t.Errorf("watch flag %q, want --watch-namespaces=mail-a,mail-b", a)
-				}
+				r.checkNamespaced(t)
 			case "monitoring":
-				sms := objs.ofKind("ServiceMonitor")
-				if len(sms) != 1 {
-					t.Fatalf("%d ServiceMonitors, want 1", len(sms))
-				}
-				sm := sms[0]
-				if sm.GetAPIVersion() != "monitoring.coreos.com/v1" || sm.GetLabels()["release"] != "prometheus" {
-					t.Errorf("ServiceMonitor %s with labels %v", sm.GetAPIVersion(), sm.GetLabels())
-				}
-				svc := objs.get(t, "Service", namespace, "kubemail-metrics")
-				sel, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
-				if !labels.SelectorFromSet(sel).Matches(labels.Set(svc.GetLabels())) {
-					t.Errorf("ServiceMonitor selects %v; the metrics Service has labels %v", sel, svc.GetLabels())
-				}
-				if got := mustJSON(t, sm.Object["spec"].(map[string]any)["endpoints"]); got != `[{"interval":"30s","path":"/metrics","port":"metrics","scheme":"http","scrapeTimeout":"10s"}]` {
-					t.Errorf("ServiceMonitor endpoints %s", got)
-				}
-				for _, want := range []string{"--zap-log-level=debug", "--zap-encoder=console"} {
-					if !slices.Contains(c.Args, want) {
-						t.Errorf("args %v lack %s", c.Args, want)
-					}
-				}
+				r.checkMonitoring(t)
 			case "custom-image":
-				want := "registry.example.com/mail/kubemail:v9.9.9@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-				if c.Image != want {
-					t.Errorf("image %q, want %q", c.Image, want)
-				}
-				if c.ImagePullPolicy != corev1.PullAlways {
-					t.Errorf("pull policy %q", c.ImagePullPolicy)
-				}
-				if ps := d.Spec.Template.Spec.ImagePullSecrets; len(ps) != 1 || ps[0].Name != "registry-credentials" {
-					t.Errorf("imagePullSecrets %v", ps)
-				}
-				if *d.Spec.Replicas != 2 || !slices.Contains(c.Args, "--pprof-bind-address=127.0.0.1:6060") {
-					t.Errorf("replicas %d, args %v", *d.Spec.Replicas, c.Args)
-				}
-				if d.Spec.Template.Annotations["example.com/team"] != "mail" {
-					t.Errorf("pod annotations %v", d.Spec.Template.Annotations)
-				}
+				r.checkCustomImage(t)
 			case "bring-your-own":
-				for _, kind := range []string{"CustomResourceDefinition", "ServiceAccount", "Service"} {
-					if n := len(objs.ofKind(kind)); n != 0 {
-						t.Errorf("%d %s rendered; the values turn them off", n, kind)
-					}
-				}
-				if d.Name != "mailop" || sa != "mail-operator" {
-					t.Errorf("Deployment %s with ServiceAccount %s, want mailop with mail-operator", d.Name, sa)
-				}
-				if !slices.Contains(c.Args, "--metrics-bind-address=0") {
-					t.Errorf("args %v: metrics off needs --metrics-bind-address=0", c.Args)
-				}
+				r.checkBringYourOwn(t)
 			}
 		})
+	}
+}
+
+// checkOperatorPod: the operator runs its own release's image for the mail servers, with leader
+// election, restricted security, resource limits and health probes.
+func (r renderedChart) checkOperatorPod(t *testing.T) {
+	d, c := r.d, r.c
+	if got := env(c, "KUBEMAIL_IMAGE"); got != c.Image {
+		t.Errorf("KUBEMAIL_IMAGE = %q, want the operator's own image %q: mail servers must run the operator's release", got, c.Image)
+	}
+	if !slices.Contains(c.Args, "--leader-elect") {
+		t.Errorf("args %v lack --leader-elect", c.Args)
+	}
+	if res := restrictedViolations(t, d); !res.Allowed {
+		t.Errorf("the operator's pods would be refused in a restricted namespace: %s", res.ForbiddenDetail())
+	}
+	if sc := c.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		t.Errorf("container securityContext %+v: want readOnlyRootFilesystem", sc)
+	}
+	if c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+		t.Errorf("resources %+v: want memory requests and limits", c.Resources)
+	}
+	healthPort := int32(0)
+	for _, p := range c.Ports {
+		if p.Name == "health" {
+			healthPort = p.ContainerPort
+		}
+	}
+	if healthPort != 8081 {
+		t.Errorf("health port %d, want 8081", healthPort)
+	}
+	for probe, path := range map[*corev1.Probe]string{c.LivenessProbe: "/healthz", c.ReadinessProbe: "/readyz"} {
+		if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != path || probe.HTTPGet.Port.String() != "health" {
+			t.Errorf("probe %+v: want GET %s on the health port", probe, path)
+		}
+	}
+	if a, _ := argWithPrefix(c, "--health-probe-bind-address="); a != "--health-probe-bind-address=:8081" {
+		t.Errorf("health flag %q, want :8081", a)
+	}
+}
+
+// checkBindingsAndSelectors: the bindings name the operator's ServiceAccount and existing roles,
+// every namespaced object has its namespace, and the selectors pick the right pods.
+func (r renderedChart) checkBindingsAndSelectors(t *testing.T) {
+	objs, d := r.objs, r.d
+	sa := d.Spec.Template.Spec.ServiceAccountName
+	for _, kind := range []string{"RoleBinding", "ClusterRoleBinding"} {
+		for _, b := range objs.ofKind(kind) {
+			subjects, _, _ := unstructured.NestedSlice(b.Object, "subjects")
+			want := []any{map[string]any{"kind": "ServiceAccount", "name": sa, "namespace": namespace}}
+			if !reflect.DeepEqual(subjects, want) {
+				t.Errorf("%s %s binds %v, want the operator's ServiceAccount %s/%s", kind, b.GetName(), subjects, namespace, sa)
+			}
+			roleKind, _, _ := unstructured.NestedString(b.Object, "roleRef", "kind")
+			roleName, _, _ := unstructured.NestedString(b.Object, "roleRef", "name")
+			objs.get(t, roleKind, b.GetNamespace(), roleName)
+		}
+	}
+	le := objs.get(t, "Role", namespace, d.Name+"-leader-election")
+	if !strings.Contains(mustJSON(t, le.Object["rules"]), `"coordination.k8s.io"],"resources":["leases"]`) {
+		t.Errorf("leader-election Role lacks leases: %s", mustJSON(t, le.Object["rules"]))
+	}
+	for _, o := range objs {
+		if o.GetKind() != "CustomResourceDefinition" && !strings.HasPrefix(o.GetKind(), "Cluster") && o.GetNamespace() == "" {
+			t.Errorf("%s %s has no namespace: `helm template | kubectl apply` would put it in the wrong one", o.GetKind(), o.GetName())
+		}
+	}
+	for _, svc := range objs.ofKind("Service") {
+		sel, _, _ := unstructured.NestedStringMap(svc.Object, "spec", "selector")
+		if len(sel) == 0 || !labels.SelectorFromSet(sel).Matches(labels.Set(d.Spec.Template.Labels)) {
+			t.Errorf("Service %s selects %v, which misses the operator's pods %v", svc.GetName(), sel, d.Spec.Template.Labels)
+		}
+	}
+	mailserverPod := labels.Set{"app.kubernetes.io/name": "kubemail", "app.kubernetes.io/instance": release, "app.kubernetes.io/component": "mailserver"}
+	if labels.SelectorFromSet(d.Spec.Selector.MatchLabels).Matches(mailserverPod) {
+		t.Errorf("the operator's selector %v also matches the mail server pods it creates", d.Spec.Selector.MatchLabels)
+	}
+}
+
+// checkDefault: the default values install cluster-wide, with the CRDs and a metrics Service.
+func (r renderedChart) checkDefault(t *testing.T) {
+	objs, c, rules := r.objs, r.c, r.rules
+	if want := "kubemail/kubemail:" + appVersion(t); c.Image != want {
+		t.Errorf("image %q, want %q (repository:appVersion)", c.Image, want)
+	}
+	cr := objs.get(t, "ClusterRole", "", "kubemail-manager")
+	if !reflect.DeepEqual(cr.Object["rules"], rules) {
+		t.Errorf("ClusterRole rules differ from config/rbac/role.yaml")
+	}
+	objs.get(t, "ClusterRoleBinding", "", "kubemail-manager")
+	if a, ok := argWithPrefix(c, "--watch-namespaces"); ok {
+		t.Errorf("cluster-wide install passes %s", a)
+	}
+	if n := len(objs.ofKind("CustomResourceDefinition")); n != 4 {
+		t.Errorf("%d CRDs, want 4", n)
+	}
+	if a, _ := argWithPrefix(c, "--metrics-bind-address="); a != "--metrics-bind-address=:8080" {
+		t.Errorf("metrics flag %q, want :8080", a)
+	}
+	svc := objs.get(t, "Service", namespace, "kubemail-metrics")
+	if got := mustJSON(t, svc.Object["spec"].(map[string]any)["ports"]); got != `[{"name":"metrics","port":8080,"protocol":"TCP","targetPort":"metrics"}]` {
+		t.Errorf("metrics Service ports %s", got)
+	}
+	if len(objs.ofKind("ServiceMonitor")) != 0 {
+		t.Error("ServiceMonitor rendered although metrics.serviceMonitor.enabled is false")
+	}
+}
+
+// checkNamespaced: an install limited to some namespaces grants nothing cluster-wide.
+func (r renderedChart) checkNamespaced(t *testing.T) {
+	objs, c, rules := r.objs, r.c, r.rules
+	if n := len(objs.ofKind("ClusterRole")) + len(objs.ofKind("ClusterRoleBinding")); n != 0 {
+		t.Errorf("namespaced install grants cluster-wide: %v", objs.keys())
+	}
+	for _, ns := range []string{"mail-a", "mail-b"} {
+		r := objs.get(t, "Role", ns, "kubemail-manager")
+		if !reflect.DeepEqual(r.Object["rules"], rules) {
+			t.Errorf("Role in %s: rules differ from config/rbac/role.yaml", ns)
+		}
+		objs.get(t, "RoleBinding", ns, "kubemail-manager")
+	}
+	if a, _ := argWithPrefix(c, "--watch-namespaces"); a != "--watch-namespaces=mail-a,mail-b" {
+		t.Errorf("watch flag %q, want --watch-namespaces=mail-a,mail-b", a)
+	}
+}
+
+// checkMonitoring: a ServiceMonitor that finds the metrics Service, and debug logs.
+func (r renderedChart) checkMonitoring(t *testing.T) {
+	objs, c := r.objs, r.c
+	sms := objs.ofKind("ServiceMonitor")
+	if len(sms) != 1 {
+		t.Fatalf("%d ServiceMonitors, want 1", len(sms))
+	}
+	sm := sms[0]
+	if sm.GetAPIVersion() != "monitoring.coreos.com/v1" || sm.GetLabels()["release"] != "prometheus" {
+		t.Errorf("ServiceMonitor %s with labels %v", sm.GetAPIVersion(), sm.GetLabels())
+	}
+	svc := objs.get(t, "Service", namespace, "kubemail-metrics")
+	sel, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
+	if !labels.SelectorFromSet(sel).Matches(labels.Set(svc.GetLabels())) {
+		t.Errorf("ServiceMonitor selects %v; the metrics Service has labels %v", sel, svc.GetLabels())
+	}
+	if got := mustJSON(t, sm.Object["spec"].(map[string]any)["endpoints"]); got != `[{"interval":"30s","path":"/metrics","port":"metrics","scheme":"http","scrapeTimeout":"10s"}]` {
+		t.Errorf("ServiceMonitor endpoints %s", got)
+	}
+	for _, want := range []string{"--zap-log-level=debug", "--zap-encoder=console"} {
+		if !slices.Contains(c.Args, want) {
+			t.Errorf("args %v lack %s", c.Args, want)
+		}
+	}
+}
+
+// checkCustomImage: image, pull policy and secrets, replicas and pod annotations from the values.
+func (r renderedChart) checkCustomImage(t *testing.T) {
+	d, c := r.d, r.c
+	want := "registry.example.com/mail/kubemail:v9.9.9@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	if c.Image != want {
+		t.Errorf("image %q, want %q", c.Image, want)
+	}
+	if c.ImagePullPolicy != corev1.PullAlways {
+		t.Errorf("pull policy %q", c.ImagePullPolicy)
+	}
+	if ps := d.Spec.Template.Spec.ImagePullSecrets; len(ps) != 1 || ps[0].Name != "registry-credentials" {
+		t.Errorf("imagePullSecrets %v", ps)
+	}
+	if *d.Spec.Replicas != 2 || !slices.Contains(c.Args, "--pprof-bind-address=127.0.0.1:6060") {
+		t.Errorf("replicas %d, args %v", *d.Spec.Replicas, c.Args)
+	}
+	if d.Spec.Template.Annotations["example.com/team"] != "mail" {
+		t.Errorf("pod annotations %v", d.Spec.Template.Annotations)
+	}
+}
+
+// checkBringYourOwn: what the values turn off is not rendered, and the names they give are used.
+func (r renderedChart) checkBringYourOwn(t *testing.T) {
+	objs, d, c := r.objs, r.d, r.c
+	sa := r.d.Spec.Template.Spec.ServiceAccountName
+	for _, kind := range []string{"CustomResourceDefinition", "ServiceAccount", "Service"} {
+		if n := len(objs.ofKind(kind)); n != 0 {
+			t.Errorf("%d %s rendered; the values turn them off", n, kind)
+		}
+	}
+	if d.Name != "mailop" || sa != "mail-operator" {
+		t.Errorf("Deployment %s with ServiceAccount %s, want mailop with mail-operator", d.Name, sa)
+	}
+	if !slices.Contains(c.Args, "--metrics-bind-address=0") {
+		t.Errorf("args %v: metrics off needs --metrics-bind-address=0", c.Args)
 	}
 }
 

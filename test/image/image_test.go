@@ -118,6 +118,22 @@ func TestImageTarball(t *testing.T) {
 	makeImageTar(t, tarPath)
 	a := readArchive(t, tarPath)
 
+	m, cfg := checkManifestAndConfig(t, a)
+	fs := unpackLayers(t, a, m, cfg)
+	checkFilesystem(t, fs)
+	checkBinaries(t, fs)
+
+	// The same sources give the same image, byte for byte.
+	again := filepath.Join(dir, "again.tar")
+	makeImageTar(t, again)
+	if m2 := readArchive(t, again).files["manifest.json"]; !bytes.Equal(m2, a.files["manifest.json"]) {
+		t.Errorf("two builds of one commit differ:\n%s\n%s", a.files["manifest.json"], m2)
+	}
+}
+
+// checkManifestAndConfig checks the tarball's one image: its tag, its config's digest, and the
+// platform, user, entrypoint, env, labels and layer count the config gives.
+func checkManifestAndConfig(t *testing.T, a dockerArchive) (manifestEntry, imageConfig) {
 	var manifest []manifestEntry
 	if err := json.Unmarshal(a.files["manifest.json"], &manifest); err != nil {
 		t.Fatalf("manifest.json: %v", err)
@@ -164,8 +180,12 @@ func TestImageTarball(t *testing.T) {
 	if cfg.RootFS.Type != "layers" || len(cfg.RootFS.DiffIDs) != len(m.Layers) {
 		t.Fatalf("rootfs %+v for %d layers", cfg.RootFS, len(m.Layers))
 	}
+	return m, cfg
+}
 
-	// Unpack the layers in order, as a container runtime would.
+// unpackLayers unpacks the layers in order, as a container runtime would, checking each
+// against the config's diff_ids.
+func unpackLayers(t *testing.T, a dockerArchive, m manifestEntry, cfg imageConfig) map[string]layerFile {
 	fs := map[string]layerFile{}
 	for i, name := range m.Layers {
 		blob, ok := a.files[name]
@@ -196,7 +216,12 @@ func TestImageTarball(t *testing.T) {
 			fs["/"+strings.TrimSuffix(h.Name, "/")] = layerFile{h, data}
 		}
 	}
+	return fs
+}
 
+// checkFilesystem checks the image has no shell, has the non-root user and group, root
+// certificates and a sticky /tmp.
+func checkFilesystem(t *testing.T, fs map[string]layerFile) {
 	for _, shell := range []string{"/bin/sh", "/bin/bash", "/bin/busybox"} {
 		if _, ok := fs[shell]; ok {
 			t.Errorf("image has %s; it should have no shell", shell)
@@ -215,7 +240,11 @@ func TestImageTarball(t *testing.T) {
 	if f, ok := fs["/tmp"]; !ok || f.hdr.Typeflag != tar.TypeDir || f.hdr.Mode&0o7777 != 0o1777 {
 		t.Errorf("/tmp missing or not a 1777 directory")
 	}
+}
 
+// checkBinaries checks both binaries: root-owned, executable, static, and reporting the
+// build's version.
+func checkBinaries(t *testing.T, fs map[string]layerFile) {
 	bin := t.TempDir()
 	for _, b := range []string{"manager", "mailserver"} {
 		f, ok := fs["/"+b]
@@ -247,13 +276,6 @@ func TestImageTarball(t *testing.T) {
 		if want := fmt.Sprintf("kubemail %s %s", b, version); strings.TrimSpace(string(out)) != want {
 			t.Errorf("/%s --version printed %q, want %q", b, strings.TrimSpace(string(out)), want)
 		}
-	}
-
-	// The same sources give the same image, byte for byte.
-	again := filepath.Join(dir, "again.tar")
-	makeImageTar(t, again)
-	if m2 := readArchive(t, again).files["manifest.json"]; !bytes.Equal(m2, a.files["manifest.json"]) {
-		t.Errorf("two builds of one commit differ:\n%s\n%s", a.files["manifest.json"], m2)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/kubemail/kubemail/internal/contract/config"
+	"github.com/kubemail/kubemail/internal/testutil"
 )
 
 // What the test does with a delivered message, carried in its X-Role header so that every
@@ -44,24 +45,67 @@ func concurrencyRole(i int) string {
 
 var roleRE = regexp.MustCompile(`X-Role: (\S+)\r\n`)
 
+// The load TestConcurrentAccessToOneMailbox puts on alice's INBOX.
+const (
+	loadTotal       = 200
+	loadSenders     = 4
+	loadPOPWorkers  = 2
+	loadPerSession  = 6 // POP3 deletions per session, so the work takes several sessions
+	loadIdlers      = 2
+	loadIdleBatch   = 8 // notifications an idler takes before leaving IDLE to check its view
+	loadMoveBatch   = 3
+	loadMaxDuration = 60 * time.Second
+)
+
+// mailboxLoad is one run of TestConcurrentAccessToOneMailbox: the server, the sessions working
+// alice's INBOX, and what each of them reports.
+type mailboxLoad struct {
+	t                              *testing.T
+	s                              *server
+	ctx                            context.Context
+	imapsAddr, pop3sAddr, smtpAddr string
+	want                           map[string]int // messages per role
+	idling                         []*idler
+	flagger, mover                 *imapclient.Client
+	led                            *ledger
+	stop                           chan struct{} // closed once deliveries, moves and POP3 deletions are over
+	idleWG, flagWG, workWG         sync.WaitGroup
+
+	stored                     int // messages the flagging session marked \Seen
+	moves                      moveResult
+	pops                       [loadPOPWorkers]popResult
+	delivered, popped, removed int
+}
+
 // TestConcurrentAccessToOneMailbox works alice's INBOX from every side at once through the
 // real binary: SMTP deliveries from several connections, two IMAP sessions in IDLE, one
 // marking messages \Seen, one moving some to Archive, and POP3 sessions downloading and
 // deleting others. Afterwards every delivered message is in exactly one place, UIDs are
 // ordered, counts agree, and the idling sessions heard of every arrival and every removal.
 func TestConcurrentAccessToOneMailbox(t *testing.T) {
-	const (
-		total       = 200
-		senders     = 4
-		popWorkers  = 2
-		perSession  = 6 // POP3 deletions per session, so the work takes several sessions
-		idlers      = 2
-		idleBatch   = 8 // notifications an idler takes before leaving IDLE to check its view
-		moveBatch   = 3
-		maxDuration = 60 * time.Second
-	)
+	l := startMailboxLoad(t)
+	l.startIdlers()
+	l.startSenders()
+	l.startFlagger()
+	l.startMover()
+	l.startPOPWorkers()
+	l.waitForLoad()
+	l.lateArrival()
+	inbox, archive, unseen := l.readFinal()
+	lost, dup, misplaced := l.checkPlaces(inbox, archive)
+	l.checkFolders(inbox, archive, unseen)
+	l.checkPOPAndLogs()
+	t.Logf("delivered %d over SMTP (%d senders); INBOX %d, Archive %d (moved %d in %d MOVEs), POP3 deleted %d; "+
+		"lost %d, duplicated %d, misplaced %d", l.delivered, loadSenders, inbox.count, archive.count, len(l.moves.src),
+		l.moves.commands, l.popped, lost, dup, misplaced)
+	t.Logf("flagging session: %d messages marked \\Seen", l.stored)
+}
+
+// startMailboxLoad starts the server, creates Archive and opens the idling, flagging and moving
+// sessions.
+func startMailboxLoad(t *testing.T) *mailboxLoad {
 	want := map[string]int{}
-	for i := 0; i < total; i++ {
+	for i := 0; i < loadTotal; i++ {
 		want[concurrencyRole(i)]++
 	}
 
@@ -69,58 +113,62 @@ func TestConcurrentAccessToOneMailbox(t *testing.T) {
 		c.Listeners.IMAPS = config.Listener{Address: "127.0.0.1:0"}
 		c.Listeners.POP3S = config.Listener{Address: "127.0.0.1:0"}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), maxDuration)
-	defer cancel()
-	imapsAddr, pop3sAddr, smtpAddr := s.addr("imaps"), s.addr("pop3s"), s.addr("smtp")
+	ctx, cancel := context.WithTimeout(context.Background(), loadMaxDuration)
+	t.Cleanup(cancel)
+	l := &mailboxLoad{t: t, s: s, ctx: ctx, imapsAddr: s.addr("imaps"), pop3sAddr: s.addr("pop3s"), smtpAddr: s.addr("smtp"),
+		want: want, stop: make(chan struct{})}
 
-	setup := dialIMAP(t, imapsAddr, nil)
+	setup := dialIMAP(t, l.imapsAddr, nil)
 	var exists *imap.Error
 	if err := setup.Create("Archive", nil).Wait(); err != nil && !(errors.As(err, &exists) && exists.Code == imap.ResponseCodeAlreadyExists) {
 		t.Fatalf("CREATE Archive: %v", err)
 	}
 	setup.Logout().Wait()
 
-	var idling []*idler
-	for i := 0; i < idlers; i++ {
-		idling = append(idling, newIdler(t, fmt.Sprintf("idler %d", i+1), imapsAddr))
+	for i := 0; i < loadIdlers; i++ {
+		l.idling = append(l.idling, newIdler(t, fmt.Sprintf("idler %d", i+1), l.imapsAddr))
 	}
-	flagger := dialIMAP(t, imapsAddr, nil)
-	mover := dialIMAP(t, imapsAddr, nil)
-	for _, c := range []*imapclient.Client{flagger, mover} {
+	l.flagger = dialIMAP(t, l.imapsAddr, nil)
+	l.mover = dialIMAP(t, l.imapsAddr, nil)
+	for _, c := range []*imapclient.Client{l.flagger, l.mover} {
 		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	led := &ledger{delivered: map[string]string{}, popped: map[string]string{}, roleOf: map[string]string{},
-		change: make(chan struct{}, popWorkers)}
-	stop := make(chan struct{}) // closed once deliveries, moves and POP3 deletions are over
-	var idleWG, flagWG, workWG sync.WaitGroup
+	l.led = &ledger{delivered: map[string]string{}, popped: map[string]string{}, roleOf: map[string]string{},
+		change: make(chan struct{}, loadPOPWorkers)}
+	return l
+}
 
-	for _, id := range idling {
-		idleWG.Add(1)
+func (l *mailboxLoad) startIdlers() {
+	for _, id := range l.idling {
+		l.idleWG.Add(1)
 		go func() {
-			defer idleWG.Done()
-			id.run(ctx, stop, idleBatch)
+			defer l.idleWG.Done()
+			id.run(l.ctx, l.stop, loadIdleBatch)
 		}()
 	}
+}
 
-	// SMTP: several connections deliver the numbered messages between them.
-	next := make(chan int, total)
-	for i := 0; i < total; i++ {
+// startSenders: several SMTP connections deliver the numbered messages between them.
+func (l *mailboxLoad) startSenders() {
+	t, ctx, led := l.t, l.ctx, l.led
+	next := make(chan int, loadTotal)
+	for i := 0; i < loadTotal; i++ {
 		next <- i
 	}
 	close(next)
-	for range senders {
-		workWG.Add(1)
+	for range loadSenders {
+		l.workWG.Add(1)
 		go func() {
-			defer workWG.Done()
+			defer l.workWG.Done()
 			for i := range next {
 				if ctx.Err() != nil {
 					return
 				}
 				token, role := fmt.Sprintf("cc-%03d", i), concurrencyRole(i)
-				if err := sendPlain(smtpAddr, "load@elsewhere.net", "alice@example.com", concurrencyMessage(token, role)); err != nil {
+				if err := sendPlain(l.smtpAddr, "load@elsewhere.net", "alice@example.com", concurrencyMessage(token, role)); err != nil {
 					t.Errorf("delivering %s: %v", token, err)
 					continue
 				}
@@ -128,71 +176,81 @@ func TestConcurrentAccessToOneMailbox(t *testing.T) {
 			}
 		}()
 	}
+}
 
-	// IMAP: one session marks what it finds unseen as \Seen until the others are done.
-	var stored int
-	flagWG.Add(1)
+// startFlagger: one IMAP session marks what it finds unseen as \Seen until the others are done.
+func (l *mailboxLoad) startFlagger() {
+	l.flagWG.Add(1)
 	go func() {
-		defer flagWG.Done()
-		stored = flagUnseen(t, ctx, flagger, stop)
+		defer l.flagWG.Done()
+		l.stored = flagUnseen(l.t, l.ctx, l.flagger, l.stop)
 	}()
+}
 
-	// IMAP: one session moves the move-role messages to Archive a few at a time.
-	var moves moveResult
-	workWG.Add(1)
+// startMover: one IMAP session moves the move-role messages to Archive a few at a time.
+func (l *mailboxLoad) startMover() {
+	l.workWG.Add(1)
 	go func() {
-		defer workWG.Done()
-		moves = moveToArchive(t, ctx, mover, want[roleMove], moveBatch)
+		defer l.workWG.Done()
+		l.moves = moveToArchive(l.t, l.ctx, l.mover, l.want[roleMove], loadMoveBatch)
 	}()
+}
 
-	// POP3: workers take turns on the maildrop (the lock makes them), each session deleting a
-	// few pop-role messages.
-	var pops [popWorkers]popResult
-	for w := range popWorkers {
-		workWG.Add(1)
+// startPOPWorkers: POP3 workers take turns on the maildrop (the lock makes them), each session
+// deleting a few pop-role messages.
+func (l *mailboxLoad) startPOPWorkers() {
+	for w := range loadPOPWorkers {
+		l.workWG.Add(1)
 		go func() {
-			defer workWG.Done()
-			pops[w] = popWorker(t, ctx, pop3sAddr, led, want[rolePOP], perSession)
+			defer l.workWG.Done()
+			l.pops[w] = popWorker(l.t, l.ctx, l.pop3sAddr, l.led, l.want[rolePOP], loadPerSession)
 		}()
 	}
+}
 
-	workWG.Wait()
+// waitForLoad waits for deliveries, moves and POP3 deletions to end and for the idlers, still
+// idling, to hear of every arrival and every removal; then it stops the idlers and the flagger.
+func (l *mailboxLoad) waitForLoad() {
+	t, ctx, led := l.t, l.ctx, l.led
+	l.workWG.Wait()
 	if ctx.Err() != nil {
-		t.Errorf("the load did not finish within %v", maxDuration)
+		t.Errorf("the load did not finish within %v", loadMaxDuration)
 	}
 	led.mu.Lock()
-	delivered, popped := len(led.delivered), len(led.popped)
+	l.delivered, l.popped = len(led.delivered), len(led.popped)
 	led.mu.Unlock()
-	removed := popped + len(moves.src)
-	// The idlers still idle: they must hear of every arrival and every removal.
-	for _, id := range idling {
-		pollUntil(t, ctx, fmt.Sprintf("%s to see %d arrivals and %d expunges", id.name, delivered, removed), func() bool {
+	l.removed = l.popped + len(l.moves.src)
+	for _, id := range l.idling {
+		untilDone(ctx).Eventually(t, fmt.Sprintf("%s to see %d arrivals and %d expunges", id.name, l.delivered, l.removed), func() bool {
 			arrivals, expunges := id.counts()
-			return arrivals == delivered && expunges == removed
+			return arrivals == l.delivered && expunges == l.removed
 		})
 	}
-	close(stop)
-	idleWG.Wait()
-	flagWG.Wait()
+	close(l.stop)
+	l.idleWG.Wait()
+	l.flagWG.Wait()
+}
 
-	// Mail that arrives while a session is between commands is announced as soon as it idles
-	// again, not with whatever change comes next (so nothing else may change meanwhile).
+// lateArrival: mail that arrives while a session is between commands is announced as soon as
+// it idles again, not with whatever change comes next (so nothing else may change meanwhile).
+func (l *mailboxLoad) lateArrival() {
+	t := l.t
 	late := "cc-late"
-	if err := sendPlain(smtpAddr, "load@elsewhere.net", "alice@example.com", concurrencyMessage(late, roleKeep)); err != nil {
+	if err := sendPlain(l.smtpAddr, "load@elsewhere.net", "alice@example.com", concurrencyMessage(late, roleKeep)); err != nil {
 		t.Fatalf("delivering %s: %v", late, err)
 	}
-	led.deliveredOne(late, roleKeep)
-	delivered++
-	lateCtx, lateCancel := context.WithTimeout(ctx, 10*time.Second)
+	l.led.deliveredOne(late, roleKeep)
+	l.delivered++
+	lateCtx, lateCancel := context.WithTimeout(l.ctx, 10*time.Second)
 	defer lateCancel()
-	for _, id := range idling {
+	for _, id := range l.idling {
 		idle, err := id.c.Idle()
 		if err != nil {
 			t.Fatalf("%s: IDLE: %v", id.name, err)
 		}
-		pollUntil(t, lateCtx, fmt.Sprintf("%s to hear in IDLE of a message delivered before it idled", id.name), func() bool {
+		untilDone(lateCtx).Eventually(t, fmt.Sprintf("%s to hear in IDLE of a message delivered before it idled", id.name), func() bool {
 			arrivals, _ := id.counts()
-			return arrivals == delivered
+			return arrivals == l.delivered
 		})
 		if err := idle.Close(); err != nil {
 			t.Fatal(err)
@@ -202,12 +260,15 @@ func TestConcurrentAccessToOneMailbox(t *testing.T) {
 		}
 		id.checkView()
 	}
-	stored += flagUnseen(t, ctx, flagger, stop) // one last pass, for the late message
+	l.stored += flagUnseen(t, l.ctx, l.flagger, l.stop) // one last pass, for the late message
+}
 
-	// The folders as a fresh session sees them.
-	final := dialIMAP(t, imapsAddr, nil)
-	inbox := readFolder(t, final, "INBOX")
-	archive := readFolder(t, final, "Archive")
+// readFinal reads the folders as a fresh session sees them, and INBOX's unseen messages.
+func (l *mailboxLoad) readFinal() (inbox, archive folderView, unseen *imap.SearchData) {
+	t := l.t
+	final := dialIMAP(t, l.imapsAddr, nil)
+	inbox = readFolder(t, final, "INBOX")
+	archive = readFolder(t, final, "Archive")
 	if _, err := final.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -216,8 +277,13 @@ func TestConcurrentAccessToOneMailbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	final.Logout().Wait()
+	return inbox, archive, unseen
+}
 
-	// Every delivered token is in exactly one place, and in the one its role sends it to.
+// checkPlaces checks that every delivered token is in exactly one place, and in the one its
+// role sends it to.
+func (l *mailboxLoad) checkPlaces(inbox, archive folderView) (lost, dup, misplaced int) {
+	t, led := l.t, l.led
 	places := map[string][]string{}
 	for tok := range inbox.tokens {
 		places[tok] = append(places[tok], "INBOX")
@@ -226,11 +292,11 @@ func TestConcurrentAccessToOneMailbox(t *testing.T) {
 		places[tok] = append(places[tok], "Archive")
 	}
 	led.mu.Lock()
+	defer led.mu.Unlock()
 	for tok := range led.popped {
 		places[tok] = append(places[tok], "POP3")
 	}
 	wantPlace := map[string]string{roleKeep: "INBOX", roleMove: "Archive", rolePOP: "POP3"}
-	var lost, dup, misplaced int
 	for tok, role := range led.delivered {
 		switch p := places[tok]; {
 		case len(p) == 0:
@@ -249,19 +315,25 @@ func TestConcurrentAccessToOneMailbox(t *testing.T) {
 			t.Errorf("message %s in %v was never acknowledged by SMTP", tok, p)
 		}
 	}
-	led.mu.Unlock()
-	if inbox.count != delivered-removed || len(inbox.tokens) != inbox.count {
+	return lost, dup, misplaced
+}
+
+// checkFolders checks INBOX's count, that COPYUID named exactly what Archive holds, that every
+// INBOX message is \Seen, and that each idler's view of INBOX is right.
+func (l *mailboxLoad) checkFolders(inbox, archive folderView, unseen *imap.SearchData) {
+	t := l.t
+	if inbox.count != l.delivered-l.removed || len(inbox.tokens) != inbox.count {
 		t.Errorf("INBOX holds %d messages (%d tokens), want %d delivered - %d removed", inbox.count, len(inbox.tokens),
-			delivered, removed)
+			l.delivered, l.removed)
 	}
 	// COPYUID named exactly the messages Archive holds.
-	if !slices.Equal(moves.dst, archive.uids) {
-		t.Errorf("COPYUID destination UIDs %v, Archive holds %v", moves.dst, archive.uids)
+	if !slices.Equal(l.moves.dst, archive.uids) {
+		t.Errorf("COPYUID destination UIDs %v, Archive holds %v", l.moves.dst, archive.uids)
 	}
 	if n := len(unseen.AllUIDs()); n != 0 {
 		t.Errorf("%d INBOX messages are not \\Seen after the flagging session's last pass: %v", n, unseen.AllUIDs())
 	}
-	for _, id := range idling {
+	for _, id := range l.idling {
 		arrivals, expunges := id.counts()
 		id.mu.Lock()
 		if id.count != uint32(inbox.count) {
@@ -272,8 +344,14 @@ func TestConcurrentAccessToOneMailbox(t *testing.T) {
 			expunges, arrivals, id.rounds, len(id.learned), id.shortFetches)
 		id.mu.Unlock()
 	}
+}
+
+// checkPOPAndLogs checks that POP3 sessions probed the maildrop lock and that the server logged
+// no errors.
+func (l *mailboxLoad) checkPOPAndLogs() {
+	t := l.t
 	var sessions, inUse, probes, vanished int
-	for _, p := range pops {
+	for _, p := range l.pops {
 		sessions += p.sessions
 		inUse += p.inUse
 		probes += p.probes
@@ -282,15 +360,11 @@ func TestConcurrentAccessToOneMailbox(t *testing.T) {
 	if probes == 0 {
 		t.Error("no POP3 session probed the maildrop lock")
 	}
-	if strings.Contains(s.logs(), "level=ERROR") {
+	if strings.Contains(l.s.logs(), "level=ERROR") {
 		t.Error("the server logged errors")
 	}
-	t.Logf("delivered %d over SMTP (%d senders); INBOX %d, Archive %d (moved %d in %d MOVEs), POP3 deleted %d; "+
-		"lost %d, duplicated %d, misplaced %d", delivered, senders, inbox.count, archive.count, len(moves.src),
-		moves.commands, popped, lost, dup, misplaced)
 	t.Logf("POP3: %d sessions, %d logins refused [IN-USE] while another worker held the maildrop, %d lock probes "+
 		"refused, %d messages gone between UIDL and RETR", sessions, inUse, probes, vanished)
-	t.Logf("flagging session: %d messages marked \\Seen", stored)
 }
 
 func concurrencyMessage(token, role string) string {
@@ -800,17 +874,6 @@ func isClosed(ch <-chan struct{}) bool {
 	}
 }
 
-// pollUntil polls cond until it holds, failing the test when ctx ends first.
-func pollUntil(t *testing.T, ctx context.Context, what string, cond func() bool) {
-	t.Helper()
-	for !cond() {
-		if ctx.Err() != nil {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		pace(ctx, nil, 20*time.Millisecond)
-	}
-}
-
 // pop3Client speaks just enough POP3 (RFC 1939) over implicit TLS for the test.
 type pop3Client struct {
 	conn net.Conn
@@ -898,4 +961,10 @@ func (p *pop3Client) multi(line string) ([]string, error) {
 		}
 		lines = append(lines, strings.TrimPrefix(l, "."))
 	}
+}
+
+// untilDone polls until ctx's deadline.
+func untilDone(ctx context.Context) testutil.Poll {
+	deadline, _ := ctx.Deadline()
+	return testutil.Poll{Within: max(time.Until(deadline), time.Millisecond), Every: 20 * time.Millisecond}
 }

@@ -63,7 +63,7 @@ func TestCrashLosesNoAcknowledgedMail(t *testing.T) {
 		}
 		// Crash at a random moment once the load is flowing.
 		before := len(acked)
-		waitFor(t, "the load to flow", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= before+10 })
+		serverPoll.Eventually(t, "the load to flow", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= before+10 })
 		time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
 		s.cmd.Process.Kill()
 		<-s.exited

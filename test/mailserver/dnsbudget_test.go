@@ -8,6 +8,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/kubemail/kubemail/internal/contract/config"
+	"github.com/kubemail/kubemail/internal/testutil"
 	"github.com/kubemail/kubemail/mailserver/dnsresolve/dnstest"
 )
 
@@ -35,7 +36,7 @@ func TestInboundChecksKeepToTheirDNSBudget(t *testing.T) {
 			testMessage("x@blackhole.test", "alice@example.com", "black-holed", "hello"))
 	}()
 	// The DMARC query arrives once the message's checks are under way.
-	waitFor(t, "the checks' DMARC query", func() bool { return dns.Asked("_dmarc.blackhole.test") })
+	testutil.Poll{Within: 15 * time.Second}.Eventually(t, "the checks' DMARC query", func() bool { return dns.Asked("_dmarc.blackhole.test") })
 	if err := smtpDialogueOnly(s.addr("smtp")); err != nil {
 		t.Fatalf("another session while the checks wait for DNS: %v", err)
 	}

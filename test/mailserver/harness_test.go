@@ -23,6 +23,7 @@ import (
 	"github.com/kubemail/kubemail/internal/contract/config"
 	"github.com/kubemail/kubemail/internal/contract/dirspec"
 	"github.com/kubemail/kubemail/internal/contract/passwordhash"
+	"github.com/kubemail/kubemail/internal/testutil"
 	"github.com/kubemail/kubemail/mailserver/tlsconf"
 	"github.com/kubemail/kubemail/test/testenv"
 )
@@ -289,13 +290,5 @@ func python(t *testing.T, script string, args ...string) (string, error) {
 	return run(t, "", "python3", append([]string{"-c", script}, args...)...)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// serverPoll is how long a test waits for the server process to act on something.
+var serverPoll = testutil.Poll{Within: 15 * time.Second, Every: 20 * time.Millisecond}

@@ -264,7 +264,7 @@ func TestOutboundToAServerWithoutSMTPUTF8(t *testing.T) {
 	if strings.Contains(dsn, "anna@old.test>:") || strings.Contains(dsn, "Final-Recipient: rfc822; anna@old.test") {
 		t.Errorf("the DSN names anna, who got the message:\n%s", dsn)
 	}
-	waitFor(t, "anna's copy at the old server", func() bool { return slices.Equal(old.received(), []string{"anna@old.test"}) })
+	serverPoll.Eventually(t, "anna's copy at the old server", func() bool { return slices.Equal(old.received(), []string{"anna@old.test"}) })
 }
 
 // TestOutboundToAnInternationalisedDomain: a user sends from a UTF-8 alias to a UTF-8 address

@@ -226,7 +226,7 @@ func testMessage(from, to, subject, body string) string {
 func (s *server) waitMessages(t *testing.T, address string, n int) []string {
 	t.Helper()
 	var msgs []string
-	waitFor(t, fmt.Sprintf("%d message(s) in %s's INBOX", n, address), func() bool {
+	serverPoll.Eventually(t, fmt.Sprintf("%d message(s) in %s's INBOX", n, address), func() bool {
 		msgs = s.messages(address, "INBOX")
 		return len(msgs) >= n
 	})
@@ -273,7 +273,7 @@ func TestOutboundDeliveryIsSignedAndAuthenticated(t *testing.T) {
 		!strings.Contains(got, "Return-Path: <alice@a.test>") {
 		t.Errorf("stored message:\n%s", got)
 	}
-	waitFor(t, "A's queue to empty", func() bool { return a.metricValue("kubemail_queue_messages") == 0 })
+	serverPoll.Eventually(t, "A's queue to empty", func() bool { return a.metricValue("kubemail_queue_messages") == 0 })
 	if v := a.metricValue(`kubemail_delivery_attempts_total{result="delivered"}`); v != 1 {
 		t.Errorf("delivered attempts metric = %v", v)
 	}
@@ -290,7 +290,7 @@ func TestOutboundDeferredWhileTheDestinationIsDown(t *testing.T) {
 	if err := submit(a.addr("submission"), "alice@a.test", alicePW, "alice@a.test", []string{"bob@b.test"}, msg); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a deferred attempt", func() bool {
+	serverPoll.Eventually(t, "a deferred attempt", func() bool {
 		return a.metricValue(`kubemail_delivery_attempts_total{result="deferred"}`) >= 2
 	})
 	if v := a.metricValue("kubemail_queue_messages"); v != 1 {
@@ -301,7 +301,7 @@ func TestOutboundDeferredWhileTheDestinationIsDown(t *testing.T) {
 	if !strings.Contains(got[0], "Subject: while you were out") {
 		t.Fatalf("bob got:\n%s", got[0])
 	}
-	waitFor(t, "A's queue to empty", func() bool { return a.metricValue("kubemail_queue_messages") == 0 })
+	serverPoll.Eventually(t, "A's queue to empty", func() bool { return a.metricValue("kubemail_queue_messages") == 0 })
 	if n := len(a.messages("alice@a.test", "INBOX")); n != 0 {
 		t.Errorf("alice got %d messages (a bounce?) for a deferred delivery", n)
 	}
@@ -404,7 +404,7 @@ func TestOutboundThroughSmarthostWithoutTLS(t *testing.T) {
 	if !strings.Contains(got, "by mail.b.test (kubemail) with ESMTP id") || !strings.Contains(got, "Subject: via a plain smarthost") {
 		t.Fatalf("the smarthost should have taken the message without STARTTLS:\n%s", got)
 	}
-	waitFor(t, "A's queue to empty", func() bool { return a.metricValue("kubemail_queue_messages") == 0 })
+	serverPoll.Eventually(t, "A's queue to empty", func() bool { return a.metricValue("kubemail_queue_messages") == 0 })
 	if v := a.metricValue(`kubemail_outbound_sessions_total{tls="none"}`); v < 1 {
 		t.Errorf("plain-text sessions metric = %v", v)
 	}
@@ -449,7 +449,7 @@ func TestOutboundQueueSurvivesSIGKILL(t *testing.T) {
 	<-a.exited
 	b.start()
 	a.start()
-	waitFor(t, "all queued messages after the restart", func() bool {
+	serverPoll.Eventually(t, "all queued messages after the restart", func() bool {
 		return len(tokensIn(b.messages("bob@b.test", "INBOX"))) >= n1
 	})
 	for tok, n := range tokensIn(b.messages("bob@b.test", "INBOX")) {
@@ -484,7 +484,7 @@ func TestOutboundQueueSurvivesSIGKILL(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, "deliveries in flight", func() bool {
+	serverPoll.Eventually(t, "deliveries in flight", func() bool {
 		return len(tokensIn(b.messages("bob@b.test", "INBOX"))) >= n1+30
 	})
 	a.cmd.Process.Kill()
@@ -495,7 +495,7 @@ func TestOutboundQueueSurvivesSIGKILL(t *testing.T) {
 	mu.Lock()
 	want := len(acked)
 	mu.Unlock()
-	waitFor(t, "every acknowledged message after the second restart", func() bool {
+	serverPoll.Eventually(t, "every acknowledged message after the second restart", func() bool {
 		got := tokensIn(b.messages("bob@b.test", "INBOX"))
 		for tok := range acked {
 			if got[tok] == 0 {
@@ -511,7 +511,7 @@ func TestOutboundQueueSurvivesSIGKILL(t *testing.T) {
 		}
 	}
 	t.Logf("round 2: %d acknowledged messages all delivered after SIGKILL; %d duplicate deliveries", want, dups)
-	waitFor(t, "A's queue to empty", func() bool { return a.metricValue("kubemail_queue_messages") == 0 })
+	serverPoll.Eventually(t, "A's queue to empty", func() bool { return a.metricValue("kubemail_queue_messages") == 0 })
 }
 
 // Inbound: mail claiming to be from a.test, from an address a.test's SPF does not list and
@@ -619,7 +619,7 @@ func TestQueueCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "two deferred attempts", func() bool {
+	serverPoll.Eventually(t, "two deferred attempts", func() bool {
 		return a.metricValue(`kubemail_delivery_attempts_total{result="deferred"}`) == 2
 	})
 	queueCmd := func(args ...string) (string, error) {
@@ -655,7 +655,7 @@ func TestQueueCommand(t *testing.T) {
 		t.Errorf("queue show: %v\n%s", err, out)
 	}
 	if v := a.metricValue("kubemail_queue_oldest_message_age_seconds"); v <= 0 {
-		waitFor(t, "the oldest-message gauge", func() bool { return a.metricValue("kubemail_queue_oldest_message_age_seconds") > 0 })
+		serverPoll.Eventually(t, "the oldest-message gauge", func() bool { return a.metricValue("kubemail_queue_oldest_message_age_seconds") > 0 })
 	}
 
 	if out, err := queueCmd("delete", first); err != nil || !strings.Contains(out, "deleted") {
@@ -676,7 +676,7 @@ func TestQueueCommand(t *testing.T) {
 	if len(got) != 1 || !strings.Contains(got[0], "Subject: second") {
 		t.Fatalf("bob got %d messages", len(got))
 	}
-	waitFor(t, "the queue to empty", func() bool { return a.metricValue("kubemail_queue_messages") == 0 })
+	serverPoll.Eventually(t, "the queue to empty", func() bool { return a.metricValue("kubemail_queue_messages") == 0 })
 	if out, err := queueCmd("list"); err != nil || !strings.Contains(out, "The queue is empty.") {
 		t.Errorf("queue list at the end: %v\n%s", err, out)
 	}

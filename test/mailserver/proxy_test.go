@@ -121,7 +121,7 @@ func TestPerIPConnectionLimit(t *testing.T) {
 	}
 	// Closing one frees its slot.
 	conns[0].Close()
-	waitFor(t, "a freed slot", func() bool {
+	serverPoll.Eventually(t, "a freed slot", func() bool {
 		c, err := net.Dial("tcp", s.addr("smtp"))
 		if err != nil {
 			return false

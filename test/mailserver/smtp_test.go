@@ -436,7 +436,7 @@ func TestDirectoryReloadKeepsConnections(t *testing.T) {
 	h, _ := passwordhash.Hash("dave-pw")
 	spec.Mailboxes = append(spec.Mailboxes, dirspec.MailboxSpec{Address: "dave@example.com", PasswordHash: h})
 	writeDirectory(t, s.dirPath, spec)
-	waitFor(t, "dave to exist", func() bool {
+	serverPoll.Eventually(t, "dave to exist", func() bool {
 		return strings.HasPrefix(cmd("RCPT TO:<dave@example.com>"), "250")
 	})
 	cmd("DATA")
@@ -451,7 +451,7 @@ func TestDirectoryReloadKeepsConnections(t *testing.T) {
 	if err := os.WriteFile(s.dirPath, []byte("domains: [this is: broken"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "directory_valid to drop", func() bool {
+	serverPoll.Eventually(t, "directory_valid to drop", func() bool {
 		return strings.Contains(s.metric("kubemail_directory_valid"), "kubemail_directory_valid 0")
 	})
 	cmd("RSET")
@@ -484,7 +484,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	// SIGTERM mid-transaction: the transaction in flight still completes.
 	s.cmd.Process.Signal(syscall.SIGTERM)
-	waitFor(t, "shutdown to begin", func() bool { return strings.Contains(s.logs(), "shutting down") })
+	serverPoll.Eventually(t, "shutdown to begin", func() bool { return strings.Contains(s.logs(), "shutting down") })
 	fmt.Fprintf(c, "Subject: in flight\r\n\r\nbody\r\n.\r\n")
 	l, err := r.ReadString('\n')
 	if err != nil || !strings.HasPrefix(l, "250") {

@@ -39,78 +39,114 @@ spec:
         openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
 `
 
+// issuerRef is the scenario of TestIssuerRef: one namespace on an API server with the operator
+// running, where the steps create clusters and play cert-manager's part.
+type issuerRef struct {
+	t   *testing.T
+	c   client.Client
+	ctx context.Context
+	ns  string
+}
+
 // TestIssuerRef: a cluster with spec.tls.issuerRef gets a cert-manager Certificate for its
 // hostname and serves a self-signed certificate until cert-manager has written the Secret; then
 // its pods mount the issued one. Without cert-manager the status says so.
 func TestIssuerRef(t *testing.T) {
 	env := testenv.Start(t)
 	startOperator(t, env)
-	c := env.Client
-	ctx := context.Background()
-	ns := "tls"
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+	s := &issuerRef{t: t, c: env.Client, ctx: context.Background(), ns: "tls"}
+	if err := s.c.Create(s.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.ns}}); err != nil {
 		t.Fatal(err)
 	}
-	cluster := func(name string) {
-		t.Helper()
-		mc := &mailv1alpha1.MailCluster{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: mailv1alpha1.MailClusterSpec{
-			Hostname: mailv1alpha1.DomainName(name + ".example.com"),
-			TLS:      &mailv1alpha1.TLSSpec{IssuerRef: &mailv1alpha1.IssuerReference{Name: "letsencrypt", Kind: "ClusterIssuer"}}}}
-		if err := c.Create(ctx, mc); err != nil {
-			t.Fatal(err)
+
+	s.cluster("early")
+	s.selfSigned("early", "CertificatePending", "cert-manager is not installed")
+	s.tlsVolume("early", "early-tls-selfsigned")
+
+	s.installCertificateCRD()
+
+	s.cluster("mail")
+	s.checkCertificate()
+	s.selfSigned("mail", "CertificatePending", "waiting for cert-manager to issue Certificate mail-tls from ClusterIssuer letsencrypt")
+	s.tlsVolume("mail", "mail-tls-selfsigned")
+
+	s.issue()
+	s.tlsVolume("mail", "mail-tls")
+	reconciled.Until(t, "SelfSignedCertificate False", func() (bool, string) {
+		var mc mailv1alpha1.MailCluster
+		s.c.Get(s.ctx, types.NamespacedName{Namespace: s.ns, Name: "mail"}, &mc)
+		cond := meta.FindStatusCondition(mc.Status.Conditions, mailv1alpha1.ConditionSelfSignedCertificate)
+		return cond != nil && cond.Status == metav1.ConditionFalse && strings.Contains(cond.Message, "mail-tls"), errString(nil)
+	})
+}
+
+// cluster creates a MailCluster with hostname <name>.example.com and a ClusterIssuer reference.
+func (s *issuerRef) cluster(name string) {
+	s.t.Helper()
+	mc := &mailv1alpha1.MailCluster{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.ns}, Spec: mailv1alpha1.MailClusterSpec{
+		Hostname: mailv1alpha1.DomainName(name + ".example.com"),
+		TLS:      &mailv1alpha1.TLSSpec{IssuerRef: &mailv1alpha1.IssuerReference{Name: "letsencrypt", Kind: "ClusterIssuer"}}}}
+	if err := s.c.Create(s.ctx, mc); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// selfSigned waits for the cluster's SelfSignedCertificate condition to have the reason and
+// a message containing the text.
+func (s *issuerRef) selfSigned(name, wantReason, wantText string) {
+	s.t.Helper()
+	reconciled.Until(s.t, name+" SelfSignedCertificate "+wantReason, func() (bool, string) {
+		var mc mailv1alpha1.MailCluster
+		s.c.Get(s.ctx, types.NamespacedName{Namespace: s.ns, Name: name}, &mc)
+		cond := meta.FindStatusCondition(mc.Status.Conditions, mailv1alpha1.ConditionSelfSignedCertificate)
+		if cond == nil {
+			return false, "no condition"
 		}
-	}
-	selfSigned := func(name, wantReason, wantText string) {
-		t.Helper()
-		eventually(t, name+" SelfSignedCertificate "+wantReason, func() (bool, string) {
-			var mc mailv1alpha1.MailCluster
-			c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &mc)
-			cond := meta.FindStatusCondition(mc.Status.Conditions, mailv1alpha1.ConditionSelfSignedCertificate)
-			if cond == nil {
-				return false, "no condition"
-			}
-			return cond.Reason == wantReason && strings.Contains(cond.Message, wantText), cond.Reason + ": " + cond.Message
-		})
-	}
-	tlsVolume := func(name, want string) {
-		t.Helper()
-		eventually(t, name+" pods mount "+want, func() (bool, string) {
-			var sts appsv1.StatefulSet
-			if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &sts); err != nil {
-				return false, err.Error()
-			}
-			for _, v := range sts.Spec.Template.Spec.Volumes {
-				if v.Name == "tls" {
-					return v.Secret.SecretName == want, v.Secret.SecretName
-				}
-			}
-			return false, "no tls volume"
-		})
-	}
+		return cond.Reason == wantReason && strings.Contains(cond.Message, wantText), cond.Reason + ": " + cond.Message
+	})
+}
 
-	cluster("early")
-	selfSigned("early", "CertificatePending", "cert-manager is not installed")
-	tlsVolume("early", "early-tls-selfsigned")
+// tlsVolume waits for the cluster's pods to mount the Secret want as their tls volume.
+func (s *issuerRef) tlsVolume(name, want string) {
+	s.t.Helper()
+	reconciled.Until(s.t, name+" pods mount "+want, func() (bool, string) {
+		var sts appsv1.StatefulSet
+		if err := s.c.Get(s.ctx, types.NamespacedName{Namespace: s.ns, Name: name}, &sts); err != nil {
+			return false, err.Error()
+		}
+		for _, v := range sts.Spec.Template.Spec.Volumes {
+			if v.Name == "tls" {
+				return v.Secret.SecretName == want, v.Secret.SecretName
+			}
+		}
+		return false, "no tls volume"
+	})
+}
 
+// installCertificateCRD installs the stand-in for cert-manager and waits until it is served.
+func (s *issuerRef) installCertificateCRD() {
+	s.t.Helper()
 	var crd unstructured.Unstructured
 	if err := yaml.Unmarshal([]byte(certificateCRD), &crd.Object); err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
-	if err := c.Create(ctx, &crd); err != nil {
-		t.Fatal(err)
+	if err := s.c.Create(s.ctx, &crd); err != nil {
+		s.t.Fatal(err)
 	}
-	eventually(t, "the Certificate CRD to be served", func() (bool, string) {
+	reconciled.Until(s.t, "the Certificate CRD to be served", func() (bool, string) {
 		var l unstructured.UnstructuredList
 		l.SetGroupVersionKind(schema.GroupVersionKind{Group: "cert-manager.io", Version: "v1", Kind: "CertificateList"})
-		err := c.List(ctx, &l, client.InNamespace(ns))
+		err := s.c.List(s.ctx, &l, client.InNamespace(s.ns))
 		return err == nil, errString(err)
 	})
+}
 
-	cluster("mail")
+// checkCertificate waits for cluster mail's Certificate and checks its spec and owner.
+func (s *issuerRef) checkCertificate() {
 	var cert unstructured.Unstructured
 	cert.SetGroupVersionKind(schema.GroupVersionKind{Group: "cert-manager.io", Version: "v1", Kind: "Certificate"})
-	eventually(t, "the Certificate", func() (bool, string) {
-		err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mail-tls"}, &cert)
+	reconciled.Until(s.t, "the Certificate", func() (bool, string) {
+		err := s.c.Get(s.ctx, types.NamespacedName{Namespace: s.ns, Name: "mail-tls"}, &cert)
 		return err == nil, errString(err)
 	})
 	spec, _, _ := unstructured.NestedMap(cert.Object, "spec")
@@ -118,28 +154,22 @@ func TestIssuerRef(t *testing.T) {
 	issuer, _, _ := unstructured.NestedStringMap(cert.Object, "spec", "issuerRef")
 	if spec["secretName"] != "mail-tls" || len(dns) != 1 || dns[0] != "mail.example.com" ||
 		issuer["name"] != "letsencrypt" || issuer["kind"] != "ClusterIssuer" || issuer["group"] != "cert-manager.io" {
-		t.Errorf("Certificate spec = %v", spec)
+		s.t.Errorf("Certificate spec = %v", spec)
 	}
 	if refs := cert.GetOwnerReferences(); len(refs) != 1 || refs[0].Kind != "MailCluster" || refs[0].Name != "mail" {
-		t.Errorf("Certificate owner references = %+v", refs)
+		s.t.Errorf("Certificate owner references = %+v", refs)
 	}
-	selfSigned("mail", "CertificatePending", "waiting for cert-manager to issue Certificate mail-tls from ClusterIssuer letsencrypt")
-	tlsVolume("mail", "mail-tls-selfsigned")
+}
 
-	// cert-manager's part: the issued pair in the Secret the Certificate names.
+// issue plays cert-manager's part: the issued pair in the Secret the Certificate names.
+func (s *issuerRef) issue() {
+	s.t.Helper()
 	certPEM, keyPEM, err := selfsigned.Certificate([]string{"mail.example.com"}, 90*24*3600e9)
 	if err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
-	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "mail-tls", Namespace: ns}, Type: corev1.SecretTypeTLS,
+	if err := s.c.Create(s.ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "mail-tls", Namespace: s.ns}, Type: corev1.SecretTypeTLS,
 		Data: map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM}}); err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
-	tlsVolume("mail", "mail-tls")
-	eventually(t, "SelfSignedCertificate False", func() (bool, string) {
-		var mc mailv1alpha1.MailCluster
-		c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mail"}, &mc)
-		cond := meta.FindStatusCondition(mc.Status.Conditions, mailv1alpha1.ConditionSelfSignedCertificate)
-		return cond != nil && cond.Status == metav1.ConditionFalse && strings.Contains(cond.Message, "mail-tls"), errString(nil)
-	})
 }

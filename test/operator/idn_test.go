@@ -99,7 +99,7 @@ func TestInternationalisedMailbox(t *testing.T) {
 	}
 	waitMailbox(t, c, "idn", "joerg", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled)
 	var md mailv1alpha1.MailDomain
-	eventually(t, "MailDomain bücher.example Ready with its DNS records", func() (bool, string) {
+	reconciled.Until(t, "MailDomain bücher.example Ready with its DNS records", func() (bool, string) {
 		if err := c.Get(ctx, types.NamespacedName{Namespace: "idn", Name: "buecher"}, &md); err != nil {
 			return false, err.Error()
 		}

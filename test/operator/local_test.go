@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/internal/testutil"
 	"github.com/kubemail/kubemail/test/localcluster"
 	"github.com/kubemail/kubemail/test/testenv"
 )
@@ -42,10 +43,37 @@ func curl(args ...string) (string, error) {
 	return string(out), err
 }
 
+// operatorAndMailserver is TestOperatorAndMailserver's world: the operator binary and one mail
+// server process against a real API server, with mailboxes alice, carol and dave in namespace
+// mail.
+type operatorAndMailserver struct {
+	t       *testing.T
+	ctx     context.Context
+	c       client.Client
+	ns      string
+	work    string
+	ms      *localcluster.Process
+	imapURL string
+}
+
+// logins is how soon a changed password or a deleted Mailbox must show at the IMAP login.
+var logins = testutil.Poll{Within: 5 * time.Second, Every: 100 * time.Millisecond}
+
 // TestOperatorAndMailserver runs the real operator binary and a real mail server process
 // configured as its pod would be, against the real API server: mail is delivered and read, a
 // password change takes effect within seconds, and a deleted Mailbox can no longer log in.
 func TestOperatorAndMailserver(t *testing.T) {
+	s := startOperatorAndMailserver(t)
+	s.deliverAndRead()
+	s.usageReported()
+	s.passwordChange()
+	s.deletedMailboxRefused()
+	s.deletionPolicy()
+}
+
+// startOperatorAndMailserver starts the API server and the operator, creates the mail objects,
+// and once the operator has reconciled them starts the mail server.
+func startOperatorAndMailserver(t *testing.T) *operatorAndMailserver {
 	assets, err := testenv.AssetsDir()
 	if err != nil {
 		t.Fatal(err)
@@ -58,9 +86,7 @@ func TestOperatorAndMailserver(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(lc.Stop)
-	ctx := context.Background()
-	c := lc.Client
-	ns := "mail"
+	ctx, c, ns := context.Background(), lc.Client, "mail"
 	objs := []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "alice-pw", Namespace: ns}, StringData: map[string]string{"password": "first-password"}},
@@ -91,19 +117,27 @@ func TestOperatorAndMailserver(t *testing.T) {
 			t.Logf("mail server log:\n%s", ms.Logs())
 		}
 	})
+	return &operatorAndMailserver{t: t, ctx: ctx, c: c, ns: ns, work: work, ms: ms, imapURL: "imaps://" + ms.Addrs["imaps"] + "/INBOX;UID=1"}
+}
 
+// deliverAndRead sends alice a message by SMTP and reads it by IMAP.
+func (s *operatorAndMailserver) deliverAndRead() {
+	t, ms, imapURL := s.t, s.ms, s.imapURL
 	out, err := exec.Command("swaks", "--server", ms.Addrs["smtp"], "--from", "x@elsewhere.net", "--to", "alice@example.com",
 		"--header", "Subject: through the operator", "--hide-informational").CombinedOutput()
 	if err != nil {
 		t.Fatalf("swaks: %v\n%s", err, out)
 	}
-	imapURL := "imaps://" + ms.Addrs["imaps"] + "/INBOX;UID=1"
 	if out, err := curl("--url", imapURL, "--user", "alice@example.com:first-password"); err != nil || !strings.Contains(out, "Subject: through the operator") {
 		t.Fatalf("reading by IMAP: %v\n%s", err, out)
 	}
+}
 
-	// The operator reads the stored mail's size back from the server into the Mailbox's status.
-	eventually(t, "alice's usage in her Mailbox status", func() (bool, string) {
+// usageReported: the operator reads the stored mail's size back from the server into the
+// Mailbox's status.
+func (s *operatorAndMailserver) usageReported() {
+	t, ctx, c, ns := s.t, s.ctx, s.c, s.ns
+	reconciled.Until(t, "alice's usage in her Mailbox status", func() (bool, string) {
 		var mb mailv1alpha1.Mailbox
 		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "alice"}, &mb); err != nil {
 			return false, err.Error()
@@ -111,13 +145,17 @@ func TestOperatorAndMailserver(t *testing.T) {
 		return mb.Status.Messages == 1 && mb.Status.Usage != nil && mb.Status.Usage.Value() > 100,
 			fmt.Sprintf("messages %d usage %v", mb.Status.Messages, mb.Status.Usage)
 	})
-	eventually(t, "dave's empty mailbox reported as 0", func() (bool, string) {
+	reconciled.Until(t, "dave's empty mailbox reported as 0", func() (bool, string) {
 		var mb mailv1alpha1.Mailbox
 		c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "dave"}, &mb)
 		return mb.Status.Usage != nil && mb.Status.Usage.IsZero() && mb.Status.Messages == 0, fmt.Sprintf("%v", mb.Status.Usage)
 	})
+}
 
-	// A new password in the referenced Secret works within 5 seconds; the old one stops.
+// passwordChange: a new password in the referenced Secret works within 5 seconds; the old one
+// stops.
+func (s *operatorAndMailserver) passwordChange() {
+	t, ctx, c, ns, imapURL := s.t, s.ctx, s.c, s.ns, s.imapURL
 	var sec corev1.Secret
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "alice-pw"}, &sec); err != nil {
 		t.Fatal(err)
@@ -127,37 +165,33 @@ func TestOperatorAndMailserver(t *testing.T) {
 		t.Fatal(err)
 	}
 	changed := time.Now()
-	for {
-		if _, err := curl("--url", imapURL, "--user", "alice@example.com:second-password"); err == nil {
-			break
-		}
-		if time.Since(changed) > 5*time.Second {
-			t.Fatalf("the new password was not accepted within 5s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	logins.Until(t, "the new password accepted", func() (bool, string) {
+		out, err := curl("--url", imapURL, "--user", "alice@example.com:second-password")
+		return err == nil, fmt.Sprintf("%v: %s", err, strings.TrimSpace(out))
+	})
 	t.Logf("new password accepted %v after the Secret changed", time.Since(changed).Round(time.Millisecond))
 	if out, err := curl("--url", imapURL, "--user", "alice@example.com:first-password"); err == nil {
 		t.Fatalf("the old password still works:\n%s", out)
 	}
+}
 
-	// Deleting the Mailbox ends its logins.
+// deletedMailboxRefused: deleting the Mailbox ends its logins.
+func (s *operatorAndMailserver) deletedMailboxRefused() {
+	t, ctx, c, ns, imapURL := s.t, s.ctx, s.c, s.ns, s.imapURL
 	if err := c.Delete(ctx, &mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "alice", Namespace: ns}}); err != nil {
 		t.Fatal(err)
 	}
 	deleted := time.Now()
-	for {
-		if _, err := curl("--url", imapURL, "--user", "alice@example.com:second-password"); err != nil {
-			break
-		}
-		if time.Since(deleted) > 5*time.Second {
-			t.Fatalf("a deleted Mailbox can still log in after 5s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	logins.Eventually(t, "logins of the deleted Mailbox refused", func() bool {
+		_, err := curl("--url", imapURL, "--user", "alice@example.com:second-password")
+		return err != nil
+	})
 	t.Logf("logins refused %v after the Mailbox was deleted", time.Since(deleted).Round(time.Millisecond))
+}
 
-	// deletionPolicy Delete purges the stored mail before the Mailbox goes; Retain keeps it.
+// deletionPolicy Delete purges the stored mail before the Mailbox goes; Retain keeps it.
+func (s *operatorAndMailserver) deletionPolicy() {
+	t, ctx, c, ns, ms, work := s.t, s.ctx, s.c, s.ns, s.ms, s.work
 	maildir := func(local string) string {
 		return filepath.Join(work, ns, "mail-0", "data", "mailboxes", "example.com", local)
 	}
@@ -175,7 +209,7 @@ func TestOperatorAndMailserver(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "both Mailboxes gone", func() (bool, string) {
+	reconciled.Until(t, "both Mailboxes gone", func() (bool, string) {
 		e1 := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "carol"}, &mailv1alpha1.Mailbox{})
 		e2 := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "dave"}, &mailv1alpha1.Mailbox{})
 		return apierrors.IsNotFound(e1) && apierrors.IsNotFound(e2), errString(e1) + " " + errString(e2)

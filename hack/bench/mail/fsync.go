@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -89,19 +90,11 @@ func probeFsync(dir string, writers int, dirSync bool, d time.Duration) (fsyncRe
 
 func durableWrite(dir string, n int, payload []byte, dirSync bool) error {
 	tmp := filepath.Join(dir, "tmp", fmt.Sprint(n))
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	err := durable.WriteNew(tmp, 0o600, func(w *bufio.Writer) error {
+		_, err := w.Write(payload)
+		return err
+	})
 	if err != nil {
-		return err
-	}
-	if _, err := f.Write(payload); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
 		return err
 	}
 	if !dirSync {

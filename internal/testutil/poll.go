@@ -1,0 +1,65 @@
+// Package testutil holds what kubemail's tests share that belongs to no part of the product:
+// waiting for a condition with a deadline. It imports only the standard library.
+package testutil
+
+import (
+	"testing"
+	"time"
+)
+
+// Default deadline and pace of a Poll whose fields are zero: long enough for a loaded machine,
+// often enough that a test waits only a few milliseconds longer than it must.
+const (
+	DefaultWithin = 10 * time.Second
+	DefaultEvery  = 10 * time.Millisecond
+)
+
+// Poll is how long to wait for a condition (Within) and how often to check it (Every). The
+// zero value is DefaultWithin and DefaultEvery.
+type Poll struct {
+	Within, Every time.Duration
+}
+
+// Eventually fails t unless cond holds within DefaultWithin.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	Poll{}.Eventually(t, what, cond)
+}
+
+// Eventually fails t unless cond holds within p.Within. what names the condition in the
+// failure.
+func (p Poll) Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	p.Until(t, what, func() (bool, string) { return cond(), "" })
+}
+
+// Until fails t unless cond reports true within p.Within. cond also says what it saw; the
+// failure shows the last thing it said, which is usually why it never held.
+func (p Poll) Until(t testing.TB, what string, cond func() (ok bool, saw string)) {
+	t.Helper()
+	within, every := p.Within, p.Every
+	if within <= 0 {
+		within = DefaultWithin
+	}
+	if every <= 0 {
+		every = DefaultEvery
+	}
+	deadline := time.Now().Add(within)
+	var last string
+	for {
+		ok, saw := cond()
+		if ok {
+			return
+		}
+		if saw != "" {
+			last = saw
+		}
+		if time.Now().After(deadline) {
+			if last != "" {
+				t.Fatalf("%s: not within %s (last seen: %s)", what, within, last)
+			}
+			t.Fatalf("%s: not within %s", what, within)
+		}
+		time.Sleep(every)
+	}
+}
