@@ -252,18 +252,26 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	res, err := dir.Resolve(to)
 	switch {
-	case errors.Is(err, directory.ErrBadAddress):
-		return s.rejectRcpt("bad_address", errBadAddress)
+	case err == nil:
+		return s.acceptResolved(to, res)
 	case errors.Is(err, directory.ErrNotLocal):
 		return s.rejectRcpt("relay", errRelayDenied)
+	}
+	return s.refuse(err)
+}
+
+// refuse answers a recipient the directory could not resolve, for any reason but its domain
+// being someone else's (which the MX and submission answer differently).
+func (s *session) refuse(err error) error {
+	switch {
+	case errors.Is(err, directory.ErrBadAddress):
+		return s.rejectRcpt("bad_address", errBadAddress)
 	case errors.Is(err, directory.ErrUnavailable):
 		return s.rejectRcpt("domain_unavailable", errUnavailable)
 	case errors.Is(err, directory.ErrUnknownUser):
 		return s.rejectRcpt("unknown_user", errUnknownUser)
-	case err != nil:
-		return s.rejectRcpt("other", errStorage)
 	}
-	return s.acceptResolved(to, res)
+	return s.rejectRcpt("other", errStorage)
 }
 
 // returnPath accepts a bounce to a rewritten sender for the original sender.
@@ -548,8 +556,8 @@ func (s *submissionSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 	dir := s.cfg.Directory.Load()
 	res, err := dir.Resolve(to)
 	switch {
-	case errors.Is(err, directory.ErrBadAddress):
-		return s.rejectRcpt("bad_address", errBadAddress)
+	case err == nil:
+		return s.acceptResolved(to, res)
 	case errors.Is(err, directory.ErrNotLocal):
 		if s.cfg.Outbound == nil {
 			return s.rejectRcpt("no_outbound", errNoOutbound)
@@ -557,14 +565,8 @@ func (s *submissionSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 		addr, _ := dirspec.NormalizeAddress(to)
 		s.rcpts = append(s.rcpts, recipient{addr: addr, remote: true})
 		return nil
-	case errors.Is(err, directory.ErrUnavailable):
-		return s.rejectRcpt("domain_unavailable", errUnavailable)
-	case errors.Is(err, directory.ErrUnknownUser):
-		return s.rejectRcpt("unknown_user", errUnknownUser)
-	case err != nil:
-		return s.rejectRcpt("other", errStorage)
 	}
-	return s.acceptResolved(to, res)
+	return s.refuse(err)
 }
 
 func (s *submissionSession) Data(r io.Reader) error {
