@@ -14,8 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
-	"github.com/kubemail/kubemail/test/localcluster"
-	"github.com/kubemail/kubemail/test/testenv"
 )
 
 const idnManifests = `
@@ -75,18 +73,7 @@ m.logout()
 // records are in A-labels, and a real mail server process run as the pod would be receives
 // mail for the Mailbox (sent by smtplib, read by imaplib).
 func TestInternationalisedMailbox(t *testing.T) {
-	assets, err := testenv.AssetsDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	manager, mailserver := buildBinaries(t)
-	work := t.TempDir()
-	lc, err := localcluster.Start(localcluster.Options{RepoRoot: testenv.RepoRoot(), AssetsDir: assets,
-		ManagerBinary: manager, MailserverBinary: mailserver, WorkDir: work, AnyPorts: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(lc.Stop)
+	lc, work := startLocalCluster(t)
 	ctx := context.Background()
 	c := lc.Client
 
@@ -94,7 +81,7 @@ func TestInternationalisedMailbox(t *testing.T) {
 	if err := os.WriteFile(manifest, []byte(idnManifests), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(filepath.Join(assets, "kubectl"), "--kubeconfig", lc.Kubeconfig, "apply", "-f", manifest).CombinedOutput(); err != nil {
+	if out, err := exec.Command(kubectlBinary(t), "--kubeconfig", lc.Kubeconfig, "apply", "-f", manifest).CombinedOutput(); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}
 	waitMailbox(t, c, "idn", "joerg", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled)

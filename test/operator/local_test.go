@@ -22,6 +22,26 @@ import (
 	"github.com/kubemail/kubemail/test/testenv"
 )
 
+// startLocalCluster starts a real API server and the operator binary against it, until the test
+// ends; the test starts mail servers with RunMailserver. It returns the cluster and the folder
+// that holds its kubeconfig, logs and mail data.
+func startLocalCluster(t *testing.T) (*localcluster.Cluster, string) {
+	t.Helper()
+	assets, err := testenv.AssetsDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	manager, mailserver := buildBinaries(t)
+	work := t.TempDir()
+	lc, err := localcluster.Start(localcluster.Options{RepoRoot: testenv.RepoRoot(), AssetsDir: assets,
+		ManagerBinary: manager, MailserverBinary: mailserver, WorkDir: work, AnyPorts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lc.Stop)
+	return lc, work
+}
+
 // buildBinaries builds the operator and the mail server once per test binary.
 func buildBinaries(t *testing.T) (manager, mailserver string) {
 	t.Helper()
@@ -74,18 +94,7 @@ func TestOperatorAndMailserver(t *testing.T) {
 // startOperatorAndMailserver starts the API server and the operator, creates the mail objects,
 // and once the operator has reconciled them starts the mail server.
 func startOperatorAndMailserver(t *testing.T) *operatorAndMailserver {
-	assets, err := testenv.AssetsDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	manager, mailserver := buildBinaries(t)
-	work := t.TempDir()
-	lc, err := localcluster.Start(localcluster.Options{RepoRoot: testenv.RepoRoot(), AssetsDir: assets,
-		ManagerBinary: manager, MailserverBinary: mailserver, WorkDir: work, AnyPorts: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(lc.Stop)
+	lc, work := startLocalCluster(t)
 	ctx, c, ns := context.Background(), lc.Client, "mail"
 	objs := []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},

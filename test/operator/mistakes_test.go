@@ -191,22 +191,20 @@ func TestConfigurationMistakesKeepMail(t *testing.T) {
 	m.nothingLost(bobPW)
 }
 
-// startMistakes starts the API server, the operator, and creates the cluster, its two domains,
-// alice (password from a Secret), bob (generated password), suspended carol and alias team.
-func startMistakes(t *testing.T) *mistakes {
+// kubectlBinary is the kubectl built with the test control plane.
+func kubectlBinary(t *testing.T) string {
 	assets, err := testenv.AssetsDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	manager, mailserver := buildBinaries(t)
-	work := t.TempDir()
-	lc, err := localcluster.Start(localcluster.Options{RepoRoot: testenv.RepoRoot(), AssetsDir: assets,
-		ManagerBinary: manager, MailserverBinary: mailserver, WorkDir: work, AnyPorts: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(lc.Stop)
-	m := &mistakes{t: t, ctx: context.Background(), c: lc.Client, lc: lc, ns: "mail", kctl: filepath.Join(assets, "kubectl"),
+	return filepath.Join(assets, "kubectl")
+}
+
+// startMistakes starts the API server, the operator, and creates the cluster, its two domains,
+// alice (password from a Secret), bob (generated password), suspended carol and alias team.
+func startMistakes(t *testing.T) *mistakes {
+	lc, _ := startLocalCluster(t)
+	m := &mistakes{t: t, ctx: context.Background(), c: lc.Client, lc: lc, ns: "mail", kctl: kubectlBinary(t),
 		acknowledged: map[string]int{}}
 	ctx, c, ns := m.ctx, m.c, m.ns
 	for _, o := range []client.Object{
