@@ -193,18 +193,9 @@ func (m *Mailbox) DeleteFolder(name string) error {
 		return fmt.Errorf("%w: %q", ErrNoSuchFolder, name)
 	}
 	f.mu.Lock()
-	f.deleted = true
-	for _, msg := range f.msgs {
-		f.notify(Event{Kind: EventExpunge, Message: msg})
-	}
 	m.usage.Add(-f.size)
 	m.count.Add(-int64(len(f.msgs)))
-	f.msgs, f.size = nil, 0
-	if f.journal != nil {
-		f.journal.Close()
-		f.journal = nil
-	}
-	m.store.headers.dropFolder(f.id)
+	m.discardLocked(f)
 	f.mu.Unlock()
 	delete(m.folders, name)
 	// Rename first so a crash never leaves a half-deleted folder that looks alive.
@@ -268,6 +259,21 @@ func (m *Mailbox) RenameFolder(from, to string) error {
 	return durable.SyncDir(m.dir)
 }
 
+// discardLocked marks f deleted, so every later write to it fails, and forgets its messages,
+// telling its watchers they are gone. The caller holds f.mu.
+func (m *Mailbox) discardLocked(f *Folder) {
+	f.deleted = true
+	for _, msg := range f.msgs {
+		f.notify(Event{Kind: EventExpunge, Message: msg})
+	}
+	f.msgs, f.size = nil, 0
+	if f.journal != nil {
+		f.journal.Close()
+		f.journal = nil
+	}
+	m.store.headers.dropFolder(f.id)
+}
+
 // markDeleted makes every later write to the mailbox fail and tells watchers its messages are
 // gone.
 func (m *Mailbox) markDeleted() {
@@ -275,16 +281,7 @@ func (m *Mailbox) markDeleted() {
 	defer m.mu.Unlock()
 	for _, f := range m.folders {
 		f.mu.Lock()
-		f.deleted = true
-		for _, msg := range f.msgs {
-			f.notify(Event{Kind: EventExpunge, Message: msg})
-		}
-		f.msgs, f.size = nil, 0
-		if f.journal != nil {
-			f.journal.Close()
-			f.journal = nil
-		}
-		m.store.headers.dropFolder(f.id)
+		m.discardLocked(f)
 		f.mu.Unlock()
 	}
 	m.usage.Store(0)
