@@ -97,7 +97,6 @@ func (s *session) Login(username, password string) (err error) {
 	case errors.Is(err, login.ErrFailed):
 		return errAuthFailed
 	case errors.Is(err, login.ErrDisabled):
-		s.log.Info("login refused: account disabled", "mailbox", mb.Address, "reason", mb.DisabledReason)
 		return errDisabled
 	case err != nil:
 		return errUnavailable

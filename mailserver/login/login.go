@@ -53,9 +53,9 @@ func New(dir *directory.Live, limiter *auth.Limiter, m *metrics.Metrics) (*Authe
 // SetLog sets where throttled sources are reported.
 func (a *Authenticator) SetLog(l *slog.Logger) { a.log = l }
 
-// Login returns the mailbox for username if password is right and the account is enabled. For
-// a disabled account with the right password it returns the mailbox (for the caller's log, which
-// names mb.DisabledReason) and ErrDisabled.
+// Login returns the mailbox for username if password is right and the account is enabled. A
+// disabled account with the right password gets ErrDisabled, and the log says why it is
+// disabled (the client is only told to contact its administrator).
 func (a *Authenticator) Login(ctx context.Context, protocol string, ip netip.Addr, username, password string) (*directory.Mailbox, error) {
 	// One account, one name for throttling, however the client spells it: JÖRG@bücher.example
 	// and jörg@xn--bcher-kva.example count against the same account.
@@ -79,7 +79,8 @@ func (a *Authenticator) Login(ctx context.Context, protocol string, ip netip.Add
 	if mb.Disabled {
 		// Not a failure: the client has the right password, so nothing to throttle.
 		a.count(protocol, "disabled")
-		return mb, ErrDisabled
+		a.log.Info("login refused: account disabled", "protocol", protocol, "mailbox", mb.Address, "reason", mb.DisabledReason)
+		return nil, ErrDisabled
 	}
 	if a.limiter != nil {
 		a.limiter.Success(ip, username)

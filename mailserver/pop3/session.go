@@ -534,7 +534,6 @@ func (s *session) login(user, pass string) error {
 	case errors.Is(err, login.ErrThrottled):
 		return errThrottled
 	case errors.Is(err, login.ErrDisabled):
-		s.log.Info("POP3 login refused: account disabled", "mailbox", mb.Address, "reason", mb.DisabledReason)
 		return errDisabled
 	case err != nil:
 		return errAuthFailed

@@ -507,7 +507,6 @@ func (s *submissionSession) Auth(mech string) (sasl.Server, error) {
 			return errThrottled
 		}
 		if errors.Is(err, login.ErrDisabled) {
-			s.cfg.Log.Info("submission login refused: account disabled", "session", s.id, "mailbox", mb.Address, "reason", mb.DisabledReason)
 			return errDisabled
 		}
 		if err != nil {
