@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/yaml"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/internal/contract/config"
@@ -112,16 +110,7 @@ func TestClusterObjectsGolden(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			objs := ownedObjects(t, mc)
 			objs = append(objs, ownedObject{"Role (3 directory parts)", Role(mc, 3)})
-			var out strings.Builder
-			for _, o := range objs {
-				data, err := yaml.Marshal(o.obj)
-				if err != nil {
-					t.Fatal(err)
-				}
-				out.WriteString("--- # " + o.kind + "\n")
-				out.Write(data)
-			}
-			golden(t, "cluster-"+name+".yaml", []byte(out.String()))
+			goldenObjects(t, "cluster-"+name+".yaml", objs)
 		})
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 // Golden files are written by the tests, never by hand:
@@ -41,6 +43,21 @@ func golden(t *testing.T, name string, got []byte) {
 		t.Errorf("%s no longer matches the builders' output; if the change is intended, run "+
 			"`go test ./controllers/builders/ -update` and review the diff.\n%s", path, firstDifference(want, got))
 	}
+}
+
+// goldenObjects compares objs, as YAML documents headed by their kind, with testdata/name.
+func goldenObjects(t *testing.T, name string, objs []ownedObject) {
+	t.Helper()
+	var out strings.Builder
+	for _, o := range objs {
+		data, err := yaml.Marshal(o.obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.WriteString("--- # " + o.kind + "\n")
+		out.Write(data)
+	}
+	golden(t, name, []byte(out.String()))
 }
 
 // firstDifference shows where two texts part, with a little context.

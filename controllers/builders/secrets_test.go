@@ -1,12 +1,10 @@
 package builders
 
 import (
-	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/internal/contract/dirsecret"
@@ -22,10 +20,7 @@ func TestOwnedSecretsGolden(t *testing.T) {
 		Spec: mailv1alpha1.MailDomainSpec{Domain: "example.com"}}
 	withIssuer := fullCluster()
 	withIssuer.Spec.TLS = &mailv1alpha1.TLSSpec{IssuerRef: &mailv1alpha1.IssuerReference{Name: "letsencrypt", Kind: "ClusterIssuer"}}
-	objs := []struct {
-		kind string
-		obj  any
-	}{
+	objs := []ownedObject{
 		{"Secret/self-signed TLS", SelfSignedTLSSecret(mc, []byte("CERT"), []byte("KEY"))},
 		{"Secret/operator", OperatorSecret(mc, []byte("fingerprint-key-material"))},
 		{"Secret/admin", AdminSecret(mc, []byte("admin-token"))},
@@ -35,16 +30,7 @@ func TestOwnedSecretsGolden(t *testing.T) {
 		{"Secret/DKIM key", DKIMSecret(md, []byte("PEM"))},
 		{"Certificate", Certificate(withIssuer)},
 	}
-	var out strings.Builder
-	for _, o := range objs {
-		data, err := yaml.Marshal(o.obj)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out.WriteString("--- # " + o.kind + "\n")
-		out.Write(data)
-	}
-	golden(t, "secrets.yaml", []byte(out.String()))
+	goldenObjects(t, "secrets.yaml", objs)
 }
 
 // The Secrets of a cluster carry its labels, so they are found (and cleaned up) with the rest.
