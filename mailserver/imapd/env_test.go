@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -19,35 +18,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/kubemail/kubemail/internal/contract/passwordhash"
-	"github.com/kubemail/kubemail/internal/selfsigned"
 	"github.com/kubemail/kubemail/mailserver/auth"
-	"github.com/kubemail/kubemail/mailserver/directory"
-	"github.com/kubemail/kubemail/mailserver/login"
+	"github.com/kubemail/kubemail/mailserver/internal/servertest"
 	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/store"
 )
 
 const (
-	alice    = "alice@example.com"
-	bob      = "bob@example.com"
+	alice    = servertest.Alice
+	bob      = servertest.Bob
 	password = "correct horse battery staple"
 )
-
-var (
-	hashOnce sync.Once
-	hashed   string
-	hashErr  error
-)
-
-// passwordHash is one real argon2id hash shared by every test (hashing is deliberately slow).
-func passwordHash(t testing.TB) string {
-	hashOnce.Do(func() { hashed, hashErr = passwordhash.Hash(password) })
-	if hashErr != nil {
-		t.Fatal(hashErr)
-	}
-	return hashed
-}
 
 // env is a running server on a real store, with a STARTTLS listener (addr) and an implicit-TLS
 // one (tlsAddr), and the directory:
@@ -92,36 +73,9 @@ func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hash := passwordHash(t)
-	dir, err := directory.Parse([]byte(fmt.Sprintf(`
-domains:
-  - name: example.com
-mailboxes:
-  - address: %s
-    passwordHash: %q
-  - address: %s
-    passwordHash: %q
-    quota: 4000
-`, alice, hash, bob, hash)), passwordhash.ValidateHash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var live directory.Live
-	live.Store(dir)
 	m := metrics.New()
-	authn, err := login.New(&live, o.limiter, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	certPEM, keyPEM, err := selfsigned.Certificate([]string{"127.0.0.1", "localhost"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, authn := servertest.Accounts(t, password, 4000, o.limiter, m)
+	cert, certPEM := servertest.Certificate(t)
 	serverTLS := &tls.Config{Certificates: []tls.Certificate{cert}}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)

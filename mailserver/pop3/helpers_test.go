@@ -4,28 +4,23 @@ import (
 	"bufio"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/kubemail/kubemail/internal/contract/passwordhash"
-	"github.com/kubemail/kubemail/internal/selfsigned"
 	"github.com/kubemail/kubemail/mailserver/auth"
-	"github.com/kubemail/kubemail/mailserver/directory"
-	"github.com/kubemail/kubemail/mailserver/login"
+	"github.com/kubemail/kubemail/mailserver/internal/servertest"
 	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/store"
 )
 
 const (
-	alice    = "alice@example.com"
-	bob      = "bob@example.com"
+	alice    = servertest.Alice
+	bob      = servertest.Bob
 	password = "correct horse battery"
 )
 
@@ -35,16 +30,6 @@ const (
 	msgDotty = "From: carol@example.org\r\nSubject: dots\r\n\r\n.leading dot\r\n..two dots\r\n.\r\nafter a lone dot\r\nlast\r\n"
 	msgLong  = "From: carol@example.org\r\nSubject: three\r\n\r\nbody 1\r\nbody 2\r\nbody 3\r\n"
 )
-
-var hashOnce = sync.OnceValues(func() (string, error) { return passwordhash.Hash(password) })
-
-var certOnce = sync.OnceValues(func() (tls.Certificate, error) {
-	certPEM, keyPEM, err := selfsigned.Certificate([]string{"127.0.0.1", "localhost"}, time.Hour)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.X509KeyPair(certPEM, keyPEM)
-})
 
 type envOptions struct {
 	idle    time.Duration
@@ -81,38 +66,14 @@ type testEnv struct {
 
 func newEnv(t *testing.T, opts envOptions) *testEnv {
 	t.Helper()
-	hash, err := hashOnce()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := directory.Parse([]byte(fmt.Sprintf(`
-domains:
-  - name: example.com
-mailboxes:
-  - address: %s
-    passwordHash: %q
-  - address: %s
-    passwordHash: %q
-`, alice, hash, bob, hash)), passwordhash.ValidateHash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var live directory.Live
-	live.Store(dir)
 	m := metrics.New()
-	authn, err := login.New(&live, opts.limiter, m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, authn := servertest.Accounts(t, password, 0, opts.limiter, m)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st, err := store.Open(t.TempDir(), log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := certOnce()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, _ := servertest.Certificate(t)
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}}
 	cfg := Config{Hostname: "mail.example.com", Store: st, Auth: authn, Metrics: m, TLSConfig: tlsConfig,
 		Log: log, IdleTimeout: opts.idle}
