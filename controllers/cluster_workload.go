@@ -59,6 +59,9 @@ func (r *MailClusterReconciler) reconcileWorkload(ctx context.Context, mc *mailv
 		}
 	}
 	if err := r.Get(ctx, client.ObjectKeyFromObject(sts), &wl.statefulSet); err != nil {
+		if apierrors.IsNotFound(err) {
+			return wl, fmt.Errorf("StatefulSet %s: %w", sts.Name, errNotCachedYet)
+		}
 		return wl, err
 	}
 	if wl.localReplicas, err = r.localReplicas(ctx, mc); err != nil {

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
@@ -20,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -109,7 +112,7 @@ func setupClusters(mgr ctrl.Manager, operandImage string, vs *verdicts) error {
 			}
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: cluster}}}
 		})).
-		Complete(cluster)
+		Complete(calm{cluster})
 }
 
 // setupDomains registers the MailDomainReconciler.
@@ -144,7 +147,7 @@ func setupDomains(mgr ctrl.Manager) error {
 		Watches(&mailv1alpha1.MailAlias{}, batched(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return domainsNamed(ctx, c, o.GetNamespace(), referencedDomains(o)...)
 		}), specChanged).
-		Complete(&MailDomainReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-maildomain")})
+		Complete(calm{&MailDomainReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-maildomain")}})
 }
 
 // unserved maps a MailDomain or MailCluster to the objects (Mailboxes, or MailAliases when
@@ -193,7 +196,7 @@ func setupMailboxes(mgr ctrl.Manager, vs *verdicts) error {
 		Watches(&mailv1alpha1.MailDomain{}, unserved(c, false), specChanged).
 		Watches(&mailv1alpha1.MailCluster{}, unserved(c, false), specChanged).
 		WithOptions(controller.Options{MaxConcurrentReconciles: mailboxWorkers}).
-		Complete(&MailboxReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-mailbox"), Verdicts: vs})
+		Complete(calm{&MailboxReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-mailbox"), Verdicts: vs}})
 }
 
 // setupAliases registers the MailAliasReconciler, woken also by its cluster's verdicts.
@@ -204,7 +207,24 @@ func setupAliases(mgr ctrl.Manager, vs *verdicts) error {
 		WatchesRawSource(source.Channel(vs.aliases, &handler.EnqueueRequestForObject{})).
 		Watches(&mailv1alpha1.MailDomain{}, unserved(c, true), specChanged).
 		Watches(&mailv1alpha1.MailCluster{}, unserved(c, true), specChanged).
-		Complete(&MailAliasReconciler{Client: c, Recorder: mgr.GetEventRecorder("kubemail-mailalias"), Verdicts: vs})
+		Complete(calm{&MailAliasReconciler{Client: c, Recorder: mgr.GetEventRecorder("kubemail-mailalias"), Verdicts: vs}})
+}
+
+// errNotCachedYet: an object the reconcile just created is not in the cache yet.
+var errNotCachedYet = errors.New("just created, not in the cache yet")
+
+// calm retries quietly, with the work queue's back-off, what is part of normal operation: a
+// write that lost an optimistic-concurrency race, or an object just created that the cache does
+// not show yet. The error log then holds only real problems.
+type calm struct{ reconcile.Reconciler }
+
+func (c calm) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	res, err := c.Reconciler.Reconcile(ctx, req)
+	if apierrors.IsConflict(err) || errors.Is(err, errNotCachedYet) {
+		log.FromContext(ctx).V(1).Info("retrying", "reason", err.Error())
+		return reconcile.Result{Requeue: true}, nil
+	}
+	return res, err
 }
 
 // batched is EnqueueRequestsFromMapFunc with every request delayed by batchDelay. The work

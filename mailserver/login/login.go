@@ -72,6 +72,9 @@ func (a *Authenticator) Login(ctx context.Context, protocol string, ip netip.Add
 	}
 	good, err := a.verifier.Verify(hash, password)
 	if err != nil || !ok || !good || mb.PasswordHash == "" {
+		// One line per failure, with the client's address (the real one behind PROXY
+		// protocol), for fail2ban or a SIEM to act on; never the password.
+		a.log.Info("login failed", "protocol", protocol, "remote", ip.String(), "user", username, "reason", failureReason(ok, mb, err))
 		a.failure(protocol, ip, username)
 		a.count(protocol, "failure")
 		return nil, ErrFailed
@@ -87,6 +90,19 @@ func (a *Authenticator) Login(ctx context.Context, protocol string, ip netip.Add
 	}
 	a.count(protocol, "success")
 	return mb, nil
+}
+
+// failureReason says for the log why a login failed; the client only learns that it did.
+func failureReason(known bool, mb *directory.Mailbox, verifyErr error) string {
+	switch {
+	case !known:
+		return "unknown user"
+	case mb.PasswordHash == "":
+		return "no password (logins disabled)"
+	case verifyErr != nil:
+		return "unusable password hash"
+	}
+	return "wrong password"
 }
 
 // throttle waits out the delay the limiter asks for and says whether the attempt is refused.
@@ -114,6 +130,7 @@ func (a *Authenticator) throttle(ctx context.Context, protocol string, ip netip.
 	if v.Refused {
 		// Not counted as a failure: a client that keeps trying must not keep itself locked out.
 		a.count(protocol, "throttled")
+		a.log.Info("login refused: throttled", "protocol", protocol, "remote", ip.String(), "user", username, "scope", v.Scope)
 		return ErrThrottled
 	}
 	return nil

@@ -203,6 +203,8 @@ type session struct {
 	// addresses, and the header UTF-8 (RFC 6531, 6532).
 	utf8  bool
 	rcpts []recipient
+	// rcptTo is the recipient of the RCPT being answered, for the log.
+	rcptTo string
 }
 
 func (s *session) Reset() {
@@ -237,10 +239,18 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 
 func (s *session) rejectRcpt(reason string, err error) error {
 	s.cfg.Metrics.RecipientsRejected.WithLabelValues(s.cfg.Name, reason).Inc()
+	// One line per refusal with the client's address: relay attempts and address harvesting
+	// show in the log for fail2ban or a SIEM.
+	attrs := []any{"session", s.id, "remote", s.ip.String(), "from", s.from, "rcpt", s.rcptTo, "reason", reason}
+	if s.user != nil {
+		attrs = append(attrs, "user", s.user.Address)
+	}
+	s.cfg.Log.Info("recipient refused", attrs...)
 	return err
 }
 
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.rcptTo = to
 	if !s.utf8 && !dirspec.IsASCII(to) {
 		return s.rejectRcpt("needs_smtputf8", errRcptNeedsUTF8)
 	}
@@ -417,7 +427,7 @@ func (s *session) deliver(msg []byte, with string, check func(mail.Header) error
 	s.cfg.Metrics.DeliveryLatency.Observe(time.Since(start).Seconds())
 	s.cfg.Metrics.MessagesAccepted.WithLabelValues(s.cfg.Name).Inc()
 	s.cfg.Metrics.BytesReceived.WithLabelValues(s.cfg.Name).Add(float64(len(msg)))
-	s.cfg.Log.Info("message accepted", "listener", s.cfg.Name, "session", s.id, "from", s.from,
+	s.cfg.Log.Info("message accepted", "session", s.id, "from", s.from,
 		"recipients", len(s.rcpts), "local", len(local), "remote", len(remote), "size", len(msg))
 	return nil
 }
@@ -546,6 +556,7 @@ func (s *submissionSession) Mail(from string, opts *smtp.MailOptions) error {
 }
 
 func (s *submissionSession) Rcpt(to string, opts *smtp.RcptOptions) error {
+	s.rcptTo = to
 	if s.user == nil {
 		return errAuthRequired
 	}
