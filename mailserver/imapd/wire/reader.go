@@ -168,3 +168,26 @@ func (r *Reader) readArgs() ([]Value, error) {
 		args = append(args, v)
 	}
 }
+
+// ReadLine reads a line that is not a command, without its line end: a SASL response during
+// AUTHENTICATE, or the DONE that ends IDLE. A line over MaxLine is skipped and reported as an
+// *Error wrapping ErrLineTooLong.
+func (r *Reader) ReadLine() (string, error) {
+	r.tag, r.text, r.nvalues = "", 0, 0
+	buf := r.scratch[:0]
+	for {
+		c, err := r.next()
+		if err != nil {
+			return "", r.recover(err)
+		}
+		if c == '\n' {
+			break
+		}
+		buf = append(buf, c)
+	}
+	r.scratch = buf
+	if n := len(buf); n > 0 && buf[n-1] == '\r' {
+		buf = buf[:n-1]
+	}
+	return string(buf), nil
+}

@@ -183,3 +183,19 @@ func TestReadCommandEOF(t *testing.T) {
 		}
 	}
 }
+
+func TestReadLine(t *testing.T) {
+	in := "dGVzdA==\r\nDONE\n" + strings.Repeat("A", 200) + "\r\n*\r\n\r\n" + next
+	r := NewReader(strings.NewReader(in), nil, Limits{MaxLine: 100})
+	for _, want := range []string{"dGVzdA==", "DONE", "(too long)", "*", ""} {
+		got, err := r.ReadLine()
+		if want == "(too long)" {
+			checkError(t, err, ErrLineTooLong, "", false)
+			continue
+		}
+		if err != nil || got != want {
+			t.Fatalf("ReadLine() = %q, %v; want %q", got, err, want)
+		}
+	}
+	checkNext(t, r)
+}
