@@ -11,6 +11,10 @@ type Limits struct {
 	MaxLiteralPreAuth int64
 	// MaxLiteral bounds each literal once authenticated: the APPENDLIMIT the server announces.
 	MaxLiteral int64
+	// MaxCommandLiterals bounds the literals of one command together once authenticated
+	// (MULTIAPPEND, CATENATE), since the reader holds a whole command; zero means twice
+	// MaxLiteral. Before authentication the bound is four times MaxLiteralPreAuth.
+	MaxCommandLiterals int64
 	// MaxDepth bounds the nesting of parenthesised lists (SEARCH and FETCH need a few levels).
 	MaxDepth int
 	// MaxArgs bounds the number of values in a command, counting members of lists, so that
@@ -46,6 +50,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxLiteral <= 0 {
 		l.MaxLiteral = d.MaxLiteral
+	}
+	if l.MaxCommandLiterals <= 0 {
+		l.MaxCommandLiterals = 2 * l.MaxLiteral
 	}
 	if l.MaxDepth <= 0 {
 		l.MaxDepth = d.MaxDepth

@@ -265,3 +265,25 @@ func TestLiteralBufferFollowsData(t *testing.T) {
 		t.Errorf("allocated %d bytes for 1000 bytes of a 60 MB literal", grew)
 	}
 }
+
+// TestCommandLiteralsTogether: many literals each under the limit cannot add up to more
+// than the command's bound, since the reader holds the whole command.
+func TestCommandLiteralsTogether(t *testing.T) {
+	part := "{8000}\r\n" + strings.Repeat("p", 8000) + " "
+	in := "a1 ID (" + strings.Repeat(part, 4) + "{8000}\r\n"
+	_, err, out := readOne(t, in, Limits{}, false)
+	if e := checkError(t, err, ErrLiteralTooLarge, "a1", false); e.Code != "TOOBIG" {
+		t.Errorf("code %q, want TOOBIG", e.Code)
+	}
+	if want := strings.Repeat(ready, 4); out != want {
+		t.Errorf("sent %q, want four continuations and no fifth", out)
+	}
+
+	lim := Limits{MaxLiteral: 100, MaxCommandLiterals: 250}
+	msg := "{100+}\r\n" + strings.Repeat("m", 100)
+	r := NewReader(strings.NewReader("a1 APPEND x "+msg+" "+msg+" "+msg+" y\r\n"+next), nil, lim)
+	r.SetAuthenticated(true)
+	_, err = r.ReadCommand()
+	checkError(t, err, ErrLiteralTooLarge, "a1", false)
+	checkNext(t, r)
+}

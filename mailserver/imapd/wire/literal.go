@@ -92,25 +92,26 @@ func (r *Reader) admit(n int64, nonSync, binary bool) error {
 		e.Status = "BAD" // RFC 7888 section 4
 		return r.drop(e, n, limit)
 	}
-	if n > limit {
-		e := r.errorf(ErrLiteralTooLarge, "literal of %d bytes, at most %d allowed", n, limit)
+	if room := min(limit, r.literalRoom()); n > room {
+		e := r.errorf(ErrLiteralTooLarge, "literal of %d bytes, at most %d allowed", n, room)
 		if nonSync {
-			e.Status, e.Fatal = "BAD", true
-		}
-		e.resynced = !nonSync
-		return e
-	}
-	if r.AcceptLiteral == nil {
-		return nil
-	}
-	if err := r.AcceptLiteral(n, binary); err != nil {
-		e := r.refused(err)
-		if nonSync {
+			e.Status = "BAD"
 			return r.drop(e, n, limit)
 		}
 		e.resynced = true
 		return e
 	}
+	if r.AcceptLiteral != nil {
+		if err := r.AcceptLiteral(n, binary); err != nil {
+			e := r.refused(err)
+			if nonSync {
+				return r.drop(e, n, limit)
+			}
+			e.resynced = true
+			return e
+		}
+	}
+	r.literals += n
 	return nil
 }
 

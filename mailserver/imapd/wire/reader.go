@@ -28,10 +28,11 @@ type Reader struct {
 	auth bool
 
 	// State of the command being read.
-	tag     string
-	text    int // bytes of command text consumed, literals excluded
-	nvalues int
-	scratch []byte
+	tag      string
+	text     int   // bytes of command text consumed, literals excluded
+	literals int64 // bytes of literals admitted
+	nvalues  int
+	scratch  []byte
 }
 
 // NewReader reads commands from r and sends continuation requests for synchronising literals
@@ -58,11 +59,19 @@ func (r *Reader) literalLimit() int64 {
 	return r.lim.MaxLiteralPreAuth
 }
 
+// literalRoom is what the current command's literals may still add up to.
+func (r *Reader) literalRoom() int64 {
+	if r.auth {
+		return r.lim.MaxCommandLiterals - r.literals
+	}
+	return 4*r.lim.MaxLiteralPreAuth - r.literals
+}
+
 // ReadCommand reads the next command. It returns io.EOF when the client closed the
 // connection between commands, an *Error for a command it could not accept (see Error for
 // what the server must do), and any other error when the connection failed.
 func (r *Reader) ReadCommand() (*Command, error) {
-	r.tag, r.text, r.nvalues = "", 0, 0
+	r.tag, r.text, r.literals, r.nvalues = "", 0, 0, 0
 	if _, err := r.br.Peek(1); err != nil {
 		return nil, err
 	}
