@@ -287,3 +287,30 @@ func TestCommandLiteralsTogether(t *testing.T) {
 	checkError(t, err, ErrLiteralTooLarge, "a1", false)
 	checkNext(t, r)
 }
+
+// TestLineEndPastMaxLine: a literal's announcement that ends exactly at MaxLine is still
+// seen, so its data is never read as commands.
+func TestLineEndPastMaxLine(t *testing.T) {
+	head := "a1 X {5+}"
+	in := head + "\r\nhello)))\r\n" + next
+	r := NewReader(strings.NewReader(in), nil, Limits{MaxLine: len(head)})
+	_, err := r.ReadCommand()
+	checkError(t, err, ErrLineTooLong, "a1", false)
+	checkNext(t, r)
+}
+
+// TestIdleReaderIsSmall: one long command does not leave a large buffer behind on a
+// connection that then sits in IDLE.
+func TestIdleReaderIsSmall(t *testing.T) {
+	in := "a1 SEARCH UID " + strings.Repeat("1,", 30000) + "1\r\nDONE\r\n"
+	r := NewReader(strings.NewReader(in), nil, Limits{})
+	if _, err := r.ReadCommand(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadLine(); err != nil {
+		t.Fatal(err)
+	}
+	if c := cap(r.scratch); c > 1024 {
+		t.Errorf("the reader keeps a %d-byte buffer after a long command", c)
+	}
+}

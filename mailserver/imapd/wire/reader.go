@@ -76,10 +76,19 @@ func (r *Reader) ReadCommand() (*Command, error) {
 		return nil, err
 	}
 	cmd, err := r.readCommand()
+	r.releaseScratch()
 	if err == nil {
 		return cmd, nil
 	}
 	return nil, r.recover(err)
+}
+
+// releaseScratch lets a buffer grown by one long command go, so that an idle connection
+// costs little.
+func (r *Reader) releaseScratch() {
+	if cap(r.scratch) > 1024 {
+		r.scratch = nil
+	}
 }
 
 // recover skips what is left of a rejected command so the next read starts on a new one.
@@ -195,6 +204,7 @@ func (r *Reader) ReadLine() (string, error) {
 		buf = append(buf, c)
 	}
 	r.scratch = buf
+	defer r.releaseScratch()
 	if n := len(buf); n > 0 && buf[n-1] == '\r' {
 		buf = buf[:n-1]
 	}

@@ -103,23 +103,25 @@ func (r *Reader) expect(want byte, what string) error {
 }
 
 // readEOL consumes the end of a line; a bare LF is accepted as people type commands by hand.
+// The line end is not counted against MaxLine: refusing it after a literal's announcement
+// would leave the announcement unseen by skipCommand, and the literal read as commands.
 func (r *Reader) readEOL() error {
-	c, err := r.next()
+	c, err := r.br.ReadByte()
 	if err != nil {
-		return err
+		return unexpectedEOF(err)
 	}
 	switch c {
 	case '\n':
 		return nil
 	case '\r':
-		if c, err = r.peek(); err != nil {
-			return err
+		if c, err = r.br.ReadByte(); err != nil {
+			return unexpectedEOF(err)
 		}
-		if c != '\n' {
-			return r.errorf(ErrSyntax, "CR without LF")
+		if c == '\n' {
+			return nil
 		}
-		_, err = r.next()
-		return err
+		r.br.UnreadByte() // for skipCommand, which looks for the LF
+		return r.errorf(ErrSyntax, "CR without LF")
 	}
 	return r.errorf(ErrSyntax, "expected the end of the line, found %q", c)
 }
