@@ -56,7 +56,8 @@ func (w *Writer) Flush() error {
 }
 
 // Tagged writes the completion of a command: tag OK/NO/BAD [code] text. The code's arguments
-// follow its name, as in Code("UIDVALIDITY", Number(5)); code is "" for none.
+// follow its name: Tagged(tag, OK, "UIDVALIDITY", []Value{Number(5)}, "UIDs valid") writes
+// "tag OK [UIDVALIDITY 5] UIDs valid"; code is "" for none.
 func (w *Writer) Tagged(tag, status string, code string, codeArgs []Value, text string) error {
 	return w.status(tag, status, code, codeArgs, text)
 }
@@ -120,6 +121,9 @@ func (w *Writer) status(tag, status, code string, codeArgs []Value, text string)
 	if err := w.check(codeArgs); err != nil {
 		return err
 	}
+	if containsAny(code, "\r\n\x00]") {
+		return errors.Join(ErrUnencodable, errors.New("response code "+strconv.Quote(code)))
+	}
 	w.bw.WriteString(tag)
 	w.bw.WriteByte(' ')
 	w.bw.WriteString(status)
@@ -143,12 +147,15 @@ func (w *Writer) status(tag, status, code string, codeArgs []Value, text string)
 }
 
 // text writes human-readable text; line breaks and control bytes, which would end or corrupt
-// the response, become spaces.
+// the response, become spaces, and 8-bit bytes become '?' unless the session speaks UTF-8.
 func (w *Writer) text(s string) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c < ' ' || c == 0x7f {
 			c = ' '
+		}
+		if c >= 0x80 && !w.UTF8 {
+			c = '?'
 		}
 		w.bw.WriteByte(c)
 	}

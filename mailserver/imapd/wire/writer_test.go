@@ -82,6 +82,10 @@ func TestWriteResponses(t *testing.T) {
 	w.Tagged("a4", BAD, "", nil, "[not a code]\r\n* injected")
 	w.Untagged(Number(1), Atom("FETCH"), List(Atom("UID"), Number(7), Atom("BODY[]"), Literal([]byte("hi"))))
 	w.Continue("")
+	w.Tagged("a5", OK, "", nil, "Données")
+	if err := w.Tagged("a6", OK, "X]\r\n", nil, "t"); !errors.Is(err, ErrUnencodable) {
+		t.Errorf("a response code with CRLF: got %v, want ErrUnencodable", err)
+	}
 	if out.Len() != 0 {
 		t.Fatalf("wrote %q before Flush", out.String())
 	}
@@ -92,7 +96,8 @@ func TestWriteResponses(t *testing.T) {
 		"a3 NO [AUTHENTICATIONFAILED] NO\r\n" +
 		"a4 BAD  [not a code]  * injected\r\n" +
 		"* 1 FETCH (UID 7 BODY[] {2}\r\nhi)\r\n" +
-		"+ \r\n"
+		"+ \r\n" +
+		"a5 OK Donn??es\r\n"
 	if out.String() != want {
 		t.Errorf("wrote\n%q\nwant\n%q", out.String(), want)
 	}
