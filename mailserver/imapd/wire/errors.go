@@ -35,6 +35,9 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	if e.Err == nil {
+		return "command rejected: " + e.Detail
+	}
 	if e.Detail == "" {
 		return e.Err.Error()
 	}

@@ -167,6 +167,17 @@ func TestAcceptLiteral(t *testing.T) {
 	}
 }
 
+func TestAcceptLiteralBareError(t *testing.T) {
+	r := NewReader(strings.NewReader("a1 APPEND x {4}\r\n"+next), nil, Limits{})
+	r.AcceptLiteral = func(int64, bool) error { return &Error{Code: "OVERQUOTA"} }
+	_, err := r.ReadCommand()
+	e := checkError(t, err, ErrLiteralRefused, "a1", false)
+	if e.Status != NO || e.Code != "OVERQUOTA" || e.Text() == "" {
+		t.Errorf("got %s [%s] %q, want NO [OVERQUOTA] and a text", e.Status, e.Code, e.Text())
+	}
+	checkNext(t, r)
+}
+
 func TestAcceptLiteralPlainError(t *testing.T) {
 	r := NewReader(strings.NewReader("a1 APPEND x {4}\r\n"+next), nil, Limits{})
 	r.AcceptLiteral = func(int64, bool) error { return io.ErrShortBuffer }

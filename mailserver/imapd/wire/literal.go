@@ -120,6 +120,12 @@ func (r *Reader) refused(err error) *Error {
 	if errors.As(err, &ce) {
 		e := *ce
 		e.Tag, e.Fatal, e.resynced = r.tag, false, false
+		if e.Err == nil {
+			e.Err = ErrLiteralRefused
+		}
+		if e.Status == "" {
+			e.Status = NO
+		}
 		return &e
 	}
 	return &Error{Tag: r.tag, Status: "NO", Err: fmt.Errorf("%w: %w", ErrLiteralRefused, err)}

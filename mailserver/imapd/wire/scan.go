@@ -265,6 +265,8 @@ func (r *Reader) readSection(buf []byte) ([]byte, error) {
 	}
 }
 
+// readQuoted reads a quoted string. UTF-8 is accepted whether or not the client enabled
+// UTF8=ACCEPT, as IMAP4rev2 allows it and refusing it would help nobody; invalid UTF-8 is not.
 func (r *Reader) readQuoted() (Value, error) {
 	r.next() // the opening quote
 	buf := r.scratch[:0]

@@ -108,7 +108,11 @@ func (w *Writer) Error(e *Error) error {
 	if tag == "" {
 		tag = "*"
 	}
-	if err := w.status(tag, e.Status, e.Code, nil, e.Text()); err != nil {
+	status := e.Status
+	if status == "" {
+		status = BAD
+	}
+	if err := w.status(tag, status, e.Code, nil, e.Text()); err != nil {
 		return err
 	}
 	if e.Fatal {
