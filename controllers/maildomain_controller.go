@@ -162,19 +162,23 @@ func (r *MailDomainReconciler) finalize(ctx context.Context, md *mailv1alpha1.Ma
 	if len(users) > 0 && md.Annotations[names.AnnotationForceDelete] != "true" {
 		st := md.Status.DeepCopy()
 		setCondition(&st.Conditions, md.Generation, mailv1alpha1.ConditionReady, metav1.ConditionFalse, mailv1alpha1.ReasonDomainInUse,
-			fmt.Sprintf("being deleted, and held while %d object(s) still use %s: %s. Its mail keeps flowing meanwhile. Delete them first, "+
-				"or annotate the MailDomain %s=true to delete it now (their mail is then refused with a temporary error until they are gone)",
+			fmt.Sprintf("being deleted, and held while %d object(s) still use %s (for their address, an alias, a forwarding target or an "+
+				"alias member): %s. Its mail keeps flowing meanwhile. Delete those objects or edit the domain out of them, "+
+				"or annotate the MailDomain %s=true to delete it now (mail to its addresses is then refused with a temporary error until nothing uses it)",
 				len(users), md.Spec.Domain, someOf(users), names.AnnotationForceDelete))
 		st.ObservedGeneration = md.Generation
 		return ctrl.Result{}, r.writeStatus(ctx, md, st)
 	}
+	controllerutil.RemoveFinalizer(md, names.FinalizerMailDomain)
+	if err := r.Update(ctx, md); err != nil {
+		return ctrl.Result{}, err
+	}
 	if len(users) > 0 {
 		r.Recorder.Eventf(md, nil, corev1.EventTypeWarning, "ForceDeleted", "Delete",
-			"deleted although %d object(s) still use %s (%s): their mail is refused with a temporary error until they are deleted or the domain is created again",
+			"deleted although %d object(s) still use %s (%s): mail to its addresses is refused with a temporary error until nothing uses it or the domain is created again",
 			len(users), md.Spec.Domain, someOf(users))
 	}
-	controllerutil.RemoveFinalizer(md, names.FinalizerMailDomain)
-	return ctrl.Result{}, r.Update(ctx, md)
+	return ctrl.Result{}, nil
 }
 
 // ensureDKIMKey returns the domain's signing key, generating it once. A key is never replaced

@@ -86,17 +86,13 @@ func setupClusters(mgr ctrl.Manager, operandImage string, vs *verdicts) error {
 			md := o.(*mailv1alpha1.MailDomain)
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: md.Namespace, Name: md.Spec.ClusterRef.Name}}}
 		}), specChanged).
+		// Every domain an object uses: a forwarding target or member in a domain the cluster
+		// lists as unavailable keeps that listing alive.
 		Watches(&mailv1alpha1.Mailbox{}, batched(func(ctx context.Context, o client.Object) []reconcile.Request {
-			mb := o.(*mailv1alpha1.Mailbox)
-			doms := []string{addressDomain(mb.Spec.Address)}
-			for _, a := range mb.Spec.Aliases {
-				doms = append(doms, addressDomain(a))
-			}
-			return clustersOfDomains(ctx, c, mb.Namespace, doms...)
+			return clustersOfDomains(ctx, c, o.GetNamespace(), referencedDomains(o)...)
 		}), specChanged).
 		Watches(&mailv1alpha1.MailAlias{}, batched(func(ctx context.Context, o client.Object) []reconcile.Request {
-			al := o.(*mailv1alpha1.MailAlias)
-			return clustersOfDomains(ctx, c, al.Namespace, addressDomain(al.Spec.Address))
+			return clustersOfDomains(ctx, c, o.GetNamespace(), referencedDomains(o)...)
 		}), specChanged).
 		Watches(&corev1.Secret{}, batched(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return clustersOfSecret(ctx, c, o)
@@ -214,13 +210,14 @@ func setupAliases(mgr ctrl.Manager, vs *verdicts) error {
 var errNotCachedYet = errors.New("just created, not in the cache yet")
 
 // calm retries quietly, with the work queue's back-off, what is part of normal operation: a
-// write that lost an optimistic-concurrency race, or an object just created that the cache does
-// not show yet. The error log then holds only real problems.
+// write that lost an optimistic-concurrency race, an object just created that the cache does
+// not show yet, or a create of an object that exists but is not in the cache yet. The error log
+// then holds only real problems.
 type calm struct{ reconcile.Reconciler }
 
 func (c calm) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	res, err := c.Reconciler.Reconcile(ctx, req)
-	if apierrors.IsConflict(err) || errors.Is(err, errNotCachedYet) {
+	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || errors.Is(err, errNotCachedYet) {
 		log.FromContext(ctx).V(1).Info("retrying", "reason", err.Error())
 		return reconcile.Result{Requeue: true}, nil
 	}

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 )
 
 // UsageCollector fills every Mailbox's status.usage and status.messages (the USED column of
@@ -85,7 +86,7 @@ func (u *UsageCollector) collectCluster(ctx context.Context, mc *mailv1alpha1.Ma
 		}
 		for _, m := range list {
 			// A mailbox moved between replicas is counted where its mail is, all of it.
-			k := strings.ToLower(m.Address)
+			k := usageKey(m.Address)
 			byAddress[k] = usage{byAddress[k].bytes + m.Bytes, byAddress[k].messages + m.Messages}
 		}
 	}
@@ -105,7 +106,7 @@ func (u *UsageCollector) collectCluster(ctx context.Context, mc *mailv1alpha1.Ma
 			if addressDomain(mb.Spec.Address) != domainKey(d.Spec.Domain) || !mb.DeletionTimestamp.IsZero() {
 				continue // listed for an alias in this domain, or going away
 			}
-			got, ok := byAddress[strings.ToLower(string(mb.Spec.Address))]
+			got, ok := byAddress[usageKey(string(mb.Spec.Address))]
 			switch {
 			case mb.Status.Login == "":
 				// Not in the directory (an address conflict, say): mail stored under its
@@ -133,4 +134,13 @@ func (u *UsageCollector) collectCluster(ctx context.Context, mc *mailv1alpha1.Ma
 		}
 	}
 	return nil
+}
+
+// usageKey is an address in the servers' normal form (domain in A-labels, NFC, lowercase), so
+// jörg@bücher.example finds what the server reports for jörg@xn--bcher-kva.example.
+func usageKey(addr string) string {
+	if n, err := dirspec.NormalizeAddress(addr); err == nil {
+		return n
+	}
+	return strings.ToLower(addr)
 }

@@ -100,14 +100,16 @@ func tryIt(smtpAddr, imapsAddr string) string {
 	_, errSwaks := exec.LookPath("swaks")
 	_, errCurl := exec.LookPath("curl")
 	read := fmt.Sprintf("  curl -k --url 'imaps://%s/INBOX;UID=1' --user '%s'\n", imapsAddr, alice)
+	send := fmt.Sprintf("  swaks --server %s --from someone@example.net --to alice@example.com\n", smtpAddr)
 	switch {
 	case errSwaks == nil && errCurl == nil:
-		return fmt.Sprintf("  swaks --server %s --from someone@example.net --to alice@example.com\n", smtpAddr) + read
+		return send + read
 	case errCurl == nil:
 		return fmt.Sprintf("  printf 'Subject: hello\\r\\n\\r\\nhello alice\\r\\n' | curl --url 'smtp://%s' --mail-from someone@example.net --mail-rcpt alice@example.com -T -\n",
 			smtpAddr) + read + "  (swaks is not installed; `apt-get install swaks` gives a friendlier sender)\n"
+	case errSwaks == nil:
+		return send + "  curl is not installed, to read the message: `apt-get install curl` (Debian/Ubuntu), then\n" + read
 	default:
-		return "  curl is not installed, and neither is swaks: `apt-get install curl swaks` (Debian/Ubuntu), then send with\n" +
-			fmt.Sprintf("  swaks --server %s --from someone@example.net --to alice@example.com\n", smtpAddr) + read
+		return "  curl is not installed, and neither is swaks: `apt-get install curl swaks` (Debian/Ubuntu), then send with\n" + send + read
 	}
 }

@@ -17,26 +17,30 @@ func TestTryItUsesTheClientsThere(t *testing.T) {
 	}
 	t.Setenv("PATH", dir)
 	cases := []struct {
-		add       string
+		have      []string
 		want      []string
 		wantNotIn string
 	}{
-		{"", []string{"apt-get install curl swaks", "swaks --server 127.0.0.1:2525"}, ""},
-		{"curl", []string{"curl --url 'smtp://127.0.0.1:2525'", "imaps://127.0.0.1:2993", "apt-get install swaks"}, "swaks --server"},
-		{"swaks", []string{"swaks --server 127.0.0.1:2525", "curl -k --url 'imaps://127.0.0.1:2993"}, "apt-get"},
+		{nil, []string{"apt-get install curl swaks", "swaks --server 127.0.0.1:2525"}, ""},
+		{[]string{"curl"}, []string{"curl --url 'smtp://127.0.0.1:2525'", "imaps://127.0.0.1:2993", "apt-get install swaks"}, "swaks --server"},
+		{[]string{"swaks"}, []string{"swaks --server 127.0.0.1:2525", "apt-get install curl`"}, "neither"},
+		{[]string{"curl", "swaks"}, []string{"swaks --server 127.0.0.1:2525", "curl -k --url 'imaps://127.0.0.1:2993"}, "apt-get"},
 	}
 	for _, c := range cases {
-		if c.add != "" {
-			put(c.add)
+		for _, name := range []string{"curl", "swaks"} {
+			os.Remove(filepath.Join(dir, name))
+		}
+		for _, name := range c.have {
+			put(name)
 		}
 		got := tryIt("127.0.0.1:2525", "127.0.0.1:2993")
 		for _, w := range c.want {
 			if !strings.Contains(got, w) {
-				t.Errorf("with %q added: %q lacks %q", c.add, got, w)
+				t.Errorf("with %v: %q lacks %q", c.have, got, w)
 			}
 		}
 		if c.wantNotIn != "" && strings.Contains(got, c.wantNotIn) {
-			t.Errorf("with %q added: %q has %q", c.add, got, c.wantNotIn)
+			t.Errorf("with %v: %q has %q", c.have, got, c.wantNotIn)
 		}
 	}
 }

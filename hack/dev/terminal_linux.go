@@ -14,7 +14,8 @@ import (
 func takeTerminal() (restore func()) {
 	tty := os.Stdin.Fd()
 	var before int32
-	if ioctl(tty, syscall.TIOCGPGRP, &before) != nil {
+	if ioctl(tty, syscall.TIOCGPGRP, &before) != nil || before != int32(syscall.Getpgrp()) {
+		// No terminal, or we run in the background (make dev &): the terminal is not ours.
 		return func() {}
 	}
 	// A background group that touches the terminal's settings is stopped by SIGTTOU.

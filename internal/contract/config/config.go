@@ -225,7 +225,9 @@ type LoginFailures struct {
 	MaxIPFailures      int      `json:"maxIPFailures,omitempty"`
 	MaxAccountFailures int      `json:"maxAccountFailures,omitempty"`
 	Window             Duration `json:"window,omitempty"`
-	KnownAddressFor    Duration `json:"knownAddressFor,omitempty"`
+	// omitzero: a settings file without it stays byte for byte what earlier operators wrote, so
+	// an upgrade of the operator does not roll every mail server for a setting left at its default.
+	KnownAddressFor Duration `json:"knownAddressFor,omitzero"`
 }
 
 // Duration is a time.Duration written as "30s" or "5m".
