@@ -1,5 +1,6 @@
 // Package testutil holds what kubemail's tests share that belongs to no part of the product:
-// waiting for a condition with a deadline. It imports only the standard library.
+// waiting for a condition with a deadline, and finding the outside clients tests drive. It
+// imports only the standard library.
 package testutil
 
 import (

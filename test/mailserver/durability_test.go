@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubemail/kubemail/internal/testutil"
 )
 
 // TestAcknowledgedOnlyWhenDurable runs the real server under strace while a message arrives and
@@ -18,10 +20,7 @@ import (
 // written to the client. A SIGKILL cannot show a missing fsync (the kernel keeps what a killed
 // process wrote); this order is what makes an acknowledged message survive a power cut.
 func TestAcknowledgedOnlyWhenDurable(t *testing.T) {
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		t.Fatal("strace not found: install Debian's strace (.ci/run does)")
-	}
+	strace := testutil.Program(t, "strace")
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "strace.out")
 	cfg, cfgPath := writeConfig(t, dir, testDirectory(t))

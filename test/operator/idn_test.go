@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/internal/testutil"
 	"github.com/kubemail/kubemail/test/localcluster"
 	"github.com/kubemail/kubemail/test/testenv"
 )
@@ -126,7 +127,7 @@ func TestInternationalisedMailbox(t *testing.T) {
 	imapHost, imapPort, _ := strings.Cut(ms.Addrs["imaps"], ":")
 	pyCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(pyCtx, "python3", "-c", idnClient, smtpHost, smtpPort, imapHost, imapPort).CombinedOutput()
+	out, err := exec.CommandContext(pyCtx, testutil.Program(t, "python3"), "-c", idnClient, smtpHost, smtpPort, imapHost, imapPort).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "Subject: Grüße an Jörg") || !strings.Contains(string(out), "with UTF8SMTP") {
 		t.Fatalf("smtplib to the alias and imaplib as JÖRG@bücher.example: %v\n%s", err, out)
 	}

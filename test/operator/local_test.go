@@ -36,10 +36,11 @@ func buildBinaries(t *testing.T) (manager, mailserver string) {
 	return filepath.Join(dir, "manager"), filepath.Join(dir, "mailserver")
 }
 
-func curl(args ...string) (string, error) {
+func curl(t *testing.T, args ...string) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "curl", append([]string{"-sS", "-k"}, args...)...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, testutil.Program(t, "curl"), append([]string{"-sS", "-k"}, args...)...).CombinedOutput()
 	return string(out), err
 }
 
@@ -93,13 +94,13 @@ func TestOperatorAndMailserver(t *testing.T) {
 		}
 	})
 
-	out, err := exec.Command("swaks", "--server", ms.Addrs["smtp"], "--from", "x@elsewhere.net", "--to", "alice@example.com",
+	out, err := exec.Command(testutil.Program(t, "swaks"), "--server", ms.Addrs["smtp"], "--from", "x@elsewhere.net", "--to", "alice@example.com",
 		"--header", "Subject: through the operator", "--hide-informational").CombinedOutput()
 	if err != nil {
 		t.Fatalf("swaks: %v\n%s", err, out)
 	}
 	imapURL := "imaps://" + ms.Addrs["imaps"] + "/INBOX;UID=1"
-	if out, err := curl("--url", imapURL, "--user", "alice@example.com:first-password"); err != nil || !strings.Contains(out, "Subject: through the operator") {
+	if out, err := curl(t, "--url", imapURL, "--user", "alice@example.com:first-password"); err != nil || !strings.Contains(out, "Subject: through the operator") {
 		t.Fatalf("reading by IMAP: %v\n%s", err, out)
 	}
 
@@ -130,11 +131,11 @@ func TestOperatorAndMailserver(t *testing.T) {
 	changed := time.Now()
 	logins := testutil.Poll{Within: 5 * time.Second, Every: 100 * time.Millisecond}
 	logins.Until(t, "the new password accepted", func() (bool, string) {
-		out, err := curl("--url", imapURL, "--user", "alice@example.com:second-password")
+		out, err := curl(t, "--url", imapURL, "--user", "alice@example.com:second-password")
 		return err == nil, fmt.Sprintf("%v: %s", err, strings.TrimSpace(out))
 	})
 	t.Logf("new password accepted %v after the Secret changed", time.Since(changed).Round(time.Millisecond))
-	if out, err := curl("--url", imapURL, "--user", "alice@example.com:first-password"); err == nil {
+	if out, err := curl(t, "--url", imapURL, "--user", "alice@example.com:first-password"); err == nil {
 		t.Fatalf("the old password still works:\n%s", out)
 	}
 
@@ -144,7 +145,7 @@ func TestOperatorAndMailserver(t *testing.T) {
 	}
 	deleted := time.Now()
 	logins.Eventually(t, "logins of the deleted Mailbox refused", func() bool {
-		_, err := curl("--url", imapURL, "--user", "alice@example.com:second-password")
+		_, err := curl(t, "--url", imapURL, "--user", "alice@example.com:second-password")
 		return err != nil
 	})
 	t.Logf("logins refused %v after the Mailbox was deleted", time.Since(deleted).Round(time.Millisecond))
@@ -154,7 +155,7 @@ func TestOperatorAndMailserver(t *testing.T) {
 		return filepath.Join(work, ns, "mail-0", "data", "mailboxes", "example.com", local)
 	}
 	for _, to := range []string{"carol@example.com", "dave@example.com"} {
-		if out, err := exec.Command("swaks", "--server", ms.Addrs["smtp"], "--from", "x@elsewhere.net", "--to", to,
+		if out, err := exec.Command(testutil.Program(t, "swaks"), "--server", ms.Addrs["smtp"], "--from", "x@elsewhere.net", "--to", to,
 			"--hide-informational").CombinedOutput(); err != nil {
 			t.Fatalf("swaks to %s: %v\n%s", to, err, out)
 		}

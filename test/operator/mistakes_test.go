@@ -59,7 +59,7 @@ type mistakes struct {
 // message was accepted, else the code of the refusal ("451", "550", ...).
 func (m *mistakes) send(rcpt string) string {
 	m.t.Helper()
-	out, err := exec.Command("swaks", "--server", m.ms.Addrs["smtp"], "--from", "sender@elsewhere.net", "--to", rcpt,
+	out, err := exec.Command(testutil.Program(m.t, "swaks"), "--server", m.ms.Addrs["smtp"], "--from", "sender@elsewhere.net", "--to", rcpt,
 		"--header", "Subject: to "+rcpt, "--hide-informational", "--timeout", "30").CombinedOutput()
 	if err == nil && strings.Contains(string(out), "250 2.0.0 OK: queued") {
 		return "250"
@@ -84,7 +84,7 @@ func (m *mistakes) deliver(rcpt, owner string) {
 // imap logs in as user and returns "EXISTS n" or "REFUSED <the server's words>".
 func (m *mistakes) imap(user, password string) string {
 	m.t.Helper()
-	out, err := exec.Command("python3", "-c", imapScript, m.ms.Addrs["imaps"], user, password).CombinedOutput()
+	out, err := exec.Command(testutil.Program(m.t, "python3"), "-c", imapScript, m.ms.Addrs["imaps"], user, password).CombinedOutput()
 	if err != nil {
 		m.t.Fatalf("imaplib: %v\n%s", err, out)
 	}
@@ -159,7 +159,7 @@ func (m *mistakes) outboundQueue() []map[string]any {
 	if err := m.c.Get(m.ctx, types.NamespacedName{Namespace: m.ns, Name: names.AdminSecret("mail")}, &admin); err != nil {
 		m.t.Fatal(err)
 	}
-	out, err := curl("-H", "Authorization: Bearer "+string(admin.Data[names.AdminTokenKey]), "http://"+m.ms.Addrs["http"]+"/admin/v1/queue")
+	out, err := curl(m.t, "-H", "Authorization: Bearer "+string(admin.Data[names.AdminTokenKey]), "http://"+m.ms.Addrs["http"]+"/admin/v1/queue")
 	if err != nil {
 		m.t.Fatalf("reading the queue: %v\n%s", err, out)
 	}
