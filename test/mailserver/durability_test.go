@@ -36,7 +36,7 @@ func TestAcknowledgedOnlyWhenDurable(t *testing.T) {
 		t.Fatal(err)
 	}
 	// SIGTERM goes to the server itself (strace's child); strace exits with it, its trace complete.
-	children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", s.cmd.Process.Pid, s.cmd.Process.Pid))
+	children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", s.proc.Pid(), s.proc.Pid()))
 	if err != nil || len(strings.Fields(string(children))) != 1 {
 		t.Fatalf("the mailserver process under strace: %q, %v", children, err)
 	}
@@ -44,7 +44,7 @@ func TestAcknowledgedOnlyWhenDurable(t *testing.T) {
 		t.Fatalf("kill: %v %s", err, out)
 	}
 	select {
-	case <-s.exited:
+	case <-s.proc.Exited():
 	case <-time.After(time.Minute):
 		t.Fatal("mailserver under strace did not stop within a minute of SIGTERM")
 	}

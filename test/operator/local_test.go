@@ -18,6 +18,7 @@ import (
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/internal/testutil"
+	"github.com/kubemail/kubemail/test/launch"
 	"github.com/kubemail/kubemail/test/localcluster"
 	"github.com/kubemail/kubemail/test/testenv"
 )
@@ -26,14 +27,15 @@ import (
 func buildBinaries(t *testing.T) (manager, mailserver string) {
 	t.Helper()
 	dir := t.TempDir()
-	for _, b := range []string{"manager", "mailserver"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b), "./cmd/"+b)
-		cmd.Dir = testenv.RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("building %s: %v\n%s", b, err, out)
+	var bins [2]string
+	for i, name := range []string{"manager", "mailserver"} {
+		bin, err := launch.Build(context.Background(), dir, name)
+		if err != nil {
+			t.Fatal(err)
 		}
+		bins[i] = bin
 	}
-	return filepath.Join(dir, "manager"), filepath.Join(dir, "mailserver")
+	return bins[0], bins[1]
 }
 
 func curl(t *testing.T, args ...string) (string, error) {
