@@ -55,20 +55,6 @@ func TestMXRecipientDecisions(t *testing.T) {
 	}
 }
 
-// TestMXWithoutOutbound: a local address that forwards outside cannot be accepted when this
-// server has no outbound queue; the sender is told to retry rather than the mail being lost.
-func TestMXWithoutOutbound(t *testing.T) {
-	e := newEnv(t, envOptions{noOutbound: true})
-	c := e.dial(t, e.mx)
-	if err := c.Mail("sender@elsewhere.net", nil); err != nil {
-		t.Fatal(err)
-	}
-	wantReply(t, "RCPT to a forwarding mailbox", c.Rcpt("carol@example.com", nil), 451, smtp.EnhancedCode{4, 3, 2})
-	if err := c.Rcpt("alice@example.com", nil); err != nil {
-		t.Errorf("RCPT to a plain mailbox: %v", err)
-	}
-}
-
 // TestMXDelivery: an accepted message is stored once per mailbox (an alias and its mailbox in
 // one transaction make one copy) under a Received field that names the client and the
 // protocol, and forwarded mail goes to the outbound queue.

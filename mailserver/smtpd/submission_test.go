@@ -113,17 +113,26 @@ func TestSubmissionRecipients(t *testing.T) {
 	}
 }
 
-// TestSubmissionWithoutOutbound: with no outbound queue, mail for other domains is refused
-// with a temporary error at RCPT, before the user has sent the message.
-func TestSubmissionWithoutOutbound(t *testing.T) {
+// TestWithoutOutbound: with no outbound queue, mail that would have to leave this server is
+// refused at RCPT with a temporary error, before the message is sent: on the MX role a local
+// address that forwards outside, on submission any other domain. Local mail still flows.
+func TestWithoutOutbound(t *testing.T) {
 	e := newEnv(t, envOptions{noOutbound: true})
-	c := e.login(t, "alice@example.com")
-	if err := c.Mail("alice@example.com", nil); err != nil {
-		t.Fatal(err)
-	}
-	wantReply(t, "RCPT to another domain", c.Rcpt("friend@elsewhere.net", nil), 451, smtp.EnhancedCode{4, 3, 2})
-	if err := c.Rcpt("bob@example.com", nil); err != nil {
-		t.Errorf("RCPT to a local user: %v", err)
+	for _, tc := range []struct {
+		role               string
+		c                  *smtp.Client
+		from, leaves, stay string
+	}{
+		{"MX", e.dial(t, e.mx), "sender@elsewhere.net", "carol@example.com", "alice@example.com"},
+		{"submission", e.login(t, "alice@example.com"), "alice@example.com", "friend@elsewhere.net", "bob@example.com"},
+	} {
+		if err := tc.c.Mail(tc.from, nil); err != nil {
+			t.Fatalf("%s: MAIL FROM: %v", tc.role, err)
+		}
+		wantReply(t, tc.role+": RCPT "+tc.leaves, tc.c.Rcpt(tc.leaves, nil), 451, smtp.EnhancedCode{4, 3, 2})
+		if err := tc.c.Rcpt(tc.stay, nil); err != nil {
+			t.Errorf("%s: RCPT %s: %v", tc.role, tc.stay, err)
+		}
 	}
 }
 
