@@ -15,8 +15,6 @@ import (
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/internal/testutil"
-	"github.com/kubemail/kubemail/test/localcluster"
-	"github.com/kubemail/kubemail/test/testenv"
 )
 
 const idnManifests = `
@@ -76,18 +74,7 @@ m.logout()
 // records are in A-labels, and a real mail server process run as the pod would be receives
 // mail for the Mailbox (sent by smtplib, read by imaplib).
 func TestInternationalisedMailbox(t *testing.T) {
-	assets, err := testenv.AssetsDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	manager, mailserver := buildBinaries(t)
-	work := t.TempDir()
-	lc, err := localcluster.Start(localcluster.Options{RepoRoot: testenv.RepoRoot(), AssetsDir: assets,
-		ManagerBinary: manager, MailserverBinary: mailserver, WorkDir: work, AnyPorts: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(lc.Stop)
+	lc, work, assets := startLocalCluster(t)
 	ctx := context.Background()
 	c := lc.Client
 

@@ -23,19 +23,30 @@ import (
 	"github.com/kubemail/kubemail/test/testenv"
 )
 
-// buildBinaries builds the operator and the mail server once per test binary.
-func buildBinaries(t *testing.T) (manager, mailserver string) {
+// startLocalCluster builds the operator and the mail server and starts a local cluster with
+// them (a control plane and the operator) that stops when the test ends. It returns the
+// cluster, its work folder and the folder with kubectl.
+func startLocalCluster(t *testing.T) (lc *localcluster.Cluster, work, assets string) {
 	t.Helper()
-	dir := t.TempDir()
-	var bins [2]string
+	assets, err := testenv.AssetsDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bins := t.TempDir()
+	var built [2]string
 	for i, name := range []string{"manager", "mailserver"} {
-		bin, err := launch.Build(context.Background(), dir, name)
-		if err != nil {
+		if built[i], err = launch.Build(context.Background(), bins, name); err != nil {
 			t.Fatal(err)
 		}
-		bins[i] = bin
 	}
-	return bins[0], bins[1]
+	work = t.TempDir()
+	lc, err = localcluster.Start(localcluster.Options{RepoRoot: testenv.RepoRoot(), AssetsDir: assets,
+		ManagerBinary: built[0], MailserverBinary: built[1], WorkDir: work, AnyPorts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lc.Stop)
+	return lc, work, assets
 }
 
 func curl(t *testing.T, args ...string) (string, error) {
@@ -50,18 +61,7 @@ func curl(t *testing.T, args ...string) (string, error) {
 // configured as its pod would be, against the real API server: mail is delivered and read, a
 // password change takes effect within seconds, and a deleted Mailbox can no longer log in.
 func TestOperatorAndMailserver(t *testing.T) {
-	assets, err := testenv.AssetsDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	manager, mailserver := buildBinaries(t)
-	work := t.TempDir()
-	lc, err := localcluster.Start(localcluster.Options{RepoRoot: testenv.RepoRoot(), AssetsDir: assets,
-		ManagerBinary: manager, MailserverBinary: mailserver, WorkDir: work, AnyPorts: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(lc.Stop)
+	lc, work, _ := startLocalCluster(t)
 	ctx := context.Background()
 	c := lc.Client
 	ns := "mail"

@@ -22,7 +22,6 @@ import (
 	"github.com/kubemail/kubemail/internal/names"
 	"github.com/kubemail/kubemail/internal/testutil"
 	"github.com/kubemail/kubemail/test/localcluster"
-	"github.com/kubemail/kubemail/test/testenv"
 )
 
 // imapScript logs in with Python's imaplib and prints the number of messages in INBOX, or the
@@ -177,18 +176,7 @@ func (m *mistakes) outboundQueue() []map[string]any {
 // condition within 5 s, fixing it says so and restores logins, and no acknowledged message is
 // lost.
 func TestConfigurationMistakesKeepMail(t *testing.T) {
-	assets, err := testenv.AssetsDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	manager, mailserver := buildBinaries(t)
-	work := t.TempDir()
-	lc, err := localcluster.Start(localcluster.Options{RepoRoot: testenv.RepoRoot(), AssetsDir: assets,
-		ManagerBinary: manager, MailserverBinary: mailserver, WorkDir: work, AnyPorts: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(lc.Stop)
+	lc, _, assets := startLocalCluster(t)
 	m := &mistakes{t: t, ctx: context.Background(), c: lc.Client, lc: lc, ns: "mail", kctl: filepath.Join(assets, "kubectl"),
 		acknowledged: map[string]int{}}
 	ctx, c, ns := m.ctx, m.c, m.ns
@@ -217,6 +205,7 @@ func TestConfigurationMistakesKeepMail(t *testing.T) {
 	}
 	waitMailbox(t, c, ns, "alice", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled)
 	waitMailbox(t, c, ns, "bob", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled)
+	var err error
 	m.ms, err = lc.RunMailserver(ctx, ns, "mail", 0)
 	if err != nil {
 		t.Fatal(err)
