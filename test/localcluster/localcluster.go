@@ -36,6 +36,7 @@ import (
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/internal/names"
+	"github.com/kubemail/kubemail/internal/testutil"
 	"github.com/kubemail/kubemail/mailserver/config"
 	"github.com/kubemail/kubemail/test/launch"
 )
@@ -229,20 +230,18 @@ func (c *Cluster) RunMailserver(ctx context.Context, namespace, cluster string, 
 		return nil, err
 	}
 	// Ready means the directory arrived through the API.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	err = startup.Wait(ctx, "mail server "+pod+" ready", func() (bool, string) {
 		resp, err := http.Get("http://" + p.Addrs["http"] + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, c.publishEndpoint(ctx, namespace, cluster, pod, p.Addrs["http"])
-			}
+		if err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("mail server %s not ready within 60s\n%s", pod, p.Logs())
-		}
-		time.Sleep(50 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w\n%s", err, p.Logs())
 	}
+	return p, c.publishEndpoint(ctx, namespace, cluster, pod, p.Addrs["http"])
 }
 
 // publishEndpoint does what the EndpointSlice controller does for a ready pod of the headless
@@ -292,20 +291,16 @@ func (c *Cluster) serviceAccountKubeconfig(ctx context.Context, namespace, sa, d
 	return path, clientcmd.WriteToFile(*kc, path)
 }
 
+// waitGet reads key into obj, waiting for it to exist.
 func waitGet(ctx context.Context, c client.Client, key types.NamespacedName, obj client.Object) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	return startup.Wait(ctx, key.String(), func() (bool, string) {
 		err := c.Get(ctx, key, obj)
-		if err == nil {
-			return nil
+		if err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return true, ""
+	})
 }
+
+// startup bounds the wait for what a starting cluster creates.
+var startup = testutil.Poll{Within: time.Minute, Every: 50 * time.Millisecond}
