@@ -12,11 +12,12 @@ var debianPackages = map[string]string{
 	"swaks":   "swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl",
 	"python3": "python3",
 	"strace":  "strace",
+	"openssl": "openssl",
 }
 
-// Program returns the path of an outside client a test drives (curl, swaks, python3, strace),
-// and fails t with how to install it when it is not on PATH. These clients are the point of
-// the tests that use them, and CI installs every one (.ci/run), so a missing client is a
+// Program returns the path of an outside client a test drives (curl, swaks, python3, strace,
+// openssl), and fails t with how to install it when it is not on PATH. These clients are the
+// point of the tests that use them, and CI installs them (.ci/run), so a missing client is a
 // machine to fix, never a reason to skip.
 func Program(t testing.TB, name string) string {
 	t.Helper()
