@@ -122,45 +122,7 @@ func Start(opts Options) (*Process, error) {
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
-		defer stderr.Close()
-		if logFile != nil {
-			defer logFile.Close()
-		}
-		addrs := map[string]string{}
-		ready := false
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			if logFile != nil {
-				fmt.Fprintln(logFile, line)
-			}
-			if opts.Log != nil {
-				fmt.Fprintf(opts.Log, "[%s] %s\n", opts.Name, line)
-			}
-			if !opts.LogOnlyToFile {
-				p.mu.Lock()
-				p.log.WriteString(line + "\n")
-				p.mu.Unlock()
-			}
-			if ready {
-				continue
-			}
-			if m := listeningRE.FindStringSubmatch(line); m != nil {
-				if m[1] != "" {
-					addrs[m[1]] = m[2]
-				} else {
-					addrs[m[3]] = m[4]
-				}
-			}
-			if strings.Contains(line, opts.Ready) {
-				// Addrs is written here only, before Start returns, so callers read it freely.
-				p.Addrs = addrs
-				ready = true
-				close(started)
-			}
-		}
-		io.Copy(io.Discard, stderr) // a line too long for the scanner must not block the process
+		p.readLog(stderr, logFile, opts, started)
 	}()
 	go func() {
 		p.exitErr = p.Cmd.Wait()
@@ -184,6 +146,51 @@ func Start(opts Options) (*Process, error) {
 		p.Kill()
 		return nil, fmt.Errorf("%s did not start within %s\n%s", opts.Name, opts.StartTimeout, p.logsOr(opts.LogFile))
 	}
+}
+
+// readLog copies the process's log lines where opts says, gathers the listeners it announces,
+// and closes started at the line that says it is ready. It closes stderr and logFile at the
+// end of the log.
+func (p *Process) readLog(stderr, logFile *os.File, opts Options, started chan<- struct{}) {
+	defer stderr.Close()
+	if logFile != nil {
+		defer logFile.Close()
+	}
+	addrs := map[string]string{}
+	ready := false
+	sc := bufio.NewScanner(stderr)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if logFile != nil {
+			fmt.Fprintln(logFile, line)
+		}
+		if opts.Log != nil {
+			fmt.Fprintf(opts.Log, "[%s] %s\n", opts.Name, line)
+		}
+		if !opts.LogOnlyToFile {
+			p.mu.Lock()
+			p.log.WriteString(line + "\n")
+			p.mu.Unlock()
+		}
+		if ready {
+			continue
+		}
+		if m := listeningRE.FindStringSubmatch(line); m != nil {
+			if m[1] != "" {
+				addrs[m[1]] = m[2]
+			} else {
+				addrs[m[3]] = m[4]
+			}
+		}
+		if strings.Contains(line, opts.Ready) {
+			// Addrs is written here only, before Start returns, so callers read it freely.
+			p.Addrs = addrs
+			ready = true
+			close(started)
+		}
+	}
+	io.Copy(io.Discard, stderr) // a line too long for the scanner must not block the process
 }
 
 func (p *Process) logsOr(file string) string {
