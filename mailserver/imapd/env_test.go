@@ -3,7 +3,6 @@ package imapd
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,7 +23,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/login"
 	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/store"
-	"github.com/kubemail/kubemail/mailserver/tlsconf"
+	"github.com/kubemail/kubemail/mailserver/tlsconf/tlstest"
 )
 
 const (
@@ -113,19 +112,10 @@ mailboxes:
 		t.Fatal(err)
 	}
 
-	certPEM, keyPEM, err := tlsconf.SelfSigned([]string{"127.0.0.1", "localhost"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverTLS := &tls.Config{Certificates: []tls.Certificate{cert}}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
+	certs := tlstest.Loopback(t)
+	serverTLS := certs.Server
 	certFile := t.TempDir() + "/cert.pem"
-	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+	if err := os.WriteFile(certFile, certs.CertPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -141,7 +131,7 @@ mailboxes:
 	}
 	e := &env{t: t, root: o.root, store: st, srv: srv, metrics: m,
 		addr: plain.Addr().String(), tlsAddr: implicit.Addr().String(),
-		clientTLS: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}, certFile: certFile}
+		clientTLS: certs.Client, certFile: certFile}
 	var wg sync.WaitGroup
 	for _, ln := range []net.Listener{plain, tls.NewListener(implicit, serverTLS)} {
 		wg.Add(1)

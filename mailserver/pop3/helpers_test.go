@@ -19,7 +19,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/login"
 	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/store"
-	"github.com/kubemail/kubemail/mailserver/tlsconf"
+	"github.com/kubemail/kubemail/mailserver/tlsconf/tlstest"
 )
 
 const (
@@ -36,14 +36,6 @@ const (
 )
 
 var hashOnce = sync.OnceValues(func() (string, error) { return auth.Hash(password) })
-
-var certOnce = sync.OnceValues(func() (tls.Certificate, error) {
-	certPEM, keyPEM, err := tlsconf.SelfSigned([]string{"127.0.0.1", "localhost"}, time.Hour)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.X509KeyPair(certPEM, keyPEM)
-})
 
 type envOptions struct {
 	idle    time.Duration
@@ -108,11 +100,7 @@ mailboxes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := certOnce()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}}
+	tlsConfig := tlstest.Loopback(t).Server
 	cfg := Config{Hostname: "mail.example.com", Store: st, Auth: authn, Metrics: m, TLSConfig: tlsConfig,
 		Log: log, IdleTimeout: opts.idle}
 	if opts.noTLS {
@@ -210,7 +198,7 @@ func dial(t *testing.T, addr string) *client {
 
 func dialTLS(t *testing.T, addr string) *client {
 	t.Helper()
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, tlstest.Loopback(t).Client)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +280,9 @@ func (c *client) expect(line, prefix string) string {
 func (c *client) stls() {
 	c.t.Helper()
 	c.expect("STLS", "+OK")
-	tc := tls.Client(c.conn, &tls.Config{InsecureSkipVerify: true})
+	cfg := tlstest.Loopback(c.t).Client.Clone()
+	cfg.ServerName = "127.0.0.1"
+	tc := tls.Client(c.conn, cfg)
 	if err := tc.Handshake(); err != nil {
 		c.t.Fatal(err)
 	}

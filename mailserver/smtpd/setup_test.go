@@ -2,7 +2,6 @@ package smtpd
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -25,28 +24,12 @@ import (
 	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/sendlimit"
 	"github.com/kubemail/kubemail/mailserver/store"
-	"github.com/kubemail/kubemail/mailserver/tlsconf"
+	"github.com/kubemail/kubemail/mailserver/tlsconf/tlstest"
 )
 
 const password = "correct horse battery"
 
 var hashOnce = sync.OnceValues(func() (string, error) { return auth.Hash(password) })
-
-// testTLS is a self-signed certificate for 127.0.0.1 and localhost: the server's
-// configuration, and a client configuration that trusts exactly that certificate.
-var testTLS = sync.OnceValues(func() ([2]*tls.Config, error) {
-	certPEM, keyPEM, err := tlsconf.SelfSigned([]string{"127.0.0.1", "localhost"}, time.Hour)
-	if err != nil {
-		return [2]*tls.Config{}, err
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return [2]*tls.Config{}, err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
-	return [2]*tls.Config{{Certificates: []tls.Certificate{cert}}, {RootCAs: pool, ServerName: "localhost"}}, nil
-})
 
 // testDirectory serves example.com; gone.example was served once and is now unavailable.
 const testDirectory = `
@@ -136,11 +119,8 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	tlsConfigs, err := testTLS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{store: st, outbound: &fakeOutbound{}, metrics: m, clientTLS: tlsConfigs[1]}
+	certs := tlstest.Loopback(t)
+	e := &env{store: st, outbound: &fakeOutbound{}, metrics: m, clientTLS: certs.Client}
 	cfg := Config{Hostname: "mail.example.com", MaxMessageBytes: 64 << 10, MaxRecipients: 5, MaxHops: 5,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,
 		Directory: &live, Local: &delivery.Local{Store: st}, Outbound: e.outbound, Auth: authn,
@@ -151,8 +131,8 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	mx, sub := cfg, cfg
 	mx.Role, mx.Name = RoleMX, "smtp"
 	sub.Role, sub.Name = RoleSubmission, "submission"
-	e.mx = serve(t, NewServer(mx, tlsConfigs[0]))
-	e.submission = serve(t, NewServer(sub, tlsConfigs[0]))
+	e.mx = serve(t, NewServer(mx, certs.Server))
+	e.submission = serve(t, NewServer(sub, certs.Server))
 	return e
 }
 
