@@ -158,22 +158,22 @@ func serve(t *testing.T, srv *smtp.Server) string {
 func (e *env) dial(t *testing.T, addr string) *smtp.Client {
 	t.Helper()
 	c, err := smtp.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.Hello("client.example.net"); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return hello(t, c, err)
 }
 
 // dialTLS connects, upgrades with STARTTLS and says EHLO again.
 func (e *env) dialTLS(t *testing.T, addr string) *smtp.Client {
 	t.Helper()
 	c, err := smtp.DialStartTLS(addr, e.clientTLS)
-	if err != nil {
-		t.Fatalf("STARTTLS: %v", err)
+	return hello(t, c, err)
+}
+
+// hello says EHLO as client.example.net on a connection just made, which the end of the test
+// closes.
+func hello(t *testing.T, c *smtp.Client, dialErr error) *smtp.Client {
+	t.Helper()
+	if dialErr != nil {
+		t.Fatal(dialErr)
 	}
 	t.Cleanup(func() { c.Close() })
 	if err := c.Hello("client.example.net"); err != nil {
