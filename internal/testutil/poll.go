@@ -1,8 +1,11 @@
 // Package testutil holds what kubemail's tests share that belongs to no part of the product:
-// waiting for a condition with a deadline. It imports only the standard library.
+// waiting for a condition with a deadline, and finding the outside clients tests drive. It
+// imports only the standard library.
 package testutil
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -37,6 +40,15 @@ func (p Poll) Eventually(t testing.TB, what string, cond func() bool) {
 // failure shows the last thing it said, which is usually why it never held.
 func (p Poll) Until(t testing.TB, what string, cond func() (ok bool, saw string)) {
 	t.Helper()
+	if err := p.Wait(context.Background(), what, cond); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Wait is Until for code that reports errors instead of failing a test (test harnesses that
+// return errors): it returns nil once cond holds, an error naming what and the last thing cond
+// saw once p.Within has passed, or ctx's error when ctx ends first.
+func (p Poll) Wait(ctx context.Context, what string, cond func() (ok bool, saw string)) error {
 	within, every := p.Within, p.Every
 	if within <= 0 {
 		within = DefaultWithin
@@ -49,17 +61,21 @@ func (p Poll) Until(t testing.TB, what string, cond func() (ok bool, saw string)
 	for {
 		ok, saw := cond()
 		if ok {
-			return
+			return nil
 		}
 		if saw != "" {
 			last = saw
 		}
 		if time.Now().After(deadline) {
 			if last != "" {
-				t.Fatalf("%s: not within %s (last seen: %s)", what, within, last)
+				return fmt.Errorf("%s: not within %s (last seen: %s)", what, within, last)
 			}
-			t.Fatalf("%s: not within %s", what, within)
+			return fmt.Errorf("%s: not within %s", what, within)
 		}
-		time.Sleep(every)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		case <-time.After(every):
+		}
 	}
 }

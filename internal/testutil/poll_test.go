@@ -1,6 +1,8 @@
 package testutil
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -9,8 +11,8 @@ import (
 	"time"
 )
 
-// fatalRecorder is a testing.TB whose Fatalf records the message and ends the goroutine, as
-// the real one does.
+// fatalRecorder is a testing.TB whose Fatal and Fatalf record the message and end the
+// goroutine, as the real ones do.
 type fatalRecorder struct {
 	testing.TB
 	msg string
@@ -20,6 +22,11 @@ func (r *fatalRecorder) Helper() {}
 
 func (r *fatalRecorder) Fatalf(format string, args ...any) {
 	r.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+func (r *fatalRecorder) Fatal(args ...any) {
+	r.msg = fmt.Sprint(args...)
 	runtime.Goexit()
 }
 
@@ -79,5 +86,17 @@ func TestEventuallyFailureWithoutNote(t *testing.T) {
 	})
 	if msg != "never: not within 20ms" {
 		t.Errorf("failure = %q", msg)
+	}
+}
+
+func TestWaitEndsWithTheContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := Poll{Within: time.Minute}.Wait(ctx, "the directory", func() (bool, string) { return false, "not loaded" })
+	if !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "the directory: ") {
+		t.Errorf("Wait with an ended context = %v", err)
+	}
+	if err := (Poll{}).Wait(ctx, "x", func() (bool, string) { return true, "" }); err != nil {
+		t.Errorf("Wait for a condition that holds = %v", err)
 	}
 }

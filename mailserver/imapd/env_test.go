@@ -3,7 +3,6 @@ package imapd
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"io"
 	"log/slog"
 	"net"
@@ -22,6 +21,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/internal/servertest"
 	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/store"
+	"github.com/kubemail/kubemail/mailserver/tlsconf/tlstest"
 )
 
 const (
@@ -75,12 +75,11 @@ func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 	}
 	m := metrics.New()
 	_, authn := servertest.Accounts(t, password, 4000, o.limiter, m)
-	cert, certPEM := servertest.Certificate(t)
-	serverTLS := &tls.Config{Certificates: []tls.Certificate{cert}}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
+
+	certs := tlstest.Loopback(t)
+	serverTLS := certs.Server
 	certFile := t.TempDir() + "/cert.pem"
-	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+	if err := os.WriteFile(certFile, certs.CertPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -96,7 +95,7 @@ func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 	}
 	e := &env{t: t, root: o.root, store: st, srv: srv, metrics: m,
 		addr: plain.Addr().String(), tlsAddr: implicit.Addr().String(),
-		clientTLS: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}, certFile: certFile}
+		clientTLS: certs.Client, certFile: certFile}
 	var wg sync.WaitGroup
 	for _, ln := range []net.Listener{plain, tls.NewListener(implicit, serverTLS)} {
 		wg.Add(1)

@@ -18,16 +18,9 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-)
 
-func need(t *testing.T, program string) string {
-	t.Helper()
-	path, err := exec.LookPath(program)
-	if err != nil {
-		t.Skipf("%s not installed", program)
-	}
-	return path
-}
+	"github.com/kubemail/kubemail/internal/testutil"
+)
 
 func hostPort(t *testing.T, addr string) (string, string) {
 	t.Helper()
@@ -152,7 +145,7 @@ print(json.dumps(out))
 `
 
 func TestPythonImaplib(t *testing.T) {
-	python := need(t, "python3")
+	python := testutil.Program(t, "python3")
 	e := newEnv(t)
 	e.deliver(alice, "INBOX", message("hello world", "First message body."))
 	e.deliver(alice, "INBOX", multipartMessage)
@@ -339,7 +332,7 @@ func checkStoreAfterImaplib(t *testing.T, e *env) {
 }
 
 func TestCurl(t *testing.T) {
-	curlPath := need(t, "curl")
+	curlPath := testutil.Program(t, "curl")
 	e := newEnv(t)
 	e.deliver(alice, "INBOX", message("hello curl", "Body for curl."))
 	e.deliver(alice, "INBOX", multipartMessage)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubemail/kubemail/internal/testutil"
 )
 
 // These tests drive the server with clients we did not write: Python's poplib and curl.
@@ -49,10 +51,7 @@ def login():
 
 func runPython(t *testing.T, e *testEnv, user, script string) map[string]any {
 	t.Helper()
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed")
-	}
+	py := testutil.Program(t, "python3")
 	host, port, _ := strings.Cut(e.addr, ":")
 	_, tlsPort, _ := strings.Cut(e.tlsAddr, ":")
 	cmd := exec.Command(py, "-c", pyPrelude+script+"\nprint(json.dumps(out))\n", host, port, tlsPort, user, password)
@@ -63,6 +62,7 @@ func runPython(t *testing.T, e *testEnv, user, script string) map[string]any {
 		t.Fatal(err)
 	}
 	go func() { done <- cmd.Wait() }()
+	var err error
 	select {
 	case err = <-done:
 	case <-time.After(60 * time.Second):
@@ -264,10 +264,7 @@ p.quit()
 
 func runCurl(t *testing.T, url string, args ...string) string {
 	t.Helper()
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl not installed")
-	}
+	curl := testutil.Program(t, "curl")
 	args = append([]string{"-sS", "-k", "--max-time", "30", "-u", alice + ":" + password}, args...)
 	cmd := exec.Command(curl, append(args, url)...)
 	var stdout, stderr bytes.Buffer
@@ -303,10 +300,8 @@ func TestCurl(t *testing.T) {
 		t.Errorf("commands_total{command=AUTH} = %v, want 4 (one per curl run)", n)
 	}
 	// Without TLS required, curl must still not get to log in in the clear.
-	if _, err := exec.LookPath("curl"); err == nil {
-		cmd := exec.Command("curl", "-sS", "--max-time", "30", "-u", alice+":"+password, "pop3://"+e.addr+"/")
-		if out, err := cmd.CombinedOutput(); err == nil {
-			t.Errorf("curl logged in without TLS: %q", out)
-		}
+	cmd := exec.Command(testutil.Program(t, "curl"), "-sS", "--max-time", "30", "-u", alice+":"+password, "pop3://"+e.addr+"/")
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Errorf("curl logged in without TLS: %q", out)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/internal/servertest"
 	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/store"
+	"github.com/kubemail/kubemail/mailserver/tlsconf/tlstest"
 )
 
 const (
@@ -73,8 +74,7 @@ func newEnv(t *testing.T, opts envOptions) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, _ := servertest.Certificate(t)
-	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}}
+	tlsConfig := tlstest.Loopback(t).Server
 	cfg := Config{Hostname: "mail.example.com", Store: st, Auth: authn, Metrics: m, TLSConfig: tlsConfig,
 		Log: log, IdleTimeout: opts.idle}
 	if opts.noTLS {
@@ -172,7 +172,7 @@ func dial(t *testing.T, addr string) *client {
 
 func dialTLS(t *testing.T, addr string) *client {
 	t.Helper()
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, tlstest.Loopback(t).Client)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +254,9 @@ func (c *client) expect(line, prefix string) string {
 func (c *client) stls() {
 	c.t.Helper()
 	c.expect("STLS", "+OK")
-	tc := tls.Client(c.conn, &tls.Config{InsecureSkipVerify: true})
+	cfg := tlstest.Loopback(c.t).Client.Clone()
+	cfg.ServerName = "127.0.0.1"
+	tc := tls.Client(c.conn, cfg)
 	if err := tc.Handshake(); err != nil {
 		c.t.Fatal(err)
 	}

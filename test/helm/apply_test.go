@@ -22,6 +22,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubemail/kubemail/test/launch"
 	"github.com/kubemail/kubemail/test/testenv"
 )
 
@@ -282,11 +283,9 @@ func (c *cluster) getObject(t *testing.T, kind, ns, name string) *unstructured.U
 func runOperator(t *testing.T, c *cluster, d *appsv1.Deployment, namespace string) {
 	t.Helper()
 	ctx := context.Background()
-	bin := filepath.Join(t.TempDir(), "manager")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/manager")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the operator: %v\n%s", err, out)
+	bin, err := launch.Build(ctx, t.TempDir(), "manager")
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	cs, err := kubernetes.NewForConfig(c.env.Config)

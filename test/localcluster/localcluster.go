@@ -6,16 +6,13 @@
 package localcluster
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +37,8 @@ import (
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/internal/contract/config"
 	"github.com/kubemail/kubemail/internal/names"
+	"github.com/kubemail/kubemail/internal/testutil"
+	"github.com/kubemail/kubemail/test/launch"
 )
 
 // Options configure a local cluster.
@@ -121,103 +120,29 @@ func (c *Cluster) Stop() {
 	c.procs = nil
 	c.mu.Unlock()
 	for i := len(procs) - 1; i >= 0; i-- {
-		procs[i].Stop()
+		procs[i].Stop(30 * time.Second)
 	}
 	if c.env != nil {
 		c.env.Stop()
 	}
 }
 
-// Process is a program the cluster started.
-type Process struct {
-	Name  string
-	cmd   *exec.Cmd
-	done  chan struct{}
-	err   error
-	mu    sync.Mutex
-	lines []string
-	// Addrs are the mail server's listeners by name, from its log.
-	Addrs map[string]string
-}
+// Process is a program the cluster started: the operator or a mail server.
+type Process = launch.Process
 
-var listeningRE = regexp.MustCompile(`"msg":"listening","listener":"(\w+)","addr":"([^"]+)"|msg=listening listener=(\w+) addr=(\S+)`)
-
-// Logs returns what the process printed.
-func (p *Process) Logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.lines, "\n")
-}
-
-// Stop sends SIGTERM and waits (SIGKILL after 30 s).
-func (p *Process) Stop() error {
-	if p.cmd.Process == nil {
-		return nil
-	}
-	p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-	return p.err
-}
-
-// startProcess runs a program and waits until a line containing ready appears.
+// startProcess runs a program with env added to its environment, its log in WorkDir and
+// copied to Options.Log, and returns once it logged a line containing ready.
 func (c *Cluster) startProcess(name, bin string, args, env []string, ready string) (*Process, error) {
-	p := &Process{Name: name, cmd: exec.Command(bin, args...), done: make(chan struct{}), Addrs: map[string]string{}}
-	p.cmd.Env = append(os.Environ(), env...)
-	logFile, err := os.Create(filepath.Join(c.opts.WorkDir, name+".log"))
+	p, err := launch.Start(launch.Options{
+		Name:    name,
+		Command: append([]string{bin}, args...),
+		Env:     env,
+		Ready:   ready,
+		LogFile: filepath.Join(c.opts.WorkDir, name+".log"),
+		Log:     c.opts.Log,
+	})
 	if err != nil {
 		return nil, err
-	}
-	out, err := p.cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	p.cmd.Stdout = logFile
-	if err := p.cmd.Start(); err != nil {
-		return nil, err
-	}
-	started := make(chan struct{})
-	go func() {
-		var once sync.Once
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(logFile, line)
-			if c.opts.Log != nil {
-				fmt.Fprintf(c.opts.Log, "[%s] %s\n", name, line)
-			}
-			p.mu.Lock()
-			p.lines = append(p.lines, line)
-			if m := listeningRE.FindStringSubmatch(line); m != nil {
-				if m[1] != "" {
-					p.Addrs[m[1]] = m[2]
-				} else {
-					p.Addrs[m[3]] = m[4]
-				}
-			}
-			p.mu.Unlock()
-			if strings.Contains(line, ready) {
-				once.Do(func() { close(started) })
-			}
-		}
-	}()
-	go func() {
-		p.err = p.cmd.Wait()
-		logFile.Close()
-		close(p.done)
-	}()
-	select {
-	case <-started:
-	case <-p.done:
-		return nil, fmt.Errorf("%s exited at start: %v\n%s", name, p.err, p.Logs())
-	case <-time.After(60 * time.Second):
-		p.cmd.Process.Kill()
-		return nil, fmt.Errorf("%s did not start within 60s\n%s", name, p.Logs())
 	}
 	c.mu.Lock()
 	c.procs = append(c.procs, p)
@@ -305,20 +230,18 @@ func (c *Cluster) RunMailserver(ctx context.Context, namespace, cluster string, 
 		return nil, err
 	}
 	// Ready means the directory arrived through the API.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	err = startup.Wait(ctx, "mail server "+pod+" ready", func() (bool, string) {
 		resp, err := http.Get("http://" + p.Addrs["http"] + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, c.publishEndpoint(ctx, namespace, cluster, pod, p.Addrs["http"])
-			}
+		if err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("mail server %s not ready within 60s\n%s", pod, p.Logs())
-		}
-		time.Sleep(50 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w\n%s", err, p.Logs())
 	}
+	return p, c.publishEndpoint(ctx, namespace, cluster, pod, p.Addrs["http"])
 }
 
 // publishEndpoint does what the EndpointSlice controller does for a ready pod of the headless
@@ -368,20 +291,16 @@ func (c *Cluster) serviceAccountKubeconfig(ctx context.Context, namespace, sa, d
 	return path, clientcmd.WriteToFile(*kc, path)
 }
 
+// waitGet reads key into obj, waiting for it to exist.
 func waitGet(ctx context.Context, c client.Client, key types.NamespacedName, obj client.Object) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	return startup.Wait(ctx, key.String(), func() (bool, string) {
 		err := c.Get(ctx, key, obj)
-		if err == nil {
-			return nil
+		if err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return true, ""
+	})
 }
+
+// startup bounds the wait for what a starting cluster creates.
+var startup = testutil.Poll{Within: time.Minute, Every: 50 * time.Millisecond}

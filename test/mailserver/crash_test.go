@@ -65,8 +65,7 @@ func TestCrashLosesNoAcknowledgedMail(t *testing.T) {
 		before := len(acked)
 		serverPoll.Eventually(t, "the load to flow", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= before+10 })
 		time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
-		s.cmd.Process.Kill()
-		<-s.exited
+		s.proc.Kill()
 		close(stop)
 		wg.Wait()
 		s.start()

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubemail/kubemail/internal/testutil"
 )
 
 // TestAcknowledgedOnlyWhenDurable runs the real server under strace while a message arrives and
@@ -18,10 +20,7 @@ import (
 // written to the client. A SIGKILL cannot show a missing fsync (the kernel keeps what a killed
 // process wrote); this order is what makes an acknowledged message survive a power cut.
 func TestAcknowledgedOnlyWhenDurable(t *testing.T) {
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		t.Fatal("strace not found: install Debian's strace (.ci/run does)")
-	}
+	strace := testutil.Program(t, "strace")
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "strace.out")
 	cfg, cfgPath := writeConfig(t, dir, testDirectory(t))
@@ -37,7 +36,7 @@ func TestAcknowledgedOnlyWhenDurable(t *testing.T) {
 		t.Fatal(err)
 	}
 	// SIGTERM goes to the server itself (strace's child); strace exits with it, its trace complete.
-	children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", s.cmd.Process.Pid, s.cmd.Process.Pid))
+	children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", s.proc.Pid(), s.proc.Pid()))
 	if err != nil || len(strings.Fields(string(children))) != 1 {
 		t.Fatalf("the mailserver process under strace: %q, %v", children, err)
 	}
@@ -45,7 +44,7 @@ func TestAcknowledgedOnlyWhenDurable(t *testing.T) {
 		t.Fatalf("kill: %v %s", err, out)
 	}
 	select {
-	case <-s.exited:
+	case <-s.proc.Exited():
 	case <-time.After(time.Minute):
 		t.Fatal("mailserver under strace did not stop within a minute of SIGTERM")
 	}

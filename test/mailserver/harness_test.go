@@ -3,7 +3,6 @@
 package mailserver_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -11,10 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,7 +21,7 @@ import (
 	"github.com/kubemail/kubemail/internal/contract/passwordhash"
 	"github.com/kubemail/kubemail/internal/testutil"
 	"github.com/kubemail/kubemail/mailserver/tlsconf"
-	"github.com/kubemail/kubemail/test/testenv"
+	"github.com/kubemail/kubemail/test/launch"
 )
 
 var binary string
@@ -35,12 +31,9 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "mailserver")
-	build := exec.Command("go", "build", "-o", binary, "./cmd/mailserver")
-	build.Dir = testenv.RepoRoot()
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building mailserver:", err)
+	binary, err = launch.Build(context.Background(), dir, "mailserver")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -84,12 +77,8 @@ type server struct {
 	cfgPath string
 	dirPath string
 	cfg     *config.Config
-	cmd     *exec.Cmd
-	addrs   map[string]string
-	logMu   sync.Mutex
-	log     strings.Builder
-	exited  chan struct{}
-	exitErr error
+	proc    *launch.Process
+	earlier string   // what the processes before proc logged (a test may restart the server)
 	wrapper []string // a command the server runs under (strace …), or nothing
 }
 
@@ -151,63 +140,26 @@ func startServer(t *testing.T, opts ...serverOption) *server {
 	return s
 }
 
-var listeningRE = regexp.MustCompile(`msg=listening listener=(\w+) addr=(\S+)`)
-
 func (s *server) start() {
 	t := s.t
 	t.Helper()
-	args := append(append([]string(nil), s.wrapper...), binary, "--config", s.cfgPath)
-	s.cmd = exec.Command(args[0], args[1:]...)
-	stderr, err := s.cmd.StderrPipe()
+	if s.proc != nil {
+		s.earlier += s.proc.Logs()
+	}
+	p, err := launch.Start(launch.Options{Name: "mailserver", StartTimeout: 30 * time.Second,
+		Command: append(append([]string(nil), s.wrapper...), binary, "--config", s.cfgPath)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s.exited = make(chan struct{})
-	s.addrs = map[string]string{}
-	started := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		once := sync.Once{}
-		for sc.Scan() {
-			line := sc.Text()
-			s.logMu.Lock()
-			s.log.WriteString(line + "\n")
-			if m := listeningRE.FindStringSubmatch(line); m != nil {
-				s.addrs[m[1]] = m[2]
-			}
-			s.logMu.Unlock()
-			if strings.Contains(line, "msg=\"mailserver started\"") {
-				once.Do(func() { close(started) })
-			}
-		}
-		io.Copy(io.Discard, stderr)
-	}()
-	go func() {
-		s.exitErr = s.cmd.Wait()
-		close(s.exited)
-	}()
-	select {
-	case <-started:
-	case <-s.exited:
-		t.Fatalf("mailserver exited at start: %v\n%s", s.exitErr, s.logs())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("mailserver did not start in 30s\n%s", s.logs())
-	}
+	s.proc = p
 }
 
 func (s *server) logs() string {
-	s.logMu.Lock()
-	defer s.logMu.Unlock()
-	return s.log.String()
+	return s.earlier + s.proc.Logs()
 }
 
 func (s *server) addr(name string) string {
-	s.logMu.Lock()
-	defer s.logMu.Unlock()
-	a, ok := s.addrs[name]
+	a, ok := s.proc.Addrs[name]
 	if !ok {
 		s.t.Fatalf("no %s listener", name)
 	}
@@ -215,25 +167,17 @@ func (s *server) addr(name string) string {
 }
 
 func (s *server) kill() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		s.cmd.Process.Kill()
-		<-s.exited
+	if s.proc != nil {
+		s.proc.Kill()
 	}
 	if s.t.Failed() {
 		s.t.Logf("mailserver log:\n%s", s.logs())
 	}
 }
 
-// stop sends SIGTERM and returns the exit error.
+// stop sends SIGTERM and returns how the server exited.
 func (s *server) stop() error {
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-		return s.exitErr
-	case <-time.After(60 * time.Second):
-		s.t.Fatal("mailserver did not stop within 60s of SIGTERM")
-		return nil
-	}
+	return s.proc.Stop(60 * time.Second)
 }
 
 // inbox lists the message files in a mailbox folder.
@@ -278,7 +222,7 @@ func run(t *testing.T, stdin string, name string, args ...string) (string, error
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, testutil.Program(t, name), args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	return string(out), err

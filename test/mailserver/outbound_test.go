@@ -445,8 +445,7 @@ func TestOutboundQueueSurvivesSIGKILL(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a.cmd.Process.Kill()
-	<-a.exited
+	a.proc.Kill()
 	b.start()
 	a.start()
 	serverPoll.Eventually(t, "all queued messages after the restart", func() bool {
@@ -487,8 +486,7 @@ func TestOutboundQueueSurvivesSIGKILL(t *testing.T) {
 	serverPoll.Eventually(t, "deliveries in flight", func() bool {
 		return len(tokensIn(b.messages("bob@b.test", "INBOX"))) >= n1+30
 	})
-	a.cmd.Process.Kill()
-	<-a.exited
+	a.proc.Kill()
 	close(stop)
 	wg.Wait()
 	a.start()

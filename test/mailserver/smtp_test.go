@@ -483,7 +483,7 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 	}
 	// SIGTERM mid-transaction: the transaction in flight still completes.
-	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.proc.Signal(syscall.SIGTERM)
 	serverPoll.Eventually(t, "shutdown to begin", func() bool { return strings.Contains(s.logs(), "shutting down") })
 	fmt.Fprintf(c, "Subject: in flight\r\n\r\nbody\r\n.\r\n")
 	l, err := r.ReadString('\n')

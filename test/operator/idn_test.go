@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
+	"github.com/kubemail/kubemail/internal/testutil"
 )
 
 const idnManifests = `
@@ -73,7 +74,7 @@ m.logout()
 // records are in A-labels, and a real mail server process run as the pod would be receives
 // mail for the Mailbox (sent by smtplib, read by imaplib).
 func TestInternationalisedMailbox(t *testing.T) {
-	lc, work := startLocalCluster(t)
+	lc, work, assets := startLocalCluster(t)
 	ctx := context.Background()
 	c := lc.Client
 
@@ -81,7 +82,7 @@ func TestInternationalisedMailbox(t *testing.T) {
 	if err := os.WriteFile(manifest, []byte(idnManifests), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(kubectlBinary(t), "--kubeconfig", lc.Kubeconfig, "apply", "-f", manifest).CombinedOutput(); err != nil {
+	if out, err := exec.Command(filepath.Join(assets, "kubectl"), "--kubeconfig", lc.Kubeconfig, "apply", "-f", manifest).CombinedOutput(); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}
 	waitMailbox(t, c, "idn", "joerg", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled)
@@ -113,7 +114,7 @@ func TestInternationalisedMailbox(t *testing.T) {
 	imapHost, imapPort, _ := strings.Cut(ms.Addrs["imaps"], ":")
 	pyCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(pyCtx, "python3", "-c", idnClient, smtpHost, smtpPort, imapHost, imapPort).CombinedOutput()
+	out, err := exec.CommandContext(pyCtx, testutil.Program(t, "python3"), "-c", idnClient, smtpHost, smtpPort, imapHost, imapPort).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "Subject: Grüße an Jörg") || !strings.Contains(string(out), "with UTF8SMTP") {
 		t.Fatalf("smtplib to the alias and imaplib as JÖRG@bücher.example: %v\n%s", err, out)
 	}

@@ -22,7 +22,6 @@ import (
 	"github.com/kubemail/kubemail/internal/names"
 	"github.com/kubemail/kubemail/internal/testutil"
 	"github.com/kubemail/kubemail/test/localcluster"
-	"github.com/kubemail/kubemail/test/testenv"
 )
 
 // imapScript logs in with Python's imaplib and prints the number of messages in INBOX, or the
@@ -59,7 +58,7 @@ type mistakes struct {
 // message was accepted, else the code of the refusal ("451", "550", ...).
 func (m *mistakes) send(rcpt string) string {
 	m.t.Helper()
-	out, err := exec.Command("swaks", "--server", m.ms.Addrs["smtp"], "--from", "sender@elsewhere.net", "--to", rcpt,
+	out, err := exec.Command(testutil.Program(m.t, "swaks"), "--server", m.ms.Addrs["smtp"], "--from", "sender@elsewhere.net", "--to", rcpt,
 		"--header", "Subject: to "+rcpt, "--hide-informational", "--timeout", "30").CombinedOutput()
 	if err == nil && strings.Contains(string(out), "250 2.0.0 OK: queued") {
 		return "250"
@@ -84,7 +83,7 @@ func (m *mistakes) deliver(rcpt, owner string) {
 // imap logs in as user and returns "EXISTS n" or "REFUSED <the server's words>".
 func (m *mistakes) imap(user, password string) string {
 	m.t.Helper()
-	out, err := exec.Command("python3", "-c", imapScript, m.ms.Addrs["imaps"], user, password).CombinedOutput()
+	out, err := exec.Command(testutil.Program(m.t, "python3"), "-c", imapScript, m.ms.Addrs["imaps"], user, password).CombinedOutput()
 	if err != nil {
 		m.t.Fatalf("imaplib: %v\n%s", err, out)
 	}
@@ -159,7 +158,7 @@ func (m *mistakes) outboundQueue() []map[string]any {
 	if err := m.c.Get(m.ctx, types.NamespacedName{Namespace: m.ns, Name: names.AdminSecret("mail")}, &admin); err != nil {
 		m.t.Fatal(err)
 	}
-	out, err := curl("-H", "Authorization: Bearer "+string(admin.Data[names.AdminTokenKey]), "http://"+m.ms.Addrs["http"]+"/admin/v1/queue")
+	out, err := curl(m.t, "-H", "Authorization: Bearer "+string(admin.Data[names.AdminTokenKey]), "http://"+m.ms.Addrs["http"]+"/admin/v1/queue")
 	if err != nil {
 		m.t.Fatalf("reading the queue: %v\n%s", err, out)
 	}
@@ -177,42 +176,20 @@ func (m *mistakes) outboundQueue() []map[string]any {
 // condition within 5 s, fixing it says so and restores logins, and no acknowledged message is
 // lost.
 func TestConfigurationMistakesKeepMail(t *testing.T) {
-	m := startMistakes(t)
-	bobPW := m.startMailserver()
-	m.suspendedMailbox()
-	for _, mistake := range m.passwordMistakes() {
-		m.passwordMistake(mistake)
-	}
-	m.addressConflict()
-	m.unknownDomain()
-	md := m.domainInUse()
-	m.forcedDomainDeletion(md)
-	m.domainBack()
-	m.nothingLost(bobPW)
-}
-
-// kubectlBinary is the kubectl built with the test control plane.
-func kubectlBinary(t *testing.T) string {
-	assets, err := testenv.AssetsDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(assets, "kubectl")
-}
-
-// startMistakes starts the API server, the operator, and creates the cluster, its two domains,
-// alice (password from a Secret), bob (generated password), suspended carol and alias team.
-func startMistakes(t *testing.T) *mistakes {
-	lc, _ := startLocalCluster(t)
-	m := &mistakes{t: t, ctx: context.Background(), c: lc.Client, lc: lc, ns: "mail", kctl: kubectlBinary(t),
+	lc, _, assets := startLocalCluster(t)
+	m := &mistakes{t: t, ctx: context.Background(), c: lc.Client, lc: lc, ns: "mail", kctl: filepath.Join(assets, "kubectl"),
 		acknowledged: map[string]int{}}
 	ctx, c, ns := m.ctx, m.c, m.ns
+	domain := func(name, dom string) *mailv1alpha1.MailDomain {
+		return &mailv1alpha1.MailDomain{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: mailv1alpha1.MailDomainSpec{Domain: mailv1alpha1.MailDomainName(dom), ClusterRef: mailv1alpha1.LocalObjectReference{Name: "mail"}}}
+	}
 	for _, o := range []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "alice-pw", Namespace: ns}, StringData: map[string]string{"password": "alice-first"}},
 		&mailv1alpha1.MailCluster{ObjectMeta: metav1.ObjectMeta{Name: "mail", Namespace: ns}, Spec: mailv1alpha1.MailClusterSpec{Hostname: "mail.example.com"}},
-		m.domain("example-com", "example.com"),
-		m.domain("example-org", "example.org"),
+		domain("example-com", "example.com"),
+		domain("example-org", "example.org"),
 		&mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "alice", Namespace: ns}, Spec: mailv1alpha1.MailboxSpec{
 			Address: "alice@example.com", Aliases: []mailv1alpha1.EmailAddress{"postmaster@example.com"},
 			PasswordSecretRef: &mailv1alpha1.PasswordSecretRef{Name: "alice-pw"}}},
@@ -226,23 +203,10 @@ func startMistakes(t *testing.T) *mistakes {
 			t.Fatal(err)
 		}
 	}
-	return m
-}
-
-// domain returns MailDomain name, serving dom for cluster mail.
-func (m *mistakes) domain(name, dom string) *mailv1alpha1.MailDomain {
-	return &mailv1alpha1.MailDomain{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: m.ns},
-		Spec: mailv1alpha1.MailDomainSpec{Domain: mailv1alpha1.MailDomainName(dom), ClusterRef: mailv1alpha1.LocalObjectReference{Name: "mail"}}}
-}
-
-// startMailserver waits for alice and bob, starts the mail server and returns bob's generated
-// password.
-func (m *mistakes) startMailserver() (bobPW string) {
-	t, ctx, c, ns := m.t, m.ctx, m.c, m.ns
 	waitMailbox(t, c, ns, "alice", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled)
 	waitMailbox(t, c, ns, "bob", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled)
 	var err error
-	m.ms, err = m.lc.RunMailserver(ctx, ns, "mail", 0)
+	m.ms, err = lc.RunMailserver(ctx, ns, "mail", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,11 +219,8 @@ func (m *mistakes) startMailserver() (bobPW string) {
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "bob-credentials"}, &bobCreds); err != nil {
 		t.Fatal(err)
 	}
-	return string(bobCreds.Data["password"])
-}
+	bobPW := string(bobCreds.Data["password"])
 
-func (m *mistakes) suspendedMailbox() {
-	t := m.t
 	t.Log("a suspended mailbox is visible at a glance and keeps receiving")
 	m.mailboxState("carol", metav1.ConditionTrue, mailv1alpha1.ReasonSuspended, mailv1alpha1.LoginSuspended, "suspended")
 	if row := m.kubectlRow("carol"); !strings.Contains(row, "Suspended") {
@@ -269,17 +230,11 @@ func (m *mistakes) suspendedMailbox() {
 		t.Errorf("kubectl get mailbox alice: %q, want Enabled in it", row)
 	}
 	m.deliver("carol@example.com", "carol")
-}
 
-// passwordMistake is one way to break alice's password Secret.
-type passwordMistake struct {
-	what, reason, text string
-	apply              func()
-}
-
-func (m *mistakes) passwordMistakes() []passwordMistake {
-	t, ctx, c, ns := m.t, m.ctx, m.c, m.ns
-	return []passwordMistake{
+	for _, mistake := range []struct {
+		what, reason, text string
+		apply              func()
+	}{
 		{"an emptied password", mailv1alpha1.ReasonPasswordInvalid, "is empty", func() { m.setPassword("alice-pw", []byte{}) }},
 		{"a password with NUL and bytes that are not UTF-8", mailv1alpha1.ReasonPasswordInvalid, "not valid UTF-8",
 			func() { m.setPassword("alice-pw", []byte("bad\x00\xff")) }},
@@ -288,52 +243,44 @@ func (m *mistakes) passwordMistakes() []passwordMistake {
 				t.Fatal(err)
 			}
 		}},
+	} {
+		t.Logf("%s: logins disabled, mail kept", mistake.what)
+		mistake.apply()
+		m.mailboxState("alice", metav1.ConditionFalse, mistake.reason, mailv1alpha1.LoginDisabled, mistake.text)
+		m.event("Mailbox", "alice", corev1.EventTypeWarning, mistake.reason, mistake.text)
+		m.event("MailCluster", "mail", corev1.EventTypeWarning, "LoginDisabled", "alice@example.com")
+		if row := m.kubectlRow("alice"); !strings.Contains(row, "LoginDisabled") || !strings.Contains(row, mistake.reason) {
+			t.Errorf("kubectl get mailbox alice: %q, want LoginDisabled and %s", row, mistake.reason)
+		}
+		for _, rcpt := range []string{"alice@example.com", "postmaster@example.com", "alice+tag@example.com"} {
+			m.deliver(rcpt, "alice")
+		}
+		m.deliver("team@example.com", "alice")
+		m.acknowledged["bob"]++
+		// The last good hash is kept: the old password gets the disabled answer, not a failure.
+		if got := m.imap("alice@example.com", "alice-first"); !strings.Contains(got, "CONTACTADMIN") {
+			t.Errorf("login with the last good password while disabled: %s, want a CONTACTADMIN refusal", got)
+		}
+		if got := m.imap("alice@example.com", "wrong"); !strings.Contains(got, "AUTHENTICATIONFAILED") {
+			t.Errorf("a wrong password while disabled: %s, want AUTHENTICATIONFAILED", got)
+		}
+		// Fixed: a valid password again.
+		if err := c.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "alice-pw", Namespace: ns}}); client.IgnoreNotFound(err) != nil {
+			t.Fatal(err)
+		}
+		m.mailboxState("alice", metav1.ConditionFalse, mailv1alpha1.ReasonSecretMissing, mailv1alpha1.LoginDisabled, "")
+		if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "alice-pw", Namespace: ns},
+			StringData: map[string]string{"password": "alice-first"}}); err != nil {
+			t.Fatal(err)
+		}
+		m.mailboxState("alice", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled, mailv1alpha1.LoginEnabled, "")
+		m.event("Mailbox", "alice", corev1.EventTypeNormal, "Resolved", "SecretMissing resolved")
+		told.Until(m.t, "alice logs in again", func() (bool, string) {
+			got := m.imap("alice@example.com", "alice-first")
+			return got == fmt.Sprintf("EXISTS %d", m.acknowledged["alice"]), got
+		})
 	}
-}
 
-// passwordMistake applies the mistake: logins are disabled, mail is kept, and fixing it
-// restores logins.
-func (m *mistakes) passwordMistake(mistake passwordMistake) {
-	t, ctx, c, ns := m.t, m.ctx, m.c, m.ns
-	t.Logf("%s: logins disabled, mail kept", mistake.what)
-	mistake.apply()
-	m.mailboxState("alice", metav1.ConditionFalse, mistake.reason, mailv1alpha1.LoginDisabled, mistake.text)
-	m.event("Mailbox", "alice", corev1.EventTypeWarning, mistake.reason, mistake.text)
-	m.event("MailCluster", "mail", corev1.EventTypeWarning, "LoginDisabled", "alice@example.com")
-	if row := m.kubectlRow("alice"); !strings.Contains(row, "LoginDisabled") || !strings.Contains(row, mistake.reason) {
-		t.Errorf("kubectl get mailbox alice: %q, want LoginDisabled and %s", row, mistake.reason)
-	}
-	for _, rcpt := range []string{"alice@example.com", "postmaster@example.com", "alice+tag@example.com"} {
-		m.deliver(rcpt, "alice")
-	}
-	m.deliver("team@example.com", "alice")
-	m.acknowledged["bob"]++
-	// The last good hash is kept: the old password gets the disabled answer, not a failure.
-	if got := m.imap("alice@example.com", "alice-first"); !strings.Contains(got, "CONTACTADMIN") {
-		t.Errorf("login with the last good password while disabled: %s, want a CONTACTADMIN refusal", got)
-	}
-	if got := m.imap("alice@example.com", "wrong"); !strings.Contains(got, "AUTHENTICATIONFAILED") {
-		t.Errorf("a wrong password while disabled: %s, want AUTHENTICATIONFAILED", got)
-	}
-	// Fixed: a valid password again.
-	if err := c.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "alice-pw", Namespace: ns}}); client.IgnoreNotFound(err) != nil {
-		t.Fatal(err)
-	}
-	m.mailboxState("alice", metav1.ConditionFalse, mailv1alpha1.ReasonSecretMissing, mailv1alpha1.LoginDisabled, "")
-	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "alice-pw", Namespace: ns},
-		StringData: map[string]string{"password": "alice-first"}}); err != nil {
-		t.Fatal(err)
-	}
-	m.mailboxState("alice", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled, mailv1alpha1.LoginEnabled, "")
-	m.event("Mailbox", "alice", corev1.EventTypeNormal, "Resolved", "SecretMissing resolved")
-	told.Until(m.t, "alice logs in again", func() (bool, string) {
-		got := m.imap("alice@example.com", "alice-first")
-		return got == fmt.Sprintf("EXISTS %d", m.acknowledged["alice"]), got
-	})
-}
-
-func (m *mistakes) addressConflict() {
-	t, ctx, c, ns := m.t, m.ctx, m.c, m.ns
 	t.Log("an address conflict: the younger Mailbox is told, and shows none of the older one's mail")
 	if err := c.Create(ctx, &mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "alice-again", Namespace: ns},
 		Spec: mailv1alpha1.MailboxSpec{Address: "alice@example.com"}}); err != nil {
@@ -356,10 +303,7 @@ func (m *mistakes) addressConflict() {
 	if err := c.Delete(ctx, &again); err != nil {
 		t.Fatal(err)
 	}
-}
 
-func (m *mistakes) unknownDomain() {
-	t, ctx, c, ns := m.t, m.ctx, m.c, m.ns
 	t.Log("a Mailbox in a domain nobody serves gets no password and says why")
 	if err := c.Create(ctx, &mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "dave", Namespace: ns},
 		Spec: mailv1alpha1.MailboxSpec{Address: "dave@unknown.example"}}); err != nil {
@@ -370,12 +314,9 @@ func (m *mistakes) unknownDomain() {
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "dave-credentials"}, &corev1.Secret{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a Mailbox nothing serves got a generated password Secret: %v", err)
 	}
-}
 
-func (m *mistakes) domainInUse() *mailv1alpha1.MailDomain {
-	t, ctx, c, ns := m.t, m.ctx, m.c, m.ns
 	t.Log("deleting a domain that Mailboxes still use: held, named, mail keeps flowing")
-	if err := c.Delete(ctx, m.domain("example-org", "example.org")); err != nil {
+	if err := c.Delete(ctx, domain("example-org", "example.org")); err != nil {
 		t.Fatal(err)
 	}
 	var md mailv1alpha1.MailDomain
@@ -391,14 +332,10 @@ func (m *mistakes) domainInUse() *mailv1alpha1.MailDomain {
 	m.deliver("bob@example.org", "bob")
 	m.deliver("team@example.com", "alice")
 	m.acknowledged["bob"]++
-	return &md
-}
 
-func (m *mistakes) forcedDomainDeletion(md *mailv1alpha1.MailDomain) {
-	t, ctx, c := m.t, m.ctx, m.c
 	t.Log("forced: the domain goes, its mail is tempfailed and never relayed")
 	md.Annotations = map[string]string{names.AnnotationForceDelete: "true"}
-	if err := c.Update(ctx, md); err != nil {
+	if err := c.Update(ctx, &md); err != nil {
 		t.Fatal(err)
 	}
 	told.Until(m.t, "bob's mail tempfailed", func() (bool, string) {
@@ -412,12 +349,9 @@ func (m *mistakes) forcedDomainDeletion(md *mailv1alpha1.MailDomain) {
 		t.Errorf("mail for addresses that were ours is in the outbound queue: %+v", q)
 	}
 	m.mailboxState("bob", metav1.ConditionFalse, mailv1alpha1.ReasonDomainNotFound, "", "example.org")
-}
 
-func (m *mistakes) domainBack() {
-	t, ctx, c := m.t, m.ctx, m.c
 	t.Log("the domain back: mail and logins as before")
-	if err := c.Create(ctx, m.domain("example-org", "example.org")); err != nil {
+	if err := c.Create(ctx, domain("example-org", "example.org")); err != nil {
 		t.Fatal(err)
 	}
 	m.mailboxState("bob", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled, mailv1alpha1.LoginEnabled, "")
@@ -426,10 +360,7 @@ func (m *mistakes) domainBack() {
 		return code == "250", code
 	})
 	m.acknowledged["bob"]++
-}
 
-func (m *mistakes) nothingLost(bobPW string) {
-	t := m.t
 	t.Log("no acknowledged message lost")
 	for user, pw := range map[string]string{"alice@example.com": "alice-first", "bob@example.org": bobPW} {
 		owner, _, _ := strings.Cut(user, "@")

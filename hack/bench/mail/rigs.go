@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,11 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -22,6 +18,7 @@ import (
 	"github.com/kubemail/kubemail/internal/contract/config"
 	"github.com/kubemail/kubemail/internal/contract/dirspec"
 	"github.com/kubemail/kubemail/mailserver/tlsconf"
+	"github.com/kubemail/kubemail/test/launch"
 	"github.com/kubemail/kubemail/test/testenv"
 )
 
@@ -67,8 +64,6 @@ func countFiles(dirs ...string) (int, error) {
 	return n, nil
 }
 
-var listeningRE = regexp.MustCompile(`msg=listening listener=(\w+) addr=(\S+)`)
-
 // startKubemail builds (unless binary is set) and starts cmd/mailserver on loopback with the
 // accounts, its data in dir/data.
 func startKubemail(ctx context.Context, dir, binary, pprofAddr string, accts []account, hashes []string) (*system, error) {
@@ -76,12 +71,9 @@ func startKubemail(ctx context.Context, dir, binary, pprofAddr string, accts []a
 		return nil, err
 	}
 	if binary == "" {
-		binary = filepath.Join(dir, "mailserver")
-		build := exec.CommandContext(ctx, "go", "build", "-o", binary, "./cmd/mailserver")
-		build.Dir = testenv.RepoRoot()
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return nil, fmt.Errorf("building cmd/mailserver: %w", err)
+		var err error
+		if binary, err = launch.Build(ctx, dir, "mailserver"); err != nil {
+			return nil, err
 		}
 	}
 	certFile, keyFile, err := tlsconf.WriteSelfSigned(filepath.Join(dir, "tls"), []string{"localhost", "127.0.0.1"})
@@ -120,65 +112,19 @@ func startKubemail(ctx context.Context, dir, binary, pprofAddr string, accts []a
 	if err := writeYAML(cfgPath, cfg); err != nil {
 		return nil, err
 	}
-	logFile, err := os.Create(filepath.Join(dir, "mailserver.log"))
-	if err != nil {
-		return nil, err
-	}
-	args := []string{"--config", cfgPath}
+	args := []string{binary, "--config", cfgPath}
 	if pprofAddr != "" {
 		args = append(args, "--pprof", pprofAddr)
 	}
-	cmd := exec.Command(binary, args...)
-	// The server dies with the benchmark, even when the benchmark is killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stderr, err := cmd.StderrPipe()
+	p, err := launch.Start(launch.Options{Name: "mailserver", Command: args,
+		LogFile: filepath.Join(dir, "mailserver.log"), LogOnlyToFile: true,
+		// The server dies with the benchmark, even when the benchmark is killed.
+		DieWithParent: true})
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	exited := make(chan struct{})
-	started := make(chan struct{})
-	var mu sync.Mutex
-	addrs := map[string]string{}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		var once sync.Once
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(logFile, line)
-			if m := listeningRE.FindStringSubmatch(line); m != nil {
-				mu.Lock()
-				addrs[m[1]] = m[2]
-				mu.Unlock()
-			}
-			if strings.Contains(line, `msg="mailserver started"`) {
-				once.Do(func() { close(started) })
-			}
-		}
-	}()
-	go func() { cmd.Wait(); logFile.Close(); close(exited) }()
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	}
-	select {
-	case <-started:
-	case <-exited:
-		return nil, fmt.Errorf("mailserver exited at start; see %s", logFile.Name())
-	case <-time.After(60 * time.Second):
-		stop()
-		return nil, fmt.Errorf("mailserver did not start in 60s; see %s", logFile.Name())
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	pid := cmd.Process.Pid
+	addrs := p.Addrs
+	pid := p.Pid()
 	mailboxes := filepath.Join(cfg.DataDir, "mailboxes", domain)
 	return &system{
 		name: "kubemail", smtpAddr: addrs["smtp"], imapsAddr: addrs["imaps"], popAddr: addrs["pop3s"],
@@ -194,7 +140,7 @@ func startKubemail(ctx context.Context, dir, binary, pprofAddr string, accts []a
 		pss:      imapload.ProcTreePSS(pid),
 		cpu:      func() (time.Duration, error) { return treeCPU(pid) },
 		describe: fmt.Sprintf("kubemail: pid %d, smtp %s, imaps %s, pop3s %s, data %s", pid, addrs["smtp"], addrs["imaps"], addrs["pop3s"], cfg.DataDir),
-		stop:     stop,
+		stop:     func() { p.Stop(30 * time.Second) },
 	}, nil
 }
 

@@ -48,6 +48,7 @@ import (
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/internal/contract/dirsecret"
+	"github.com/kubemail/kubemail/test/launch"
 	"github.com/kubemail/kubemail/test/testenv"
 )
 
@@ -105,11 +106,8 @@ func run(o options) error {
 
 	bin := o.manager
 	if bin == "" {
-		bin = filepath.Join(tmp, "manager")
-		build := exec.Command("go", "build", "-o", bin, "./cmd/manager")
-		build.Dir, build.Stdout, build.Stderr = testenv.RepoRoot(), os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("building ./cmd/manager: %w", err)
+		if bin, err = launch.Build(ctx, tmp, "manager"); err != nil {
+			return err
 		}
 	}
 	logPath := o.logFile

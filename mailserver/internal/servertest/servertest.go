@@ -1,17 +1,14 @@
 // Package servertest holds what the tests of the mail server's protocol packages share: a
-// directory of two accounts with a real password hash, and a self-signed certificate for
-// 127.0.0.1. It is for tests only.
+// directory of two accounts with a real password hash, and a login over it (their certificate
+// comes from tlsconf/tlstest). It is for tests only.
 package servertest
 
 import (
-	"crypto/tls"
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/kubemail/kubemail/internal/contract/passwordhash"
-	"github.com/kubemail/kubemail/internal/selfsigned"
 	"github.com/kubemail/kubemail/mailserver/auth"
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/login"
@@ -70,19 +67,4 @@ mailboxes:
 		t.Fatal(err)
 	}
 	return &live, authn
-}
-
-// Certificate returns a self-signed certificate for 127.0.0.1 and localhost, valid for an hour,
-// and its PEM for clients that are to trust it.
-func Certificate(t testing.TB) (tls.Certificate, []byte) {
-	t.Helper()
-	certPEM, keyPEM, err := selfsigned.Certificate([]string{"127.0.0.1", "localhost"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, certPEM
 }

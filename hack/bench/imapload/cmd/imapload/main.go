@@ -14,17 +14,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -37,6 +33,7 @@ import (
 	"github.com/kubemail/kubemail/internal/contract/dirspec"
 	"github.com/kubemail/kubemail/internal/contract/passwordhash"
 	"github.com/kubemail/kubemail/mailserver/tlsconf"
+	"github.com/kubemail/kubemail/test/launch"
 )
 
 func main() {
@@ -74,7 +71,7 @@ func main() {
 		cleanup = func() { srv.stop(*keep) }
 		defer cleanup()
 		cfg.Addr, cfg.TLS, cfg.StartTLS, cfg.Accounts = srv.addr, true, false, srv.accounts
-		*pid, *tree = srv.cmd.Process.Pid, false
+		*pid, *tree = srv.proc.Pid(), false
 		fmt.Fprintf(os.Stderr, "kubemail mailserver pid %d, imaps %s, data %s\n", *pid, srv.addr, srv.dir)
 	} else if *accounts != "" {
 		var err error
@@ -201,14 +198,11 @@ func fatal(err error) {
 
 // kubemailServer is a mailserver process started for the measurement.
 type kubemailServer struct {
-	cmd      *exec.Cmd
+	proc     *launch.Process
 	dir      string
 	addr     string
 	accounts []imapload.Account
-	exited   chan struct{}
 }
-
-var listeningRE = regexp.MustCompile(`msg=listening listener=imaps addr=(\S+)`)
 
 // startKubemail writes a settings file, a self-signed certificate and a directory with users
 // accounts (user1@bench.example ... with passwords pw-1 ...) into a temporary folder and
@@ -219,7 +213,7 @@ func startKubemail(binary string, users int) (*kubemailServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &kubemailServer{dir: dir, exited: make(chan struct{})}
+	s := &kubemailServer{dir: dir}
 	certFile, keyFile, err := tlsconf.WriteSelfSigned(filepath.Join(dir, "tls"), []string{"localhost", "127.0.0.1"})
 	if err != nil {
 		return nil, err
@@ -251,53 +245,17 @@ func startKubemail(binary string, users int) (*kubemailServer, error) {
 	if err := writeYAML(cfgPath, cfg); err != nil {
 		return nil, err
 	}
-	logFile, err := os.Create(filepath.Join(dir, "mailserver.log"))
+	p, err := launch.Start(launch.Options{Name: "mailserver", Command: []string{binary, "--config", cfgPath},
+		LogFile: filepath.Join(dir, "mailserver.log"), LogOnlyToFile: true, StartTimeout: 30 * time.Second})
 	if err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(binary, "--config", cfgPath)
-	stderr, err := s.cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := s.cmd.Start(); err != nil {
-		return nil, err
-	}
-	addr := make(chan string, 1)
-	go func() {
-		defer logFile.Close()
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			fmt.Fprintln(logFile, sc.Text())
-			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-		io.Copy(logFile, stderr)
-	}()
-	go func() {
-		s.cmd.Wait()
-		close(s.exited)
-	}()
-	select {
-	case s.addr = <-addr:
-	case <-s.exited:
-		return nil, fmt.Errorf("mailserver exited at start; log in %s", logFile.Name())
-	case <-time.After(30 * time.Second):
-		s.cmd.Process.Kill()
-		return nil, fmt.Errorf("mailserver did not listen within 30s; log in %s", logFile.Name())
-	}
+	s.proc, s.addr = p, p.Addrs["imaps"]
 	return s, nil
 }
 
 func (s *kubemailServer) stop(keep bool) {
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(30 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.exited
-	}
+	s.proc.Stop(30 * time.Second)
 	if keep {
 		fmt.Fprintf(os.Stderr, "kept %s\n", s.dir)
 		return
