@@ -13,6 +13,8 @@ var debianPackages = map[string]string{
 	"python3": "python3",
 	"strace":  "strace",
 	"openssl": "openssl",
+	// fail2ban-regex, the filter tester of fail2ban.
+	"fail2ban-regex": "fail2ban",
 }
 
 // Program returns the path of an outside client a test drives (curl, swaks, python3, strace,
