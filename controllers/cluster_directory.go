@@ -89,11 +89,12 @@ func (r *MailClusterReconciler) reconcileDirectory(ctx context.Context, mc *mail
 	if err != nil {
 		return none, err
 	}
-	res := builders.Directory(domains.Items, dkimKeys, inputs, aliases)
-	previous := memo.dirMailboxes
-	if res.Spec.UnavailableDomains, err = r.unavailableDomains(ctx, mc, memo.dirDomains, domainByName); err != nil {
+	unavailable, err := r.unavailableDomains(ctx, mc, memo.dirDomains, domainByName)
+	if err != nil {
 		return none, err
 	}
+	res := builders.Directory(domains.Items, dkimKeys, inputs, aliases, unavailable...)
+	previous := memo.dirMailboxes
 
 	parts, generation, err := directoryParts(mc.Name, &res.Spec)
 	if err != nil {
@@ -108,20 +109,29 @@ func (r *MailClusterReconciler) reconcileDirectory(ctx context.Context, mc *mail
 		return none, err
 	}
 	memo.remember(generation, &res.Spec)
-	r.reportMembers(mc, inputs, awaiting.names, aliases, res)
+	r.reportMembers(ctx, mc, inputs, awaiting.names, aliases, res)
 	return clusterDirectory{parts: len(parts), domains: int32(len(res.Spec.Domains)), mailboxes: int32(len(res.Spec.Mailboxes)),
 		recheck: awaiting.recheck}, nil
 }
 
 // unavailableDomains are the domains the directory served or listed as unavailable before
-// (previous) that no MailDomain serves now while Mailboxes or MailAliases still use them: a
-// MailDomain deleted with AnnotationForceDelete. Their mail gets a temporary error rather than
-// a bounce, or worse, a trip to the outbound queue for addresses that were ours.
+// (previous) that no MailDomain in the namespace serves now while Mailboxes or MailAliases still
+// use them: a MailDomain deleted with AnnotationForceDelete. Their mail gets a temporary error
+// rather than a bounce, or worse, a trip to the outbound queue for addresses that were ours. A
+// domain that moved to another cluster of the namespace is that cluster's, and ordinary mail
+// for this one.
 func (r *MailClusterReconciler) unavailableDomains(ctx context.Context, mc *mailv1alpha1.MailCluster, previous []string,
 	served map[string]*mailv1alpha1.MailDomain) ([]string, error) {
 	var out []string
 	for _, d := range previous {
 		if served[d] != nil || slices.Contains(out, d) {
+			continue
+		}
+		var elsewhere mailv1alpha1.MailDomainList
+		if err := r.List(ctx, &elsewhere, client.InNamespace(mc.Namespace), client.MatchingFields{indexDomain: d}); err != nil {
+			return nil, err
+		}
+		if len(elsewhere.Items) > 0 {
 			continue
 		}
 		users, err := domainUsers(ctx, r.Client, mc.Namespace, d)

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -105,34 +106,60 @@ func (r *MailboxReconciler) writeStatus(ctx context.Context, mb *mailv1alpha1.Ma
 }
 
 // purge asks the replica holding the mailbox to delete its stored mail. It reports done when
-// the mail is gone or there is nothing that could hold it (no shard, domain or cluster).
+// the mail is gone or nothing could hold it (never placed, or no cluster in the namespace).
 func (r *MailboxReconciler) purge(ctx context.Context, mb *mailv1alpha1.Mailbox) (bool, error) {
 	if mb.Status.Shard == nil {
 		return true, nil // never placed, so never stored anything
 	}
-	var domains mailv1alpha1.MailDomainList
-	if err := r.List(ctx, &domains, client.InNamespace(mb.Namespace), client.MatchingFields{indexDomain: addressDomain(mb.Spec.Address)}); err != nil {
-		return false, err
+	clusters, err := r.clustersHolding(ctx, mb)
+	if err != nil || len(clusters) == 0 {
+		return err == nil, err
 	}
-	for _, d := range domains.Items {
-		var mc mailv1alpha1.MailCluster
-		if err := r.Get(ctx, types.NamespacedName{Namespace: mb.Namespace, Name: d.Spec.ClusterRef.Name}, &mc); err != nil {
-			if apierrors.IsNotFound(err) {
-				continue
-			}
-			return false, err
-		}
-		admin, err := newAdminClient(ctx, r.Client, mb.Namespace, mc.Name, int(*mb.Status.Shard))
+	for _, cluster := range clusters {
+		admin, err := newAdminClient(ctx, r.Client, mb.Namespace, cluster, int(*mb.Status.Shard))
 		if err != nil {
 			return false, err
 		}
 		if err := admin.purge(ctx, string(mb.Spec.Address)); err != nil {
 			return false, err
 		}
-		r.Recorder.Eventf(mb, nil, corev1.EventTypeNormal, "Purged", "Delete", "deleted the stored mail of %s", mb.Spec.Address)
-		return true, nil
 	}
+	r.Recorder.Eventf(mb, nil, corev1.EventTypeNormal, "Purged", "Delete", "deleted the stored mail of %s", mb.Spec.Address)
 	return true, nil
+}
+
+// clustersHolding names the MailClusters that may hold mb's mail: the one serving its domain, or,
+// when its MailDomain was deleted while in use, every cluster of the namespace (the mail is still
+// on one of them; purging an address a cluster never held is harmless).
+func (r *MailboxReconciler) clustersHolding(ctx context.Context, mb *mailv1alpha1.Mailbox) ([]string, error) {
+	var domains mailv1alpha1.MailDomainList
+	if err := r.List(ctx, &domains, client.InNamespace(mb.Namespace), client.MatchingFields{indexDomain: addressDomain(mb.Spec.Address)}); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, d := range domains.Items {
+		var mc mailv1alpha1.MailCluster
+		err := r.Get(ctx, types.NamespacedName{Namespace: mb.Namespace, Name: d.Spec.ClusterRef.Name}, &mc)
+		if err == nil {
+			return []string{mc.Name}, nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return nil, err
+		}
+	}
+	if len(domains.Items) > 0 {
+		return nil, nil // its cluster is gone, and its volumes with it or kept on purpose
+	}
+	var all mailv1alpha1.MailClusterList
+	if err := r.List(ctx, &all, client.InNamespace(mb.Namespace)); err != nil {
+		return nil, err
+	}
+	for _, mc := range all.Items {
+		if ptr.Deref(mc.Spec.Replicas, 1) > *mb.Status.Shard {
+			out = append(out, mc.Name)
+		}
+	}
+	return out, nil
 }
 
 // unservedReason says why nothing serves addresses of domain in ns (DomainNotFound,

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -52,7 +53,9 @@ func newVerdicts() *verdicts {
 }
 
 // publish records v for obj (a Mailbox or MailAlias) and wakes obj's reconciler when it changed.
-func (vs *verdicts) publish(obj client.Object, v verdict) {
+// It gives up waking it when ctx ends (the operator stops; its successor decides afresh), so a
+// full channel never holds up a shutdown and the hand-over of the leader lease.
+func (vs *verdicts) publish(ctx context.Context, obj client.Object, v verdict) {
 	_, alias := obj.(*mailv1alpha1.MailAlias)
 	key := verdictKey{alias: alias, NamespacedName: client.ObjectKeyFromObject(obj)}
 	vs.mu.Lock()
@@ -66,7 +69,10 @@ func (vs *verdicts) publish(obj client.Object, v verdict) {
 	if alias {
 		ch, stub = vs.aliases, &mailv1alpha1.MailAlias{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}}
 	}
-	ch <- event.GenericEvent{Object: stub}
+	select {
+	case ch <- event.GenericEvent{Object: stub}:
+	case <-ctx.Done():
+	}
 }
 
 func sameVerdict(a, b verdict) bool {
@@ -92,11 +98,11 @@ func (vs *verdicts) forget(alias bool, key types.NamespacedName) {
 // reportMembers hands the verdict on every Mailbox and MailAlias of the cluster to their
 // reconcilers: Ready when it is in the directory just written, otherwise the reason it was left
 // out. Mailboxes in awaiting, whose password is still being generated, get none yet.
-func (r *MailClusterReconciler) reportMembers(mc *mailv1alpha1.MailCluster, inputs []builders.MailboxInput,
+func (r *MailClusterReconciler) reportMembers(ctx context.Context, mc *mailv1alpha1.MailCluster, inputs []builders.MailboxInput,
 	awaiting map[string]bool, aliases []mailv1alpha1.MailAlias, res builders.DirectoryResult) {
 	for _, in := range inputs {
 		if !awaiting[in.Mailbox.Name] {
-			r.Verdicts.publish(in.Mailbox, mailboxVerdict(mc.Name, in, res))
+			r.Verdicts.publish(ctx, in.Mailbox, mailboxVerdict(mc.Name, in, res))
 		}
 	}
 	for i := range aliases {
@@ -106,7 +112,7 @@ func (r *MailClusterReconciler) reportMembers(mc *mailv1alpha1.MailCluster, inpu
 		if p, bad := res.Problems[builders.ObjectKey("MailAlias", al.Name)]; bad {
 			v.ready, v.reason, v.message, v.members = metav1.ConditionFalse, p.Reason, p.Message, 0
 		}
-		r.Verdicts.publish(al, v)
+		r.Verdicts.publish(ctx, al, v)
 	}
 }
 
@@ -118,8 +124,13 @@ func mailboxVerdict(cluster string, in builders.MailboxInput, res builders.Direc
 	switch {
 	case bad && !p.Served:
 		v.ready, v.reason, v.message, v.shard = metav1.ConditionFalse, p.Reason, p.Message, nil
-	case bad:
+	case bad && p.LoginDisabled:
 		v.ready, v.reason, v.message, v.login = metav1.ConditionFalse, p.Reason, p.Message, mailv1alpha1.LoginDisabled
+	case bad:
+		v.ready, v.reason, v.message, v.login = metav1.ConditionFalse, p.Reason, p.Message, mailv1alpha1.LoginEnabled
+		if mb.Spec.Suspended {
+			v.login = mailv1alpha1.LoginSuspended
+		}
 	case mb.Spec.Suspended:
 		v.ready, v.reason, v.login = metav1.ConditionTrue, mailv1alpha1.ReasonSuspended, mailv1alpha1.LoginSuspended
 		v.message = fmt.Sprintf("served by MailCluster %q and suspended: mail is accepted and stored, logins and submission are refused", cluster)

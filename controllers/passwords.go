@@ -3,6 +3,7 @@ package controllers
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -161,7 +162,9 @@ func (r *MailClusterReconciler) resolveMailboxes(ctx context.Context, mc *mailv1
 	for i := range inputs {
 		inputs[i].Shard = shards[i]
 	}
-	pr.hash(inputs, r.HashWorkers)
+	if err := pr.hash(ctx, inputs, r.HashWorkers); err != nil {
+		return nil, awaitingPasswords{}, err
+	}
 	memo.hashes = pr.used
 	return inputs, pr.awaiting, nil
 }
@@ -215,8 +218,9 @@ func (pr *passwordResolver) resolve(ctx context.Context, i int, in *builders.Mai
 	}
 }
 
-// hash computes the queued hashes with workers goroutines (0: 2) and remembers them.
-func (pr *passwordResolver) hash(inputs []builders.MailboxInput, workers int) {
+// hash computes the queued hashes with workers goroutines (0: 2) and remembers them. It stops
+// early when ctx ends: thousands of hashes must not hold up the operator's shutdown.
+func (pr *passwordResolver) hash(ctx context.Context, inputs []builders.MailboxInput, workers int) error {
 	if workers <= 0 {
 		workers = 2
 	}
@@ -242,16 +246,25 @@ func (pr *passwordResolver) hash(inputs []builders.MailboxInput, workers int) {
 			}
 		}()
 	}
+feed:
 	for _, j := range pr.jobs {
-		ch <- j
+		select {
+		case ch <- j:
+		case <-ctx.Done():
+			break feed
+		}
 	}
 	close(ch)
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	for _, j := range pr.jobs {
 		if in := inputs[j.i]; in.PasswordHash != "" {
 			pr.used[j.version] = hashedPassword{hash: in.PasswordHash, fingerprint: in.Fingerprint}
 		}
 	}
+	return nil
 }
 
 // invalidPassword says what makes a password unusable, or "" when it is fine. Control
@@ -297,6 +310,11 @@ func (r *MailClusterReconciler) directoryMailboxes(ctx context.Context, mc *mail
 	if memo.dirMailboxes != nil && memo.dirGeneration == generation {
 		return memo.dirMailboxes, nil
 	}
+	// A directory caught mid-write (a crash of the operator that wrote it) has whole domain
+	// lists in its first part still: the unavailable domains must survive it.
+	if memo.dirDomains == nil {
+		memo.dirDomains = firstPartDomains(first)
+	}
 	n, err := dirsecret.PartCount(first)
 	if err != nil {
 		return out, nil
@@ -315,6 +333,19 @@ func (r *MailClusterReconciler) directoryMailboxes(ctx context.Context, mc *mail
 	}
 	memo.remember(generation, spec)
 	return memo.dirMailboxes, nil
+}
+
+// firstPartDomains are the domains, served or unavailable, in the first part of a directory.
+func firstPartDomains(first map[string][]byte) []string {
+	var spec dirspec.Spec
+	if json.Unmarshal(first[dirsecret.KeyDirectory], &spec) != nil {
+		return nil
+	}
+	out := slices.Clone(spec.UnavailableDomains)
+	for _, d := range spec.Domains {
+		out = append(out, d.Name)
+	}
+	return out
 }
 
 // remember records the directory of generation as the one in the Secrets.

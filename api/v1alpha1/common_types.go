@@ -97,6 +97,10 @@ const (
 	ReasonPasswordInvalid = "PasswordInvalid"
 	// ReasonSuspended: a Mailbox with spec.suspended receives mail and refuses logins.
 	ReasonSuspended = "Suspended"
+	// ReasonDomainUnavailable: an object is served, but an alias, forwarding target or member
+	// of it is in a domain whose MailDomain was deleted while in use: mail that would reach
+	// that domain is refused with a temporary error.
+	ReasonDomainUnavailable = "DomainUnavailable"
 	// ReasonDomainInUse: a MailDomain being deleted is held while Mailboxes or MailAliases
 	// still use it (see AnnotationForceDelete).
 	ReasonDomainInUse = "DomainInUse"

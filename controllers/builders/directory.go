@@ -30,12 +30,14 @@ type MailboxInput struct {
 	Quota int64
 }
 
-// Problem is why an object is left out of the directory, or, when Served, why it is in it
-// with its logins disabled.
+// Problem is why an object is left out of the directory, or, when Served, what of it does not
+// work although it is in it: its logins (LoginDisabled, when its password cannot be used), or
+// mail to a domain that is unavailable.
 type Problem struct {
-	Reason  string
-	Message string
-	Served  bool
+	Reason        string
+	Message       string
+	Served        bool
+	LoginDisabled bool
 }
 
 // DirectoryResult is a compiled directory and what could not go into it.
@@ -95,9 +97,13 @@ func invalidAddress(addrs []string) string {
 // with its logins disabled (and reported, Served), so a broken Secret never bounces its mail.
 // Domains and addresses are matched in the mail server's normal form, so a MailDomain
 // bücher.example serves jörg@xn--bcher-kva.example.
-func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, mailboxes []MailboxInput, aliases []mailv1alpha1.MailAlias) DirectoryResult {
+func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, mailboxes []MailboxInput, aliases []mailv1alpha1.MailAlias,
+	unavailable ...string) DirectoryResult {
 	res := DirectoryResult{Problems: map[string]Problem{}}
-	dc := directoryCompiler{served: servedDomains(domains), owners: claims(mailboxes, aliases)}
+	dc := directoryCompiler{served: servedDomains(domains), owners: claims(mailboxes, aliases), unavailable: map[string]bool{}}
+	for _, d := range unavailable {
+		dc.unavailable[d] = true
+	}
 	for _, in := range mailboxes {
 		key := ObjectKey("Mailbox", in.Mailbox.Name)
 		if p, left := dc.mailboxProblem(in.Mailbox); left {
@@ -105,6 +111,9 @@ func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, ma
 			continue
 		}
 		spec, p := mailboxSpec(in)
+		if p == nil {
+			p = dc.dropUnavailable(&spec)
+		}
 		if p != nil {
 			res.Problems[key] = *p
 		}
@@ -112,13 +121,17 @@ func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, ma
 	}
 	for i := range aliases {
 		al := &aliases[i]
+		key := ObjectKey("MailAlias", al.Name)
 		if p, left := dc.aliasProblem(al); left {
-			res.Problems[ObjectKey("MailAlias", al.Name)] = p
+			res.Problems[key] = p
 			continue
 		}
 		spec := dirspec.AliasSpec{Address: string(al.Spec.Address)}
 		for _, m := range al.Spec.Members {
 			spec.Members = append(spec.Members, string(m))
+		}
+		if msg := dc.unavailableIn(spec.Members); msg != "" {
+			res.Problems[key] = Problem{Reason: mailv1alpha1.ReasonDomainUnavailable, Message: msg, Served: true}
 		}
 		res.Spec.Aliases = append(res.Spec.Aliases, spec)
 	}
@@ -126,13 +139,56 @@ func Directory(domains []mailv1alpha1.MailDomain, dkimKeys map[string]string, ma
 	sort.Slice(res.Spec.Mailboxes, func(i, j int) bool { return res.Spec.Mailboxes[i].Address < res.Spec.Mailboxes[j].Address })
 	sort.Slice(res.Spec.Aliases, func(i, j int) bool { return res.Spec.Aliases[i].Address < res.Spec.Aliases[j].Address })
 	res.Spec.Domains = domainSpecs(dc.served, dkimKeys)
+	res.Spec.UnavailableDomains = slices.Sorted(maps.Keys(dc.unavailable))
 	return res
+}
+
+// dropUnavailable takes the aliases in unavailable domains out of a served mailbox's entry (the
+// server answers for those domains with a temporary error) and says so, as it says when a
+// forwarding target is in such a domain.
+func (dc directoryCompiler) dropUnavailable(spec *dirspec.MailboxSpec) *Problem {
+	var kept, dropped []string
+	for _, a := range spec.Aliases {
+		if dc.unavailable[addrDomain(a)] {
+			dropped = append(dropped, a)
+		} else {
+			kept = append(kept, a)
+		}
+	}
+	spec.Aliases = kept
+	msg := dc.unavailableIn(append(dropped, spec.ForwardTo...))
+	if msg == "" {
+		return nil
+	}
+	return &Problem{Reason: mailv1alpha1.ReasonDomainUnavailable, Message: msg, Served: true}
+}
+
+// unavailableIn says which of addrs are in unavailable domains, or "".
+func (dc directoryCompiler) unavailableIn(addrs []string) string {
+	var in []string
+	for _, a := range addrs {
+		if dc.unavailable[addrDomain(a)] {
+			in = append(in, a)
+		}
+	}
+	if len(in) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s: the MailDomain was deleted while in use, so mail to these addresses is refused with a temporary error "+
+		"until the domain is served again or they are edited out", strings.Join(in, ", "))
+}
+
+func addrDomain(addr string) string {
+	_, dom, _ := strings.Cut(addr, "@")
+	return DomainKey(dom)
 }
 
 // directoryCompiler decides which objects a directory can serve.
 type directoryCompiler struct {
 	// served are the MailDomains by DomainKey (the older one of two for the same domain).
 	served map[string]*mailv1alpha1.MailDomain
+	// unavailable are the domains whose MailDomain was deleted while in use.
+	unavailable map[string]bool
 	// owners says who claims which address (by addressKey): the oldest claimant.
 	owners map[string]claim
 }
@@ -183,13 +239,19 @@ func (dc directoryCompiler) lost(addrs []string, c claim) string {
 	return ""
 }
 
-// missingDomain says which of addrs is in a domain the cluster does not serve, or "".
+// missingDomain says which of addrs is in a domain the cluster does not serve, or "". The
+// first address is the object's own: it must be served. Further ones (a mailbox's aliases) may
+// also be in an unavailable domain, which leaves only them out.
 func (dc directoryCompiler) missingDomain(addrs []string) string {
-	for _, a := range addrs {
-		_, dom, _ := strings.Cut(a, "@")
-		if _, ok := dc.served[DomainKey(dom)]; !ok {
-			return fmt.Sprintf("address %s: domain %s has no MailDomain for this cluster in the namespace", a, DomainDisplay(DomainKey(dom)))
+	for i, a := range addrs {
+		dom := addrDomain(a)
+		if _, ok := dc.served[dom]; ok || (i > 0 && dc.unavailable[dom]) {
+			continue
 		}
+		if dc.unavailable[dom] {
+			return fmt.Sprintf("address %s: the MailDomain of %s was deleted while in use; its mail is refused with a temporary error", a, DomainDisplay(dom))
+		}
+		return fmt.Sprintf("address %s: domain %s has no MailDomain for this cluster in the namespace", a, DomainDisplay(dom))
 	}
 	return ""
 }
@@ -261,7 +323,7 @@ func mailboxSpec(in MailboxInput) (dirspec.MailboxSpec, *Problem) {
 	if in.PasswordProblem == "" && in.PasswordHash != "" {
 		return spec, nil
 	}
-	p := Problem{Reason: in.PasswordReason, Message: in.PasswordProblem, Served: true}
+	p := Problem{Reason: in.PasswordReason, Message: in.PasswordProblem, Served: true, LoginDisabled: true}
 	if p.Reason == "" {
 		p.Reason = mailv1alpha1.ReasonSecretMissing
 	}

@@ -275,7 +275,7 @@ func TestDirectoryPasswordProblemDisablesLogins(t *testing.T) {
 	younger := testAlias("alice-alias", "alice@example.com", 2, "carol@example.com")
 	res := Directory(testDomains(), nil, []MailboxInput{noPassword, lastGood}, []mailv1alpha1.MailAlias{younger})
 
-	want := Problem{Reason: mailv1alpha1.ReasonSecretMissing, Served: true,
+	want := Problem{Reason: mailv1alpha1.ReasonSecretMissing, Served: true, LoginDisabled: true,
 		Message: noPassword.PasswordProblem + ": logins are disabled; mail is still accepted and stored"}
 	if got := res.Problems["Mailbox/alice"]; got != want {
 		t.Errorf("problem = %+v, want %+v", got, want)
@@ -401,5 +401,42 @@ func TestDirectoryIgnoresInputOrder(t *testing.T) {
 		if got := Directory(domains, keys, mailboxes, aliases); !reflect.DeepEqual(got, want) {
 			t.Fatalf("shuffle %d changed the result:\n got %+v\nwant %+v", i, got, want)
 		}
+	}
+}
+
+// A MailDomain deleted while in use: the Mailboxes of other domains keep their own address and
+// lose only their aliases there (the server answers 451 for that domain); forwarding targets
+// and alias members there are reported; an object whose own address is there is left out.
+func TestDirectoryUnavailableDomain(t *testing.T) {
+	alice := testMailbox("alice", "alice@example.com", 1, "alice@old.example", "a@example.com")
+	fwd := testMailbox("fwd", "fwd@example.com", 2)
+	fwd.Mailbox.Spec.Forwarding = &mailv1alpha1.ForwardingSpec{To: []mailv1alpha1.EmailAddress{"bob@old.example"}}
+	gone := testMailbox("gone", "gone@old.example", 3)
+	team := testAlias("team", "team@example.com", 4, "alice@example.com", "bob@old.example")
+	res := Directory(testDomains(), nil, []MailboxInput{alice, fwd, gone}, []mailv1alpha1.MailAlias{team}, "old.example")
+
+	if got := res.Spec.UnavailableDomains; len(got) != 1 || got[0] != "old.example" {
+		t.Errorf("unavailable domains %v", got)
+	}
+	a := servedMailbox(res, "alice@example.com")
+	if a == nil || len(a.Aliases) != 1 || a.Aliases[0] != "a@example.com" {
+		t.Fatalf("alice: %+v; want served with her alias in example.com only", a)
+	}
+	for key, want := range map[string]Problem{
+		"Mailbox/alice":  {Reason: mailv1alpha1.ReasonDomainUnavailable, Served: true},
+		"Mailbox/fwd":    {Reason: mailv1alpha1.ReasonDomainUnavailable, Served: true},
+		"MailAlias/team": {Reason: mailv1alpha1.ReasonDomainUnavailable, Served: true},
+		"Mailbox/gone":   {Reason: mailv1alpha1.ReasonDomainNotFound},
+	} {
+		got := res.Problems[key]
+		if got.Reason != want.Reason || got.Served != want.Served || got.LoginDisabled || got.Message == "" {
+			t.Errorf("%s: %+v, want %+v", key, got, want)
+		}
+	}
+	if servedMailbox(res, "fwd@example.com") == nil || servedMailbox(res, "gone@old.example") != nil {
+		t.Error("fwd must be served and gone not")
+	}
+	if _, err := directory.FromSpec(&res.Spec, func(string) error { return nil }); err != nil {
+		t.Errorf("the server refuses the directory: %v", err)
 	}
 }

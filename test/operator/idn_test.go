@@ -74,7 +74,7 @@ m.logout()
 // records are in A-labels, and a real mail server process run as the pod would be receives
 // mail for the Mailbox (sent by smtplib, read by imaplib).
 func TestInternationalisedMailbox(t *testing.T) {
-	lc, work, assets := startLocalCluster(t)
+	lc, work := startLocalCluster(t)
 	ctx := context.Background()
 	c := lc.Client
 
@@ -82,7 +82,7 @@ func TestInternationalisedMailbox(t *testing.T) {
 	if err := os.WriteFile(manifest, []byte(idnManifests), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(filepath.Join(assets, "kubectl"), "--kubeconfig", lc.Kubeconfig, "apply", "-f", manifest).CombinedOutput(); err != nil {
+	if out, err := exec.Command(kubectlBinary(t), "--kubeconfig", lc.Kubeconfig, "apply", "-f", manifest).CombinedOutput(); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s", err, out)
 	}
 	waitMailbox(t, c, "idn", "joerg", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled)

@@ -22,6 +22,7 @@ import (
 	"github.com/kubemail/kubemail/internal/names"
 	"github.com/kubemail/kubemail/internal/testutil"
 	"github.com/kubemail/kubemail/test/localcluster"
+	"github.com/kubemail/kubemail/test/testenv"
 )
 
 // imapScript logs in with Python's imaplib and prints the number of messages in INBOX, or the
@@ -176,22 +177,44 @@ func (m *mistakes) outboundQueue() []map[string]any {
 // condition within 5 s, fixing it says so and restores logins, and no acknowledged message is
 // lost.
 func TestConfigurationMistakesKeepMail(t *testing.T) {
-	lc, _, assets := startLocalCluster(t)
-	m := &mistakes{t: t, ctx: context.Background(), c: lc.Client, lc: lc, ns: "mail", kctl: filepath.Join(assets, "kubectl"),
+	m := startMistakes(t)
+	bobPW := m.startMailserver()
+	m.suspendedMailbox()
+	for _, mistake := range m.passwordMistakes() {
+		m.passwordMistake(mistake)
+	}
+	m.addressConflict()
+	m.unknownDomain()
+	md := m.domainInUse()
+	m.forcedDomainDeletion(md)
+	m.domainBack()
+	m.nothingLost(bobPW)
+}
+
+// kubectlBinary is the kubectl built with the test control plane.
+func kubectlBinary(t *testing.T) string {
+	assets, err := testenv.AssetsDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(assets, "kubectl")
+}
+
+// startMistakes starts the API server, the operator, and creates the cluster, its two domains,
+// alice (password from a Secret), bob (generated password), suspended carol and alias team.
+func startMistakes(t *testing.T) *mistakes {
+	lc, _ := startLocalCluster(t)
+	m := &mistakes{t: t, ctx: context.Background(), c: lc.Client, lc: lc, ns: "mail", kctl: kubectlBinary(t),
 		acknowledged: map[string]int{}}
 	ctx, c, ns := m.ctx, m.c, m.ns
-	domain := func(name, dom string) *mailv1alpha1.MailDomain {
-		return &mailv1alpha1.MailDomain{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-			Spec: mailv1alpha1.MailDomainSpec{Domain: mailv1alpha1.MailDomainName(dom), ClusterRef: mailv1alpha1.LocalObjectReference{Name: "mail"}}}
-	}
 	for _, o := range []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "alice-pw", Namespace: ns}, StringData: map[string]string{"password": "alice-first"}},
 		&mailv1alpha1.MailCluster{ObjectMeta: metav1.ObjectMeta{Name: "mail", Namespace: ns}, Spec: mailv1alpha1.MailClusterSpec{Hostname: "mail.example.com"}},
-		domain("example-com", "example.com"),
-		domain("example-org", "example.org"),
+		m.domain("example-com", "example.com"),
+		m.domain("example-org", "example.org"),
 		&mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "alice", Namespace: ns}, Spec: mailv1alpha1.MailboxSpec{
-			Address: "alice@example.com", Aliases: []mailv1alpha1.EmailAddress{"postmaster@example.com"},
+			Address: "alice@example.com", Aliases: []mailv1alpha1.EmailAddress{"postmaster@example.com", "alice@example.org"},
 			PasswordSecretRef: &mailv1alpha1.PasswordSecretRef{Name: "alice-pw"}}},
 		&mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "bob", Namespace: ns}, Spec: mailv1alpha1.MailboxSpec{Address: "bob@example.org"}},
 		&mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "carol", Namespace: ns}, Spec: mailv1alpha1.MailboxSpec{
@@ -203,10 +226,23 @@ func TestConfigurationMistakesKeepMail(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return m
+}
+
+// domain returns MailDomain name, serving dom for cluster mail.
+func (m *mistakes) domain(name, dom string) *mailv1alpha1.MailDomain {
+	return &mailv1alpha1.MailDomain{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: m.ns},
+		Spec: mailv1alpha1.MailDomainSpec{Domain: mailv1alpha1.MailDomainName(dom), ClusterRef: mailv1alpha1.LocalObjectReference{Name: "mail"}}}
+}
+
+// startMailserver waits for alice and bob, starts the mail server and returns bob's generated
+// password.
+func (m *mistakes) startMailserver() (bobPW string) {
+	t, ctx, c, ns := m.t, m.ctx, m.c, m.ns
 	waitMailbox(t, c, ns, "alice", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled)
 	waitMailbox(t, c, ns, "bob", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled)
 	var err error
-	m.ms, err = lc.RunMailserver(ctx, ns, "mail", 0)
+	m.ms, err = m.lc.RunMailserver(ctx, ns, "mail", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,8 +255,11 @@ func TestConfigurationMistakesKeepMail(t *testing.T) {
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "bob-credentials"}, &bobCreds); err != nil {
 		t.Fatal(err)
 	}
-	bobPW := string(bobCreds.Data["password"])
+	return string(bobCreds.Data["password"])
+}
 
+func (m *mistakes) suspendedMailbox() {
+	t := m.t
 	t.Log("a suspended mailbox is visible at a glance and keeps receiving")
 	m.mailboxState("carol", metav1.ConditionTrue, mailv1alpha1.ReasonSuspended, mailv1alpha1.LoginSuspended, "suspended")
 	if row := m.kubectlRow("carol"); !strings.Contains(row, "Suspended") {
@@ -230,11 +269,17 @@ func TestConfigurationMistakesKeepMail(t *testing.T) {
 		t.Errorf("kubectl get mailbox alice: %q, want Enabled in it", row)
 	}
 	m.deliver("carol@example.com", "carol")
+}
 
-	for _, mistake := range []struct {
-		what, reason, text string
-		apply              func()
-	}{
+// passwordMistake is one way to break alice's password Secret.
+type passwordMistake struct {
+	what, reason, text string
+	apply              func()
+}
+
+func (m *mistakes) passwordMistakes() []passwordMistake {
+	t, ctx, c, ns := m.t, m.ctx, m.c, m.ns
+	return []passwordMistake{
 		{"an emptied password", mailv1alpha1.ReasonPasswordInvalid, "is empty", func() { m.setPassword("alice-pw", []byte{}) }},
 		{"a password with NUL and bytes that are not UTF-8", mailv1alpha1.ReasonPasswordInvalid, "not valid UTF-8",
 			func() { m.setPassword("alice-pw", []byte("bad\x00\xff")) }},
@@ -243,44 +288,52 @@ func TestConfigurationMistakesKeepMail(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
-	} {
-		t.Logf("%s: logins disabled, mail kept", mistake.what)
-		mistake.apply()
-		m.mailboxState("alice", metav1.ConditionFalse, mistake.reason, mailv1alpha1.LoginDisabled, mistake.text)
-		m.event("Mailbox", "alice", corev1.EventTypeWarning, mistake.reason, mistake.text)
-		m.event("MailCluster", "mail", corev1.EventTypeWarning, "LoginDisabled", "alice@example.com")
-		if row := m.kubectlRow("alice"); !strings.Contains(row, "LoginDisabled") || !strings.Contains(row, mistake.reason) {
-			t.Errorf("kubectl get mailbox alice: %q, want LoginDisabled and %s", row, mistake.reason)
-		}
-		for _, rcpt := range []string{"alice@example.com", "postmaster@example.com", "alice+tag@example.com"} {
-			m.deliver(rcpt, "alice")
-		}
-		m.deliver("team@example.com", "alice")
-		m.acknowledged["bob"]++
-		// The last good hash is kept: the old password gets the disabled answer, not a failure.
-		if got := m.imap("alice@example.com", "alice-first"); !strings.Contains(got, "CONTACTADMIN") {
-			t.Errorf("login with the last good password while disabled: %s, want a CONTACTADMIN refusal", got)
-		}
-		if got := m.imap("alice@example.com", "wrong"); !strings.Contains(got, "AUTHENTICATIONFAILED") {
-			t.Errorf("a wrong password while disabled: %s, want AUTHENTICATIONFAILED", got)
-		}
-		// Fixed: a valid password again.
-		if err := c.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "alice-pw", Namespace: ns}}); client.IgnoreNotFound(err) != nil {
-			t.Fatal(err)
-		}
-		m.mailboxState("alice", metav1.ConditionFalse, mailv1alpha1.ReasonSecretMissing, mailv1alpha1.LoginDisabled, "")
-		if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "alice-pw", Namespace: ns},
-			StringData: map[string]string{"password": "alice-first"}}); err != nil {
-			t.Fatal(err)
-		}
-		m.mailboxState("alice", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled, mailv1alpha1.LoginEnabled, "")
-		m.event("Mailbox", "alice", corev1.EventTypeNormal, "Resolved", "SecretMissing resolved")
-		told.Until(m.t, "alice logs in again", func() (bool, string) {
-			got := m.imap("alice@example.com", "alice-first")
-			return got == fmt.Sprintf("EXISTS %d", m.acknowledged["alice"]), got
-		})
 	}
+}
 
+// passwordMistake applies the mistake: logins are disabled, mail is kept, and fixing it
+// restores logins.
+func (m *mistakes) passwordMistake(mistake passwordMistake) {
+	t, ctx, c, ns := m.t, m.ctx, m.c, m.ns
+	t.Logf("%s: logins disabled, mail kept", mistake.what)
+	mistake.apply()
+	m.mailboxState("alice", metav1.ConditionFalse, mistake.reason, mailv1alpha1.LoginDisabled, mistake.text)
+	m.event("Mailbox", "alice", corev1.EventTypeWarning, mistake.reason, mistake.text)
+	m.event("MailCluster", "mail", corev1.EventTypeWarning, "LoginDisabled", "alice@example.com")
+	if row := m.kubectlRow("alice"); !strings.Contains(row, "LoginDisabled") || !strings.Contains(row, mistake.reason) {
+		t.Errorf("kubectl get mailbox alice: %q, want LoginDisabled and %s", row, mistake.reason)
+	}
+	for _, rcpt := range []string{"alice@example.com", "postmaster@example.com", "alice+tag@example.com"} {
+		m.deliver(rcpt, "alice")
+	}
+	m.deliver("team@example.com", "alice")
+	m.acknowledged["bob"]++
+	// The last good hash is kept: the old password gets the disabled answer, not a failure.
+	if got := m.imap("alice@example.com", "alice-first"); !strings.Contains(got, "CONTACTADMIN") {
+		t.Errorf("login with the last good password while disabled: %s, want a CONTACTADMIN refusal", got)
+	}
+	if got := m.imap("alice@example.com", "wrong"); !strings.Contains(got, "AUTHENTICATIONFAILED") {
+		t.Errorf("a wrong password while disabled: %s, want AUTHENTICATIONFAILED", got)
+	}
+	// Fixed: a valid password again.
+	if err := c.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "alice-pw", Namespace: ns}}); client.IgnoreNotFound(err) != nil {
+		t.Fatal(err)
+	}
+	m.mailboxState("alice", metav1.ConditionFalse, mailv1alpha1.ReasonSecretMissing, mailv1alpha1.LoginDisabled, "")
+	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "alice-pw", Namespace: ns},
+		StringData: map[string]string{"password": "alice-first"}}); err != nil {
+		t.Fatal(err)
+	}
+	m.mailboxState("alice", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled, mailv1alpha1.LoginEnabled, "")
+	m.event("Mailbox", "alice", corev1.EventTypeNormal, "Resolved", "SecretMissing resolved")
+	told.Until(m.t, "alice logs in again", func() (bool, string) {
+		got := m.imap("alice@example.com", "alice-first")
+		return got == fmt.Sprintf("EXISTS %d", m.acknowledged["alice"]), got
+	})
+}
+
+func (m *mistakes) addressConflict() {
+	t, ctx, c, ns := m.t, m.ctx, m.c, m.ns
 	t.Log("an address conflict: the younger Mailbox is told, and shows none of the older one's mail")
 	if err := c.Create(ctx, &mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "alice-again", Namespace: ns},
 		Spec: mailv1alpha1.MailboxSpec{Address: "alice@example.com"}}); err != nil {
@@ -303,7 +356,10 @@ func TestConfigurationMistakesKeepMail(t *testing.T) {
 	if err := c.Delete(ctx, &again); err != nil {
 		t.Fatal(err)
 	}
+}
 
+func (m *mistakes) unknownDomain() {
+	t, ctx, c, ns := m.t, m.ctx, m.c, m.ns
 	t.Log("a Mailbox in a domain nobody serves gets no password and says why")
 	if err := c.Create(ctx, &mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "dave", Namespace: ns},
 		Spec: mailv1alpha1.MailboxSpec{Address: "dave@unknown.example"}}); err != nil {
@@ -314,9 +370,12 @@ func TestConfigurationMistakesKeepMail(t *testing.T) {
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "dave-credentials"}, &corev1.Secret{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a Mailbox nothing serves got a generated password Secret: %v", err)
 	}
+}
 
+func (m *mistakes) domainInUse() *mailv1alpha1.MailDomain {
+	t, ctx, c, ns := m.t, m.ctx, m.c, m.ns
 	t.Log("deleting a domain that Mailboxes still use: held, named, mail keeps flowing")
-	if err := c.Delete(ctx, domain("example-org", "example.org")); err != nil {
+	if err := c.Delete(ctx, m.domain("example-org", "example.org")); err != nil {
 		t.Fatal(err)
 	}
 	var md mailv1alpha1.MailDomain
@@ -332,10 +391,14 @@ func TestConfigurationMistakesKeepMail(t *testing.T) {
 	m.deliver("bob@example.org", "bob")
 	m.deliver("team@example.com", "alice")
 	m.acknowledged["bob"]++
+	return &md
+}
 
+func (m *mistakes) forcedDomainDeletion(md *mailv1alpha1.MailDomain) {
+	t, ctx, c := m.t, m.ctx, m.c
 	t.Log("forced: the domain goes, its mail is tempfailed and never relayed")
 	md.Annotations = map[string]string{names.AnnotationForceDelete: "true"}
-	if err := c.Update(ctx, &md); err != nil {
+	if err := c.Update(ctx, md); err != nil {
 		t.Fatal(err)
 	}
 	told.Until(m.t, "bob's mail tempfailed", func() (bool, string) {
@@ -345,22 +408,57 @@ func TestConfigurationMistakesKeepMail(t *testing.T) {
 	if code := m.send("team@example.com"); code != "451" {
 		t.Errorf("mail to an alias with a member in the deleted domain: %s, want 451", code)
 	}
+	if code := m.send("alice@example.org"); code != "451" {
+		t.Errorf("mail to alice's alias in the deleted domain: %s, want 451", code)
+	}
+	// alice keeps her own address, her logins and her mail; only her alias there waits.
+	m.deliver("alice@example.com", "alice")
 	if q := m.outboundQueue(); len(q) != 0 {
 		t.Errorf("mail for addresses that were ours is in the outbound queue: %+v", q)
 	}
 	m.mailboxState("bob", metav1.ConditionFalse, mailv1alpha1.ReasonDomainNotFound, "", "example.org")
+	m.mailboxState("alice", metav1.ConditionFalse, mailv1alpha1.ReasonDomainUnavailable, mailv1alpha1.LoginEnabled, "alice@example.org")
+	m.event("Mailbox", "alice", corev1.EventTypeWarning, mailv1alpha1.ReasonDomainUnavailable, "alice@example.org")
+	m.aliasState("team", metav1.ConditionFalse, mailv1alpha1.ReasonDomainUnavailable, "bob@example.org")
+	m.event("MailAlias", "team", corev1.EventTypeWarning, mailv1alpha1.ReasonDomainUnavailable, "bob@example.org")
+	if got := m.imap("alice@example.com", "alice-first"); !strings.HasPrefix(got, "EXISTS") {
+		t.Errorf("alice cannot log in while only her alias's domain is gone: %s", got)
+	}
+}
 
+// aliasState waits for a MailAlias's Ready condition.
+func (m *mistakes) aliasState(name string, status metav1.ConditionStatus, reason, text string) {
+	m.t.Helper()
+	told.Until(m.t, fmt.Sprintf("MailAlias %s %s/%s", name, status, reason), func() (bool, string) {
+		var al mailv1alpha1.MailAlias
+		if err := m.c.Get(m.ctx, types.NamespacedName{Namespace: m.ns, Name: name}, &al); err != nil {
+			return false, err.Error()
+		}
+		s, r, msg := readyReason(al.Status.Conditions)
+		return s == status && r == reason && strings.Contains(msg, text), fmt.Sprintf("%s %s %q", s, r, msg)
+	})
+}
+
+func (m *mistakes) domainBack() {
+	t, ctx, c := m.t, m.ctx, m.c
 	t.Log("the domain back: mail and logins as before")
-	if err := c.Create(ctx, domain("example-org", "example.org")); err != nil {
+	if err := c.Create(ctx, m.domain("example-org", "example.org")); err != nil {
 		t.Fatal(err)
 	}
 	m.mailboxState("bob", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled, mailv1alpha1.LoginEnabled, "")
+	m.mailboxState("alice", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled, mailv1alpha1.LoginEnabled, "")
+	m.aliasState("team", metav1.ConditionTrue, mailv1alpha1.ReasonReconciled, "")
+	m.event("MailAlias", "team", corev1.EventTypeNormal, "Resolved", "DomainUnavailable resolved")
 	told.Until(m.t, "bob's mail accepted again", func() (bool, string) {
 		code := m.send("bob@example.org")
 		return code == "250", code
 	})
 	m.acknowledged["bob"]++
+	m.deliver("alice@example.org", "alice")
+}
 
+func (m *mistakes) nothingLost(bobPW string) {
+	t := m.t
 	t.Log("no acknowledged message lost")
 	for user, pw := range map[string]string{"alice@example.com": "alice-first", "bob@example.org": bobPW} {
 		owner, _, _ := strings.Cut(user, "@")
