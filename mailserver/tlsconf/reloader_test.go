@@ -196,19 +196,32 @@ func TestNewReloaderRejectsBadPair(t *testing.T) {
 	}
 }
 
-func TestReloadsRewrittenFiles(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	old := newPair(t)
-	old.write(t, certFile, keyFile)
+// watched is a Reloader serving a pair it watches in files of a temporary folder, its polling
+// off, so changes must be noticed through the folder's watch.
+type watched struct {
+	certFile, keyFile string
+	old               pair
+	r                 *Reloader
+	rec               *recorder
+}
 
-	var rec recorder
-	// Polling off: this must be noticed through the directory watch.
-	r, err := NewReloader(certFile, keyFile, rec.options(-1))
+func startWatched(t *testing.T) watched {
+	t.Helper()
+	dir := t.TempDir()
+	w := watched{certFile: filepath.Join(dir, "tls.crt"), keyFile: filepath.Join(dir, "tls.key"), old: newPair(t), rec: &recorder{}}
+	w.old.write(t, w.certFile, w.keyFile)
+	r, err := NewReloader(w.certFile, w.keyFile, w.rec.options(-1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	run(t, r)
+	w.r = r
+	return w
+}
+
+func TestReloadsRewrittenFiles(t *testing.T) {
+	w := startWatched(t)
+	certFile, keyFile, r, rec := w.certFile, w.keyFile, w.r, w.rec
 
 	next := newPair(t)
 	next.write(t, certFile, keyFile)
@@ -327,17 +340,8 @@ func TestReloadsKubernetesSecretVolumeUpdate(t *testing.T) {
 }
 
 func TestBrokenUpdateKeepsServingLastGoodPair(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	old := newPair(t)
-	old.write(t, certFile, keyFile)
-
-	var rec recorder
-	r, err := NewReloader(certFile, keyFile, rec.options(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, r)
+	w := startWatched(t)
+	certFile, keyFile, old, r, rec := w.certFile, w.keyFile, w.old, w.r, w.rec
 
 	// A new certificate with the old key: a mismatched pair.
 	next := newPair(t)
