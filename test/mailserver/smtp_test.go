@@ -346,34 +346,41 @@ func TestFailedLoginsAreSlowedThenRefused(t *testing.T) {
 	_ = out
 }
 
-// TestMalformedCommands talks raw SMTP: garbage gets a 5xx and the session goes on.
-func TestMalformedCommands(t *testing.T) {
-	s := startServer(t)
-	c, err := net.Dial("tcp", s.addr("smtp"))
+// rawSMTP dials addr and returns a function that sends one command line (none for "") and
+// reads the whole reply, its lines joined by newlines. The connection closes with the test.
+func rawSMTP(t *testing.T, addr string, within time.Duration) func(line string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(within))
 	r := bufio.NewReader(c)
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	readReply := func() string {
+	return func(line string) string {
+		t.Helper()
+		if line != "" {
+			fmt.Fprintf(c, "%s\r\n", line)
+		}
 		var all []string
 		for {
-			line, err := r.ReadString('\n')
+			l, err := r.ReadString('\n')
 			if err != nil {
-				t.Fatalf("reading reply: %v (so far %q)", err, all)
+				t.Fatalf("reading the reply to %q: %v (so far %q)", line, err, all)
 			}
-			all = append(all, strings.TrimRight(line, "\r\n"))
-			if len(line) < 4 || line[3] != '-' {
+			all = append(all, strings.TrimRight(l, "\r\n"))
+			if len(l) < 4 || l[3] != '-' {
 				return strings.Join(all, "\n")
 			}
 		}
 	}
-	send := func(line string) string {
-		fmt.Fprintf(c, "%s\r\n", line)
-		return readReply()
-	}
-	if greet := readReply(); !strings.HasPrefix(greet, "220 mail.example.com") {
+}
+
+// TestMalformedCommands talks raw SMTP: garbage gets a 5xx and the session goes on.
+func TestMalformedCommands(t *testing.T) {
+	s := startServer(t)
+	send := rawSMTP(t, s.addr("smtp"), 30*time.Second)
+	if greet := send(""); !strings.HasPrefix(greet, "220 mail.example.com") {
 		t.Fatalf("greeting %q", greet)
 	}
 	for _, tc := range []struct{ cmd, want string }{
@@ -402,28 +409,11 @@ func TestMalformedCommands(t *testing.T) {
 
 func TestDirectoryReloadKeepsConnections(t *testing.T) {
 	s := startServer(t)
-	c, err := net.Dial("tcp", s.addr("smtp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
-	c.SetDeadline(time.Now().Add(60 * time.Second))
+	raw := rawSMTP(t, s.addr("smtp"), 60*time.Second)
 	cmd := func(line string) string {
-		if line != "" {
-			fmt.Fprintf(c, "%s\r\n", line)
-		}
-		var last string
-		for {
-			l, err := r.ReadString('\n')
-			if err != nil {
-				t.Fatalf("connection dropped: %v", err)
-			}
-			last = l
-			if len(l) < 4 || l[3] != '-' {
-				return strings.TrimSpace(last)
-			}
-		}
+		// The last line of the reply: its code is what the steps below check.
+		reply := raw(line)
+		return strings.TrimSpace(reply[strings.LastIndexByte(reply, '\n')+1:])
 	}
 	cmd("")
 	cmd("EHLO client.example.net")
