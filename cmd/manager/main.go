@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
@@ -31,11 +32,12 @@ const EnvOperandImage = "KUBEMAIL_IMAGE"
 
 func main() {
 	var metricsAddr, probeAddr, pprofAddr, namespaces string
-	var leaderElect, showVersion bool
+	var leaderElect, showVersion, metricsSecure bool
 	var usageInterval time.Duration
 	var qps float64
 	var burst int
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the metrics endpoint (0 disables)")
+	flag.BoolVar(&metricsSecure, "metrics-secure", false, "serve metrics over HTTPS to clients the API server authenticates and authorizes (get on /metrics)")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "address of the Go profiler's /debug/pprof/ endpoints (empty: off; keep it on localhost)")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "elect a leader so only one replica reconciles")
@@ -88,7 +90,7 @@ func main() {
 	cfg.QPS, cfg.Burst = float32(qps), burst
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
+		Metrics:                metricsOptions(metricsAddr, metricsSecure),
 		HealthProbeBindAddress: probeAddr,
 		PprofBindAddress:       pprofAddr,
 		LeaderElection:         leaderElect,
@@ -124,4 +126,16 @@ func main() {
 		log.Error(err, "manager stopped")
 		os.Exit(1)
 	}
+}
+
+// metricsOptions serves metrics on addr; secure, over HTTPS (a self-signed certificate unless
+// one is mounted) to callers whose token the API server accepts and who may get /metrics, as a
+// Prometheus with the metrics-reader ClusterRole may.
+func metricsOptions(addr string, secure bool) metricsserver.Options {
+	opts := metricsserver.Options{BindAddress: addr}
+	if secure {
+		opts.SecureServing = true
+		opts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	return opts
 }

@@ -222,11 +222,21 @@ func (r renderedChart) checkDefault(t *testing.T) {
 	}
 }
 
-// checkNamespaced: an install limited to some namespaces grants nothing cluster-wide.
+// checkNamespaced: an install limited to some namespaces grants nothing cluster-wide but what
+// secure metrics need: asking the API server who calls /metrics (token and access reviews),
+// and a role for whoever scrapes it.
 func (r renderedChart) checkNamespaced(t *testing.T) {
 	objs, c, rules := r.objs, r.c, r.rules
-	if n := len(objs.ofKind("ClusterRole")) + len(objs.ofKind("ClusterRoleBinding")); n != 0 {
-		t.Errorf("namespaced install grants cluster-wide: %v", objs.keys())
+	for _, kind := range []string{"ClusterRole", "ClusterRoleBinding"} {
+		for _, o := range objs.ofKind(kind) {
+			if n := o.GetName(); n != "kubemail-metrics-auth" && n != "kubemail-metrics-reader" {
+				t.Errorf("namespaced install grants cluster-wide: %s %s", kind, n)
+			}
+		}
+	}
+	auth := objs.get(t, "ClusterRole", "", "kubemail-metrics-auth")
+	if got := mustJSON(t, auth.Object["rules"]); got != `[{"apiGroups":["authentication.k8s.io"],"resources":["tokenreviews"],"verbs":["create"]},{"apiGroups":["authorization.k8s.io"],"resources":["subjectaccessreviews"],"verbs":["create"]}]` {
+		t.Errorf("metrics-auth rules %s", got)
 	}
 	for _, ns := range []string{"mail-a", "mail-b"} {
 		r := objs.get(t, "Role", ns, "kubemail-manager")
@@ -256,7 +266,7 @@ func (r renderedChart) checkMonitoring(t *testing.T) {
 	if !labels.SelectorFromSet(sel).Matches(labels.Set(svc.GetLabels())) {
 		t.Errorf("ServiceMonitor selects %v; the metrics Service has labels %v", sel, svc.GetLabels())
 	}
-	if got := mustJSON(t, sm.Object["spec"].(map[string]any)["endpoints"]); got != `[{"interval":"30s","path":"/metrics","port":"metrics","scheme":"http","scrapeTimeout":"10s"}]` {
+	if got := mustJSON(t, sm.Object["spec"].(map[string]any)["endpoints"]); got != `[{"bearerTokenFile":"/var/run/secrets/kubernetes.io/serviceaccount/token","interval":"30s","path":"/metrics","port":"metrics","scheme":"https","scrapeTimeout":"10s","tlsConfig":{"insecureSkipVerify":true}}]` {
 		t.Errorf("ServiceMonitor endpoints %s", got)
 	}
 	for _, want := range []string{"--zap-log-level=debug", "--zap-encoder=console"} {
