@@ -1,0 +1,110 @@
+package sieve
+
+import (
+	"net/mail"
+	"strings"
+)
+
+// addrParts is one address split the ways :localpart and :domain need.
+type addrParts struct {
+	all, local, domain string
+	null               bool // the null reverse-path <>
+}
+
+func splitAddr(a string) addrParts {
+	at := strings.LastIndexByte(a, '@')
+	if at < 0 {
+		return addrParts{all: a, local: a}
+	}
+	return addrParts{all: a, local: a[:at], domain: a[at+1:]}
+}
+
+// parseAddresses reads an address-list header value. Real mail carries malformed lists;
+// when net/mail refuses one, each comma-separated piece is taken on its own.
+func parseAddresses(v string) []addrParts {
+	if list, err := mail.ParseAddressList(v); err == nil {
+		out := make([]addrParts, 0, len(list))
+		for _, a := range list {
+			out = append(out, splitAddr(a.Address))
+		}
+		return out
+	}
+	var out []addrParts
+	for _, piece := range strings.Split(v, ",") {
+		piece = strings.TrimSpace(piece)
+		if lt := strings.LastIndexByte(piece, '<'); lt >= 0 {
+			if gt := strings.IndexByte(piece[lt:], '>'); gt > 0 {
+				piece = piece[lt+1 : lt+gt]
+			}
+		}
+		if piece != "" {
+			out = append(out, splitAddr(piece))
+		}
+	}
+	return out
+}
+
+func validAddress(s string) bool {
+	a, err := mail.ParseAddress(s)
+	return err == nil && a.Name == "" && strings.Contains(a.Address, "@")
+}
+
+// part returns the piece an address part tag selects; ok is false when :detail finds no
+// separator, which makes the address not match (RFC 5233 section 4).
+func part(t *Test, a addrParts) (string, bool) {
+	if a.null {
+		return "", true
+	}
+	switch {
+	case has(t, "localpart"):
+		return a.local, true
+	case has(t, "domain"):
+		return a.domain, true
+	case has(t, "user"):
+		user, _, _ := strings.Cut(a.local, "+")
+		return user, true
+	case has(t, "detail"):
+		_, detail, ok := strings.Cut(a.local, "+")
+		return detail, ok
+	}
+	return a.all, true
+}
+
+func (r *run) addressValues(t *Test) []string {
+	var out []string
+	for _, name := range r.expandList(t.pos[0].Strs) {
+		for _, v := range r.indexed(t, r.msg.Header(name)) {
+			for _, a := range parseAddresses(v) {
+				if p, ok := part(t, a); ok {
+					out = append(out, p)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (r *run) envelopeValues(t *Test) []string {
+	var out []string
+	for _, name := range r.expandList(t.pos[0].Strs) {
+		var a addrParts
+		switch strings.ToLower(name) {
+		case "from":
+			a = splitAddr(r.env.From)
+			a.null = r.env.From == ""
+		case "to":
+			a = splitAddr(r.env.To)
+		case "auth":
+			if r.env.Auth == "" {
+				continue
+			}
+			a = splitAddr(r.env.Auth)
+		default:
+			continue
+		}
+		if p, ok := part(t, a); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,266 @@
+package sieve
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// relation returns the test a relational match applies to a comparison result, or nil.
+func relation(rel string) func(int) bool {
+	switch strings.ToLower(rel) {
+	case "gt":
+		return func(c int) bool { return c > 0 }
+	case "ge":
+		return func(c int) bool { return c >= 0 }
+	case "lt":
+		return func(c int) bool { return c < 0 }
+	case "le":
+		return func(c int) bool { return c <= 0 }
+	case "eq":
+		return func(c int) bool { return c == 0 }
+	case "ne":
+		return func(c int) bool { return c != 0 }
+	}
+	return nil
+}
+
+type comparator string
+
+func (r *resolved) comparator() comparator {
+	if c, ok := r.tags["comparator"]; ok {
+		return comparator(c.Strs[0])
+	}
+	return "i;ascii-casemap"
+}
+
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 'A' && s[i] <= 'Z' {
+			return strings.Map(func(r rune) rune {
+				if r >= 'A' && r <= 'Z' {
+					return r + 'a' - 'A'
+				}
+				return r
+			}, s)
+		}
+	}
+	return s
+}
+
+// compare orders two strings the comparator's way (RFC 4790).
+func (c comparator) compare(a, b string) int {
+	switch c {
+	case "i;octet":
+		return strings.Compare(a, b)
+	case "i;ascii-numeric":
+		return compareNumeric(a, b)
+	}
+	return strings.Compare(asciiLower(a), asciiLower(b))
+}
+
+// compareNumeric compares the leading digits of each string as unbounded numbers; a string
+// that does not start with a digit counts as positive infinity.
+func compareNumeric(a, b string) int {
+	da, db := leadingDigits(a), leadingDigits(b)
+	switch {
+	case da == "" && db == "":
+		return 0
+	case da == "":
+		return 1
+	case db == "":
+		return -1
+	}
+	da, db = strings.TrimLeft(da, "0"), strings.TrimLeft(db, "0")
+	if len(da) != len(db) {
+		return len(da) - len(db)
+	}
+	return strings.Compare(da, db)
+}
+
+func leadingDigits(s string) string {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return s[:i]
+}
+
+func (c comparator) fold(s string) string {
+	if c == "i;ascii-casemap" {
+		return asciiLower(s)
+	}
+	return s
+}
+
+// matchValues applies the test's match type to every value and key. A successful
+// :matches or :regex sets the match variables ${0}, ${1}, ...
+func (r *run) matchValues(t *Test, values, keys []string) (bool, error) {
+	cmp := t.comparator()
+	if c, ok := t.tags["count"]; ok {
+		n := 0
+		for _, v := range values {
+			if v != "" || t.Name != "string" {
+				n++
+			}
+		}
+		rel := relation(c.Strs[0])
+		for _, k := range keys {
+			if rel(cmp.compare(strconv.Itoa(n), k)) {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	for _, v := range values {
+		if err := r.step(t.Pos, 1+len(v)/1024); err != nil {
+			return false, err
+		}
+		for _, k := range keys {
+			ok, err := r.matchOne(t, cmp, v, k)
+			if ok || err != nil {
+				return ok, err
+			}
+		}
+	}
+	return false, nil
+}
+
+func (r *run) matchOne(t *Test, cmp comparator, v, k string) (bool, error) {
+	switch {
+	case has(t, "value"):
+		return relation(t.tags["value"].Strs[0])(cmp.compare(v, k)), nil
+	case has(t, "contains"):
+		return strings.Contains(cmp.fold(v), cmp.fold(k)), nil
+	case has(t, "matches"):
+		caps, ok := wildcard(cmp.fold(k), cmp.fold(v), v)
+		if ok {
+			r.setMatch(append([]string{v}, caps...))
+		}
+		return ok, nil
+	case has(t, "regex"):
+		return r.regexMatch(t, cmp, v, k)
+	}
+	return cmp.compare(v, k) == 0, nil
+}
+
+func has(t *Test, tag string) bool {
+	_, ok := t.tags[tag]
+	return ok
+}
+
+func (r *run) setMatch(m []string) {
+	if r.s.exts["variables"] {
+		r.match = m
+	}
+}
+
+func (r *run) regexMatch(t *Test, cmp comparator, v, k string) (bool, error) {
+	key := string(cmp) + "\x00" + k
+	re, _ := r.cache[key].(*regexp.Regexp)
+	if re == nil {
+		src := k
+		if cmp == "i;ascii-casemap" {
+			src = "(?i)" + k
+		}
+		var err error
+		if re, err = regexp.Compile(src); err != nil {
+			return false, errorf(t.Pos, "bad regular expression %q: %v", k, err)
+		}
+		re.Longest() // POSIX leftmost-longest, as Pigeonhole's regcomp does
+		r.cache[key] = re
+	}
+	m := re.FindStringSubmatch(v)
+	if m == nil {
+		return false, nil
+	}
+	r.setMatch(m)
+	return true, nil
+}
+
+// pattern element of a :matches key: a literal byte, '?' (one character) or '*'.
+type globItem struct {
+	lit  byte
+	kind byte // 0 literal, '?', '*'
+}
+
+func compileGlob(p string) []globItem {
+	var items []globItem
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '\\':
+			if i+1 < len(p) {
+				i++
+			}
+			items = append(items, globItem{lit: p[i]})
+		case '*', '?':
+			items = append(items, globItem{kind: p[i]})
+		default:
+			items = append(items, globItem{lit: p[i]})
+		}
+	}
+	return items
+}
+
+// wildcard matches value (already folded) against pattern, returning what each '*' and
+// '?' covered, taken from orig so that case is kept. Each '*' but the last takes as little
+// as it can, which is what RFC 5229's examples show; fixed runs between stars are placed at
+// their leftmost fit, which keeps the work linear in the value for each run.
+func wildcard(pattern, value, orig string) ([]string, bool) {
+	items := compileGlob(pattern)
+	var segs [][]globItem
+	start := 0
+	for i, it := range items {
+		if it.kind == '*' {
+			segs = append(segs, items[start:i])
+			start = i + 1
+		}
+	}
+	segs = append(segs, items[start:])
+	var caps []string
+	end, segCaps, ok := segAt(segs[0], value, orig, 0)
+	if !ok || (len(segs) == 1 && end != len(value)) {
+		return nil, false
+	}
+	caps = append(caps, segCaps...)
+	pos := end
+	for i := 1; i < len(segs); i++ {
+		last := i == len(segs)-1
+		found := false
+		for s := pos; s <= len(value); s++ {
+			e, c, ok := segAt(segs[i], value, orig, s)
+			if ok && (!last || e == len(value)) {
+				caps = append(caps, orig[pos:s])
+				caps = append(caps, c...)
+				pos, found = e, true
+				break
+			}
+		}
+		if !found {
+			return nil, false
+		}
+	}
+	return caps, true
+}
+
+// segAt matches a run without stars at offset off; '?' takes one UTF-8 character.
+func segAt(seg []globItem, value, orig string, off int) (int, []string, bool) {
+	var caps []string
+	for _, it := range seg {
+		if off >= len(value) {
+			return 0, nil, false
+		}
+		if it.kind == '?' {
+			_, n := utf8.DecodeRuneInString(value[off:])
+			caps = append(caps, orig[off:off+n])
+			off += n
+			continue
+		}
+		if value[off] != it.lit {
+			return 0, nil, false
+		}
+		off++
+	}
+	return off, caps, true
+}
