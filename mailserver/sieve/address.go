@@ -9,6 +9,7 @@ import (
 type addrParts struct {
 	all, local, domain string
 	null               bool // the null reverse-path <>
+	invalid            bool // not an address: only :all sees it, as the raw text
 }
 
 func splitAddr(a string) addrParts {
@@ -19,27 +20,17 @@ func splitAddr(a string) addrParts {
 	return addrParts{all: a, local: a[:at], domain: a[at+1:]}
 }
 
-// parseAddresses reads an address-list header value. Real mail carries malformed lists;
-// when net/mail refuses one, each comma-separated piece is taken on its own.
+// parseAddresses reads an address-list header value. RFC 5228 section 2.7.4 says an
+// invalid address must not match :localpart or :domain; like Pigeonhole, :all then sees
+// the whole raw value.
 func parseAddresses(v string) []addrParts {
-	if list, err := mail.ParseAddressList(v); err == nil {
-		out := make([]addrParts, 0, len(list))
-		for _, a := range list {
-			out = append(out, splitAddr(a.Address))
-		}
-		return out
+	list, err := mail.ParseAddressList(v)
+	if err != nil {
+		return []addrParts{{all: v, invalid: true}}
 	}
-	var out []addrParts
-	for _, piece := range strings.Split(v, ",") {
-		piece = strings.TrimSpace(piece)
-		if lt := strings.LastIndexByte(piece, '<'); lt >= 0 {
-			if gt := strings.IndexByte(piece[lt:], '>'); gt > 0 {
-				piece = piece[lt+1 : lt+gt]
-			}
-		}
-		if piece != "" {
-			out = append(out, splitAddr(piece))
-		}
+	out := make([]addrParts, 0, len(list))
+	for _, a := range list {
+		out = append(out, splitAddr(a.Address))
 	}
 	return out
 }
@@ -54,6 +45,9 @@ func validAddress(s string) bool {
 func part(t *Test, a addrParts) (string, bool) {
 	if a.null {
 		return "", true
+	}
+	if a.invalid {
+		return a.all, !has(t, "localpart") && !has(t, "domain") && !has(t, "user") && !has(t, "detail")
 	}
 	switch {
 	case has(t, "localpart"):

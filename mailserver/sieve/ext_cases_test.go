@@ -22,7 +22,9 @@ var extensionCases = []evalCase{
 		env: &Envelope{From: "a@example.com", To: "bob+shop@example.org"}, want: []string{"fileinto plus/shop"}},
 	{name: "address on a group", script: rqF + `if address :is "to" "x@example.com" { fileinto "g"; }`,
 		msg: msg("x\n", "From: a@example.com", "To: friends: x@example.com, y@example.com;"), want: []string{"fileinto g"}},
-	{name: "address on a malformed list", script: rqF + `if address :domain "to" "example.net" { fileinto "m"; }`,
+	{name: "address: an invalid list has no domain", script: rqF + `if address :domain "to" "example.net" { fileinto "m"; }`,
+		msg: msg("x\n", "From: a@example.com", "To: Broken <<y@example.net>, \"unclosed"), want: []string{"implicit keep"}},
+	{name: "address: :all sees an invalid list as written", script: rqF + `if address :all :contains "to" "unclosed" { fileinto "m"; }`,
 		msg: msg("x\n", "From: a@example.com", "To: Broken <<y@example.net>, \"unclosed"), want: []string{"fileinto m"}},
 
 	// envelope
@@ -120,7 +122,8 @@ var extensionCases = []evalCase{
 	{name: "date year in own zone", script: "require [\"date\",\"fileinto\"];\n" + `if date :zone "+0100" "date" "date" "2026-12-08" { fileinto "d"; }`, want: []string{"fileinto d"}},
 	{name: "date converted to default zone", script: "require [\"date\",\"fileinto\"];\n" + `if date "date" "hour" "20" { fileinto "d"; }`, want: []string{"fileinto d"}},
 	{name: "date :originalzone keeps zone", script: "require [\"date\",\"fileinto\"];\n" + `if date :originalzone "date" "zone" "+0100" { fileinto "d"; }`, want: []string{"fileinto d"}},
-	{name: "date iso8601", script: "require [\"date\",\"fileinto\"];\n" + `if date :zone "+0000" "date" "iso8601" "2026-12-08T20:12:01+00:00" { fileinto "d"; }`, want: []string{"fileinto d"}},
+	{name: "date iso8601", script: "require [\"date\",\"fileinto\"];\n" + `if date :zone "+0000" "date" "iso8601" "2026-12-08T20:12:01Z" { fileinto "d"; }`, want: []string{"fileinto d"}},
+	{name: "date iso8601 with offset", script: "require [\"date\",\"fileinto\"];\n" + `if date :originalzone "date" "iso8601" "2026-12-08T21:12:01+01:00" { fileinto "d"; }`, want: []string{"fileinto d"}},
 	{name: "date std11", script: "require [\"date\",\"fileinto\"];\n" + `if date :originalzone "date" "std11" "Tue, 08 Dec 2026 21:12:01 +0100" { fileinto "d"; }`, want: []string{"fileinto d"}},
 	{name: "date julian", script: "require [\"date\",\"fileinto\"];\n" + `if date :originalzone "date" "julian" "61382" { fileinto "d"; }`, want: []string{"fileinto d"}},
 	{name: "date received uses part after semicolon", script: "require [\"date\",\"fileinto\"];\n" + `if date :originalzone "received" "second" "03" { fileinto "d"; }`, want: []string{"fileinto d"}},
@@ -152,7 +155,8 @@ var extensionCases = []evalCase{
 	{name: "fileinto :create", script: "require [\"fileinto\",\"mailbox\"];\nfileinto :create \"New\";", want: []string{"fileinto New :create"}},
 	{name: "fileinto INBOX and keep are one", script: rqF + `fileinto "INBOX"; keep;`, want: []string{"fileinto INBOX"}},
 	{name: "copy then plain cancels keep", script: "require [\"fileinto\",\"copy\"];\nfileinto :copy \"A\"; fileinto \"B\";", want: []string{"fileinto A :copy", "fileinto B"}},
-	{name: "redirect twice same address once", script: `redirect "x@example.net"; redirect "X@example.net";`, want: []string{"redirect x@example.net"}},
+	{name: "redirect twice same address once", script: `redirect "x@example.net"; redirect "x@EXAMPLE.net";`, want: []string{"redirect x@example.net"}},
+	{name: "redirect local parts differ in case", script: `redirect "x@example.net"; redirect "X@example.net";`, want: []string{"redirect x@example.net", "redirect X@example.net"}},
 	{name: "discard then keep", script: `discard; keep;`, want: []string{"discard", "keep"}},
 
 	// control flow

@@ -250,7 +250,7 @@ func (r *run) doRedirect(c *Command) error {
 		r.cancel = true
 	}
 	for i, prev := range r.actions {
-		if prev.Kind == Redirect && strings.EqualFold(prev.Address, addr) {
+		if prev.Kind == Redirect && sameAddress(prev.Address, addr) {
 			r.actions[i].Copy = prev.Copy && cp
 			return nil
 		}
@@ -367,4 +367,10 @@ func (r *run) testValues(t *Test) ([]string, error) {
 		return r.dateValues(t), nil
 	}
 	return nil, errorf(t.Pos, "test %q cannot run", t.Name)
+}
+
+// sameAddress compares as mail does: the domain without case, the local part exactly.
+func sameAddress(a, b string) bool {
+	pa, pb := splitAddr(a), splitAddr(b)
+	return pa.local == pb.local && strings.EqualFold(pa.domain, pb.domain)
 }
