@@ -64,11 +64,22 @@ func part(t *Test, a addrParts) (string, bool) {
 	return a.all, true
 }
 
+// cachedAddresses parses each header value once per run; scripts test From and To often.
+func (r *run) cachedAddresses(v string) []addrParts {
+	key := "addr\x00" + v
+	if a, ok := r.cache[key].([]addrParts); ok {
+		return a
+	}
+	a := parseAddresses(v)
+	r.cache[key] = a
+	return a
+}
+
 func (r *run) addressValues(t *Test) []string {
 	var out []string
 	for _, name := range r.expandList(t.pos[0].Strs) {
 		for _, v := range r.indexed(t, r.msg.Header(name)) {
-			for _, a := range parseAddresses(v) {
+			for _, a := range r.cachedAddresses(v) {
 				if p, ok := part(t, a); ok {
 					out = append(out, p)
 				}

@@ -128,8 +128,13 @@ func walkPart(ct, cte string, body []byte, depth int, out *[]bodyPart) {
 }
 
 func decodeText(body []byte, cte, charset string) string {
+	enc := strings.ToLower(strings.TrimSpace(cte))
+	plain := enc == "" || enc == "7bit" || enc == "8bit" || enc == "binary"
+	if cs := strings.ToLower(charset); plain && (cs == "utf-8" || cs == "us-ascii" || cs == "") && utf8.Valid(body) {
+		return string(body) // the common case needs no decoder
+	}
 	var rd io.Reader = bytes.NewReader(body)
-	switch strings.ToLower(strings.TrimSpace(cte)) {
+	switch enc {
 	case "base64":
 		rd = base64.NewDecoder(base64.StdEncoding, newlineStripper{rd})
 	case "quoted-printable":

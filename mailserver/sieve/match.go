@@ -35,18 +35,76 @@ func (r *resolved) comparator() comparator {
 	return "i;ascii-casemap"
 }
 
+func lowerByte(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
 func asciiLower(s string) string {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 'A' && s[i] <= 'Z' {
-			return strings.Map(func(r rune) rune {
-				if r >= 'A' && r <= 'Z' {
-					return r + 'a' - 'A'
-				}
-				return r
-			}, s)
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				b[j] = lowerByte(b[j])
+			}
+			return string(b)
 		}
 	}
 	return s
+}
+
+// compareFold orders two strings as if ASCII-lowercased, without copying them.
+func compareFold(a, b string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if x, y := lowerByte(a[i]), lowerByte(b[i]); x != y {
+			return int(x) - int(y)
+		}
+	}
+	return len(a) - len(b)
+}
+
+// containsFold is strings.Contains ignoring ASCII case; it runs on every body and header
+// a script tests, so it does not copy them.
+func containsFold(s, sub string) bool {
+	if sub == "" {
+		return true
+	}
+	lo, up := lowerByte(sub[0]), sub[0]
+	if lo >= 'a' && lo <= 'z' {
+		up = lo - 'a' + 'A'
+	}
+	last := len(s) - len(sub) // the last offset where sub still fits
+	nextLo, nextUp := indexFrom(s, lo, 0, last), indexFrom(s, up, 0, last)
+	for nextLo >= 0 || nextUp >= 0 {
+		i := nextLo
+		if i < 0 || (nextUp >= 0 && nextUp < i) {
+			i = nextUp
+		}
+		if compareFold(s[i:i+len(sub)], sub) == 0 {
+			return true
+		}
+		if i == nextLo {
+			nextLo = indexFrom(s, lo, i+1, last)
+		}
+		if i == nextUp {
+			nextUp = indexFrom(s, up, i+1, last)
+		}
+	}
+	return false
+}
+
+// indexFrom finds c in s at an offset from start to last inclusive, or returns -1.
+func indexFrom(s string, c byte, start, last int) int {
+	if start > last {
+		return -1
+	}
+	j := strings.IndexByte(s[start:last+1], c)
+	if j < 0 {
+		return -1
+	}
+	return start + j
 }
 
 // compare orders two strings the comparator's way (RFC 4790).
@@ -57,7 +115,7 @@ func (c comparator) compare(a, b string) int {
 	case "i;ascii-numeric":
 		return compareNumeric(a, b)
 	}
-	return strings.Compare(asciiLower(a), asciiLower(b))
+	return compareFold(a, b)
 }
 
 // compareNumeric compares the leading digits of each string as unbounded numbers; a string
@@ -132,7 +190,10 @@ func (r *run) matchOne(t *Test, cmp comparator, v, k string) (bool, error) {
 	case has(t, "value"):
 		return relation(t.tags["value"].Strs[0])(cmp.compare(v, k)), nil
 	case has(t, "contains"):
-		return strings.Contains(cmp.fold(v), cmp.fold(k)), nil
+		if cmp == "i;ascii-casemap" {
+			return containsFold(v, k), nil
+		}
+		return strings.Contains(v, k), nil
 	case has(t, "matches"):
 		caps, ok := wildcard(cmp.fold(k), cmp.fold(v), v)
 		if ok {
@@ -158,8 +219,10 @@ func (r *run) setMatch(m []string) {
 
 func (r *run) regexMatch(t *Test, cmp comparator, v, k string) (bool, error) {
 	key := string(cmp) + "\x00" + k
-	re, _ := r.cache[key].(*regexp.Regexp)
-	if re == nil {
+	var re *regexp.Regexp
+	if cached, ok := r.s.regexps.Load(key); ok {
+		re = cached.(*regexp.Regexp)
+	} else {
 		src := k
 		if cmp == "i;ascii-casemap" {
 			src = "(?i)" + k
@@ -169,7 +232,9 @@ func (r *run) regexMatch(t *Test, cmp comparator, v, k string) (bool, error) {
 			return false, errorf(t.Pos, "bad regular expression %q: %v", k, err)
 		}
 		re.Longest() // POSIX leftmost-longest, as Pigeonhole's regcomp does
-		r.cache[key] = re
+		if r.s.regexpCount.Add(1) <= maxCachedRegexps {
+			r.s.regexps.Store(key, re)
+		}
 	}
 	m := re.FindStringSubmatch(v)
 	if m == nil {

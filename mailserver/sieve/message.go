@@ -44,13 +44,15 @@ func ParseMessage(raw []byte) Message {
 			break
 		}
 		name := strings.TrimSpace(string(line[:colon]))
-		value := strings.TrimSpace(strings.NewReplacer("\r\n", "", "\n", "").Replace(string(line[colon+1:])))
+		value := strings.TrimSpace(unfold.Replace(string(line[colon+1:])))
 		m.fields = append(m.fields, field{textproto.CanonicalMIMEHeaderKey(name), value})
 		rest = next
 	}
 	m.body = rest
 	return m
 }
+
+var unfold = strings.NewReplacer("\r\n", "", "\n", "")
 
 func nextLine(b []byte) (line, rest []byte) {
 	i := bytes.IndexByte(b, '\n')

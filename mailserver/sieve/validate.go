@@ -4,6 +4,8 @@ import (
 	"net/mail"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // Script is a parsed and validated Sieve script, ready to run against any number of messages.
@@ -11,7 +13,13 @@ type Script struct {
 	cmds   []*Command
 	exts   map[string]bool
 	limits Limits
+	// Compiled regexes, shared by the runs of this script: compiling costs more than a
+	// whole run. Keys built from variables are cached too, up to maxCachedRegexps.
+	regexps     sync.Map
+	regexpCount atomic.Int32
 }
+
+const maxCachedRegexps = 256
 
 // Compile parses and validates a script with the default limits.
 func Compile(src string) (*Script, error) { return CompileLimits(src, DefaultLimits) }

@@ -58,6 +58,15 @@ func (r *run) lookup(name string) (string, bool) {
 	return r.vars[strings.ToLower(name)], true
 }
 
+func anyRef(in []string) bool {
+	for _, s := range in {
+		if strings.Contains(s, "${") {
+			return true
+		}
+	}
+	return false
+}
+
 func allDigits(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
@@ -68,7 +77,7 @@ func allDigits(s string) bool {
 }
 
 func (r *run) expandList(in []string) []string {
-	if !r.s.exts["variables"] {
+	if !r.s.exts["variables"] || !anyRef(in) {
 		return in
 	}
 	out := make([]string, len(in))
