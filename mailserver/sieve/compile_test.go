@@ -48,7 +48,7 @@ var compileErrorCases = []struct{ script, want string }{
 	{"if size 10 { keep; }", "size needs exactly one of :over or :under"},
 	{"if size :over \"10\" { keep; }", "argument 1 of size must be a number"},
 	{"if header :is :contains \"a\" \"b\" { keep; }", "header cannot take both :is and :contains"},
-	{"if header :is :is \"a\" \"b\" { keep; }", "header cannot take both :is and :is"},
+	{"if header :is :is \"a\" \"b\" { keep; }", "header takes :is only once"},
 	{"if header :regex \"a\" \"b\" { keep; }", `tag :regex needs require "regex"`},
 	{"require \"regex\";\nif header :regex \"a\" \"(\" { keep; }", "line 2, column 22: bad regular expression"},
 	{"if header :comparator \"i;unicode-casemap\" \"a\" \"b\" { keep; }", `unknown comparator "i;unicode-casemap"`},

@@ -42,20 +42,22 @@ type Arg struct {
 
 // Test is a test with its arguments and nested tests (allof, anyof, not).
 type Test struct {
-	Pos   Pos
-	Name  string
-	Args  []Arg
-	Tests []*Test
+	Pos    Pos
+	Name   string
+	Args   []Arg
+	Tests  []*Test
+	Listed bool // the tests were written as a list in parentheses
 	resolved
 }
 
 // Command is a command with its arguments, its test (if, elsif) and its block.
 type Command struct {
-	Pos   Pos
-	Name  string
-	Args  []Arg
-	Tests []*Test
-	Block []*Command
+	Pos    Pos
+	Name   string
+	Args   []Arg
+	Tests  []*Test
+	Listed bool // the tests were written as a list in parentheses
+	Block  []*Command
 	resolved
 }
 
@@ -136,11 +138,11 @@ func (p *parser) command(depth int) (*Command, error) {
 	if err := p.next(); err != nil {
 		return nil, err
 	}
-	args, tests, err := p.arguments(depth)
+	args, tests, listed, err := p.arguments(depth)
 	if err != nil {
 		return nil, err
 	}
-	c.Args, c.Tests = args, tests
+	c.Args, c.Tests, c.Listed = args, tests, listed
 	switch {
 	case p.isPunct(";"):
 		return c, p.next()
@@ -168,12 +170,12 @@ func nonNil(b []*Command) []*Command {
 }
 
 // arguments reads tags, numbers and strings, then an optional test or test list.
-func (p *parser) arguments(depth int) ([]Arg, []*Test, error) {
+func (p *parser) arguments(depth int) ([]Arg, []*Test, bool, error) {
 	var args []Arg
 	for {
 		a, ok, err := p.argument()
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 		if !ok {
 			break
@@ -184,14 +186,14 @@ func (p *parser) arguments(depth int) ([]Arg, []*Test, error) {
 	case p.tok.kind == tokIdent:
 		t, err := p.test(depth + 1)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
-		return args, []*Test{t}, nil
+		return args, []*Test{t}, false, nil
 	case p.isPunct("("):
 		tests, err := p.testList(depth + 1)
-		return args, tests, err
+		return args, tests, true, err
 	}
-	return args, nil, nil
+	return args, nil, false, nil
 }
 
 func (p *parser) argument() (Arg, bool, error) {
@@ -247,8 +249,8 @@ func (p *parser) test(depth int) (*Test, error) {
 	if err := p.next(); err != nil {
 		return nil, err
 	}
-	args, tests, err := p.arguments(depth)
-	t.Args, t.Tests = args, tests
+	args, tests, listed, err := p.arguments(depth)
+	t.Args, t.Tests, t.Listed = args, tests, listed
 	return t, err
 }
 

@@ -81,7 +81,7 @@ func (v *validator) command(c *Command) error {
 	if err := v.resolve(&c.resolved, sp, c.Name, c.Args); err != nil {
 		return err
 	}
-	if err := v.shape(c.Pos, c.Name, sp, c.Tests, c.Block != nil); err != nil {
+	if err := v.shape(c.Pos, c.Name, sp, c.Tests, c.Listed, c.Block != nil); err != nil {
 		return err
 	}
 	if c.Name == "require" {
@@ -113,7 +113,7 @@ func (v *validator) test(t *Test) error {
 	if err := v.resolve(&t.resolved, sp, t.Name, t.Args); err != nil {
 		return err
 	}
-	if err := v.shape(t.Pos, t.Name, sp, t.Tests, false); err != nil {
+	if err := v.shape(t.Pos, t.Name, sp, t.Tests, t.Listed, false); err != nil {
 		return err
 	}
 	v.decodeStrings(&t.resolved)
@@ -133,14 +133,14 @@ func (v *validator) needExt(p Pos, kind, name, ext string) error {
 }
 
 // shape checks the tests and block a command or test carries against its signature.
-func (v *validator) shape(p Pos, name string, sp *spec, tests []*Test, block bool) error {
+func (v *validator) shape(p Pos, name string, sp *spec, tests []*Test, listed, block bool) error {
 	switch {
 	case sp.tests == 0 && len(tests) > 0:
 		return errorf(tests[0].Pos, "%s takes no test, found %q", name, tests[0].Name)
-	case sp.tests == 1 && len(tests) != 1:
-		return errorf(p, "%s needs exactly one test", name)
-	case sp.tests == -1 && len(tests) == 0:
-		return errorf(p, "%s needs a list of tests in parentheses", name)
+	case sp.tests == 1 && (len(tests) != 1 || listed):
+		return errorf(p, "%s needs exactly one test, not in parentheses", name)
+	case sp.tests == -1 && !listed:
+		return errorf(p, "%s needs a list of tests in parentheses, like %s (true, false)", name, name)
 	case sp.block && !block:
 		return errorf(p, "%s needs a block in { }", name)
 	case !sp.block && block && !sp.test:
@@ -166,11 +166,11 @@ func (v *validator) resolve(r *resolved, sp *spec, name string, args []Arg) erro
 		if err != nil {
 			return err
 		}
-		if other, dup := groups[def.group]; dup && def.group != "" {
-			return errorf(a.Pos, "%s cannot take both :%s and :%s", name, other, a.Tag)
-		}
 		if _, dup := r.tags[a.Tag]; dup {
 			return errorf(a.Pos, "%s takes :%s only once", name, a.Tag)
+		}
+		if other, dup := groups[def.group]; dup && def.group != "" {
+			return errorf(a.Pos, "%s cannot take both :%s and :%s", name, other, a.Tag)
 		}
 		groups[def.group] = a.Tag
 		val := a
@@ -276,8 +276,8 @@ func (v *validator) checkCommand(c *Command) error {
 	case "redirect":
 		return checkAddress(r.pos[0], "redirect")
 	case "set":
-		if !validVarName(r.pos[0].Strs[0]) {
-			return errorf(r.pos[0].Pos, "%q is not a valid variable name (letters, digits and _ only)", r.pos[0].Strs[0])
+		if n := r.pos[0].Strs[0]; !validVarName(n) || strings.Contains(n, ".") {
+			return errorf(r.pos[0].Pos, "%q is not a valid variable name (letters, digits and _ only)", n)
 		}
 	case "addflag", "setflag", "removeflag":
 		if len(r.pos) == 2 && !validVarName(r.pos[0].Strs[0]) {
@@ -308,6 +308,12 @@ func (v *validator) checkTest(t *Test) error {
 	}
 	r := &t.resolved
 	switch t.Name {
+	case "address":
+		return checkAddressHeaders(r.pos[0])
+	case "hasflag":
+		if len(r.pos) == 2 && !v.exts["variables"] {
+			return errorf(r.pos[0].Pos, "hasflag can name variables only when the script requires \"variables\"")
+		}
 	case "size":
 		if len(r.tags) != 1 {
 			return errorf(t.Pos, "size needs exactly one of :over or :under")
@@ -377,4 +383,22 @@ func validVarName(s string) bool {
 		}
 	}
 	return true
+}
+
+// addressHeaders are the fields the address test may read: those that hold addresses.
+// The list is Pigeonhole's, so that a script moves between the two unchanged.
+var addressHeaders = map[string]bool{
+	"from": true, "sender": true, "to": true, "cc": true, "bcc": true, "reply-to": true,
+	"resent-from": true, "resent-sender": true, "resent-to": true, "resent-cc": true,
+	"resent-bcc": true, "resent-reply-to": true, "delivered-to": true, "x-original-to": true,
+	"errors-to": true, "mail-followup-to": true, "mail-reply-to": true, "return-receipt-to": true,
+}
+
+func checkAddressHeaders(a Arg) error {
+	for _, h := range a.Strs {
+		if !addressHeaders[strings.ToLower(h)] && !strings.Contains(h, "${") {
+			return errorf(a.Pos, "the address test cannot read %q, which holds no addresses; use header instead", h)
+		}
+	}
+	return nil
 }
