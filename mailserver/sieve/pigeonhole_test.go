@@ -19,16 +19,47 @@ var pigeonholeDifferences = map[string]string{
 	"index with date":                    "date :index n :last counts from the last field as RFC 5260 says; Pigeonhole 2.3 counts from the first",
 }
 
-// TestPigeonholeDifferential runs the table cases through Dovecot Pigeonhole's sieve-test
-// and through this package, and compares the actions both take.
-func TestPigeonholeDifferential(t *testing.T) {
+// pigeonholeAccepts are scripts this package refuses and Pigeonhole accepts.
+var pigeonholeAccepts = map[string]string{
+	"require \"date\";\nif date \"date\" \"fortnight\" \"1\" { keep; }":          "an unknown date part is refused at upload; Pigeonhole only warns and the test is false",
+	"require \"date\";\nif date :zone \"CET\" \"date\" \"year\" \"1\" { keep; }": "a :zone not of the form +hhmm is refused at upload; Pigeonhole only warns and uses local time",
+}
+
+// TestPigeonholeRefusals checks that the scripts this package refuses Pigeonhole refuses too,
+// so that an upload kubemail rejects is not one a Dovecot user could expect to work.
+func TestPigeonholeRefusals(t *testing.T) {
+	bin := sieveTest(t)
+	dir := sharedTempDir(t)
+	for i, c := range compileErrorCases {
+		script := filepath.Join(dir, fmt.Sprintf("bad%d.sieve", i))
+		message := filepath.Join(dir, "bad.eml")
+		if err := os.WriteFile(script, []byte(c.script), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(message, []byte(msgPlain), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := pigeonholeCommand(bin, script, message, defaultEnv).CombinedOutput()
+		accepted := err == nil || !strings.Contains(string(out), "failed to compile")
+		if _, listed := pigeonholeAccepts[c.script]; accepted != listed {
+			t.Errorf("%q: Pigeonhole accepted=%v, listed=%v; we say %q\n%s", c.script, accepted, listed, c.want, out)
+		}
+	}
+}
+
+func sieveTest(t *testing.T) string {
 	bin, err := exec.LookPath("sieve-test")
 	if err != nil {
 		t.Fatal("sieve-test (Dovecot Pigeonhole) is not installed; it is the reference this test compares with. " +
 			"Install it with: apt-get install -y dovecot-sieve (Debian/Ubuntu)")
 	}
-	// sieve-test run as root drops to mail_uid, which must reach the files and write a
-	// compiled script next to each; t.TempDir's parent is closed to other users.
+	return bin
+}
+
+// sharedTempDir is a directory sieve-test can use after dropping privileges: run as root
+// it switches to mail_uid, which must reach the files and write a compiled script next to
+// each; t.TempDir's parent is closed to other users.
+func sharedTempDir(t *testing.T) string {
 	dir, err := os.MkdirTemp("", "sieve-pigeonhole-")
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +68,24 @@ func TestPigeonholeDifferential(t *testing.T) {
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+func pigeonholeCommand(bin, script, message string, env Envelope) *exec.Cmd {
+	args := []string{"-f", env.From, "-r", env.To, "-a", env.To}
+	if os.Geteuid() == 0 {
+		args = append(args, "-o", "mail_uid=65534", "-o", "mail_gid=65534")
+	}
+	cmd := exec.Command(bin, append(args, script, message)...)
+	cmd.Env = append(os.Environ(), "TZ=UTC")
+	return cmd
+}
+
+// TestPigeonholeDifferential runs the table cases through Dovecot Pigeonhole's sieve-test
+// and through this package, and compares the actions both take.
+func TestPigeonholeDifferential(t *testing.T) {
+	bin := sieveTest(t)
+	dir := sharedTempDir(t)
 	compared := 0
 	for i, c := range allCases() {
 		if skip := pigeonholeSkip(c); skip != "" {
@@ -93,12 +142,7 @@ func runPigeonhole(bin, dir string, i int, c evalCase) ([]string, error) {
 	if c.env != nil {
 		env = *c.env
 	}
-	args := []string{"-f", env.From, "-r", env.To, "-a", env.To}
-	if os.Geteuid() == 0 {
-		args = append(args, "-o", "mail_uid=65534", "-o", "mail_gid=65534")
-	}
-	cmd := exec.Command(bin, append(args, script, message)...)
-	cmd.Env = append(os.Environ(), "TZ=UTC")
+	cmd := pigeonholeCommand(bin, script, message, env)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
