@@ -197,7 +197,7 @@ func (r *run) matchOne(t *Test, cmp comparator, v, k string) (bool, error) {
 	case has(t, "matches"):
 		caps, ok := wildcard(cmp.fold(k), cmp.fold(v), v)
 		if ok {
-			r.setMatch(append([]string{v}, caps...))
+			r.setMatch(t, append([]string{v}, caps...))
 		}
 		return ok, nil
 	case has(t, "regex"):
@@ -211,8 +211,9 @@ func has(t *Test, tag string) bool {
 	return ok
 }
 
-func (r *run) setMatch(m []string) {
-	if r.s.exts["variables"] {
+func (r *run) setMatch(t *Test, m []string) {
+	// RFC 5173 section 6: the body test leaves the match variables alone.
+	if r.s.exts["variables"] && t.Name != "body" {
 		r.match = m
 	}
 }
@@ -240,7 +241,7 @@ func (r *run) regexMatch(t *Test, cmp comparator, v, k string) (bool, error) {
 	if m == nil {
 		return false, nil
 	}
-	r.setMatch(m)
+	r.setMatch(t, m)
 	return true, nil
 }
 
