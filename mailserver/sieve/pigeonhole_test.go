@@ -14,9 +14,12 @@ import (
 // pigeonholeDifferences are the cases where kubemail deliberately acts otherwise than
 // Pigeonhole's sieve-test; docs/sieve.md lists them. The value says why.
 var pigeonholeDifferences = map[string]string{
-	"fileinto empty mailbox":             "an empty mailbox name is a runtime error (implicit keep); Pigeonhole files into \"\" and fails later",
-	"match variables keep case of value": "a mailbox name keeps its trailing space; Pigeonhole trims it",
-	"index with date":                    "date :index n :last counts from the last field as RFC 5260 says; Pigeonhole 2.3 counts from the first",
+	"fileinto empty mailbox": "an empty mailbox name is a runtime error (implicit keep); " +
+		"Pigeonhole files into \"\" and fails later",
+	"index with date": "date :index n :last counts from the last field as RFC 5260 says; " +
+		"Pigeonhole 2.3 counts from the first",
+	"probe: casemap value order": "string :value ignores ASCII case under i;ascii-casemap (RFC 4790), " +
+		"as header :value does in both; Pigeonhole 2.3's string test does not",
 }
 
 // pigeonholeAccepts are scripts this package refuses and Pigeonhole accepts.
@@ -160,7 +163,7 @@ func parsePigeonhole(out, errOut string) []string {
 	implicit := false
 	cur := -1
 	for _, l := range strings.Split(out, "\n") {
-		t := strings.TrimSpace(l)
+		t := strings.TrimLeft(strings.TrimRight(l, "\r"), " \t")
 		switch {
 		case t == "Implicit keep:":
 			implicit = true

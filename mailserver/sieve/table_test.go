@@ -7,6 +7,7 @@ func allCases() []evalCase {
 	all = append(all, rfcCases...)
 	all = append(all, clientCases...)
 	all = append(all, extensionCases...)
+	all = append(all, probeCases...)
 	return all
 }
 
