@@ -148,3 +148,31 @@ func TestEscapesAndText(t *testing.T) {
 	runCase(t, evalCase{script: "require \"fileinto\";\nfileinto \"a\\\"b\\\\c\\d\";", want: []string{`fileinto a"b\cd`}})
 	runCase(t, evalCase{script: "require \"fileinto\";\nfileinto text:\nx\n.\n;", want: []string{"fileinto x\r\n"}})
 }
+
+func TestExpansionIsBounded(t *testing.T) {
+	src := "require [\"variables\",\"reject\"];\nset \"a\" \"" + strings.Repeat("x", 4000) + "\";\nreject \"" + strings.Repeat("${a}", 10000) + "\";"
+	s, err := Compile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := s.Evaluate(ParseMessage([]byte(msgPlain)), defaultEnv, testNow)
+	if res.Err != nil || len(res.Actions) != 1 || len(res.Actions[0].Reason) != maxExpanded {
+		t.Fatalf("err %v, %d actions, reason of %d bytes", res.Err, len(res.Actions), len(res.Actions[0].Reason))
+	}
+}
+
+func TestMatchingCostCountsSteps(t *testing.T) {
+	keys := make([]string, 2000)
+	for i := range keys {
+		keys[i] = `"` + strings.Repeat("a", 99) + `b"`
+	}
+	s, err := Compile("require \"body\";\nif body :raw :contains [" + strings.Join(keys, ",") + "] { discard; }")
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := msg(strings.Repeat("a", 2<<20), "From: a@example.com")
+	res := s.Evaluate(ParseMessage([]byte(big)), defaultEnv, testNow)
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "steps") {
+		t.Fatalf("err %v, actions %q", res.Err, describeAll(res.Actions))
+	}
+}

@@ -67,9 +67,12 @@ func compareFold(a, b string) int {
 
 // containsFold is strings.Contains ignoring ASCII case; it runs on every body and header
 // a script tests, so it does not copy them.
-func containsFold(s, sub string) bool {
+func containsFold(s, sub string, w *budget) bool {
 	if sub == "" {
 		return true
+	}
+	if !w.spend(len(s) / 8) {
+		return false
 	}
 	lo, up := lowerByte(sub[0]), sub[0]
 	if lo >= 'a' && lo <= 'z' {
@@ -81,6 +84,9 @@ func containsFold(s, sub string) bool {
 		i := nextLo
 		if i < 0 || (nextUp >= 0 && nextUp < i) {
 			i = nextUp
+		}
+		if !w.spend(len(sub)) {
+			return false
 		}
 		if compareFold(s[i:i+len(sub)], sub) == 0 {
 			return true
@@ -172,36 +178,61 @@ func (r *run) matchValues(t *Test, values, keys []string) (bool, error) {
 		return false, nil
 	}
 	for _, v := range values {
-		if err := r.step(t.Pos, 1+len(v)/1024); err != nil {
-			return false, err
-		}
 		for _, k := range keys {
-			ok, err := r.matchOne(t, cmp, v, k)
-			if ok || err != nil {
-				return ok, err
+			w := &budget{left: (r.s.limits.MaxSteps - r.steps) * 1024}
+			start := w.left
+			ok, err := r.matchOne(t, cmp, v, k, w)
+			if err != nil {
+				return false, err
+			}
+			if err := r.step(t.Pos, 1+(start-w.left)/1024); err != nil {
+				return false, err
+			}
+			if ok {
+				return true, nil
 			}
 		}
 	}
 	return false, nil
 }
 
-func (r *run) matchOne(t *Test, cmp comparator, v, k string) (bool, error) {
+// budget is the matching work a run may still do, counted in bytes compared: a key list
+// over a large body, or a pathological pattern, costs what it really costs and ends at
+// MaxSteps instead of running for minutes.
+type budget struct{ left int }
+
+// spend takes n units; false means the budget is gone and the match must give up.
+func (w *budget) spend(n int) bool {
+	w.left -= n
+	return w.left >= 0
+}
+
+func (r *run) matchOne(t *Test, cmp comparator, v, k string, w *budget) (bool, error) {
+	switch {
+	case has(t, "regex"):
+		// RE2 runs in time linear in the value, with a factor that grows with the pattern.
+		if !w.spend(len(v) * (1 + len(k)/64)) {
+			return false, nil
+		}
+		return r.regexMatch(t, cmp, v, k)
+	case has(t, "matches"):
+		caps, ok := wildcard(cmp.fold(k), cmp.fold(v), v, w)
+		if ok {
+			r.setMatch(t, append([]string{v}, caps...))
+		}
+		return ok, nil
+	}
+	if !w.spend(len(v)) {
+		return false, nil
+	}
 	switch {
 	case has(t, "value"):
 		return relation(t.tags["value"].Strs[0])(cmp.compare(v, k)), nil
 	case has(t, "contains"):
 		if cmp == "i;ascii-casemap" {
-			return containsFold(v, k), nil
+			return containsFold(v, k, w), nil
 		}
 		return strings.Contains(v, k), nil
-	case has(t, "matches"):
-		caps, ok := wildcard(cmp.fold(k), cmp.fold(v), v)
-		if ok {
-			r.setMatch(t, append([]string{v}, caps...))
-		}
-		return ok, nil
-	case has(t, "regex"):
-		return r.regexMatch(t, cmp, v, k)
 	}
 	return cmp.compare(v, k) == 0, nil
 }
@@ -273,7 +304,10 @@ func compileGlob(p string) []globItem {
 // '?' covered, taken from orig so that case is kept. Each '*' but the last takes as little
 // as it can, which is what RFC 5229's examples show; fixed runs between stars are placed at
 // their leftmost fit, which keeps the work linear in the value for each run.
-func wildcard(pattern, value, orig string) ([]string, bool) {
+func wildcard(pattern, value, orig string, w *budget) ([]string, bool) {
+	if !w.spend(len(value)) {
+		return nil, false
+	}
 	items := compileGlob(pattern)
 	var segs [][]globItem
 	start := 0
@@ -285,7 +319,7 @@ func wildcard(pattern, value, orig string) ([]string, bool) {
 	}
 	segs = append(segs, items[start:])
 	var caps []string
-	end, segCaps, ok := segAt(segs[0], value, orig, 0)
+	end, segCaps, ok := segAt(segs[0], value, orig, 0, w)
 	if !ok || (len(segs) == 1 && end != len(value)) {
 		return nil, false
 	}
@@ -295,7 +329,7 @@ func wildcard(pattern, value, orig string) ([]string, bool) {
 		last := i == len(segs)-1
 		found := false
 		for s := pos; s <= len(value); s++ {
-			e, c, ok := segAt(segs[i], value, orig, s)
+			e, c, ok := segAt(segs[i], value, orig, s, w)
 			if ok && (!last || e == len(value)) {
 				caps = append(caps, orig[pos:s])
 				caps = append(caps, c...)
@@ -311,7 +345,10 @@ func wildcard(pattern, value, orig string) ([]string, bool) {
 }
 
 // segAt matches a run without stars at offset off; '?' takes one UTF-8 character.
-func segAt(seg []globItem, value, orig string, off int) (int, []string, bool) {
+func segAt(seg []globItem, value, orig string, off int, w *budget) (int, []string, bool) {
+	if !w.spend(len(seg)) {
+		return 0, nil, false
+	}
 	var caps []string
 	for _, it := range seg {
 		if off >= len(value) {

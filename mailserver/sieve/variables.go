@@ -6,9 +6,13 @@ import (
 	"unicode/utf8"
 )
 
-// maxVarSize bounds one variable's value, as Pigeonhole does, so that a script cannot grow
-// a string without limit.
-const maxVarSize = 4096
+// maxVarSize bounds one variable's value, as Pigeonhole does, and maxExpanded any string
+// after substitution, so that a script cannot grow a string without limit: a 1 MB script
+// of "${a}" references would otherwise build gigabytes.
+const (
+	maxVarSize  = 4096
+	maxExpanded = 64 << 10
+)
 
 // expand substitutes ${name} and ${N} when the script required variables.
 func (r *run) expand(s string) string {
@@ -35,9 +39,12 @@ func (r *run) expand(s string) string {
 		b.WriteString(s[:i])
 		b.WriteString(val)
 		s = s[i+j+1:]
+		if b.Len() > maxExpanded {
+			return truncate(b.String(), maxExpanded)
+		}
 	}
 	b.WriteString(s)
-	return b.String()
+	return truncate(b.String(), maxExpanded)
 }
 
 // lookup resolves a variable reference; ok is false when name is not a valid reference,
