@@ -9,7 +9,7 @@ type Limits struct {
 	MaxCommands   int // commands and tests in the whole script
 	MaxActions    int // actions one run may take
 	MaxRedirects  int // redirects one run may take
-	MaxSteps      int // commands and tests executed, plus one per KiB matched
+	MaxSteps      int // commands and tests executed, plus one per KiB compared while matching
 }
 
 // DefaultLimits are generous for hand-written and client-generated scripts alike.
