@@ -35,9 +35,14 @@ func parseAddresses(v string) []addrParts {
 	return out
 }
 
-func validAddress(s string) bool {
-	a, err := mail.ParseAddress(s)
-	return err == nil && a.Name == "" && strings.Contains(a.Address, "@")
+// redirectAddress reads the address of a redirect. Like Pigeonhole it accepts a display
+// name or angle brackets around the address and keeps only the address.
+func redirectAddress(s string) (string, bool) {
+	a, err := mail.ParseAddress(strings.TrimSpace(s))
+	if err != nil || !strings.Contains(a.Address, "@") {
+		return "", false
+	}
+	return a.Address, true
 }
 
 // part returns the piece an address part tag selects; ok is false when :detail finds no

@@ -157,6 +157,8 @@ var extensionCases = []evalCase{
 	{name: "copy then plain cancels keep", script: "require [\"fileinto\",\"copy\"];\nfileinto :copy \"A\"; fileinto \"B\";", want: []string{"fileinto A :copy", "fileinto B"}},
 	{name: "redirect twice same address once", script: `redirect "x@example.net"; redirect "x@EXAMPLE.net";`, want: []string{"redirect x@example.net"}},
 	{name: "redirect local parts differ in case", script: `redirect "x@example.net"; redirect "X@example.net";`, want: []string{"redirect x@example.net", "redirect X@example.net"}},
+	{name: "redirect with a display name", script: `redirect "Bob <b@example.com>";`, want: []string{"redirect b@example.com"}},
+	{name: "redirect in angle brackets", script: `redirect "<b@example.com> ";`, want: []string{"redirect b@example.com"}},
 	{name: "discard then keep", script: `discard; keep;`, want: []string{"discard", "keep"}},
 
 	// control flow

@@ -2,7 +2,6 @@ package sieve
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -145,10 +144,4 @@ func runCase(t *testing.T, c evalCase) {
 	if strings.Join(got, "\n") != strings.Join(c.want, "\n") {
 		t.Errorf("actions:\n got  %q\n want %q", got, c.want)
 	}
-}
-
-func sorted(s []string) []string {
-	s = append([]string(nil), s...)
-	sort.Strings(s)
-	return s
 }

@@ -238,9 +238,9 @@ func (r *run) conflictsWithReject(p Pos, what string) error {
 
 func (r *run) doRedirect(c *Command) error {
 	a := &c.resolved
-	addr := r.expand(a.pos[0].Strs[0])
-	if !validAddress(addr) {
-		return errorf(a.pos[0].Pos, "redirect: %q is not a valid mail address", addr)
+	addr, ok := redirectAddress(r.expand(a.pos[0].Strs[0]))
+	if !ok {
+		return errorf(a.pos[0].Pos, "redirect: %q is not a valid mail address", r.expand(a.pos[0].Strs[0]))
 	}
 	if err := r.conflictsWithReject(c.Pos, "redirect"); err != nil {
 		return err

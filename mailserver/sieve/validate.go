@@ -274,7 +274,11 @@ func (v *validator) checkCommand(c *Command) error {
 	r := &c.resolved
 	switch c.Name {
 	case "redirect":
-		return checkAddress(r.pos[0], "redirect")
+		if s := r.pos[0].Strs[0]; !strings.Contains(s, "${") {
+			if _, ok := redirectAddress(s); !ok {
+				return errorf(r.pos[0].Pos, "redirect: %q is not a valid mail address", s)
+			}
+		}
 	case "set":
 		if n := r.pos[0].Strs[0]; !validVarName(n) || strings.Contains(n, ".") {
 			return errorf(r.pos[0].Pos, "%q is not a valid variable name (letters, digits and _ only)", n)
