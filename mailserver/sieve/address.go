@@ -25,6 +25,10 @@ func splitAddr(a string) addrParts {
 // the whole raw value.
 func parseAddresses(v string) []addrParts {
 	list, err := mail.ParseAddressList(v)
+	if err != nil && strings.Contains(v, "(") {
+		// net/mail refuses some places RFC 5322 allows comments in.
+		list, err = mail.ParseAddressList(stripComments(v))
+	}
 	if err != nil {
 		return []addrParts{{all: v, invalid: true}}
 	}
@@ -117,4 +121,33 @@ func (r *run) envelopeValues(t *Test) []string {
 		}
 	}
 	return out
+}
+
+// stripComments removes RFC 5322 comments: parenthesised, nestable, outside quoted strings.
+func stripComments(v string) string {
+	var b strings.Builder
+	depth, quoted := 0, false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '\\' && i+1 < len(v):
+			if depth == 0 {
+				b.WriteString(v[i : i+2])
+			}
+			i++
+			continue
+		case c == '"' && depth == 0:
+			quoted = !quoted
+		case c == '(' && !quoted:
+			depth++
+			continue
+		case c == ')' && !quoted && depth > 0:
+			depth--
+			continue
+		}
+		if depth == 0 {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }

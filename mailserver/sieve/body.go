@@ -114,17 +114,46 @@ func walkPart(ct, cte string, body []byte, depth int, out *[]bodyPart) {
 		mt, params = "text/plain", map[string]string{"charset": "us-ascii"}
 	}
 	if strings.HasPrefix(mt, "multipart/") && params["boundary"] != "" {
-		mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
-		for {
-			p, err := mr.NextRawPart()
-			if err != nil {
-				return
-			}
-			b, _ := io.ReadAll(io.LimitReader(p, 10<<20))
-			walkPart(p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), b, depth+1, out)
-		}
+		walkMultipart(mt, params["boundary"], body, depth, out)
+		return
 	}
 	*out = append(*out, bodyPart{mediaType: mt, text: decodeText(body, cte, params["charset"])})
+	if mt == "message/rfc822" {
+		// RFC 5173 section 5: the body of an enclosed message is tested as well.
+		inner := ParseMessage(body)
+		walkPart(first(inner.Header("Content-Type")), first(inner.Header("Content-Transfer-Encoding")), inner.Body(), depth+1, out)
+	}
+}
+
+func first(vals []string) string {
+	if len(vals) == 0 {
+		return ""
+	}
+	return vals[0]
+}
+
+// walkMultipart adds the multipart's own text, its preamble and epilogue, which is what
+// :content "multipart" tests (RFC 5173 section 5), then each of its parts.
+func walkMultipart(mt, boundary string, body []byte, depth int, out *[]bodyPart) {
+	delim := []byte("--" + boundary)
+	var outside []byte
+	if i := bytes.Index(body, delim); i >= 0 {
+		outside = append(outside, body[:i]...)
+	}
+	if i := bytes.LastIndex(body, append(delim, '-', '-')); i >= 0 {
+		_, epilogue := nextLine(body[i:])
+		outside = append(outside, epilogue...)
+	}
+	*out = append(*out, bodyPart{mediaType: mt, text: string(outside)})
+	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	for {
+		p, err := mr.NextRawPart()
+		if err != nil {
+			return
+		}
+		b, _ := io.ReadAll(io.LimitReader(p, 10<<20))
+		walkPart(p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), b, depth+1, out)
+	}
 }
 
 func decodeText(body []byte, cte, charset string) string {

@@ -8,6 +8,7 @@ func allCases() []evalCase {
 	all = append(all, clientCases...)
 	all = append(all, extensionCases...)
 	all = append(all, probeCases...)
+	all = append(all, moreCases...)
 	return all
 }
 
