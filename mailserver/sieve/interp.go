@@ -102,9 +102,23 @@ func (s *Script) Evaluate(msg Message, env Envelope, now time.Time) Result {
 		return Result{Actions: []Action{{Kind: Keep, Implicit: true}}, Err: err}
 	}
 	if !r.cancel {
-		r.actions = append(r.actions, Action{Kind: Keep, Implicit: true, Flags: r.flagsNow(nil)})
+		r.implicitKeep()
 	}
 	return Result{Actions: r.actions}
+}
+
+// implicitKeep adds the keep nothing cancelled. When the script already stores into INBOX
+// (fileinto :copy "INBOX"), that store takes the keep's flags instead, so that the message
+// is stored there once.
+func (r *run) implicitKeep() {
+	flags := r.flagsNow(nil)
+	for i, a := range r.actions {
+		if isInbox(a) {
+			r.actions[i].Flags = mergeFlags(a.Flags, flags)
+			return
+		}
+	}
+	r.actions = append(r.actions, Action{Kind: Keep, Implicit: true, Flags: flags})
 }
 
 func (r *run) step(p Pos, n int) error {

@@ -57,6 +57,17 @@ var moreCases = []evalCase{
 	{name: "header broken encoded word kept", script: rqF + `if header :contains "subject" "=?utf-8?x?" { fileinto "a"; }`,
 		msg: msg("x\n", "Subject: =?utf-8?x?abc?="), want: []string{"fileinto a"}},
 	{name: "exists case-insensitive", script: rqF + `if exists "SUBJECT" { fileinto "a"; }`, want: []string{"fileinto a"}},
+	{name: "vacation days 0 becomes 1", script: "require \"vacation\";\nvacation :days 0 \"x\";", want: []string{`vacation days=1 subject="" from="" reason="x"`, "implicit keep"}},
+	{name: "vacation days 30", script: "require \"vacation\";\nvacation :days 30 \"x\";", want: []string{`vacation days=30 subject="" from="" reason="x"`, "implicit keep"}},
+	{name: "redirect then reject", script: "require \"reject\";\nredirect \"a@example.net\"; reject \"no\";", want: []string{"implicit keep"}, runErr: "conflicts"},
+	{name: "reject then discard", script: "require \"reject\";\nreject \"no\"; discard;", want: []string{"reject no", "discard"}},
+	{name: "reject then vacation", script: "require [\"reject\",\"vacation\"];\nreject \"no\"; vacation \"away\";", want: []string{"implicit keep"}, runErr: "conflicts"},
+	{name: "vacation then reject", script: "require [\"reject\",\"vacation\"];\nvacation \"away\"; reject \"no\";", want: []string{"implicit keep"}, runErr: "conflicts"},
+	{name: "fileinto :copy INBOX is the keep", script: "require [\"fileinto\",\"copy\"];\nfileinto :copy \"INBOX\";", want: []string{"fileinto INBOX :copy"}},
+	{name: "keep then fileinto :copy INBOX", script: "require [\"fileinto\",\"copy\"];\nkeep; fileinto :copy \"INBOX\";", want: []string{"keep"}},
+	{name: "flags after explicit keep unused", script: "require \"imap4flags\";\naddflag \"a\"; keep; addflag \"b\";", want: []string{"keep flags=a"}},
+	{name: "redirect :copy and keep", script: "require \"copy\";\nredirect :copy \"a@example.net\"; keep;", want: []string{"redirect a@example.net :copy", "keep"}},
+	{name: "fileinto hierarchy", script: rqF + `fileinto "INBOX/Lists/dev";`, want: []string{"fileinto INBOX/Lists/dev"}},
 	{name: "keep flags from variable", script: "require [\"imap4flags\",\"variables\"];\n" + `set "f" "\\Seen"; keep :flags "${f}";`, want: []string{"keep flags=\\Seen"}},
 }
 

@@ -195,7 +195,26 @@ func parsePigeonhole(out, errOut string) []string {
 		lines = append(lines, "error", "implicit store INBOX")
 	}
 	sort.Strings(lines)
-	return lines
+	return dropImplicitBesideInbox(lines)
+}
+
+// dropImplicitBesideInbox folds Pigeonhole's implicit keep into an explicit store into
+// INBOX, as Evaluate does; Pigeonhole lists both and stores once.
+func dropImplicitBesideInbox(lines []string) []string {
+	explicit := false
+	for _, l := range lines {
+		explicit = explicit || l == "store INBOX" || strings.HasPrefix(l, "store INBOX flags=")
+	}
+	if !explicit {
+		return lines
+	}
+	var out []string
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "implicit store INBOX") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func normFlags(flags []string) string {
