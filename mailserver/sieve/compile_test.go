@@ -176,3 +176,13 @@ func TestMatchingCostCountsSteps(t *testing.T) {
 		t.Fatalf("err %v, actions %q", res.Err, describeAll(res.Actions))
 	}
 }
+
+func TestRequires(t *testing.T) {
+	s, err := Compile("require [\"fileinto\", \"vacation\"];\nkeep;")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Requires("vacation") || !s.Requires("fileinto") || s.Requires("body") {
+		t.Errorf("Requires: vacation %v fileinto %v body %v", s.Requires("vacation"), s.Requires("fileinto"), s.Requires("body"))
+	}
+}

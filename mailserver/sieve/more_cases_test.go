@@ -68,6 +68,13 @@ var moreCases = []evalCase{
 	{name: "flags after explicit keep unused", script: "require \"imap4flags\";\naddflag \"a\"; keep; addflag \"b\";", want: []string{"keep flags=a"}},
 	{name: "redirect :copy and keep", script: "require \"copy\";\nredirect :copy \"a@example.net\"; keep;", want: []string{"redirect a@example.net :copy", "keep"}},
 	{name: "fileinto hierarchy", script: rqF + `fileinto "INBOX/Lists/dev";`, want: []string{"fileinto INBOX/Lists/dev"}},
+	{name: "quoteregex makes a literal regex", script: "require [\"fileinto\",\"variables\",\"regex\"];\n" + `set :quoteregex "q" "a.b*"; if string :regex "axbb" "^${q}$" { fileinto "wrong"; } elsif string :regex "a.b*" "^${q}$" { fileinto "literal"; }`,
+		want: []string{"fileinto literal"}},
+	{name: "octet contains is case sensitive", script: rqF + `if header :contains :comparator "i;octet" "subject" "lunch" { fileinto "a"; }`, want: []string{"implicit keep"}},
+	{name: "octet contains", script: rqF + `if header :contains :comparator "i;octet" "subject" "Lunch" { fileinto "a"; }`, want: []string{"fileinto a"}},
+	{name: "envelope auth", script: "require [\"envelope\",\"fileinto\"];\n" + `if envelope :is "auth" "alice@example.com" { fileinto "authenticated"; }`,
+		env: &Envelope{From: "alice@example.com", To: "bob@example.org", Auth: "alice@example.com"}, want: []string{"fileinto authenticated"}},
+	{name: "envelope auth absent", script: "require [\"envelope\",\"fileinto\"];\n" + `if envelope :is "auth" "" { fileinto "a"; }`, want: []string{"implicit keep"}},
 	{name: "keep flags from variable", script: "require [\"imap4flags\",\"variables\"];\n" + `set "f" "\\Seen"; keep :flags "${f}";`, want: []string{"keep flags=\\Seen"}},
 }
 

@@ -122,8 +122,12 @@ func pigeonholeSkip(c evalCase) string {
 		return "depends on the current time"
 	case c.env != nil && c.env.From == "":
 		return "sieve-test refuses the null sender"
+	case c.env != nil && c.env.Auth != "":
+		return "sieve-test has no authenticated sender"
 	case strings.Contains(c.script, "ereject"):
 		return "Pigeonhole 2.3 does not know ereject"
+	case strings.Contains(c.script, ":quoteregex"):
+		return "Pigeonhole 2.3 does not know set :quoteregex"
 	}
 	return ""
 }
