@@ -201,6 +201,8 @@ func (r *run) command(c *Command) error {
 		return nil
 	case "vacation":
 		return r.doVacation(c)
+	case "error":
+		return errorf(c.Pos, "the script stopped with an error: %s", r.expand(a.pos[0].Strs[0]))
 	}
 	return errorf(c.Pos, "command %q cannot run", c.Name)
 }
@@ -341,6 +343,13 @@ func (r *run) test(t *Test) (bool, error) {
 			}
 		}
 		return !want, nil
+	case "ihave":
+		for _, ext := range t.pos[0].Strs {
+			if !supported(ext) {
+				return false, nil
+			}
+		}
+		return true, nil
 	case "exists":
 		for _, h := range r.expandList(t.pos[0].Strs) {
 			if len(r.msg.Header(h)) == 0 {

@@ -75,6 +75,14 @@ var moreCases = []evalCase{
 	{name: "envelope auth", script: "require [\"envelope\",\"fileinto\"];\n" + `if envelope :is "auth" "alice@example.com" { fileinto "authenticated"; }`,
 		env: &Envelope{From: "alice@example.com", To: "bob@example.org", Auth: "alice@example.com"}, want: []string{"fileinto authenticated"}},
 	{name: "envelope auth absent", script: "require [\"envelope\",\"fileinto\"];\n" + `if envelope :is "auth" "" { fileinto "a"; }`, want: []string{"implicit keep"}},
+	{name: "ihave supported extension is usable in its block", script: "require [\"ihave\"];\nif ihave \"vacation\" { vacation :days 2 \"away\"; }",
+		want: []string{`vacation days=2 subject="" from="" reason="away"`, "implicit keep"}},
+	{name: "ihave unknown extension skips its block", script: "require [\"ihave\",\"fileinto\"];\nif ihave \"x-future\" { x_future_command :frob \"a\"; } else { fileinto \"fallback\"; }",
+		want: []string{"fileinto fallback"}},
+	{name: "ihave needs every capability", script: "require [\"ihave\",\"fileinto\"];\nif ihave [\"fileinto\", \"x-nope\"] { frob; } elsif ihave \"fileinto\" { fileinto \"has\"; }",
+		want: []string{"fileinto has"}},
+	{name: "ihave inside not", script: "require [\"ihave\",\"fileinto\"];\nif not ihave \"x-nope\" { fileinto \"missing\"; }", want: []string{"fileinto missing"}},
+	{name: "error command", script: "require [\"ihave\",\"fileinto\"];\nfileinto \"a\";\nif not ihave \"x-nope\" { error \"needs x-nope\"; }", want: []string{"implicit keep"}, runErr: "line 3, column 25: the script stopped with an error: needs x-nope"},
 	{name: "keep flags from variable", script: "require [\"imap4flags\",\"variables\"];\n" + `set "f" "\\Seen"; keep :flags "${f}";`, want: []string{"keep flags=\\Seen"}},
 }
 

@@ -95,6 +95,7 @@ var commandSpecs = map[string]*spec{
 	"addflag":    {ext: "imap4flags", pos: []argType{atString, atStrList}, optFirst: true},
 	"setflag":    {ext: "imap4flags", pos: []argType{atString, atStrList}, optFirst: true},
 	"removeflag": {ext: "imap4flags", pos: []argType{atString, atStrList}, optFirst: true},
+	"error":      {ext: "ihave", pos: []argType{atString}},
 	"vacation":   {ext: "vacation", tags: []string{"days", "subject", "from", "addresses", "mime", "handle"}, pos: []argType{atString}},
 }
 
@@ -113,14 +114,15 @@ var testSpecs = map[string]*spec{
 	"hasflag":     {test: true, ext: "imap4flags", tags: matchTags, pos: []argType{atStrList, atStrList}, optFirst: true},
 	"body":        {test: true, ext: "body", tags: join(matchTags, []string{"raw", "content", "text"}), pos: []argType{atStrList}},
 	"date":        {test: true, ext: "date", tags: join(matchTags, indexTags, []string{"zone", "originalzone"}), pos: []argType{atString, atString, atStrList}},
+	"ihave":       {test: true, ext: "ihave", pos: []argType{atStrList}},
 	"currentdate": {test: true, ext: "date", tags: join(matchTags, []string{"zone"}), pos: []argType{atString, atStrList}},
 }
 
 // Extensions lists every capability a script may require, as ManageSieve advertises them.
 var Extensions = []string{
 	"body", "comparator-i;ascii-casemap", "comparator-i;ascii-numeric", "comparator-i;octet",
-	"copy", "date", "encoded-character", "envelope", "ereject", "fileinto", "imap4flags",
-	"index", "mailbox", "regex", "reject", "relational", "subaddress", "vacation", "variables",
+	"copy", "date", "encoded-character", "envelope", "ereject", "fileinto", "ihave",
+	"imap4flags", "index", "mailbox", "regex", "reject", "relational", "subaddress", "vacation", "variables",
 }
 
 func supported(ext string) bool {

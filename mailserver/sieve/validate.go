@@ -96,7 +96,41 @@ func (v *validator) command(c *Command) error {
 	if err := v.checkCommand(c); err != nil {
 		return err
 	}
-	return v.commands(c.Block, false)
+	return v.block(c)
+}
+
+// block validates a command's block. Under "if ihave [...]" (RFC 5463 section 4) the
+// capabilities named count as required inside the block; when one is not supported the
+// block can never run and is only parsed, so a script may use what a newer server offers.
+func (v *validator) block(c *Command) error {
+	caps := ihaveCaps(c)
+	if caps == nil {
+		return v.commands(c.Block, false)
+	}
+	for _, ext := range caps {
+		if !supported(ext) {
+			return nil
+		}
+	}
+	saved := v.exts
+	v.exts = map[string]bool{}
+	for k := range saved {
+		v.exts[k] = true
+	}
+	for _, ext := range caps {
+		v.exts[ext] = true
+	}
+	err := v.commands(c.Block, false)
+	v.exts = saved
+	return err
+}
+
+// ihaveCaps returns the capabilities of an if or elsif whose test is a bare ihave.
+func ihaveCaps(c *Command) []string {
+	if (c.Name != "if" && c.Name != "elsif") || len(c.Tests) != 1 || c.Tests[0].Name != "ihave" {
+		return nil
+	}
+	return c.Tests[0].pos[0].Strs
 }
 
 func (v *validator) test(t *Test) error {
