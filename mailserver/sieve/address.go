@@ -51,7 +51,7 @@ func redirectAddress(s string) (string, bool) {
 
 // part returns the piece an address part tag selects; ok is false when :detail finds no
 // separator, which makes the address not match (RFC 5233 section 4).
-func part(t *Test, a addrParts) (string, bool) {
+func part(t *testNode, a addrParts) (string, bool) {
 	if a.null {
 		return "", true
 	}
@@ -84,7 +84,7 @@ func (r *run) cachedAddresses(v string) []addrParts {
 	return a
 }
 
-func (r *run) addressValues(t *Test) []string {
+func (r *run) addressValues(t *testNode) []string {
 	var out []string
 	for _, name := range r.expandList(t.pos[0].Strs) {
 		for _, v := range r.indexed(t, r.msg.Header(name)) {
@@ -98,7 +98,7 @@ func (r *run) addressValues(t *Test) []string {
 	return out
 }
 
-func (r *run) envelopeValues(t *Test) []string {
+func (r *run) envelopeValues(t *testNode) []string {
 	var out []string
 	for _, name := range r.expandList(t.pos[0].Strs) {
 		var a addrParts

@@ -46,7 +46,7 @@ type bodyPart struct {
 }
 
 // bodyValues returns the body texts a body test compares, cached per transform.
-func (r *run) bodyValues(t *Test) []string {
+func (r *run) bodyValues(t *testNode) []string {
 	switch {
 	case has(t, "raw"):
 		return []string{string(r.msg.Body())}

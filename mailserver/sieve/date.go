@@ -31,7 +31,7 @@ func julian(t time.Time) string {
 	return fmt.Sprint(int(day.Sub(epoch).Hours() / 24))
 }
 
-func checkDateTest(t *Test) error {
+func checkDateTest(t *testNode) error {
 	partArg := t.pos[len(t.pos)-2]
 	p := strings.ToLower(partArg.Strs[0])
 	if _, ok := dateParts[p]; !ok && !strings.Contains(p, "${") {
@@ -56,7 +56,7 @@ func parseZone(z string) (*time.Location, bool) {
 
 // dateValues yields the one date part the test names, or nothing when the header holds
 // no date: then the test is false, as RFC 5260 says.
-func (r *run) dateValues(t *Test) []string {
+func (r *run) dateValues(t *testNode) []string {
 	when := r.now
 	if t.Name == "date" {
 		name := r.expand(t.pos[0].Strs[0])
@@ -86,7 +86,7 @@ func (r *run) dateValues(t *Test) []string {
 	return r.datePart(t, when.In(r.now.Location()))
 }
 
-func (r *run) datePart(t *Test, when time.Time) []string {
+func (r *run) datePart(t *testNode, when time.Time) []string {
 	p := strings.ToLower(r.expand(t.pos[len(t.pos)-2].Strs[0]))
 	f, ok := dateParts[p]
 	if !ok {

@@ -44,7 +44,7 @@ func removeFlags(from, del []string) []string {
 	return out
 }
 
-func (r *run) flagsNow(explicit *Arg) []string {
+func (r *run) flagsNow(explicit *argNode) []string {
 	if explicit != nil {
 		return splitFlags(r.expandList(explicit.Strs))
 	}
@@ -85,7 +85,7 @@ func (r *run) flagCommand(name string, a *resolved) {
 	r.flags = cur
 }
 
-func (r *run) hasflagValues(t *Test) []string {
+func (r *run) hasflagValues(t *testNode) []string {
 	if len(t.pos) == 2 {
 		var out []string
 		for _, v := range r.expandList(t.pos[0].Strs) {

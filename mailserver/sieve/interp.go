@@ -129,7 +129,7 @@ func (r *run) step(p Pos, n int) error {
 	return nil
 }
 
-func (r *run) block(cmds []*Command) error {
+func (r *run) block(cmds []*cmdNode) error {
 	done := false // an earlier branch of the current if/elsif/else chain ran
 	for _, c := range cmds {
 		if err := r.step(c.Pos, 1); err != nil {
@@ -168,7 +168,7 @@ func (r *run) block(cmds []*Command) error {
 	return nil
 }
 
-func (r *run) command(c *Command) error {
+func (r *run) command(c *cmdNode) error {
 	a := &c.resolved
 	switch c.Name {
 	case "require":
@@ -221,7 +221,7 @@ func isInbox(act Action) bool {
 
 // store adds a keep or fileinto. Storing twice into one mailbox stores once, with the
 // flags of both, as RFC 5228 section 2.10.3 and RFC 5232 ask.
-func (r *run) store(c *Command, act Action) error {
+func (r *run) store(c *cmdNode, act Action) error {
 	if act.Kind == FileInto && act.Mailbox == "" {
 		return errorf(c.Pos, "fileinto: the mailbox name is empty")
 	}
@@ -252,7 +252,7 @@ func (r *run) conflictsWithReject(p Pos, what string) error {
 	return nil
 }
 
-func (r *run) doRedirect(c *Command) error {
+func (r *run) doRedirect(c *cmdNode) error {
 	a := &c.resolved
 	addr, ok := redirectAddress(r.expand(a.pos[0].Strs[0]))
 	if !ok {
@@ -278,7 +278,7 @@ func (r *run) doRedirect(c *Command) error {
 	return r.add(c.Pos, Action{Kind: Redirect, Address: addr, Copy: cp})
 }
 
-func (r *run) doReject(c *Command) error {
+func (r *run) doReject(c *cmdNode) error {
 	for _, prev := range r.actions {
 		switch prev.Kind {
 		case Keep, FileInto, Redirect, VacationReply, Reject:
@@ -290,7 +290,7 @@ func (r *run) doReject(c *Command) error {
 	return r.add(c.Pos, Action{Kind: Reject, Reason: reason, Extended: c.Name == "ereject"})
 }
 
-func (r *run) doVacation(c *Command) error {
+func (r *run) doVacation(c *cmdNode) error {
 	for _, prev := range r.actions {
 		if prev.Kind == VacationReply || prev.Kind == Reject {
 			return errorf(c.Pos, "vacation conflicts with the earlier %s", prev.Kind)
@@ -322,7 +322,7 @@ func (r *run) expandTag(a *resolved, tag string) string {
 	return ""
 }
 
-func (r *run) test(t *Test) (bool, error) {
+func (r *run) test(t *testNode) (bool, error) {
 	if err := r.step(t.Pos, 1); err != nil {
 		return false, err
 	}
@@ -372,7 +372,7 @@ func (r *run) test(t *Test) (bool, error) {
 }
 
 // testValues collects the strings a matching test compares with its keys.
-func (r *run) testValues(t *Test) ([]string, error) {
+func (r *run) testValues(t *testNode) ([]string, error) {
 	switch t.Name {
 	case "header":
 		return r.headerValues(t), nil

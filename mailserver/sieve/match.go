@@ -160,7 +160,7 @@ func (c comparator) fold(s string) string {
 
 // matchValues applies the test's match type to every value and key. A successful
 // :matches or :regex sets the match variables ${0}, ${1}, ...
-func (r *run) matchValues(t *Test, values, keys []string) (bool, error) {
+func (r *run) matchValues(t *testNode, values, keys []string) (bool, error) {
 	cmp := t.comparator()
 	if c, ok := t.tags["count"]; ok {
 		n := 0
@@ -207,7 +207,7 @@ func (w *budget) spend(n int) bool {
 	return w.left >= 0
 }
 
-func (r *run) matchOne(t *Test, cmp comparator, v, k string, w *budget) (bool, error) {
+func (r *run) matchOne(t *testNode, cmp comparator, v, k string, w *budget) (bool, error) {
 	switch {
 	case has(t, "regex"):
 		// RE2 runs in time linear in the value, with a factor that grows with the pattern.
@@ -237,19 +237,19 @@ func (r *run) matchOne(t *Test, cmp comparator, v, k string, w *budget) (bool, e
 	return cmp.compare(v, k) == 0, nil
 }
 
-func has(t *Test, tag string) bool {
+func has(t *testNode, tag string) bool {
 	_, ok := t.tags[tag]
 	return ok
 }
 
-func (r *run) setMatch(t *Test, m []string) {
+func (r *run) setMatch(t *testNode, m []string) {
 	// RFC 5173 section 6: the body test leaves the match variables alone.
 	if r.s.exts["variables"] && t.Name != "body" {
 		r.match = m
 	}
 }
 
-func (r *run) regexMatch(t *Test, cmp comparator, v, k string) (bool, error) {
+func (r *run) regexMatch(t *testNode, cmp comparator, v, k string) (bool, error) {
 	key := string(cmp) + "\x00" + k
 	var re *regexp.Regexp
 	if cached, ok := r.s.regexps.Load(key); ok {

@@ -91,7 +91,7 @@ func decodeHeader(s string) string {
 }
 
 // headerValues returns the decoded values of the named fields, narrowed by :index.
-func (r *run) headerValues(t *Test) []string {
+func (r *run) headerValues(t *testNode) []string {
 	var out []string
 	for _, name := range r.expandList(t.pos[0].Strs) {
 		for _, v := range r.indexed(t, r.msg.Header(name)) {
@@ -102,7 +102,7 @@ func (r *run) headerValues(t *Test) []string {
 }
 
 // indexed applies :index n [:last] (RFC 5260): only the nth field counts.
-func (r *run) indexed(t *Test, vals []string) []string {
+func (r *run) indexed(t *testNode, vals []string) []string {
 	idx, ok := t.tags["index"]
 	if !ok {
 		return vals

@@ -30,8 +30,8 @@ const (
 	argStrings
 )
 
-// Arg is one argument of a command or test as written.
-type Arg struct {
+// argNode is one argument of a command or test as written.
+type argNode struct {
 	Pos    Pos
 	Kind   argKind
 	Tag    string   // argTag: the name without the colon, lowercased
@@ -40,32 +40,32 @@ type Arg struct {
 	IsList bool     // written as [ ... ] rather than a single string
 }
 
-// Test is a test with its arguments and nested tests (allof, anyof, not).
-type Test struct {
+// testNode is a test with its arguments and nested tests (allof, anyof, not).
+type testNode struct {
 	Pos    Pos
 	Name   string
-	Args   []Arg
-	Tests  []*Test
+	Args   []argNode
+	Tests  []*testNode
 	Listed bool // the tests were written as a list in parentheses
 	resolved
 }
 
-// Command is a command with its arguments, its test (if, elsif) and its block.
-type Command struct {
+// cmdNode is a command with its arguments, its test (if, elsif) and its block.
+type cmdNode struct {
 	Pos    Pos
 	Name   string
-	Args   []Arg
-	Tests  []*Test
+	Args   []argNode
+	Tests  []*testNode
 	Listed bool // the tests were written as a list in parentheses
-	Block  []*Command
+	Block  []*cmdNode
 	resolved
 }
 
 // resolved holds the arguments sorted out by the validator against the signature.
 type resolved struct {
 	spec *spec
-	tags map[string]Arg // tag name to its argument (a bare tag maps to itself)
-	pos  []Arg          // positional arguments; a left-out optional first one is absent
+	tags map[string]argNode // tag name to its argument (a bare tag maps to itself)
+	pos  []argNode          // positional arguments; a left-out optional first one is absent
 }
 
 type parser struct {
@@ -75,7 +75,7 @@ type parser struct {
 	ncmds  int
 }
 
-func parse(src string, lim Limits) ([]*Command, error) {
+func parse(src string, lim Limits) ([]*cmdNode, error) {
 	if len(src) > lim.MaxScriptSize {
 		return nil, &Error{Msg: fmt.Sprintf("script is %d bytes, more than the limit of %d", len(src), lim.MaxScriptSize)}
 	}
@@ -115,8 +115,8 @@ func (p *parser) count(pos Pos, depth int) error {
 	return nil
 }
 
-func (p *parser) commands(depth int) ([]*Command, error) {
-	var cmds []*Command
+func (p *parser) commands(depth int) ([]*cmdNode, error) {
+	var cmds []*cmdNode
 	for p.tok.kind == tokIdent {
 		c, err := p.command(depth)
 		if err != nil {
@@ -130,8 +130,8 @@ func (p *parser) commands(depth int) ([]*Command, error) {
 	return cmds, nil
 }
 
-func (p *parser) command(depth int) (*Command, error) {
-	c := &Command{Pos: p.tok.pos, Name: p.tok.text}
+func (p *parser) command(depth int) (*cmdNode, error) {
+	c := &cmdNode{Pos: p.tok.pos, Name: p.tok.text}
 	if err := p.count(c.Pos, depth); err != nil {
 		return nil, err
 	}
@@ -162,16 +162,16 @@ func (p *parser) command(depth int) (*Command, error) {
 	return nil, errorf(p.tok.pos, "expected \";\" after %q, found %s", c.Name, p.tok.describe())
 }
 
-func nonNil(b []*Command) []*Command {
+func nonNil(b []*cmdNode) []*cmdNode {
 	if b == nil {
-		return []*Command{}
+		return []*cmdNode{}
 	}
 	return b
 }
 
 // arguments reads tags, numbers and strings, then an optional test or test list.
-func (p *parser) arguments(depth int) ([]Arg, []*Test, bool, error) {
-	var args []Arg
+func (p *parser) arguments(depth int) ([]argNode, []*testNode, bool, error) {
+	var args []argNode
 	for {
 		a, ok, err := p.argument()
 		if err != nil {
@@ -188,7 +188,7 @@ func (p *parser) arguments(depth int) ([]Arg, []*Test, bool, error) {
 		if err != nil {
 			return nil, nil, false, err
 		}
-		return args, []*Test{t}, false, nil
+		return args, []*testNode{t}, false, nil
 	case p.isPunct("("):
 		tests, err := p.testList(depth + 1)
 		return args, tests, true, err
@@ -196,8 +196,8 @@ func (p *parser) arguments(depth int) ([]Arg, []*Test, bool, error) {
 	return args, nil, false, nil
 }
 
-func (p *parser) argument() (Arg, bool, error) {
-	a := Arg{Pos: p.tok.pos}
+func (p *parser) argument() (argNode, bool, error) {
+	a := argNode{Pos: p.tok.pos}
 	switch {
 	case p.tok.kind == tokTag:
 		a.Kind, a.Tag = argTag, p.tok.text
@@ -238,11 +238,11 @@ func (p *parser) stringList() ([]string, error) {
 	}
 }
 
-func (p *parser) test(depth int) (*Test, error) {
+func (p *parser) test(depth int) (*testNode, error) {
 	if p.tok.kind != tokIdent {
 		return nil, errorf(p.tok.pos, "expected a test such as header or true, found %s", p.tok.describe())
 	}
-	t := &Test{Pos: p.tok.pos, Name: p.tok.text}
+	t := &testNode{Pos: p.tok.pos, Name: p.tok.text}
 	if err := p.count(t.Pos, depth); err != nil {
 		return nil, err
 	}
@@ -254,9 +254,9 @@ func (p *parser) test(depth int) (*Test, error) {
 	return t, err
 }
 
-func (p *parser) testList(depth int) ([]*Test, error) {
+func (p *parser) testList(depth int) ([]*testNode, error) {
 	start := p.tok.pos
-	var tests []*Test
+	var tests []*testNode
 	for {
 		if err := p.next(); err != nil {
 			return nil, err

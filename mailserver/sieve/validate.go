@@ -10,7 +10,7 @@ import (
 
 // Script is a parsed and validated Sieve script, ready to run against any number of messages.
 type Script struct {
-	cmds   []*Command
+	cmds   []*cmdNode
 	exts   map[string]bool
 	limits Limits
 	// Compiled regexes, shared by the runs of this script: compiling costs more than a
@@ -45,7 +45,7 @@ type validator struct {
 	exts map[string]bool
 }
 
-func (v *validator) commands(cmds []*Command, top bool) error {
+func (v *validator) commands(cmds []*cmdNode, top bool) error {
 	leading := top
 	for i, c := range cmds {
 		if c.Name == "require" {
@@ -67,7 +67,7 @@ func (v *validator) commands(cmds []*Command, top bool) error {
 	return nil
 }
 
-func (v *validator) command(c *Command) error {
+func (v *validator) command(c *cmdNode) error {
 	sp, ok := commandSpecs[c.Name]
 	if !ok {
 		if _, isTest := testSpecs[c.Name]; isTest {
@@ -102,7 +102,7 @@ func (v *validator) command(c *Command) error {
 // block validates a command's block. Under "if ihave [...]" (RFC 5463 section 4) the
 // capabilities named count as required inside the block; when one is not supported the
 // block can never run and is only parsed, so a script may use what a newer server offers.
-func (v *validator) block(c *Command) error {
+func (v *validator) block(c *cmdNode) error {
 	caps := ihaveCaps(c)
 	if caps == nil {
 		return v.commands(c.Block, false)
@@ -126,14 +126,14 @@ func (v *validator) block(c *Command) error {
 }
 
 // ihaveCaps returns the capabilities of an if or elsif whose test is a bare ihave.
-func ihaveCaps(c *Command) []string {
+func ihaveCaps(c *cmdNode) []string {
 	if (c.Name != "if" && c.Name != "elsif") || len(c.Tests) != 1 || c.Tests[0].Name != "ihave" {
 		return nil
 	}
 	return c.Tests[0].pos[0].Strs
 }
 
-func (v *validator) test(t *Test) error {
+func (v *validator) test(t *testNode) error {
 	sp, ok := testSpecs[t.Name]
 	if !ok {
 		if _, isCmd := commandSpecs[t.Name]; isCmd {
@@ -167,7 +167,7 @@ func (v *validator) needExt(p Pos, kind, name, ext string) error {
 }
 
 // shape checks the tests and block a command or test carries against its signature.
-func (v *validator) shape(p Pos, name string, sp *spec, tests []*Test, listed, block bool) error {
+func (v *validator) shape(p Pos, name string, sp *spec, tests []*testNode, listed, block bool) error {
 	switch {
 	case sp.tests == 0 && len(tests) > 0:
 		return errorf(tests[0].Pos, "%s takes no test, found %q", name, tests[0].Name)
@@ -184,8 +184,8 @@ func (v *validator) shape(p Pos, name string, sp *spec, tests []*Test, listed, b
 }
 
 // resolve sorts arguments into tags and positional arguments and checks their types.
-func (v *validator) resolve(r *resolved, sp *spec, name string, args []Arg) error {
-	r.spec, r.tags = sp, map[string]Arg{}
+func (v *validator) resolve(r *resolved, sp *spec, name string, args []argNode) error {
+	r.spec, r.tags = sp, map[string]argNode{}
 	groups := map[string]string{}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -220,7 +220,7 @@ func (v *validator) resolve(r *resolved, sp *spec, name string, args []Arg) erro
 	return v.positional(r, sp, name)
 }
 
-func (v *validator) tag(a Arg, sp *spec, name string) (tagDef, error) {
+func (v *validator) tag(a argNode, sp *spec, name string) (tagDef, error) {
 	allowed := false
 	for _, t := range sp.tags {
 		allowed = allowed || t == a.Tag
@@ -236,7 +236,7 @@ func (v *validator) tag(a Arg, sp *spec, name string) (tagDef, error) {
 	return def, nil
 }
 
-func fits(a Arg, t argType) bool {
+func fits(a argNode, t argType) bool {
 	switch t {
 	case atNumber:
 		return a.Kind == argNumber
@@ -268,7 +268,7 @@ func (v *validator) positional(r *resolved, sp *spec, name string) error {
 	return nil
 }
 
-func (v *validator) require(c *Command) error {
+func (v *validator) require(c *cmdNode) error {
 	for _, ext := range c.resolved.pos[0].Strs {
 		if !supported(ext) {
 			return errorf(c.resolved.pos[0].Pos, "extension %q is not supported; supported are: %s", ext, strings.Join(Extensions, ", "))
@@ -304,7 +304,7 @@ func decodeAll(in []string) []string {
 	return out
 }
 
-func (v *validator) checkCommand(c *Command) error {
+func (v *validator) checkCommand(c *cmdNode) error {
 	r := &c.resolved
 	switch c.Name {
 	case "redirect":
@@ -329,7 +329,7 @@ func (v *validator) checkCommand(c *Command) error {
 	return nil
 }
 
-func checkAddress(a Arg, what string) error {
+func checkAddress(a argNode, what string) error {
 	s := a.Strs[0]
 	if strings.Contains(s, "${") {
 		return nil
@@ -340,7 +340,7 @@ func checkAddress(a Arg, what string) error {
 	return nil
 }
 
-func (v *validator) checkTest(t *Test) error {
+func (v *validator) checkTest(t *testNode) error {
 	if err := v.checkMatch(t); err != nil {
 		return err
 	}
@@ -370,7 +370,7 @@ func (v *validator) checkTest(t *Test) error {
 
 // checkMatch validates comparator, match type and relation, and compiles constant regexes
 // so that a bad one is reported at upload rather than at delivery.
-func (v *validator) checkMatch(t *Test) error {
+func (v *validator) checkMatch(t *testNode) error {
 	r := &t.resolved
 	cmp := "i;ascii-casemap"
 	if c, ok := r.tags["comparator"]; ok {
@@ -432,7 +432,7 @@ var addressHeaders = map[string]bool{
 	"errors-to": true, "mail-followup-to": true, "mail-reply-to": true, "return-receipt-to": true,
 }
 
-func checkAddressHeaders(a Arg) error {
+func checkAddressHeaders(a argNode) error {
 	for _, h := range a.Strs {
 		if !addressHeaders[strings.ToLower(h)] && !strings.Contains(h, "${") {
 			return errorf(a.Pos, "the address test cannot read %q, which holds no addresses; use header instead", h)
