@@ -1,6 +1,8 @@
 package sieve
 
 import (
+	"mime"
+	"mime/quotedprintable"
 	"strconv"
 	"strings"
 	"sync"
@@ -133,4 +135,54 @@ func (m *MemoryReplyLog) Record(sender, handle string, t time.Time) {
 		m.seen = map[string]time.Time{}
 	}
 	m.seen[strings.ToLower(sender)+"\x00"+handle] = t
+}
+
+// BuildReply composes the vacation reply of RFC 5230 section 5, ready for the outbound
+// queue with the null sender as its return path. recipient is the address the original
+// message was delivered to; messageID is the new message's Message-ID, with its brackets.
+func BuildReply(v *Vacation, msg Message, env Envelope, recipient, messageID string, now time.Time) []byte {
+	var b strings.Builder
+	from := v.From
+	if from == "" {
+		from = recipient
+	}
+	// A script writes :subject and :from, so line breaks in them must not start new fields.
+	header := func(name, value string) {
+		b.WriteString(name + ": " + strings.NewReplacer("\r", " ", "\n", " ").Replace(value) + "\r\n")
+	}
+	header("From", from)
+	header("To", "<"+env.From+">")
+	header("Subject", mime.QEncoding.Encode("utf-8", v.ReplySubject(msg)))
+	header("Date", now.Format(time.RFC1123Z))
+	header("Message-ID", messageID)
+	if orig := first(msg.Header("Message-ID")); orig != "" {
+		header("In-Reply-To", orig)
+		refs := strings.TrimSpace(first(msg.Header("References")) + " " + orig)
+		header("References", refs)
+	}
+	// RFC 3834: marks the reply so that other responders do not answer it in turn.
+	header("Auto-Submitted", "auto-replied (vacation)")
+	header("Precedence", "bulk")
+	header("MIME-Version", "1.0")
+	if v.MIME {
+		// With :mime the reason is a whole MIME entity: its own header, then its body.
+		b.WriteString(crlf(v.Reason))
+		return []byte(b.String())
+	}
+	header("Content-Type", "text/plain; charset=utf-8")
+	header("Content-Transfer-Encoding", "quoted-printable")
+	b.WriteString("\r\n")
+	w := quotedprintable.NewWriter(&b)
+	w.Write([]byte(crlf(v.Reason)))
+	w.Close()
+	return []byte(b.String())
+}
+
+// crlf gives every line a CRLF ending, as SMTP requires.
+func crlf(s string) string {
+	s = strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n")
+	if !strings.HasSuffix(s, "\r\n") {
+		s += "\r\n"
+	}
+	return s
 }

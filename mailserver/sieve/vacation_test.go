@@ -1,6 +1,11 @@
 package sieve
 
 import (
+	"bytes"
+	"io"
+	"mime"
+	"mime/quotedprintable"
+	"net/mail"
 	"strings"
 	"testing"
 	"time"
@@ -68,5 +73,68 @@ func TestReplySubject(t *testing.T) {
 	}
 	if got := (&Vacation{Subject: "Away"}).ReplySubject(m); got != "Away" {
 		t.Errorf(":subject %q", got)
+	}
+}
+
+func TestBuildReply(t *testing.T) {
+	orig := ParseMessage([]byte(msg("hi\n", "From: Alice <alice@example.com>", "To: bob@example.org",
+		"Subject: Grüße", "Message-ID: <1@example.com>", "References: <0@example.com>")))
+	env := Envelope{From: "alice@example.com", To: "bob@example.org"}
+	v := &Vacation{Days: 7, Reason: "Bin weg bis Montag.\nGrüße, Bob"}
+	raw := BuildReply(v, orig, env, "bob@example.org", "<r1@example.org>", testNow)
+	m, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("reply does not parse: %v\n%s", err, raw)
+	}
+	want := map[string]string{
+		"From": "bob@example.org", "To": "<alice@example.com>", "Message-Id": "<r1@example.org>",
+		"In-Reply-To": "<1@example.com>", "References": "<0@example.com> <1@example.com>",
+		"Auto-Submitted": "auto-replied (vacation)", "Content-Transfer-Encoding": "quoted-printable",
+	}
+	for k, w := range want {
+		if got := m.Header.Get(k); got != w {
+			t.Errorf("%s: %q, want %q", k, got, w)
+		}
+	}
+	if subj, _ := new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject")); subj != "Auto: Grüße" {
+		t.Errorf("subject %q", subj)
+	}
+	body, _ := io.ReadAll(quotedprintable.NewReader(m.Body))
+	if string(body) != "Bin weg bis Montag.\r\nGrüße, Bob\r\n" {
+		t.Errorf("body %q", body)
+	}
+	if strings.Contains(strings.ReplaceAll(string(raw), "\r\n", ""), "\n") {
+		t.Errorf("bare LF in reply")
+	}
+}
+
+func TestBuildReplyMIME(t *testing.T) {
+	orig := ParseMessage([]byte(msg("hi\n", "From: alice@example.com", "Subject: x")))
+	v := &Vacation{MIME: true, From: "Bob <bob@example.org>", Subject: "Away",
+		Reason: "Content-Type: text/html\n\n<p>Away</p>\n"}
+	raw := BuildReply(v, orig, Envelope{From: "alice@example.com"}, "bob@example.org", "<r2@example.org>", testNow)
+	m, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Header.Get("Content-Type") != "text/html" || m.Header.Get("From") != "Bob <bob@example.org>" ||
+		m.Header.Get("Subject") != "Away" || m.Header.Get("In-Reply-To") != "" {
+		t.Errorf("header %v", m.Header)
+	}
+	if body, _ := io.ReadAll(m.Body); string(body) != "<p>Away</p>\r\n" {
+		t.Errorf("body %q", body)
+	}
+}
+
+func TestBuildReplyKeepsFieldsOnOneLine(t *testing.T) {
+	orig := ParseMessage([]byte(msg("hi\n", "From: alice@example.com")))
+	v := &Vacation{Subject: "Away\r\nBcc: victim@example.net", From: "bob@example.org\nX-Evil: 1", Reason: "x"}
+	raw := BuildReply(v, orig, Envelope{From: "alice@example.com"}, "bob@example.org", "<r3@example.org>", testNow)
+	m, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Header.Get("Bcc") != "" || m.Header.Get("X-Evil") != "" {
+		t.Errorf("a script value started a new field:\n%s", raw)
 	}
 }
