@@ -60,6 +60,9 @@ type Server struct {
 
 	ready    atomic.Bool
 	shutdown []func(context.Context) error
+	// stopListeners close every listener at once: Close uses them, so a Start that failed half
+	// way leaves nothing serving.
+	stopListeners []func() error
 	closers  []func() error
 	wg       sync.WaitGroup
 	// Addrs are the bound listener addresses by name, useful when a config asks for port 0.
@@ -319,12 +322,14 @@ func (s *Server) serve(name string, run func() error, shutdown func(context.Cont
 			s.log.Error("listener stopped", "listener", name, "err", err)
 		}
 	}()
+	closeOnce := sync.OnceValue(closeFn)
 	s.shutdown = append(s.shutdown, func(ctx context.Context) error {
 		if err := shutdown(ctx); err != nil {
-			return closeFn()
+			return closeOnce()
 		}
 		return nil
 	})
+	s.stopListeners = append(s.stopListeners, closeOnce)
 }
 
 func (s *Server) httpHandler() http.Handler {
@@ -364,8 +369,12 @@ func (s *Server) Shutdown() {
 	s.Close()
 }
 
-// Close stops everything at once.
+// Close stops everything at once: the listeners first, then what they use.
 func (s *Server) Close() {
+	for _, stop := range s.stopListeners {
+		stop()
+	}
+	s.stopListeners = nil
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		s.closers[i]()
 	}

@@ -158,3 +158,33 @@ func TestStartFailsOnABusyPort(t *testing.T) {
 	s.Shutdown()
 	s.Wait()
 }
+
+// TestFailedStartClosesWhatItOpened: when a later listener cannot bind, the ones Start had
+// already opened are closed with it (nothing keeps serving in a process that goes on).
+func TestFailedStartClosesWhatItOpened(t *testing.T) {
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	smtpAddr := free.Addr().String()
+	free.Close()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg, _ := prepare(t, func(c *config.Config) {
+		c.Listeners.SMTP = config.Listener{Address: smtpAddr}
+		c.Listeners.IMAPS = config.Listener{Address: busy.Addr().String()}
+	})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if s, err := Start(context.Background(), cfg, log); err == nil {
+		s.Shutdown()
+		t.Fatal("Start succeeded with the imaps port taken")
+	}
+	again, err := net.Listen("tcp", smtpAddr)
+	if err != nil {
+		t.Fatalf("the smtp port Start had opened is still taken after it failed: %v", err)
+	}
+	again.Close()
+}
