@@ -63,8 +63,8 @@ type Server struct {
 	// stopListeners close every listener at once: Close uses them, so a Start that failed half
 	// way leaves nothing serving.
 	stopListeners []func() error
-	closers  []func() error
-	wg       sync.WaitGroup
+	closers       []func() error
+	wg            sync.WaitGroup
 	// Addrs are the bound listener addresses by name, useful when a config asks for port 0.
 	Addrs map[string]net.Addr
 }
