@@ -87,7 +87,7 @@ const (
 //
 //	v := l.Decide(ip, user)
 //	// wait v.Delay, then answer; if v.Refused, refuse without verifying
-//	if ok { l.Success(ip, user) } else { l.Failure(ip, user) }
+//	if ok { l.Success(ip, user) } else { l.Failure(ip, user) } // or l.Done(ip): no outcome
 type Limiter struct {
 	cfg LimiterConfig
 
@@ -96,6 +96,9 @@ type Limiter struct {
 	pairs    failureTable[[sha256.Size]byte]
 	accounts failureTable[[sha256.Size]byte] // failures from addresses not known for the account
 	known    failureTable[[sha256.Size]byte] // pairs with a successful login within KnownFor
+	// inflight counts, per address key, the attempts admitted by Decide and not yet Done: a
+	// burst of parallel guesses would otherwise all pass before the first failure is recorded.
+	inflight map[netip.Addr]int
 }
 
 // NewLimiter returns a Limiter with cfg, zero fields defaulted.
@@ -107,6 +110,7 @@ func NewLimiter(cfg LimiterConfig) *Limiter {
 		pairs:    newFailureTable[[sha256.Size]byte](cfg.MaxEntries),
 		accounts: newFailureTable[[sha256.Size]byte](cfg.MaxEntries),
 		known:    newFailureTable[[sha256.Size]byte](cfg.MaxEntries),
+		inflight: map[netip.Addr]int{},
 	}
 }
 
@@ -125,13 +129,21 @@ type Verdict struct {
 // recent failures of each count and then doubles per failure up to MaxDelay. A refused attempt
 // must not be reported with Failure, so that a refused client hammering away does not extend
 // the lockout it is under.
+//
+// Attempts under way from the address count towards its refusal (not its delay, so a client
+// logging in on several connections at once is not slowed): an admitted attempt ends with its
+// Failure or Success, or with Done when it has no outcome (the client went away).
 func (l *Limiter) Decide(ip netip.Addr, account string) Verdict {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var v Verdict
 	worst := 0
 	for _, c := range l.tallies(ip, account) {
-		if c.n >= c.max && !v.Refused {
+		pending := 0
+		if c.scope == ScopeAddress {
+			pending = l.inflight[ipKey(ip)]
+		}
+		if c.n+pending >= c.max && !v.Refused {
 			v.Refused, v.Scope = true, c.scope
 		}
 		if c.n > worst {
@@ -145,7 +157,26 @@ func (l *Limiter) Decide(ip netip.Addr, account string) Verdict {
 	if v.Delay == 0 && !v.Refused {
 		v.Scope = ""
 	}
+	if !v.Refused {
+		l.inflight[ipKey(ip)]++
+	}
 	return v
+}
+
+// Done ends an attempt Decide admitted that has no outcome to report.
+func (l *Limiter) Done(ip netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.endAttempt(ip)
+}
+
+func (l *Limiter) endAttempt(ip netip.Addr) {
+	k := ipKey(ip)
+	if l.inflight[k] <= 1 {
+		delete(l.inflight, k)
+		return
+	}
+	l.inflight[k]--
 }
 
 // tally is one count that applies to a login attempt, and its limit.
@@ -197,6 +228,7 @@ func (l *Limiter) delay(failures int) time.Duration {
 func (l *Limiter) Failure(ip netip.Addr, account string) (nowThrottled []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.endAttempt(ip)
 	now, w := l.cfg.Now(), l.cfg.Window
 	add := func(scope string, n int) {
 		if n == l.cfg.FreeFailures {
@@ -222,6 +254,7 @@ func (l *Limiter) Failure(ip netip.Addr, account string) (nowThrottled []string)
 func (l *Limiter) Success(ip netip.Addr, account string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.endAttempt(ip)
 	if account == "" {
 		return
 	}

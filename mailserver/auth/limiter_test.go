@@ -325,3 +325,33 @@ func TestLimiterReportsEachThrottledSourceOnce(t *testing.T) {
 		t.Errorf("newly throttled scopes per failure: %v, want %v", got, want)
 	}
 }
+
+// Guesses sent in parallel all pass Decide before any failure is recorded; attempts still
+// under way count towards the address's refusal (not its delay), so a burst cannot exceed it.
+func TestLimiterCountsAttemptsUnderWay(t *testing.T) {
+	l, _ := newTestLimiter(LimiterConfig{MaxIPFailures: 5})
+	admitted := 0
+	for i := range 10 {
+		v := l.Decide(ip1, fmt.Sprintf("user%d@example.com", i))
+		if !v.Refused {
+			admitted++
+			if v.Delay != 0 {
+				t.Errorf("attempt %d under way with no failure yet: delay %v, want none", i+1, v.Delay)
+			}
+		}
+	}
+	if admitted != 5 {
+		t.Errorf("%d parallel attempts admitted, want the address's limit of 5", admitted)
+	}
+	// Attempts that end without an outcome free their place; failures keep it.
+	for range 5 {
+		l.Done(ip1)
+	}
+	if v := l.Decide(ip1, "user0@example.com"); v.Refused {
+		t.Errorf("after the attempts ended without failures: %+v, want admitted", v)
+	}
+	l.Failure(ip1, "user0@example.com")
+	if v := l.Decide(ip2, "user0@example.com"); v.Refused {
+		t.Errorf("another address: %+v", v)
+	}
+}

@@ -81,6 +81,9 @@ func (a *Authenticator) Login(ctx context.Context, protocol string, ip netip.Add
 	}
 	if mb.Disabled {
 		// Not a failure: the client has the right password, so nothing to throttle.
+		if a.limiter != nil {
+			a.limiter.Done(ip)
+		}
 		a.count(protocol, "disabled")
 		a.log.Info("login refused: account disabled", "protocol", protocol, "mailbox", mb.Address, "reason", mb.DisabledReason)
 		return nil, ErrDisabled
@@ -106,6 +109,8 @@ func failureReason(known bool, mb *directory.Mailbox, verifyErr error) string {
 }
 
 // throttle waits out the delay the limiter asks for and says whether the attempt is refused.
+// An admitted attempt is under way until its Failure or Success is recorded (or, without an
+// outcome, the limiter is told it is done).
 func (a *Authenticator) throttle(ctx context.Context, protocol string, ip netip.Addr, username string) error {
 	if a.limiter == nil {
 		return nil
@@ -116,6 +121,9 @@ func (a *Authenticator) throttle(ctx context.Context, protocol string, ip netip.
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			if !v.Refused {
+				a.limiter.Done(ip)
+			}
 			return ctx.Err()
 		case <-t.C:
 		}
