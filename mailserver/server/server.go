@@ -307,7 +307,7 @@ func (s *Server) startListeners() error {
 		hs := &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 		s.serve("http", func() error { return hs.Serve(ln) }, hs.Shutdown, hs.Close)
 	}
-	return nil
+	return s.startAutoconfig()
 }
 
 func (s *Server) serve(name string, run func() error, shutdown func(context.Context) error, closeFn func() error) {
