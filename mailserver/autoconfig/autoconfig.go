@@ -31,7 +31,8 @@ type Config struct {
 	Ports Ports
 	// Directory says which domains are served; every other domain gets 404.
 	Directory *directory.Live
-	// MTASTSMode is enforce, testing or none (default testing).
+	// MTASTSMode is enforce, testing or none (default testing), for domains whose directory
+	// entry names none.
 	MTASTSMode string
 	// MTASTSMaxAge is how long senders may cache the policy (default one week).
 	MTASTSMaxAge time.Duration

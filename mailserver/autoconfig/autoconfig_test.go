@@ -13,11 +13,11 @@ import (
 	"github.com/kubemail/kubemail/mailserver/directory"
 )
 
-// newHandler serves example.com and the IDN bücher.example from mail.example.com, with the
-// IMAPS port moved so tests see configured ports reach the documents.
+// newHandler serves example.com, the IDN bücher.example and example.org (MTA-STS mode none)
+// from mail.example.com.
 func newHandler(t *testing.T, cfg Config) http.Handler {
 	t.Helper()
-	d, err := directory.Parse([]byte("domains: [{name: example.com}, {name: xn--bcher-kva.example}]\n"),
+	d, err := directory.Parse([]byte("domains: [{name: example.com}, {name: xn--bcher-kva.example}, {name: example.org, mtaSTSMode: none}]\n"),
 		func(string) error { return nil })
 	if err != nil {
 		t.Fatal(err)
@@ -235,6 +235,8 @@ func TestMTASTS(t *testing.T) {
 			"version: STSv1\r\nmode: testing\r\nmx: mail.example.com\r\nmax_age: 604800\r\n"},
 		{"enforce with port in Host", "MTA-STS.example.com:443", Config{MTASTSMode: "enforce", MTASTSMaxAge: 24 * time.Hour}, 200,
 			"version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmax_age: 86400\r\n"},
+		{"the domain's own mode wins", "mta-sts.example.org", Config{MTASTSMode: "enforce"}, 200,
+			"version: STSv1\r\nmode: none\r\nmx: mail.example.com\r\nmax_age: 604800\r\n"},
 		{"unknown domain", "mta-sts.example.net", Config{}, 404, ""},
 		{"domain without the mta-sts label", "example.com", Config{}, 404, ""},
 		{"other label", "autoconfig.example.com", Config{}, 404, ""},
