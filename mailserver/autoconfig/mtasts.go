@@ -13,8 +13,14 @@ func (h *handler) mtaSTS(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	// Looked up again, so a directory swapped in since hostDomain is read whole or not at all.
+	d, ok := h.cfg.Directory.Load().Domain(domain)
+	if !ok {
+		fail(w, errUnknownDomain)
+		return
+	}
 	mode := h.cfg.MTASTSMode
-	if d, ok := h.cfg.Directory.Load().Domain(domain); ok && d.MTASTSMode != "" {
+	if d.MTASTSMode != "" {
 		mode = d.MTASTSMode
 	}
 	w.Header().Set("Content-Type", "text/plain")
