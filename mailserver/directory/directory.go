@@ -21,6 +21,8 @@ type Domain struct {
 	Name     string
 	CatchAll string
 	DKIM     *dirspec.DKIMSpec
+	// MTASTSMode overrides the server's MTA-STS mode for this domain when set.
+	MTASTSMode string
 }
 
 // Mailbox is a parsed account. Addresses are in the form NormalizeAddress returns.
@@ -110,7 +112,12 @@ func (l *loader) domain(ds dirspec.DomainSpec) {
 		l.fail("domain %q: listed twice", name)
 		return
 	}
-	dom := &Domain{Name: name, DKIM: ds.DKIM}
+	dom := &Domain{Name: name, DKIM: ds.DKIM, MTASTSMode: ds.MTASTSMode}
+	switch ds.MTASTSMode {
+	case "", "enforce", "testing", "none":
+	default:
+		l.fail("domain %q: mtaSTSMode %q (use enforce, testing or none)", name, ds.MTASTSMode)
+	}
 	if ds.CatchAll != "" {
 		ca, err := dirspec.NormalizeAddress(ds.CatchAll)
 		if err != nil {

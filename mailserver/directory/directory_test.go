@@ -133,12 +133,13 @@ func TestParseRejectsBadDirectories(t *testing.T) {
 		"duplicate address":   {`{domains: [{name: example.com}], mailboxes: [{address: a@example.com, passwordHash: $test$}, {address: A@example.com, passwordHash: $test$}]}`, "already belongs to a mailbox"},
 		"alias claims mailbox": {`{domains: [{name: example.com}], mailboxes: [{address: a@example.com, passwordHash: $test$}], aliases: [{address: a@example.com, members: [b@x.org]}]}`,
 			"already belongs to a mailbox"},
-		"bad domain":      {`{domains: [{name: "exa mple.com"}]}`, "has the character"},
-		"unknown field":   {`{domains: [{name: example.com, colour: blue}]}`, "unknown field"},
-		"bad member":      {`{domains: [{name: example.com}], aliases: [{address: t@example.com, members: [nope]}]}`, "has no @"},
-		"empty alias":     {`{domains: [{name: example.com}], aliases: [{address: t@example.com, members: []}]}`, "has no members"},
-		"negative quota":  {`{domains: [{name: example.com}], mailboxes: [{address: a@example.com, passwordHash: $test$, quota: -1}]}`, "must not be negative"},
-		"not yaml at all": {"\x00\x01{{{", "directory"},
+		"bad domain":       {`{domains: [{name: "exa mple.com"}]}`, "has the character"},
+		"unknown field":    {`{domains: [{name: example.com, colour: blue}]}`, "unknown field"},
+		"bad member":       {`{domains: [{name: example.com}], aliases: [{address: t@example.com, members: [nope]}]}`, "has no @"},
+		"empty alias":      {`{domains: [{name: example.com}], aliases: [{address: t@example.com, members: []}]}`, "has no members"},
+		"negative quota":   {`{domains: [{name: example.com}], mailboxes: [{address: a@example.com, passwordHash: $test$, quota: -1}]}`, "must not be negative"},
+		"not yaml at all":  {"\x00\x01{{{", "directory"},
+		"bad MTA-STS mode": {`{domains: [{name: example.com, mtaSTSMode: strict}]}`, "mtaSTSMode"},
 	}
 	for name, tc := range cases {
 		_, err := Parse([]byte(tc.yaml), fakeHash)

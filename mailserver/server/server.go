@@ -224,6 +224,8 @@ func (s *Server) listen(name string, l config.Listener, implicitTLS bool, busy s
 	if implicitTLS {
 		ln = tls.NewListener(ln, s.tls)
 	}
+	// Closed by Close even if its server has not begun to Serve it yet.
+	s.stopListeners = append(s.stopListeners, ln.Close)
 	return ln, nil
 }
 
@@ -306,11 +308,12 @@ func (s *Server) startListeners() error {
 			return fmt.Errorf("listener http: %w", err)
 		}
 		s.Addrs["http"] = ln.Addr()
+		s.stopListeners = append(s.stopListeners, ln.Close)
 		s.log.Info("listening", "listener", "http", "addr", ln.Addr().String())
 		hs := &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 		s.serve("http", func() error { return hs.Serve(ln) }, hs.Shutdown, hs.Close)
 	}
-	return nil
+	return s.startAutoconfig()
 }
 
 func (s *Server) serve(name string, run func() error, shutdown func(context.Context) error, closeFn func() error) {

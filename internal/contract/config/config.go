@@ -47,6 +47,40 @@ type Config struct {
 	Admin Admin `json:"admin,omitempty"`
 	// Store tunes the mail store.
 	Store Store `json:"store,omitzero"`
+	// Autoconfig tunes what listeners.autoconfig serves.
+	Autoconfig Autoconfig `json:"autoconfig,omitzero"`
+}
+
+// Autoconfig configures the client autoconfiguration and MTA-STS listener: Thunderbird's
+// autoconfig, Outlook's autodiscover, Apple profiles and the MTA-STS policy of every served
+// domain.
+type Autoconfig struct {
+	// PlainHTTP serves the listener without TLS, for a TLS-terminating proxy (an Ingress) in
+	// front that holds the autoconfig., autodiscover. and mta-sts. names. Off: HTTPS with the
+	// server's certificate.
+	PlainHTTP bool `json:"plainHTTP,omitempty"`
+	// Ports are the ports clients are told to use, as the Service exposes them; 0 means the
+	// standard port (993, 995, 465, 587).
+	Ports AutoconfigPorts `json:"ports,omitzero"`
+	// MTASTS is the policy served at https://mta-sts.DOMAIN/.well-known/mta-sts.txt.
+	MTASTS MTASTS `json:"mtaSTS,omitzero"`
+}
+
+// AutoconfigPorts are client-facing ports.
+type AutoconfigPorts struct {
+	IMAPS       int `json:"imaps,omitempty"`
+	POP3S       int `json:"pop3s,omitempty"`
+	Submissions int `json:"submissions,omitempty"`
+	Submission  int `json:"submission,omitempty"`
+}
+
+// MTASTS is the inbound MTA-STS policy (RFC 8461) of every served domain.
+type MTASTS struct {
+	// Mode is enforce, testing or none (default testing: senders report failures and deliver
+	// anyway, the safe start while the certificate's names are checked).
+	Mode string `json:"mode,omitempty"`
+	// MaxAge is how long senders cache the policy (default 168h, at most about a year).
+	MaxAge Duration `json:"maxAge,omitzero"`
 }
 
 // Store tunes the mail store.
@@ -183,6 +217,9 @@ type Listeners struct {
 	POP3        Listener `json:"pop3,omitempty"`
 	POP3S       Listener `json:"pop3s,omitempty"`
 	HTTP        Listener `json:"http,omitempty"`
+	// Autoconfig serves client autoconfiguration and MTA-STS over HTTPS (see Autoconfig).
+	// omitzero: settings files without it render as before.
+	Autoconfig Listener `json:"autoconfig,omitzero"`
 }
 
 // Listener is one port.
@@ -351,6 +388,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("inbound.dnsBudget: %s must not be negative (0 means the default, 5s)", d))
 	}
 	errs = append(errs, c.validateOutbound()...)
+	errs = append(errs, c.validateAutoconfig()...)
 	return errors.Join(errs...)
 }
 
@@ -403,7 +441,33 @@ func (c *Config) validateOutbound() []error {
 	return errs
 }
 
+// maxMTASTSAge is RFC 8461's upper bound of max_age, 31557600 seconds.
+const maxMTASTSAge = 31557600 * time.Second
+
+func (c *Config) validateAutoconfig() []error {
+	var errs []error
+	a := c.Autoconfig
+	if c.Listeners.Autoconfig.Address != "" && !a.PlainHTTP && c.TLS.CertFile == "" {
+		errs = append(errs, errors.New("listeners.autoconfig: serves HTTPS and needs tls.certFile; set autoconfig.plainHTTP behind a TLS-terminating proxy"))
+	}
+	for name, port := range map[string]int{"imaps": a.Ports.IMAPS, "pop3s": a.Ports.POP3S,
+		"submissions": a.Ports.Submissions, "submission": a.Ports.Submission} {
+		if port < 0 || port > 65535 {
+			errs = append(errs, fmt.Errorf("autoconfig.ports.%s: %d is not a port (0 means the standard one)", name, port))
+		}
+	}
+	switch a.MTASTS.Mode {
+	case "", "enforce", "testing", "none":
+	default:
+		errs = append(errs, fmt.Errorf("autoconfig.mtaSTS.mode: %q (use enforce, testing or none)", a.MTASTS.Mode))
+	}
+	if d := a.MTASTS.MaxAge.Duration; d < 0 || d > maxMTASTSAge {
+		errs = append(errs, fmt.Errorf("autoconfig.mtaSTS.maxAge: %s is outside 0 to %s (RFC 8461)", d, maxMTASTSAge))
+	}
+	return errs
+}
+
 func (l *Listeners) all() map[string]Listener {
 	return map[string]Listener{"smtp": l.SMTP, "submission": l.Submission, "submissions": l.Submissions,
-		"imap": l.IMAP, "imaps": l.IMAPS, "pop3": l.POP3, "pop3s": l.POP3S, "http": l.HTTP}
+		"imap": l.IMAP, "imaps": l.IMAPS, "pop3": l.POP3, "pop3s": l.POP3S, "http": l.HTTP, "autoconfig": l.Autoconfig}
 }

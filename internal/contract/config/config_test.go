@@ -142,3 +142,54 @@ func TestRelayWithoutTLS(t *testing.T) {
 		t.Errorf("unknown tls mode: %v", err)
 	}
 }
+
+func TestAutoconfigSettings(t *testing.T) {
+	c, err := load(t, `
+tls: {certFile: /c, keyFile: /k}
+listeners: {autoconfig: {address: ":8443"}}
+autoconfig:
+  ports: {imaps: 10993}
+  mtaSTS: {mode: enforce, maxAge: 24h}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listeners.Autoconfig.Address != ":8443" || c.Autoconfig.Ports.IMAPS != 10993 ||
+		c.Autoconfig.MTASTS.Mode != "enforce" || c.Autoconfig.MTASTS.MaxAge.Hours() != 24 {
+		t.Errorf("autoconfig %+v listener %+v", c.Autoconfig, c.Listeners.Autoconfig)
+	}
+	// Behind a TLS-terminating proxy no certificate is needed.
+	if _, err := load(t, "listeners: {autoconfig: {address: \":8080\"}}\nautoconfig: {plainHTTP: true}\n"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestAutoconfigValidation(t *testing.T) {
+	_, err := load(t, `
+listeners: {autoconfig: {address: "nowhere"}}
+autoconfig:
+  ports: {pop3s: 70000, submission: -1}
+  mtaSTS: {mode: strict, maxAge: 9000h}
+`)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{"listeners.autoconfig.address", "listeners.autoconfig: serves HTTPS and needs tls.certFile",
+		"autoconfig.ports.pop3s", "autoconfig.ports.submission", "autoconfig.mtaSTS.mode", "autoconfig.mtaSTS.maxAge"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+// An operator that does not know the listener renders the same settings file as before.
+func TestAutoconfigStaysOutOfRenderedSettings(t *testing.T) {
+	c, err := load(t, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := yaml.Marshal(c)
+	if strings.Contains(string(out), "autoconfig") {
+		t.Errorf("rendered settings mention autoconfig:\n%s", out)
+	}
+}

@@ -22,6 +22,9 @@ type DomainSpec struct {
 	CatchAll string `json:"catchAll,omitempty"`
 	// DKIM signs mail leaving the domain.
 	DKIM *DKIMSpec `json:"dkim,omitempty"`
+	// MTASTSMode is the mode of the domain's MTA-STS policy: enforce, testing or none; empty
+	// takes the server's setting (autoconfig.mtaSTS.mode).
+	MTASTSMode string `json:"mtaSTSMode,omitempty"`
 }
 
 // DKIMSpec is a domain's signing key.
