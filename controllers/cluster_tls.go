@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/controllers/builders"
@@ -91,7 +92,15 @@ func certStillGood(certPEM []byte, hostname string) bool {
 // Secret cert-manager writes once that Secret holds a certificate and key; until then "" and
 // why, so the caller serves a self-signed certificate meanwhile.
 func (r *MailClusterReconciler) ensureIssuedTLS(ctx context.Context, mc *mailv1alpha1.MailCluster) (secret, waiting string, err error) {
-	cert := builders.Certificate(mc)
+	var domains mailv1alpha1.MailDomainList
+	if err := r.List(ctx, &domains, client.InNamespace(mc.Namespace), client.MatchingFields{indexClusterRef: mc.Name}); err != nil {
+		return "", "", err
+	}
+	var domainNames []string
+	for _, d := range domains.Items {
+		domainNames = append(domainNames, domainKey(d.Spec.Domain))
+	}
+	cert := builders.Certificate(mc, domainNames)
 	_, err = apply(ctx, r.Client, r.Scheme, mc, cert)
 	if meta.IsNoMatchError(err) {
 		return "", "cert-manager is not installed (no cert-manager.io/v1 Certificate kind); install it for spec.tls.issuerRef", nil

@@ -115,7 +115,7 @@ func (r *MailDomainReconciler) reportRecords(ctx context.Context, md *mailv1alph
 
 // dnsContext gathers what a domain's DNS records depend on in its cluster.
 func (r *MailDomainReconciler) dnsContext(ctx context.Context, mc *mailv1alpha1.MailCluster) (builders.DNSContext, error) {
-	dc := builders.DNSContext{Hostname: string(mc.Spec.Hostname)}
+	dc := builders.DNSContext{Hostname: string(mc.Spec.Hostname), Autoconfig: mc.Spec.Autoconfig != nil && mc.Spec.Autoconfig.Enabled}
 	if mc.Spec.Outbound != nil && mc.Spec.Outbound.Relay != nil {
 		dc.RelayHost = mc.Spec.Outbound.Relay.Host
 	}

@@ -77,6 +77,13 @@ type MailClusterSpec struct {
 	// +optional
 	Outbound *OutboundSpec `json:"outbound,omitempty"`
 
+	// Autoconfig serves mail clients their settings (Thunderbird autoconfig, Outlook
+	// autodiscover, Apple profiles) and every domain's MTA-STS policy over HTTPS on port 443 of
+	// the client Service. The names autoconfig.DOMAIN, autodiscover.DOMAIN and mta-sts.DOMAIN
+	// must reach the Service, with a certificate that names them (spec.tls.issuerRef adds them).
+	// +optional
+	Autoconfig *AutoconfigSpec `json:"autoconfig,omitempty"`
+
 	// Limits protect the servers from oversized or abusive traffic.
 	// +kubebuilder:default={}
 	// +optional
@@ -174,6 +181,14 @@ type ProxyProtocolSpec struct {
 	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="each trusted network must be a CIDR such as 10.0.0.0/8 or fd00::/8"
 	// +listType=set
 	TrustedNetworks []string `json:"trustedNetworks"`
+}
+
+// AutoconfigSpec turns client autoconfiguration and MTA-STS on.
+type AutoconfigSpec struct {
+	// Enabled adds port 443 (HTTPS) to the client Service and the mail servers.
+	// +kubebuilder:default=false
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
 }
 
 // OutboundSpec configures delivery to other domains.

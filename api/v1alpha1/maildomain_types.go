@@ -53,6 +53,22 @@ type MailDomainSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	DMARC DMARCSpec `json:"dmarc,omitempty"`
+
+	// MTASTS is the MTA-STS policy (RFC 8461) other servers get for mail to this domain, served
+	// by the cluster when its spec.autoconfig is enabled.
+	// +kubebuilder:default={}
+	// +optional
+	MTASTS MTASTSSpec `json:"mtaSTS,omitempty"`
+}
+
+// MTASTSSpec is a domain's MTA-STS policy.
+type MTASTSSpec struct {
+	// Mode: testing (senders report failures but deliver), enforce (senders deliver only over
+	// verified TLS to the MX host), or none. Start with testing.
+	// +kubebuilder:validation:Enum=none;testing;enforce
+	// +kubebuilder:default=testing
+	// +optional
+	Mode string `json:"mode,omitempty"`
 }
 
 // DKIMSpec configures DKIM signing for a domain.

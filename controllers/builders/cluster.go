@@ -77,6 +77,10 @@ func ServerConfig(mc *mailv1alpha1.MailCluster) *config.Config {
 		},
 		LogFormat: "json",
 	}
+	if autoconfigEnabled(mc) {
+		// The Service maps the standard client ports, which is what the documents name.
+		c.Listeners.Autoconfig = listen(names.PortAutoconfig)
+	}
 	c.Limits.ShutdownTimeout.Duration = ShutdownTimeout * 1e9
 	if mc.Spec.ProxyProtocol != nil {
 		c.ProxyProtocol.TrustedNetworks = append([]string(nil), mc.Spec.ProxyProtocol.TrustedNetworks...)
@@ -133,9 +137,24 @@ func ConfigMap(mc *mailv1alpha1.MailCluster) (*corev1.ConfigMap, string, error) 
 	return cm, hex.EncodeToString(sum[:8]), nil
 }
 
-func containerPorts() []corev1.ContainerPort {
+// autoconfigEnabled reports whether the cluster serves client autoconfiguration and MTA-STS.
+func autoconfigEnabled(mc *mailv1alpha1.MailCluster) bool {
+	return mc.Spec.Autoconfig != nil && mc.Spec.Autoconfig.Enabled
+}
+
+// clientPorts are the ports clients reach through the Service: the mail protocols, and HTTPS
+// when the cluster serves autoconfiguration.
+func clientPorts(mc *mailv1alpha1.MailCluster) []names.Port {
+	ports := append([]names.Port{}, names.MailPorts...)
+	if autoconfigEnabled(mc) {
+		ports = append(ports, names.PortAutoconfig)
+	}
+	return ports
+}
+
+func containerPorts(mc *mailv1alpha1.MailCluster) []corev1.ContainerPort {
 	var out []corev1.ContainerPort
-	for _, p := range append(append([]names.Port{}, names.MailPorts...), names.PortHTTP) {
+	for _, p := range append(clientPorts(mc), names.PortHTTP) {
 		out = append(out, corev1.ContainerPort{Name: p.Name, ContainerPort: p.ContainerPort, Protocol: corev1.ProtocolTCP})
 	}
 	return out
@@ -244,7 +263,7 @@ func mailserverContainer(mc *mailv1alpha1.MailCluster, image string) corev1.Cont
 			{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 			{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
 		},
-		Ports:          containerPorts(),
+		Ports:          containerPorts(mc),
 		Resources:      mc.Spec.Resources,
 		StartupProbe:   probe("/readyz", 60),
 		LivenessProbe:  probe("/healthz", 6),
@@ -287,9 +306,9 @@ func dataClaim(mc *mailv1alpha1.MailCluster) corev1.PersistentVolumeClaim {
 	}
 }
 
-func servicePorts(useStandard bool) []corev1.ServicePort {
+func servicePorts(mc *mailv1alpha1.MailCluster, useStandard bool) []corev1.ServicePort {
 	var out []corev1.ServicePort
-	for _, p := range names.MailPorts {
+	for _, p := range clientPorts(mc) {
 		port := p.ContainerPort
 		if useStandard {
 			port = p.ServicePort
@@ -302,7 +321,7 @@ func servicePorts(useStandard bool) []corev1.ServicePort {
 // HeadlessService gives every pod a stable DNS name (for the internal hand-off between
 // replicas) and exposes the metrics port.
 func HeadlessService(mc *mailv1alpha1.MailCluster) *corev1.Service {
-	ports := append(servicePorts(false), corev1.ServicePort{Name: names.PortHTTP.Name, Port: names.PortHTTP.ContainerPort,
+	ports := append(servicePorts(mc, false), corev1.ServicePort{Name: names.PortHTTP.Name, Port: names.PortHTTP.ContainerPort,
 		TargetPort: intstr.FromString(names.PortHTTP.Name), Protocol: corev1.ProtocolTCP})
 	return &corev1.Service{
 		ObjectMeta: objectMeta(mc, names.HeadlessService(mc.Name)),
@@ -322,7 +341,7 @@ func ClientService(mc *mailv1alpha1.MailCluster) *corev1.Service {
 		Spec: corev1.ServiceSpec{
 			Type:     mc.Spec.Service.Type,
 			Selector: SelectorLabels(mc),
-			Ports:    servicePorts(true),
+			Ports:    servicePorts(mc, true),
 		},
 	}
 	if svc.Spec.Type == "" {

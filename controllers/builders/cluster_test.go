@@ -719,3 +719,29 @@ func TestConfigHash(t *testing.T) {
 		})
 	}
 }
+
+// spec.autoconfig.enabled adds HTTPS: the settings file's autoconfig listener on the container
+// port, the client Service's 443 to it; off, nothing of it appears.
+func TestAutoconfigPort(t *testing.T) {
+	mc := minimalCluster()
+	has := func(mc *mailv1alpha1.MailCluster) (listener string, svc, container bool) {
+		for _, p := range ClientService(mc).Spec.Ports {
+			if p.Name == "https" && p.Port == 443 && p.TargetPort.StrVal == "https" {
+				svc = true
+			}
+		}
+		for _, p := range StatefulSet(mc, testImage, testTLSSecret, "h").Spec.Template.Spec.Containers[0].Ports {
+			if p.Name == "https" && p.ContainerPort == 8443 {
+				container = true
+			}
+		}
+		return ServerConfig(mc).Listeners.Autoconfig.Address, svc, container
+	}
+	if l, svc, c := has(mc); l != "" || svc || c {
+		t.Errorf("autoconfig off: listener %q, service port %v, container port %v", l, svc, c)
+	}
+	mc.Spec.Autoconfig = &mailv1alpha1.AutoconfigSpec{Enabled: true}
+	if l, svc, c := has(mc); l != ":8443" || !svc || !c {
+		t.Errorf("autoconfig on: listener %q, service port %v, container port %v", l, svc, c)
+	}
+}

@@ -341,6 +341,10 @@ func domainSpecs(served map[string]*mailv1alpha1.MailDomain, dkimKeys map[string
 	for _, name := range slices.Sorted(maps.Keys(served)) {
 		d := served[name]
 		ds := dirspec.DomainSpec{Name: name, CatchAll: string(d.Spec.CatchAll)}
+		if m := d.Spec.MTASTS.Mode; m != "" && m != "testing" {
+			// testing is the servers' default: directories that leave it out stay as they were.
+			ds.MTASTSMode = m
+		}
 		if invalidAddress([]string{ds.CatchAll}) != "" {
 			ds.CatchAll = "" // an invalid catch-all would make the server refuse the directory
 		}

@@ -3,8 +3,10 @@ package builders
 import (
 	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -99,6 +101,8 @@ type DNSContext struct {
 	Hostname  string
 	RelayHost string
 	Addresses []string
+	// Autoconfig: the cluster serves client autoconfiguration and MTA-STS (spec.autoconfig).
+	Autoconfig bool
 }
 
 // DNSRecords are the records a domain's owner publishes: MX to the cluster's hostname, the
@@ -137,7 +141,39 @@ func DNSRecords(md *mailv1alpha1.MailDomain, dc DNSContext, dkimPrivateKeyPEM []
 		dmarc += "; rua=" + mailtoURI(string(md.Spec.DMARC.ReportAddress))
 	}
 	records = append(records, mailv1alpha1.DNSRecord{Purpose: "dmarc", Type: "TXT", Name: "_dmarc." + domain + ".", Value: dmarc})
+	if dc.Autoconfig {
+		records = append(records, clientRecords(domain, dc.Hostname, md.Spec.MTASTS.Mode)...)
+	}
 	return records, nil
+}
+
+// MTASTSMaxAge is how long senders may cache a domain's MTA-STS policy: the mail server's
+// default max_age, which the policy id covers.
+const MTASTSMaxAge = 604800
+
+// clientRecords are the records that let mail clients find the cluster (RFC 6186/8314 SRV, the
+// autoconfig and autodiscover names) and senders its MTA-STS policy (RFC 8461): the names point
+// at the cluster's hostname, whose Service serves them on port 443.
+func clientRecords(domain, hostname, mtaSTSMode string) []mailv1alpha1.DNSRecord {
+	host := hostname + "."
+	srv := func(service string, port int) mailv1alpha1.DNSRecord {
+		return mailv1alpha1.DNSRecord{Purpose: "srv", Type: "SRV", Name: service + "._tcp." + domain + ".", Priority: ptr.To(int32(0)),
+			Value: fmt.Sprintf("1 %d %s", port, host)}
+	}
+	cname := func(purpose, label string) mailv1alpha1.DNSRecord {
+		return mailv1alpha1.DNSRecord{Purpose: purpose, Type: "CNAME", Name: label + "." + domain + ".", Value: host}
+	}
+	if mtaSTSMode == "" {
+		mtaSTSMode = "testing"
+	}
+	// The id changes whenever the policy does, which is what makes senders fetch it again.
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\n%s\n%d", mtaSTSMode, hostname, MTASTSMaxAge)))
+	return []mailv1alpha1.DNSRecord{
+		srv("_imaps", 993), srv("_pop3s", 995), srv("_submissions", 465), srv("_submission", 587), srv("_autodiscover", 443),
+		cname("autoconfig", "autoconfig"), cname("autoconfig", "autodiscover"), cname("mta-sts", "mta-sts"),
+		{Purpose: "mta-sts", Type: "TXT", Name: "_mta-sts." + domain + ".", Value: "v=STSv1; id=" + hex.EncodeToString(sum[:10]),
+			Note: "policy mode " + mtaSTSMode + " (MailDomain spec.mtaSTS.mode), served at https://mta-sts." + domain + "/.well-known/mta-sts.txt"},
+	}
 }
 
 // hostRecords are the A/AAAA records of the cluster's hostname and the PTR records its

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -256,5 +257,51 @@ func TestDNSRecordsHostAndRelay(t *testing.T) {
 	}
 	if byKey["PTR 7.113.0.203.in-addr.arpa."].Note == "" {
 		t.Error("the PTR record says nothing about who sets it")
+	}
+}
+
+// A cluster that serves client autoconfiguration publishes what finds it: SRV records, the
+// autoconfig, autodiscover and mta-sts names, and an MTA-STS id that changes with the policy.
+func TestDNSRecordsForClientAutoconfig(t *testing.T) {
+	md := &mailv1alpha1.MailDomain{Spec: mailv1alpha1.MailDomainSpec{Domain: "example.com"}}
+	dc := DNSContext{Hostname: "mx.example.net", Autoconfig: true}
+	got, err := DNSRecords(md, dc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]mailv1alpha1.DNSRecord{}
+	for _, r := range got {
+		byName[r.Type+" "+r.Name] = r
+	}
+	for key, want := range map[string]string{
+		"SRV _imaps._tcp.example.com.":        "1 993 mx.example.net.",
+		"SRV _submissions._tcp.example.com.":  "1 465 mx.example.net.",
+		"SRV _submission._tcp.example.com.":   "1 587 mx.example.net.",
+		"SRV _pop3s._tcp.example.com.":        "1 995 mx.example.net.",
+		"SRV _autodiscover._tcp.example.com.": "1 443 mx.example.net.",
+		"CNAME autoconfig.example.com.":       "mx.example.net.",
+		"CNAME autodiscover.example.com.":     "mx.example.net.",
+		"CNAME mta-sts.example.com.":          "mx.example.net.",
+	} {
+		if byName[key].Value != want {
+			t.Errorf("%s = %q, want %q", key, byName[key].Value, want)
+		}
+	}
+	sts := byName["TXT _mta-sts.example.com."].Value
+	if !regexp.MustCompile(`^v=STSv1; id=[0-9a-f]{20}$`).MatchString(sts) {
+		t.Errorf("_mta-sts record %q", sts)
+	}
+	md.Spec.MTASTS.Mode = "enforce"
+	again, _ := DNSRecords(md, dc, nil)
+	for _, r := range again {
+		if r.Name == "_mta-sts.example.com." && r.Value == sts {
+			t.Error("the MTA-STS id did not change with the policy's mode")
+		}
+	}
+	plain, _ := DNSRecords(md, DNSContext{Hostname: "mx.example.net"}, nil)
+	for _, r := range plain {
+		if r.Type == "SRV" || r.Type == "CNAME" {
+			t.Errorf("without autoconfig: %+v", r)
+		}
 	}
 }

@@ -1,6 +1,8 @@
 package builders
 
 import (
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -66,8 +68,9 @@ func DKIMSecret(md *mailv1alpha1.MailDomain, keyPEM []byte) *corev1.Secret {
 var CertificateGVK = schema.GroupVersionKind{Group: "cert-manager.io", Version: "v1", Kind: "Certificate"}
 
 // Certificate asks cert-manager, through the issuer in spec.tls.issuerRef, for the cluster's
-// certificate in the Secret names.IssuedTLS.
-func Certificate(mc *mailv1alpha1.MailCluster) *unstructured.Unstructured {
+// certificate in the Secret names.IssuedTLS: for its hostname and, when it serves client
+// autoconfiguration, the autoconfig., autodiscover. and mta-sts. names of its domains.
+func Certificate(mc *mailv1alpha1.MailCluster, domains []string) *unstructured.Unstructured {
 	ref := mc.Spec.TLS.IssuerRef
 	name := names.IssuedTLS(mc.Name)
 	kind, group := ref.Kind, ref.Group
@@ -79,7 +82,7 @@ func Certificate(mc *mailv1alpha1.MailCluster) *unstructured.Unstructured {
 	}
 	cert := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{
 		"secretName": name,
-		"dnsNames":   []any{string(mc.Spec.Hostname)},
+		"dnsNames":   certificateNames(mc, domains),
 		"issuerRef":  map[string]any{"name": ref.Name, "kind": kind, "group": group},
 		"usages":     []any{"server auth", "digital signature", "key encipherment"},
 		// The Secret carries the cluster's labels, so it is easy to find with the rest.
@@ -90,6 +93,16 @@ func Certificate(mc *mailv1alpha1.MailCluster) *unstructured.Unstructured {
 	cert.SetNamespace(mc.Namespace)
 	cert.SetLabels(Labels(mc))
 	return cert
+}
+
+func certificateNames(mc *mailv1alpha1.MailCluster, domains []string) []any {
+	out := []any{string(mc.Spec.Hostname)}
+	if autoconfigEnabled(mc) {
+		for _, d := range slices.Sorted(slices.Values(domains)) {
+			out = append(out, "autoconfig."+d, "autodiscover."+d, "mta-sts."+d)
+		}
+	}
+	return out
 }
 
 func toAny(m map[string]string) map[string]any {

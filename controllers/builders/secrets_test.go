@@ -20,6 +20,8 @@ func TestOwnedSecretsGolden(t *testing.T) {
 		Spec: mailv1alpha1.MailDomainSpec{Domain: "example.com"}}
 	withIssuer := fullCluster()
 	withIssuer.Spec.TLS = &mailv1alpha1.TLSSpec{IssuerRef: &mailv1alpha1.IssuerReference{Name: "letsencrypt", Kind: "ClusterIssuer"}}
+	withAutoconfig := withIssuer.DeepCopy()
+	withAutoconfig.Spec.Autoconfig = &mailv1alpha1.AutoconfigSpec{Enabled: true}
 	objs := []ownedObject{
 		{"Secret/self-signed TLS", SelfSignedTLSSecret(mc, []byte("CERT"), []byte("KEY"))},
 		{"Secret/operator", OperatorSecret(mc, []byte("fingerprint-key-material"))},
@@ -28,7 +30,8 @@ func TestOwnedSecretsGolden(t *testing.T) {
 		{"Secret/generated password", CredentialsSecret(mb, "generated", "digest-of-generated")},
 		{"Secret/password someone put there", CredentialsSecret(mb, "their-own", "")},
 		{"Secret/DKIM key", DKIMSecret(md, []byte("PEM"))},
-		{"Certificate", Certificate(withIssuer)},
+		{"Certificate", Certificate(withIssuer, []string{"example.org", "example.com"})},
+		{"Certificate with autoconfig", Certificate(withAutoconfig, []string{"example.org", "example.com"})},
 	}
 	goldenObjects(t, "secrets.yaml", objs)
 }

@@ -96,6 +96,8 @@ var (
 	PortPOP3        = Port{"pop3", 2110, 110}
 	PortPOP3S       = Port{"pop3s", 2995, 995}
 	PortHTTP        = Port{"http", 8080, 8080}
+	// PortAutoconfig serves client autoconfiguration and MTA-STS when a cluster enables it.
+	PortAutoconfig = Port{"https", 8443, 443}
 
 	MailPorts = []Port{PortSMTP, PortSubmission, PortSubmissions, PortIMAP, PortIMAPS, PortPOP3, PortPOP3S}
 )

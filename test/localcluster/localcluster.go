@@ -202,7 +202,7 @@ func (c *Cluster) RunMailserver(ctx context.Context, namespace, cluster string, 
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.TLS = config.TLS{CertFile: filepath.Join(tlsDir, "tls.crt"), KeyFile: filepath.Join(tlsDir, "tls.key")}
 	for _, l := range []*config.Listener{&cfg.Listeners.SMTP, &cfg.Listeners.Submission, &cfg.Listeners.Submissions,
-		&cfg.Listeners.IMAP, &cfg.Listeners.IMAPS, &cfg.Listeners.POP3, &cfg.Listeners.POP3S, &cfg.Listeners.HTTP} {
+		&cfg.Listeners.IMAP, &cfg.Listeners.IMAPS, &cfg.Listeners.POP3, &cfg.Listeners.POP3S, &cfg.Listeners.HTTP, &cfg.Listeners.Autoconfig} {
 		if l.Address == "" {
 			continue
 		}
