@@ -8,8 +8,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -267,23 +265,8 @@ feed:
 	return nil
 }
 
-// invalidPassword says what makes a password unusable, or "" when it is fine. Control
-// characters are refused because no mail client can type them: a NUL or a trailing newline (as
-// `echo pw > file` leaves) is a mistake, and logging in would fail without saying why.
-func invalidPassword(pw []byte) string {
-	switch {
-	case len(pw) == 0:
-		return "is empty"
-	case !utf8.Valid(pw):
-		return "is not valid UTF-8"
-	}
-	for _, r := range string(pw) {
-		if unicode.IsControl(r) {
-			return fmt.Sprintf("contains the control character %U (a trailing newline? write the Secret with printf or --from-literal)", r)
-		}
-	}
-	return ""
-}
+// invalidPassword says what makes a password unusable, or "" when it is fine.
+func invalidPassword(pw []byte) string { return passwordhash.Unusable(pw) }
 
 // isGeneratedPassword reports whether password is still the one the operator generated into
 // sec: random, so the cheap hash protects it as well as the full-strength one would.
