@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -265,8 +266,15 @@ feed:
 	return nil
 }
 
-// invalidPassword says what makes a password unusable, or "" when it is fine.
-func invalidPassword(pw []byte) string { return passwordhash.Unusable(pw) }
+// invalidPassword says what makes a password in a Secret unusable, or "" when it is fine. The
+// usual control character there is the newline `echo pw > file` leaves.
+func invalidPassword(pw []byte) string {
+	why := passwordhash.Unusable(pw)
+	if strings.HasPrefix(why, "contains the control character") {
+		why += " (a trailing newline? write the Secret with printf or --from-literal)"
+	}
+	return why
+}
 
 // isGeneratedPassword reports whether password is still the one the operator generated into
 // sec: random, so the cheap hash protects it as well as the full-strength one would.

@@ -19,7 +19,7 @@ func Unusable(pw []byte) string {
 	}
 	for _, r := range string(pw) {
 		if unicode.IsControl(r) {
-			return fmt.Sprintf("contains the control character %U (a trailing newline? write the Secret with printf or --from-literal)", r)
+			return fmt.Sprintf("contains the control character %U", r)
 		}
 	}
 	return ""
