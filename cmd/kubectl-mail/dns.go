@@ -116,7 +116,7 @@ func zoneValue(r mailv1alpha1.DNSRecord) string {
 	case "TXT":
 		var parts []string
 		for _, s := range txtStrings(r.Value) {
-			parts = append(parts, strconv.Quote(s))
+			parts = append(parts, quoteTXT(s))
 		}
 		return strings.Join(parts, " ")
 	}
@@ -131,4 +131,54 @@ func txtStrings(v string) []string {
 		v = v[255:]
 	}
 	return append(out, v)
+}
+
+// quoteTXT writes one character string as a zone file does (RFC 1035 section 5.1): quoted,
+// with '"' and '\\' escaped and bytes outside printable ASCII as \DDD.
+func quoteTXT(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < ' ' || c > '~':
+			fmt.Fprintf(&b, "\\%03d", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// unescapeTXT turns a character string as miekg/dns presents it (with the escapes of
+// quoteTXT) back into its bytes.
+func unescapeTXT(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c != '\\' || i+1 == len(s):
+			b.WriteByte(c)
+		case i+3 < len(s) && isDigits(s[i+1:i+4]):
+			n, _ := strconv.Atoi(s[i+1 : i+4])
+			b.WriteByte(byte(n))
+			i += 3
+		default:
+			b.WriteByte(s[i+1])
+			i++
+		}
+	}
+	return b.String()
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -123,7 +123,11 @@ func lookup(ctx context.Context, server, name string, typ uint16) ([]string, err
 func rrData(rr dns.RR) string {
 	if txt, ok := rr.(*dns.TXT); ok {
 		// Compare TXT values whole, however the publisher split them into strings.
-		return zoneValue(mailv1alpha1.DNSRecord{Type: "TXT", Value: strings.Join(txt.Txt, "")})
+		var whole strings.Builder
+		for _, part := range txt.Txt {
+			whole.WriteString(unescapeTXT(part))
+		}
+		return zoneValue(mailv1alpha1.DNSRecord{Type: "TXT", Value: whole.String()})
 	}
 	hdr := rr.Header().String()
 	return strings.TrimPrefix(rr.String(), hdr)
