@@ -37,6 +37,8 @@ func newRootCommand() *cobra.Command {
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl mail"},
 	}
 	o.addFlags(root)
+	// Defined here so cobra does not take -v, which kubectl users know as verbosity.
+	root.Flags().Bool("version", false, "print the plugin's version")
 	root.AddCommand(newStatusCommand(o), newDNSCommand(o), newPasswdCommand(o))
 	return root
 }
