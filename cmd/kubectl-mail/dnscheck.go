@@ -48,13 +48,34 @@ func runDNSCheck(cmd *cobra.Command, format string, f *dnsFlags, records []mailv
 	if err != nil {
 		return err
 	}
-	for _, c := range checks {
-		if c.Result != resultMatch {
-			fmt.Fprintf(cmd.ErrOrStderr(), "some records are not published as wanted (asked %s): publish the lines above at your DNS provider; changes can take up to their old TTL to show\n", server)
-			return errReported
-		}
+	if why := checkSummary(checks, server); why != "" {
+		fmt.Fprintln(cmd.ErrOrStderr(), why)
+		return errReported
 	}
 	return nil
+}
+
+// checkSummary says what to do when some records did not match, or "" when all did.
+func checkSummary(checks []recordCheck, server string) string {
+	var wrong, failed int
+	for _, c := range checks {
+		switch c.Result {
+		case resultMissing, resultDifferent:
+			wrong++
+		case resultError:
+			failed++
+		}
+	}
+	var out []string
+	if wrong > 0 {
+		out = append(out, fmt.Sprintf("%d of %d records are not published as wanted (resolver %s): publish the lines above at your DNS provider; "+
+			"a change can take the old record's TTL to show", wrong, len(checks), server))
+	}
+	if failed > 0 {
+		out = append(out, fmt.Sprintf("%d of %d records could not be checked (resolver %s): try again, or ask another resolver with --resolver host:port",
+			failed, len(checks), server))
+	}
+	return strings.Join(out, "\n")
 }
 
 // resolverAddr is --resolver, or the system's first nameserver.

@@ -170,8 +170,8 @@ func testDNS(t *testing.T, p *plugin) {
 	srv.AddTXT("mail._domainkey.example.com.", dkimKey)
 
 	r = p.run(t, "", "dns", "example.com", "-n", "dns", "--check", "--resolver", srv.Addr)
-	if r.code == 0 {
-		t.Errorf("dns --check exited 0 with a record missing and one different")
+	if r.code == 0 || !strings.Contains(r.stderr, "2 of 5 records are not published as wanted") {
+		t.Errorf("dns --check with a record missing and one different: exit %d, stderr %q", r.code, r.stderr)
 	}
 	results := map[string]string{}
 	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
@@ -191,6 +191,15 @@ func testDNS(t *testing.T, p *plugin) {
 	if !srv.Asked("_dmarc.example.com.") {
 		t.Errorf("the resolver given with --resolver was not asked")
 	}
+
+	// A resolver that fails is an error, not a missing record.
+	srv.Fail("_dmarc.example.com.", true)
+	r = p.run(t, "", "dns", "example.com", "-n", "dns", "--check", "--resolver", srv.Addr)
+	if line := lineWith(t, r.stdout, "_dmarc"); r.code == 0 || !strings.HasPrefix(line, "error") || !strings.Contains(line, "SERVFAIL") ||
+		!strings.Contains(r.stderr, "1 of 5 records could not be checked") {
+		t.Errorf("dns --check with a failing resolver: exit %d, line %q; want error ... SERVFAIL", r.code, line)
+	}
+	srv.Fail("_dmarc.example.com.", false)
 
 	// Once everything is published the check passes.
 	if err := srv.Add("mail.example.com. 60 IN A 192.0.2.25"); err != nil {
@@ -237,6 +246,19 @@ func testPasswd(t *testing.T, p *plugin) {
 	}
 	if _, ok := sec.Annotations[names.AnnotationGeneratedPasswordSHA256]; ok {
 		t.Errorf("bob-credentials still has %s", names.AnnotationGeneratedPasswordSHA256)
+	}
+
+	// A referenced Secret that does not exist yet is created; a generated one is the operator's to create.
+	carol := mailbox("passwd", "carol", "carol@example.com")
+	carol.Spec.PasswordSecretRef = &mailv1alpha1.PasswordSecretRef{Name: "carol-pw"}
+	create(t, c, carol, mailbox("passwd", "dave", "dave@example.com"))
+	if r = p.run(t, "s3cret-carol\n", "passwd", "carol", "-n", "passwd", "--password-stdin"); r.code != 0 ||
+		string(secretData(t, c, "carol-pw")["password"]) != "s3cret-carol" {
+		t.Errorf("passwd for a Mailbox whose referenced Secret is missing: exit %d, %s", r.code, r.stderr)
+	}
+	if r = p.run(t, "s3cret-dave\n", "passwd", "dave", "-n", "passwd", "--password-stdin"); r.code == 0 ||
+		!strings.Contains(r.stderr, "operator generates it") {
+		t.Errorf("passwd before the operator generated dave-credentials: exit %d, %q", r.code, r.stderr)
 	}
 
 	for _, bad := range []struct{ stdin, says string }{
