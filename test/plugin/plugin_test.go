@@ -23,6 +23,7 @@ func TestPlugin(t *testing.T) {
 	t.Run("status", func(t *testing.T) { testStatus(t, p) })
 	t.Run("dns", func(t *testing.T) { testDNS(t, p) })
 	t.Run("passwd", func(t *testing.T) { testPasswd(t, p) })
+	t.Run("passwd on a terminal", func(t *testing.T) { testPasswdOnTerminal(t, p) })
 	t.Run("errors", func(t *testing.T) { testErrors(t, p) })
 }
 
