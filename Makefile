@@ -37,7 +37,7 @@ all: build
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager and mailserver binaries into bin/.
+build: ## Build the manager, the mailserver and the kubectl-mail plugin into bin/
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 .PHONY: image-tar

@@ -6,10 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -267,22 +266,14 @@ feed:
 	return nil
 }
 
-// invalidPassword says what makes a password unusable, or "" when it is fine. Control
-// characters are refused because no mail client can type them: a NUL or a trailing newline (as
-// `echo pw > file` leaves) is a mistake, and logging in would fail without saying why.
+// invalidPassword says what makes a password in a Secret unusable, or "" when it is fine. The
+// usual control character there is the newline `echo pw > file` leaves.
 func invalidPassword(pw []byte) string {
-	switch {
-	case len(pw) == 0:
-		return "is empty"
-	case !utf8.Valid(pw):
-		return "is not valid UTF-8"
+	why := passwordhash.Unusable(pw)
+	if strings.HasPrefix(why, "contains the control character") {
+		why += " (a trailing newline? write the Secret with printf or --from-literal)"
 	}
-	for _, r := range string(pw) {
-		if unicode.IsControl(r) {
-			return fmt.Sprintf("contains the control character %U (a trailing newline? write the Secret with printf or --from-literal)", r)
-		}
-	}
-	return ""
+	return why
 }
 
 // isGeneratedPassword reports whether password is still the one the operator generated into

@@ -36,6 +36,8 @@ func TestOperatorAndServerMeetOnlyInInternal(t *testing.T) {
 		{"./internal/...", []string{"mailserver/", "controllers/", "cmd/", "test/"}},
 		{"./controllers/...", []string{"mailserver/", "cmd/", "test/"}},
 		{"./cmd/manager", []string{"mailserver/"}},
+		// The kubectl plugin reaches the servers only through the API server.
+		{"./cmd/kubectl-mail", []string{"mailserver/", "controllers/", "test/"}},
 		{"./mailserver/...", []string{"controllers/", "api/", "cmd/", "test/"}},
 	} {
 		own := deps(t, tc.from)
