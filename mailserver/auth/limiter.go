@@ -130,9 +130,11 @@ type Verdict struct {
 // must not be reported with Failure, so that a refused client hammering away does not extend
 // the lockout it is under.
 //
-// Attempts under way from the address count towards its refusal (not its delay, so a client
-// logging in on several connections at once is not slowed): an admitted attempt ends with its
-// Failure or Success, or with Done when it has no outcome (the client went away).
+// Once an address is being slowed (FreeFailures recent failures), its attempts under way count
+// towards its refusal too, so a burst of parallel guesses cannot overshoot the limit. An address
+// without failures is never refused for logging in on many connections at once (an office
+// behind one NAT address after a restart). An admitted attempt ends with its Failure or
+// Success, or with Done when it has no outcome (the client went away).
 func (l *Limiter) Decide(ip netip.Addr, account string) Verdict {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -140,7 +142,7 @@ func (l *Limiter) Decide(ip netip.Addr, account string) Verdict {
 	worst := 0
 	for _, c := range l.tallies(ip, account) {
 		pending := 0
-		if c.scope == ScopeAddress {
+		if c.scope == ScopeAddress && c.n >= l.cfg.FreeFailures {
 			pending = l.inflight[ipKey(ip)]
 		}
 		if c.n+pending >= c.max && !v.Refused {
@@ -201,7 +203,8 @@ func (l *Limiter) tallies(ip netip.Addr, account string) []tally {
 	return out
 }
 
-// Check is Decide with the refusal as ErrTooManyFailures.
+// Check is Decide with the refusal as ErrTooManyFailures; like Decide, an admitted attempt ends
+// with its Failure, Success or Done.
 func (l *Limiter) Check(ip netip.Addr, account string) (time.Duration, error) {
 	v := l.Decide(ip, account)
 	if v.Refused {

@@ -65,6 +65,15 @@ func (a *Authenticator) Login(ctx context.Context, protocol string, ip netip.Add
 	if err := a.throttle(ctx, protocol, ip, username); err != nil {
 		return nil, err
 	}
+	if a.limiter != nil {
+		// A panic below must not keep the attempt under way for good.
+		defer func() {
+			if r := recover(); r != nil {
+				a.limiter.Done(ip)
+				panic(r)
+			}
+		}()
+	}
 	mb, ok := a.dir.Load().Mailbox(username)
 	hash := a.dummy
 	if ok && mb.PasswordHash != "" {
