@@ -103,12 +103,16 @@ func zoneLine(r mailv1alpha1.DNSRecord, ttl uint32) string {
 	return fmt.Sprintf("%s\t%d\tIN\t%s\t%s", r.Name, ttl, r.Type, zoneValue(r))
 }
 
-// zoneValue is the record's data as a zone file writes it: MX with its preference, TXT quoted
-// and split into strings of at most 255 bytes as DNS requires.
+// zoneValue is the record's data as a zone file writes it: MX with its preference and SRV with
+// its priority (both kept apart in status.dnsRecords), TXT quoted and split into strings of at
+// most 255 bytes as DNS requires.
 func zoneValue(r mailv1alpha1.DNSRecord) string {
 	switch r.Type {
-	case "MX":
+	case "MX", "SRV":
 		prio := int32(10)
+		if r.Type == "SRV" {
+			prio = 0
+		}
 		if r.Priority != nil {
 			prio = *r.Priority
 		}

@@ -19,6 +19,8 @@ func TestZoneLinesParseAndMatchTheirAnswers(t *testing.T) {
 		{Type: "A", Name: "mail.example.com.", Value: "192.0.2.1"},
 		{Type: "AAAA", Name: "mail.example.com.", Value: "2001:db8::1"},
 		{Type: "PTR", Name: "1.2.0.192.in-addr.arpa.", Value: "mail.example.com."},
+		{Type: "SRV", Name: "_imaps._tcp.example.com.", Priority: ptr.To(int32(0)), Value: "1 993 mail.example.com."},
+		{Type: "CNAME", Name: "autoconfig.example.com.", Value: "mail.example.com."},
 		{Type: "TXT", Name: "example.com.", Value: `v=spf1 mx "quoted" \back -all`},
 		{Type: "TXT", Name: "_dmarc.example.com.", Value: "v=DMARC1; p=none; rua=mailto:j%C3%B6rg@example.com; x=\u00e9"},
 		{Type: "TXT", Name: "sel._domainkey.example.com.", Value: long},
