@@ -94,6 +94,12 @@ func (r *MailClusterReconciler) reconcileDirectory(ctx context.Context, mc *mail
 		return none, err
 	}
 	res := builders.Directory(domains.Items, dkimKeys, inputs, aliases, unavailable...)
+	if mc.Spec.Autoconfig == nil || !mc.Spec.Autoconfig.Enabled {
+		// No policy is served: the directory stays as it was without autoconfig.
+		for i := range res.Spec.Domains {
+			res.Spec.Domains[i].MTASTSMode = ""
+		}
+	}
 	previous := memo.dirMailboxes
 
 	parts, generation, err := directoryParts(mc.Name, &res.Spec)

@@ -26,6 +26,7 @@ func (r *MailClusterReconciler) reconcileStatus(ctx context.Context, mc *mailv1a
 		Generation: mc.Generation, Hostname: string(mc.Spec.Hostname), Want: want, StatefulSet: wl.statefulSet,
 		LocalReplicas: wl.localReplicas, TLSSecret: tls.secret, SelfSigned: tls.selfSigned, TLSWaiting: tls.waiting,
 		LoadBalancerPending: wl.lbPending, RelayProblem: wl.relayProblem,
+		Autoconfig: mc.Spec.Autoconfig != nil && mc.Spec.Autoconfig.Enabled,
 	})
 	status := mc.Status.DeepCopy()
 	for _, c := range conds {

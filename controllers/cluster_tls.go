@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -98,7 +99,10 @@ func (r *MailClusterReconciler) ensureIssuedTLS(ctx context.Context, mc *mailv1a
 	}
 	var domainNames []string
 	for _, d := range domains.Items {
-		domainNames = append(domainNames, domainKey(d.Spec.Domain))
+		// A domain on its way out keeps the names off the next certificate.
+		if k := domainKey(d.Spec.Domain); d.DeletionTimestamp.IsZero() && !slices.Contains(domainNames, k) {
+			domainNames = append(domainNames, k)
+		}
 	}
 	cert := builders.Certificate(mc, domainNames)
 	_, err = apply(ctx, r.Client, r.Scheme, mc, cert)

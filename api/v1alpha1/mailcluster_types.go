@@ -80,7 +80,10 @@ type MailClusterSpec struct {
 	// Autoconfig serves mail clients their settings (Thunderbird autoconfig, Outlook
 	// autodiscover, Apple profiles) and every domain's MTA-STS policy over HTTPS on port 443 of
 	// the client Service. The names autoconfig.DOMAIN, autodiscover.DOMAIN and mta-sts.DOMAIN
-	// must reach the Service, with a certificate that names them (spec.tls.issuerRef adds them).
+	// must reach the Service, with a certificate that names them: spec.tls.issuerRef adds them
+	// to the cluster's Certificate, so publish their records (status.dnsRecords) before a domain
+	// joins, since an ACME issuer validates every name of the certificate (Let's Encrypt allows
+	// 100 names: 33 domains). Clients and senders refuse the self-signed certificate.
 	// +optional
 	Autoconfig *AutoconfigSpec `json:"autoconfig,omitempty"`
 

@@ -24,6 +24,9 @@ type ClusterObservation struct {
 	TLSSecret  string
 	SelfSigned bool
 	TLSWaiting string
+	// Autoconfig: the cluster serves client autoconfiguration and MTA-STS, which need a
+	// certificate clients trust.
+	Autoconfig bool
 	// LoadBalancerPending and RelayProblem explain what keeps the cluster from serving, or "".
 	LoadBalancerPending string
 	RelayProblem        string
@@ -86,6 +89,9 @@ func certificateState(o ClusterObservation) (string, string) {
 	switch {
 	case o.SelfSigned && o.TLSWaiting != "":
 		return "CertificatePending", o.TLSWaiting + "; serving a self-signed certificate for " + o.Hostname + " meanwhile"
+	case o.SelfSigned && o.Autoconfig:
+		return "NoCertificateConfigured", "serving a self-signed certificate for " + o.Hostname + "; set spec.tls for a trusted one: " +
+			"mail clients and MTA-STS senders refuse autoconfiguration and policies served with this one"
 	case o.SelfSigned:
 		return "NoCertificateConfigured", "serving a self-signed certificate for " + o.Hostname + "; set spec.tls for a trusted one"
 	}

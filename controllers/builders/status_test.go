@@ -102,6 +102,8 @@ func TestClusterCertificateCondition(t *testing.T) {
 	}{
 		{ClusterObservation{TLSSecret: "mine"}, metav1.ConditionFalse, "CertificateConfigured", "Secret mine"},
 		{ClusterObservation{SelfSigned: true, Hostname: "mx.example"}, metav1.ConditionTrue, "NoCertificateConfigured", "set spec.tls"},
+		{ClusterObservation{SelfSigned: true, Hostname: "mx.example", Autoconfig: true}, metav1.ConditionTrue, "NoCertificateConfigured",
+			"refuse autoconfiguration and policies"},
 		{ClusterObservation{SelfSigned: true, Hostname: "mx.example", TLSWaiting: "waiting for cert-manager"}, metav1.ConditionTrue,
 			"CertificatePending", "waiting for cert-manager; serving a self-signed certificate for mx.example meanwhile"},
 	}
