@@ -101,6 +101,9 @@ metrics:
     scrapeTimeout: 10s
     labels:
       release: prometheus
+  readers:
+    - name: prometheus-k8s
+      namespace: monitoring
 logLevel: debug
 logFormat: console
 `},

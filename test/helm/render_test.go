@@ -162,14 +162,17 @@ func (r renderedChart) checkBindingsAndSelectors(t *testing.T) {
 	sa := d.Spec.Template.Spec.ServiceAccountName
 	for _, kind := range []string{"RoleBinding", "ClusterRoleBinding"} {
 		for _, b := range objs.ofKind(kind) {
+			roleKind, _, _ := unstructured.NestedString(b.Object, "roleRef", "kind")
+			roleName, _, _ := unstructured.NestedString(b.Object, "roleRef", "name")
+			objs.get(t, roleKind, b.GetNamespace(), roleName)
+			if strings.HasSuffix(b.GetName(), "-metrics-reader") {
+				continue // binds the scrapers named in metrics.readers; see checkMonitoring
+			}
 			subjects, _, _ := unstructured.NestedSlice(b.Object, "subjects")
 			want := []any{map[string]any{"kind": "ServiceAccount", "name": sa, "namespace": namespace}}
 			if !reflect.DeepEqual(subjects, want) {
 				t.Errorf("%s %s binds %v, want the operator's ServiceAccount %s/%s", kind, b.GetName(), subjects, namespace, sa)
 			}
-			roleKind, _, _ := unstructured.NestedString(b.Object, "roleRef", "kind")
-			roleName, _, _ := unstructured.NestedString(b.Object, "roleRef", "name")
-			objs.get(t, roleKind, b.GetNamespace(), roleName)
 		}
 	}
 	le := objs.get(t, "Role", namespace, d.Name+"-leader-election")
@@ -250,7 +253,8 @@ func (r renderedChart) checkNamespaced(t *testing.T) {
 	}
 }
 
-// checkMonitoring: a ServiceMonitor that finds the metrics Service, and debug logs.
+// checkMonitoring: a ServiceMonitor that finds the metrics Service, its scraper allowed to read
+// /metrics, and debug logs.
 func (r renderedChart) checkMonitoring(t *testing.T) {
 	objs, c := r.objs, r.c
 	sms := objs.ofKind("ServiceMonitor")
@@ -268,6 +272,13 @@ func (r renderedChart) checkMonitoring(t *testing.T) {
 	}
 	if got := mustJSON(t, sm.Object["spec"].(map[string]any)["endpoints"]); got != `[{"bearerTokenFile":"/var/run/secrets/kubernetes.io/serviceaccount/token","interval":"30s","path":"/metrics","port":"metrics","scheme":"https","scrapeTimeout":"10s","tlsConfig":{"insecureSkipVerify":true}}]` {
 		t.Errorf("ServiceMonitor endpoints %s", got)
+	}
+	crb := objs.get(t, "ClusterRoleBinding", "", "kubemail-metrics-reader")
+	if got := mustJSON(t, crb.Object["subjects"]); got != `[{"kind":"ServiceAccount","name":"prometheus-k8s","namespace":"monitoring"}]` {
+		t.Errorf("metrics-reader subjects %s", got)
+	}
+	if got := mustJSON(t, crb.Object["roleRef"]); got != `{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"kubemail-metrics-reader"}` {
+		t.Errorf("metrics-reader roleRef %s", got)
 	}
 	for _, want := range []string{"--zap-log-level=debug", "--zap-encoder=console"} {
 		if !slices.Contains(c.Args, want) {
