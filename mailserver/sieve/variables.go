@@ -19,6 +19,16 @@ func (r *run) expand(s string) string {
 	if !r.s.exts["variables"] || !strings.Contains(s, "${") {
 		return s
 	}
+	return truncate(replaceBraced(s, maxExpanded, r.lookup), maxExpanded)
+}
+
+// replaceBraced replaces each ${body} in s with what sub returns for body; a body sub refuses
+// (ok false) stays as written. It stops substituting once the result passes limit bytes
+// (0: no limit), leaving the caller to truncate.
+func replaceBraced(s string, limit int, sub func(body string) (string, bool)) string {
+	if !strings.Contains(s, "${") {
+		return s
+	}
 	var b strings.Builder
 	for {
 		i := strings.Index(s, "${")
@@ -29,8 +39,7 @@ func (r *run) expand(s string) string {
 		if j < 0 {
 			break
 		}
-		name := s[i+2 : i+j]
-		val, ok := r.lookup(name)
+		val, ok := sub(s[i+2 : i+j])
 		if !ok {
 			b.WriteString(s[:i+2])
 			s = s[i+2:]
@@ -39,12 +48,12 @@ func (r *run) expand(s string) string {
 		b.WriteString(s[:i])
 		b.WriteString(val)
 		s = s[i+j+1:]
-		if b.Len() > maxExpanded {
-			return truncate(b.String(), maxExpanded)
+		if limit > 0 && b.Len() > limit {
+			return b.String()
 		}
 	}
 	b.WriteString(s)
-	return truncate(b.String(), maxExpanded)
+	return b.String()
 }
 
 // lookup resolves a variable reference; ok is false when name is not a valid reference,
@@ -164,31 +173,7 @@ func quoteRegex(s string) string {
 // decodeEncoded implements encoded-character (RFC 5228 section 2.4.2.4). A malformed
 // sequence stays as written.
 func decodeEncoded(s string) string {
-	if !strings.Contains(s, "${") {
-		return s
-	}
-	var b strings.Builder
-	for {
-		i := strings.Index(s, "${")
-		if i < 0 {
-			break
-		}
-		j := strings.IndexByte(s[i:], '}')
-		if j < 0 {
-			break
-		}
-		dec, ok := decodeOne(s[i+2 : i+j])
-		if !ok {
-			b.WriteString(s[:i+2])
-			s = s[i+2:]
-			continue
-		}
-		b.WriteString(s[:i])
-		b.WriteString(dec)
-		s = s[i+j+1:]
-	}
-	b.WriteString(s)
-	return b.String()
+	return replaceBraced(s, 0, decodeOne)
 }
 
 func decodeOne(body string) (string, bool) {
