@@ -199,3 +199,24 @@ func TestReadLine(t *testing.T) {
 	}
 	checkNext(t, r)
 }
+
+// TestBufferedShowsPipelinedPlaintext: a command pipelined after STARTTLS is visible in
+// Buffered, so the server can refuse the switch instead of running it under TLS.
+func TestBufferedShowsPipelinedPlaintext(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int
+	}{
+		{"a1 STARTTLS\r\n", 0},
+		{"a1 STARTTLS\r\na2 LOGIN alice secret\r\n", len("a2 LOGIN alice secret\r\n")},
+	} {
+		r := NewReader(strings.NewReader(tc.in), nil, Limits{})
+		cmd, err := r.ReadCommand()
+		if err != nil || cmd.Name != "STARTTLS" {
+			t.Fatalf("%q: read %+v, %v", tc.in, cmd, err)
+		}
+		if got := r.Buffered(); got != tc.want {
+			t.Errorf("%q: Buffered() = %d after STARTTLS, want %d", tc.in, got, tc.want)
+		}
+	}
+}
