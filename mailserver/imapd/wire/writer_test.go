@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 )
@@ -181,4 +182,39 @@ func normal(vs []Value) string {
 		b.WriteByte(' ')
 	}
 	return b.String()
+}
+
+func TestWriterStreamedResponse(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	w.Begin()
+	w.Raw("1 FETCH (UID 7 BODY[] ")
+	if err := w.LiteralFrom(strings.NewReader("Hi\r\n"), 4, false); err != nil {
+		t.Fatal(err)
+	}
+	w.Raw(" X ")
+	if err := w.Value(String("a\"b")); err != nil {
+		t.Fatal(err)
+	}
+	w.Raw(")")
+	if err := w.End(); err != nil {
+		t.Fatal(err)
+	}
+	w.Flush()
+	if got, want := buf.String(), "* 1 FETCH (UID 7 BODY[] {4}\r\nHi\r\n X \"a\\\"b\")\r\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if err := w.Value(Literal([]byte{0})); !errors.Is(err, ErrUnencodable) {
+		t.Errorf("NUL in a literal: err = %v, want ErrUnencodable", err)
+	}
+}
+
+func TestWriterShortLiteralBreaksTheWriter(t *testing.T) {
+	w := NewWriter(io.Discard)
+	if err := w.LiteralFrom(strings.NewReader("abc"), 10, false); err == nil {
+		t.Fatal("a literal shorter than announced was written without error")
+	}
+	if w.Err() == nil || w.Flush() == nil {
+		t.Error("the writer goes on after a broken literal")
+	}
 }
