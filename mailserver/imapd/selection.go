@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/kubemail/kubemail/mailserver/store"
 )
@@ -14,37 +13,38 @@ import (
 // selection is a session's view of its selected folder.
 //
 // uids mirrors the UIDs of the folder's index as the store's events describe them (the "server
-// view"): the watcher applies each event to uids and queues the matching update (EXISTS, FETCH
-// FLAGS, EXPUNGE) on a tracker of this session's own. The tracker's queue is what the client
-// has not been told yet, so its EncodeSeqNum/DecodeSeqNum translate between positions in the
-// index and the sequence numbers the client knows. Only UIDs are mirrored, to find an event's
-// position: flags, sizes and dates are read from the folder's own index (Folder.View) when a
-// command needs them, so an idle session holds 4 bytes per message, not a copy of the index.
-// Under the folder's lock every event has been applied, so the folder's index and uids agree
-// position by position there.
+// view"); the client knows a view that lags behind it until the session reports the changes
+// (EXISTS, FETCH FLAGS, EXPUNGE). That client view is kept as a difference, not a copy: the
+// client knows every message of uids up to known (the highest UID announced with EXISTS) and
+// the UIDs in gone, expunged from the folder but not yet reported. So the sequence number of
+// the message at index i of uids is i+1 plus the gone UIDs below it, and a folder with
+// nothing to report costs 4 bytes per message. Flags, sizes and dates are read from the
+// folder's own index (Folder.View) when a command needs them. Under the folder's lock every
+// event has been applied, so the folder's index and uids agree position by position there.
 //
 // Locks: the watcher runs under the folder's lock and takes mu, so code holding mu must never
-// call into the folder (taking mu inside Folder.View is the watcher's order, and fine). Every
-// tracker call happens under mu: the library's tracker reads its message count without its own
-// lock in EncodeSeqNum, and mu is what orders that read against the watcher's updates.
+// call into the folder (taking mu inside Folder.View is the watcher's order, and fine).
 type selection struct {
 	folder      *store.Folder
 	readOnly    bool
 	uidValidity uint32
 	cancel      func()
-	mailbox     *imapserver.MailboxTracker
-	tracker     *imapserver.SessionTracker
 
 	mu   sync.Mutex
 	uids []uint32 // ascending
+	// known is the highest UID the client was told exists; gone the UIDs (ascending) expunged
+	// since the client last heard of them; dirty the UIDs whose flags changed unreported.
+	known uint32
+	gone  []uint32
+	dirty map[uint32]struct{}
 	// storing holds the UIDs of this session's SetFlags call in progress: their flag events are
 	// this session's own changes, which STORE and FETCH report themselves (or, for .SILENT, not
-	// at all), so they are held back in suppressed instead of queued.
+	// at all), so they are held back in suppressed instead of marked dirty.
 	storing    map[uint32]struct{}
 	suppressed []store.Message
 	// searchRes is the last SEARCH RETURN (SAVE) result, referenced as "$".
 	searchRes imap.UIDSet
-	// wake holds a token when updates were queued since IDLE last looked.
+	// wake holds a token when changes arrived since IDLE last looked.
 	wake chan struct{}
 }
 
@@ -61,15 +61,15 @@ func openSelection(folder *store.Folder, readOnly bool) (*selection, []store.Mes
 	for i, m := range msgs {
 		sel.uids[i] = m.UID
 	}
+	if len(msgs) > 0 {
+		sel.known = msgs[len(msgs)-1].UID
+	}
 	sel.cancel, sel.uidValidity = cancel, st.UIDValidity
-	sel.mailbox = imapserver.NewMailboxTracker(uint32(len(msgs)))
-	sel.tracker = sel.mailbox.NewSession()
 	return sel, msgs, st
 }
 
 func (sel *selection) close() {
 	sel.cancel() // waits for a watcher call in progress; none follows
-	sel.tracker.Close()
 }
 
 // onEvent is the folder watcher. It runs under the folder's lock and must not block.
@@ -82,25 +82,35 @@ func (sel *selection) onEvent(ev store.Event) {
 	case store.EventNew:
 		// UIDs are assigned in commit order under the folder's lock, so new ones come last.
 		sel.uids = append(sel.uids, m.UID)
-		sel.mailbox.QueueNumMessages(uint32(len(sel.uids)))
 	case store.EventFlags:
-		i, ok := sel.index(m.UID)
-		if !ok {
+		if _, ok := sel.index(m.UID); !ok {
 			return
 		}
 		if _, own := sel.storing[m.UID]; own {
 			sel.suppressed = append(sel.suppressed, m)
 			return
 		}
-		sel.mailbox.QueueMessageFlags(uint32(i+1), imap.UID(m.UID), imapFlags(m.Flags), nil)
+		sel.markDirty(m.UID)
 	case store.EventExpunge:
 		i, ok := sel.index(m.UID)
 		if !ok {
 			return
 		}
 		sel.uids = slices.Delete(sel.uids, i, i+1)
-		sel.mailbox.QueueExpunge(uint32(i + 1))
+		delete(sel.dirty, m.UID)
+		if m.UID <= sel.known {
+			j, _ := slices.BinarySearch(sel.gone, m.UID)
+			sel.gone = slices.Insert(sel.gone, j, m.UID)
+		}
 	}
+}
+
+// markDirty notes that uid's flags changed unreported. Callers hold mu.
+func (sel *selection) markDirty(uid uint32) {
+	if sel.dirty == nil {
+		sel.dirty = map[uint32]struct{}{}
+	}
+	sel.dirty[uid] = struct{}{}
 }
 
 // signal wakes IDLE without blocking; one pending token is enough.
@@ -111,21 +121,80 @@ func (sel *selection) signal() {
 	}
 }
 
-// idle writes queued updates as they come until stop is closed. The library's
-// SessionTracker.Idle only wakes for updates queued after it starts, so one that arrived
-// between the previous command's poll and IDLE would wait for the next; polling first, then
-// on every token, loses none.
-func (sel *selection) idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	for {
-		if err := sel.tracker.Poll(w, true); err != nil {
-			return err
-		}
-		select {
-		case <-sel.wake:
-		case <-stop:
-			return nil
-		}
+// seqOf is the sequence number the client knows the message at index i of uids by, 0 for one
+// it has not been told about. Callers hold mu.
+func (sel *selection) seqOf(i int) uint32 {
+	uid := sel.uids[i]
+	if uid > sel.known {
+		return 0
 	}
+	below, _ := slices.BinarySearch(sel.gone, uid)
+	return uint32(i + 1 + below)
+}
+
+// clientCount is the number of messages the client knows of. Callers hold mu.
+func (sel *selection) clientCount() uint32 {
+	n, found := slices.BinarySearch(sel.uids, sel.known)
+	if found {
+		n++
+	}
+	return uint32(n + len(sel.gone))
+}
+
+// update is one change to report: an expunged sequence number, a message's new flags, or the
+// new message count.
+type update struct {
+	expunged uint32
+	seq, uid uint32
+	flags    []string
+	modSeq   uint64
+	exists   uint32
+}
+
+// pending takes the changes to report, in the order they must go out: expunges (when allowed:
+// never during FETCH, STORE and SEARCH, RFC 3501 7.4.1), flag changes, then the new count.
+// The client view moves on as if they were sent.
+func (sel *selection) pending(allowExpunge bool) []update {
+	var out []update
+	sel.folder.View(func(msgs []store.Message) {
+		sel.mu.Lock()
+		defer sel.mu.Unlock()
+		if allowExpunge {
+			// Highest first: each EXPUNGE renumbers only the messages after it.
+			for j := len(sel.gone) - 1; j >= 0; j-- {
+				at, _ := slices.BinarySearch(sel.uids, sel.gone[j])
+				out = append(out, update{expunged: uint32(at + j + 1)})
+			}
+			sel.gone = sel.gone[:0]
+		}
+		if len(sel.dirty) > 0 {
+			out = sel.flagUpdates(msgs, out)
+		}
+		if n := len(sel.uids); n > 0 && sel.uids[n-1] > sel.known {
+			sel.known = sel.uids[n-1]
+			out = append(out, update{exists: sel.clientCount()})
+		}
+	})
+	return out
+}
+
+// flagUpdates appends the dirty messages' current flags, in sequence order. Callers hold mu
+// inside the folder's View, where msgs and uids agree.
+func (sel *selection) flagUpdates(msgs []store.Message, out []update) []update {
+	uids := make([]uint32, 0, len(sel.dirty))
+	for uid := range sel.dirty {
+		uids = append(uids, uid)
+	}
+	slices.Sort(uids)
+	for _, uid := range uids {
+		i, ok := sel.index(uid)
+		if !ok || uid > sel.known {
+			continue // a new message: its EXISTS comes, and the client fetches its flags
+		}
+		out = append(out, update{seq: sel.seqOf(i), uid: uid, flags: msgs[i].Flags, modSeq: msgs[i].ModSeq})
+	}
+	sel.dirty = nil
+	return out
 }
 
 // index finds uid in uids. Callers hold mu.
@@ -156,9 +225,9 @@ func (sel *selection) resolve(numSet imap.NumSet) []target {
 		}
 		switch set := numSet.(type) {
 		case imap.SeqSet:
-			set = staticSeqSet(set, uint32(len(msgs)))
+			set = staticSeqSet(set, sel.clientCount())
 			for i, m := range msgs {
-				if seq := sel.tracker.EncodeSeqNum(uint32(i + 1)); seq != 0 && set.Contains(seq) {
+				if seq := sel.seqOf(i); seq != 0 && set.Contains(seq) {
 					out = append(out, target{seq, m})
 				}
 			}
@@ -170,7 +239,7 @@ func (sel *selection) resolve(numSet imap.NumSet) []target {
 			set = staticUIDSet(set, last)
 			for i, m := range msgs {
 				if set.Contains(imap.UID(m.UID)) {
-					if seq := sel.tracker.EncodeSeqNum(uint32(i + 1)); seq != 0 {
+					if seq := sel.seqOf(i); seq != 0 {
 						out = append(out, target{seq, m})
 					}
 				}
@@ -235,19 +304,17 @@ func (sel *selection) setFlags(uids []uint32, op store.FlagOp, flags []string) (
 	for _, m := range changed {
 		ours[m.UID] = m.ModSeq
 	}
-	// Every flag event of these UIDs since the call began was suppressed, so the last one of
-	// a UID carries its current flags.
-	latest := map[uint32][]string{}
+	// Every flag event of these UIDs since the call began was suppressed; one that is not
+	// this call's own change is someone else's, reported with the flags as they are then.
 	requeue := map[uint32]bool{}
 	for _, m := range sel.suppressed {
-		latest[m.UID] = m.Flags
 		if ours[m.UID] != m.ModSeq {
 			requeue[m.UID] = true
 		}
 	}
 	for uid := range requeue {
-		if i, ok := sel.index(uid); ok {
-			sel.mailbox.QueueMessageFlags(uint32(i+1), imap.UID(uid), imapFlags(latest[uid]), nil)
+		if _, ok := sel.index(uid); ok {
+			sel.markDirty(uid)
 			sel.signal()
 		}
 	}

@@ -139,7 +139,10 @@ func TestTooManyArgs(t *testing.T) {
 func TestAcceptLiteral(t *testing.T) {
 	overQuota := &Error{Status: NO, Code: "OVERQUOTA", Err: errors.New("mailbox full")}
 	var asked []int64
-	accept := func(size int64, binary bool) error {
+	accept := func(name string, size int64, binary bool) error {
+		if name != "APPEND" {
+			t.Errorf("asked about a literal of command %q, want APPEND", name)
+		}
 		asked = append(asked, size)
 		if size > 3 {
 			return overQuota
@@ -169,7 +172,7 @@ func TestAcceptLiteral(t *testing.T) {
 
 func TestAcceptLiteralBareError(t *testing.T) {
 	r := NewReader(strings.NewReader("a1 APPEND x {4}\r\n"+next), nil, Limits{})
-	r.AcceptLiteral = func(int64, bool) error { return &Error{Code: "OVERQUOTA"} }
+	r.AcceptLiteral = func(string, int64, bool) error { return &Error{Code: "OVERQUOTA"} }
 	_, err := r.ReadCommand()
 	e := checkError(t, err, ErrLiteralRefused, "a1", false)
 	if e.Status != NO || e.Code != "OVERQUOTA" || e.Text() == "" {
@@ -180,7 +183,7 @@ func TestAcceptLiteralBareError(t *testing.T) {
 
 func TestAcceptLiteralPlainError(t *testing.T) {
 	r := NewReader(strings.NewReader("a1 APPEND x {4}\r\n"+next), nil, Limits{})
-	r.AcceptLiteral = func(int64, bool) error { return io.ErrShortBuffer }
+	r.AcceptLiteral = func(string, int64, bool) error { return io.ErrShortBuffer }
 	_, err := r.ReadCommand()
 	e := checkError(t, err, ErrLiteralRefused, "a1", false)
 	if !errors.Is(err, io.ErrShortBuffer) || e.Status != NO {

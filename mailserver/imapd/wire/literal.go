@@ -102,7 +102,7 @@ func (r *Reader) admit(n int64, nonSync, binary bool) error {
 		return e
 	}
 	if r.AcceptLiteral != nil {
-		if err := r.AcceptLiteral(n, binary); err != nil {
+		if err := r.AcceptLiteral(r.name, n, binary); err != nil {
 			e := r.refused(err)
 			if nonSync {
 				return r.drop(e, n, limit)

@@ -18,9 +18,10 @@ type Command struct {
 type Reader struct {
 	// AcceptLiteral, when set, is asked about every literal the limits allow, before the
 	// continuation request of a synchronising literal is sent, so the server can refuse one
-	// it will not store (over quota, for example) without reading it. An *Error it returns
-	// sets the answer's status and code; any other error is answered NO.
-	AcceptLiteral func(size int64, binary bool) error
+	// it will not store (over quota, for example) without reading it. name is the command's
+	// (as in Command.Name). An *Error it returns sets the answer's status and code; any other
+	// error is answered NO.
+	AcceptLiteral func(name string, size int64, binary bool) error
 
 	br   *bufio.Reader
 	w    *Writer
@@ -29,6 +30,7 @@ type Reader struct {
 
 	// State of the command being read.
 	tag      string
+	name     string
 	text     int   // bytes of command text consumed, literals excluded
 	literals int64 // bytes of literals admitted
 	nvalues  int
@@ -71,7 +73,7 @@ func (r *Reader) literalRoom() int64 {
 // connection between commands, an *Error for a command it could not accept (see Error for
 // what the server must do), and any other error when the connection failed.
 func (r *Reader) ReadCommand() (*Command, error) {
-	r.tag, r.text, r.literals, r.nvalues = "", 0, 0, 0
+	r.tag, r.name, r.text, r.literals, r.nvalues = "", "", 0, 0, 0
 	if _, err := r.br.Peek(1); err != nil {
 		return nil, err
 	}
@@ -122,6 +124,7 @@ func (r *Reader) readCommand() (*Command, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.name = name
 	args, err := r.readArgs()
 	if err != nil {
 		return nil, err
