@@ -32,6 +32,10 @@ type Value struct {
 	Lit    []byte  // data of a literal
 	Binary bool    // the literal is a literal8 ~{n} (RFC 3516) and may hold NUL
 	List   []Value // members of a list
+	// Tight is how many of a list's first members are written with nothing between them, as
+	// RFC 3501's grammar writes the addresses of an address list and the bodies of a
+	// multipart ("(" 1*body SP media-subtype ...")"); the rest are separated by spaces.
+	Tight int
 }
 
 // Atom is an atom written as is: the caller vouches for its syntax (it may be a FETCH item
@@ -59,6 +63,14 @@ func List(vs ...Value) Value {
 		vs = []Value{}
 	}
 	return Value{Kind: KindList, List: vs}
+}
+
+// TightList is a list whose first members go with nothing between them, then the rest
+// separated by spaces: TightList([a, b], c) is "(ab c)".
+func TightList(tight []Value, rest ...Value) Value {
+	vs := make([]Value, 0, len(tight)+len(rest))
+	vs = append(append(vs, tight...), rest...)
+	return Value{Kind: KindList, List: vs, Tight: len(tight)}
 }
 
 // AString returns the text of an astring argument (atom, number, NIL spelt as an atom,

@@ -200,7 +200,12 @@ func (w *Writer) value(v Value) {
 		w.literal(v.Lit, v.Binary)
 	case KindList:
 		w.bw.WriteByte('(')
-		w.values(v.List)
+		for i, m := range v.List {
+			if i > 0 && i >= v.Tight {
+				w.bw.WriteByte(' ')
+			}
+			w.value(m)
+		}
 		w.bw.WriteByte(')')
 	}
 }

@@ -218,3 +218,15 @@ func TestWriterShortLiteralBreaksTheWriter(t *testing.T) {
 		t.Error("the writer goes on after a broken literal")
 	}
 }
+
+func TestWriterTightList(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	addr := List(NIL(), NIL(), String("a"), String("b"))
+	w.Untagged(TightList([]Value{addr, addr}), TightList([]Value{List(Atom("x")), List(Atom("y"))}, String("mixed")), TightList(nil, Atom("z")))
+	w.Flush()
+	want := "* ((NIL NIL \"a\" \"b\")(NIL NIL \"a\" \"b\")) ((x)(y) \"mixed\") (z)\r\n"
+	if buf.String() != want {
+		t.Errorf("got %q, want %q", buf.String(), want)
+	}
+}
