@@ -312,13 +312,8 @@ func (s *extractMIMEScanner) params() []extractParam {
 // sections are simply concatenated under "name". Sections with a gap in their numbering are
 // left as they are. Parameters without '*' keep their order; merged ones follow, sorted.
 func extractMerge2231(params []extractParam) []extractParam {
-	type section struct {
-		idx      int
-		extended bool
-		value    string
-	}
 	var out []extractParam
-	sections := map[string][]section{}
+	sections := map[string][]extract2231Section{}
 	for _, p := range params {
 		star := strings.IndexByte(p.name, '*')
 		if star < 0 {
@@ -326,7 +321,7 @@ func extractMerge2231(params []extractParam) []extractParam {
 			continue
 		}
 		base, rest := p.name[:star], p.name[star+1:]
-		sec := section{value: p.value}
+		sec := extract2231Section{value: p.value}
 		if strings.HasSuffix(rest, "*") {
 			sec.extended = true
 			rest = rest[:len(rest)-1]
@@ -349,39 +344,51 @@ func extractMerge2231(params []extractParam) []extractParam {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		secs := sections[name]
-		sort.SliceStable(secs, func(i, j int) bool { return secs[i].idx < secs[j].idx })
-		contiguous, extended := true, false
-		for i, sec := range secs {
-			contiguous = contiguous && sec.idx == i
-			extended = extended || sec.extended
-		}
-		if !contiguous {
-			for _, sec := range secs {
-				key := name + "*" + strconv.Itoa(sec.idx)
-				if sec.extended {
-					key += "*"
-				}
-				out = append(out, extractParam{key, sec.value})
-			}
-			continue
-		}
-		var b strings.Builder
-		if extended && !secs[0].extended {
-			b.WriteString("''")
-		}
-		for _, sec := range secs {
-			if extended && !sec.extended {
-				b.WriteString(strings.ReplaceAll(sec.value, "%", "%25"))
-			} else {
-				b.WriteString(sec.value)
-			}
-		}
-		key := name
-		if extended {
-			key += "*"
-		}
-		out = append(out, extractParam{key, b.String()})
+		out = append(out, extractJoin2231(name, sections[name])...)
 	}
 	return out
+}
+
+// extract2231Section is one section of an RFC 2231 parameter: name*idx or name*idx*.
+type extract2231Section struct {
+	idx      int
+	extended bool // charset-encoded
+	value    string
+}
+
+// extractJoin2231 merges the sections of one parameter, or returns them one by one when their
+// numbering has a gap.
+func extractJoin2231(name string, secs []extract2231Section) []extractParam {
+	sort.SliceStable(secs, func(i, j int) bool { return secs[i].idx < secs[j].idx })
+	contiguous, extended := true, false
+	for i, sec := range secs {
+		contiguous = contiguous && sec.idx == i
+		extended = extended || sec.extended
+	}
+	if !contiguous {
+		out := make([]extractParam, len(secs))
+		for i, sec := range secs {
+			key := name + "*" + strconv.Itoa(sec.idx)
+			if sec.extended {
+				key += "*"
+			}
+			out[i] = extractParam{key, sec.value}
+		}
+		return out
+	}
+	var b strings.Builder
+	if extended && !secs[0].extended {
+		b.WriteString("''") // the value of "name*" starts with charset'language'
+	}
+	for _, sec := range secs {
+		if extended && !sec.extended {
+			b.WriteString(strings.ReplaceAll(sec.value, "%", "%25"))
+		} else {
+			b.WriteString(sec.value)
+		}
+	}
+	if extended {
+		name += "*"
+	}
+	return []extractParam{{name, b.String()}}
 }

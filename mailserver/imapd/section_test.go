@@ -229,3 +229,42 @@ func TestSectionsReadByGoIMAPClient(t *testing.T) {
 		t.Errorf("client read BINARY.SIZE[2] %d", n)
 	}
 }
+
+// FuzzExtractMessage feeds the parsers broken and hostile mail: they must never panic, and
+// the sizes they report must stay within the message.
+func FuzzExtractMessage(f *testing.F) {
+	deep := strings.Repeat("Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n", 200)
+	deepMsg := strings.Repeat("Content-Type: message/rfc822\r\n\r\n", 200)
+	for _, seed := range []string{extractTestMixed, extractTestNested, deep, deepMsg, "", "\r\n", " leading space\r\n\r\nx",
+		"Content-Type: multipart/mixed; boundary=\"\"\r\n\r\n--\r\n", "From: ((((\r\nTo: \"unterminated\r\n\r\n",
+		"Content-Type: text/plain; a*0*=x; a*1*=%; a*=y; b*x=1\r\n\r\n", "Content-Type: message/rfc822\r\n\r\n"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, msg string) {
+		bs := extractBodyStructure(strings.NewReader(msg))
+		if bs == nil {
+			t.Fatal("nil body structure")
+		}
+		encodeTestText(t, encodeBodyStructure(bs, true))
+		encodeTestText(t, encodeBodyStructure(bs, false))
+		bs.Walk(func(path []int, p imap.BodyStructure) bool {
+			if sp, ok := p.(*imap.BodyStructureSinglePart); ok && int(sp.Size) > len(msg) {
+				t.Errorf("part %v size %d beyond the message's %d bytes", path, sp.Size, len(msg))
+			}
+			for _, spec := range []imap.PartSpecifier{imap.PartSpecifierNone, imap.PartSpecifierMIME,
+				imap.PartSpecifierHeader, imap.PartSpecifierText} {
+				if len(path) == 0 && spec == imap.PartSpecifierMIME {
+					continue
+				}
+				if _, err := extractBodySection(strings.NewReader(msg), int64(len(msg)),
+					&imap.FetchItemBodySection{Part: path, Specifier: spec}); err != nil {
+					t.Error(err)
+				}
+			}
+			if _, _, err := extractBinarySection(strings.NewReader(msg), int64(len(msg)), path); err != nil {
+				t.Error(err)
+			}
+			return true
+		})
+	})
+}
