@@ -233,8 +233,8 @@ func TestSectionsReadByGoIMAPClient(t *testing.T) {
 // FuzzExtractMessage feeds the parsers broken and hostile mail: they must never panic, and
 // the sizes they report must stay within the message.
 func FuzzExtractMessage(f *testing.F) {
-	deep := strings.Repeat("Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n", 200)
-	deepMsg := strings.Repeat("Content-Type: message/rfc822\r\n\r\n", 200)
+	deep := strings.Repeat("Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n", extractMaxDepth+10)
+	deepMsg := strings.Repeat("Content-Type: message/rfc822\r\n\r\n", extractMaxDepth+10)
 	for _, seed := range []string{extractTestMixed, extractTestNested, deep, deepMsg, "", "\r\n", " leading space\r\n\r\nx",
 		"Content-Type: multipart/mixed; boundary=\"\"\r\n\r\n--\r\n", "From: ((((\r\nTo: \"unterminated\r\n\r\n",
 		"Content-Type: text/plain; a*0*=x; a*1*=%; a*=y; b*x=1\r\n\r\n", "Content-Type: message/rfc822\r\n\r\n"} {
