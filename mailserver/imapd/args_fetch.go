@@ -172,7 +172,7 @@ func (fa *fetchArgs) addSectionItem(name, rest string) error {
 	}
 	bs := &imap.FetchItemBodySection{Peek: name == "BODY.PEEK"}
 	if err := parseBodySection(bs, section); err != nil {
-		return badArg("%s[%s]: %v", name, section, err)
+		return badArg("%s section %s: %v", name, truncateQuote(section), err)
 	}
 	if bs.Partial, err = parsePartial(name, partial); err != nil {
 		return err
@@ -184,7 +184,7 @@ func (fa *fetchArgs) addSectionItem(name, rest string) error {
 func (fa *fetchArgs) addBinary(name, section, partial string) error {
 	part, err := parsePartNumbers(section)
 	if err != nil {
-		return badArg("%s[%s]: a binary section is only part numbers such as 1.2", name, section)
+		return badArg("%s section %s: a binary section is only part numbers such as 1.2", name, truncateQuote(section))
 	}
 	if name == "BINARY.SIZE" {
 		if partial != "" {
