@@ -205,6 +205,13 @@ func mailboxText(what string, v wire.Value, utf8Names bool) (string, error) {
 		return "", err
 	}
 	if utf8Names {
+		// UTF-8 names, but clients that enabled UTF-8 still send modified UTF-7 at times:
+		// go-imap's client escapes "&" as "&-", and old folder lists are replayed as they
+		// were listed. A name that reads as modified UTF-7 is decoded; any other (such as
+		// "R&D") is taken as it is.
+		if name, err := utf7Decode(s); err == nil {
+			return name, nil
+		}
 		return s, nil
 	}
 	name, err := utf7Decode(s)

@@ -133,13 +133,13 @@ func TestBodyStructureGolden(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			bs := extractBodyStructure(strings.NewReader(tt.msg))
-			if got, want := encodeTestText(t, encodeBodyStructure(bs, true)), encodeTestUnpacked(tt.want); got != want {
+			if got, want := encodeTestText(t, encodeBodyStructure(bs, true)), tt.want; got != want {
 				t.Errorf("BODYSTRUCTURE\n got %s\nwant %s", got, want)
 			}
 			if tt.wantBody == "" {
 				return
 			}
-			if got, want := encodeTestText(t, encodeBodyStructure(bs, false)), encodeTestUnpacked(tt.wantBody); got != want {
+			if got, want := encodeTestText(t, encodeBodyStructure(bs, false)), tt.wantBody; got != want {
 				t.Errorf("BODY\n got %s\nwant %s", got, want)
 			}
 		})

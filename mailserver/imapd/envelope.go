@@ -116,13 +116,10 @@ func encodeAddressList(addrs []imap.Address) wire.Value {
 // encodeUnspacedList is a parenthesised list whose first members RFC 3501's grammar writes
 // with nothing between them, followed by the rest separated by spaces: the addresses of an
 // address list ("(" 1*address ")") and the bodies of a multipart body
-// ("(" 1*body SP media-subtype ...")"). The wire writer has no such list yet and separates
-// every member with a space. Clients read that (go-imap's server has always sent spaced
-// address lists), except that Outlook for iOS is reported to choke on a space between the
-// bodies of a multipart. When the writer gains an unspaced run, this is the one place to use
-// it.
+// ("(" 1*body SP media-subtype ...")"). Outlook for iOS is reported to choke on a space
+// between the bodies of a multipart.
 func encodeUnspacedList(unspaced []wire.Value, rest ...wire.Value) wire.Value {
-	return wire.List(append(unspaced[:len(unspaced):len(unspaced)], rest...)...)
+	return wire.TightList(unspaced, rest...)
 }
 
 // encodeNString is NIL for the empty string: IMAP has no way to tell an absent header field

@@ -6,23 +6,38 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-message/textproto"
 
+	"github.com/kubemail/kubemail/mailserver/imapd/wire"
 	"github.com/kubemail/kubemail/mailserver/store"
 )
 
-func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) (err error) {
-	defer s.track("FETCH", &err)
+func (s *session) cmdFetch(_ string, args []wire.Value, uid bool) (reply, error) {
+	if len(args) < 2 {
+		return reply{}, badArg("FETCH takes a message set and the items to fetch")
+	}
+	set, err := parseNumSet(args[0], uid)
+	if err != nil {
+		return reply{}, err
+	}
+	fa, err := parseFetchArgs(args[1:], uid)
+	if err != nil {
+		return reply{}, err
+	}
+	return reply{}, s.fetch(set, fa)
+}
+
+func (s *session) fetch(numSet imap.NumSet, fa *fetchArgs) error {
 	sel := s.sel
 	targets := sel.resolve(numSet)
 
 	// A body fetch without PEEK marks the message \Seen, and the response then carries the new
 	// flags (RFC 3501 6.4.5). EXAMINE never changes anything.
 	newFlags := map[uint32][]string{}
-	if !sel.readOnly && marksSeen(options) {
+	if !sel.readOnly && marksSeen(fa) {
 		var unseen []uint32
 		for _, t := range targets {
 			if !hasFlag(t.msg.Flags, imap.FlagSeen) {
@@ -43,20 +58,20 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		if flags, ok := newFlags[t.msg.UID]; ok {
 			t.msg.Flags = flags
 		}
-		if err := s.fetchOne(w, t, options, newFlags[t.msg.UID] != nil); err != nil {
+		if err := s.fetchOne(t, fa, newFlags[t.msg.UID] != nil); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func marksSeen(options *imap.FetchOptions) bool {
-	for _, bs := range options.BodySection {
+func marksSeen(fa *fetchArgs) bool {
+	for _, bs := range fa.Options.BodySection {
 		if !bs.Peek {
 			return true
 		}
 	}
-	for _, bs := range options.BinarySection {
+	for _, bs := range fa.Options.BinarySection {
 		if !bs.Peek {
 			return true
 		}
@@ -64,17 +79,19 @@ func marksSeen(options *imap.FetchOptions) bool {
 	return false
 }
 
-// needsContent reports whether options need the message file, not just the index.
-func needsContent(options *imap.FetchOptions) bool {
-	return options.Envelope || options.BodyStructure != nil || len(options.BodySection) > 0 ||
-		len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
+// needsContent reports whether a FETCH needs the message file, not just the index.
+func needsContent(fa *fetchArgs) bool {
+	o := fa.Options
+	return o.Envelope || o.BodyStructure != nil || fa.Body || len(o.BodySection) > 0 ||
+		len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
 }
 
 // headerOnly reports whether every part of the message that options ask for lies in its
 // header: ENVELOPE and BODY[HEADER], BODY[HEADER.FIELDS (...)], the message list's usual
 // request.
-func headerOnly(options *imap.FetchOptions) bool {
-	if options.BodyStructure != nil || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0 {
+func headerOnly(fa *fetchArgs) bool {
+	options := fa.Options
+	if options.BodyStructure != nil || fa.Body || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0 {
 		return false
 	}
 	for _, bs := range options.BodySection {
@@ -92,72 +109,199 @@ type content interface {
 	io.ReaderAt
 }
 
-// fetchOne writes one FETCH response. The file is opened before the response starts, so a
-// message expunged meanwhile is skipped (its EXPUNGE follows) rather than half-written.
-func (s *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap.FetchOptions, flagsChanged bool) error {
-	var file content
+// openContent opens what a FETCH of m needs; nil content and no error for a message that was
+// expunged meanwhile (its EXPUNGE follows), which is then skipped rather than half-written.
+func (s *session) openContent(m store.Message, fa *fetchArgs) (content, int64, func(), error) {
 	switch {
-	case needsContent(options) && headerOnly(options):
+	case needsContent(fa) && headerOnly(fa):
 		// The envelope and the header sections come from the store's header cache: the
 		// message list, fetched again and again, opens no file once its headers were read.
-		h, err := s.sel.folder.Header(t.msg.UID)
+		h, err := s.sel.folder.Header(m.UID)
 		if errors.Is(err, store.ErrNoSuchMessage) {
-			return nil
+			return nil, 0, nil, nil
 		}
 		if err != nil {
-			return s.storageError("reading a message's header", err)
+			return nil, 0, nil, s.storageError("reading a message's header", err)
 		}
-		file = bytes.NewReader(h.Raw)
-	case needsContent(options):
-		f, err := s.sel.folder.Open(t.msg.UID)
+		return bytes.NewReader(h.Raw), int64(len(h.Raw)), func() {}, nil
+	case needsContent(fa):
+		f, err := s.sel.folder.Open(m.UID)
 		if errors.Is(err, store.ErrNoSuchMessage) {
-			return nil
+			return nil, 0, nil, nil
 		}
 		if err != nil {
-			return s.storageError("opening a message", err)
+			return nil, 0, nil, s.storageError("opening a message", err)
 		}
-		defer f.Close()
-		file = f
+		return f, m.Size, func() { f.Close() }, nil
 	}
-
-	rw := w.CreateMessage(t.seq)
-	rw.WriteUID(imap.UID(t.msg.UID))
-	if options.Flags || flagsChanged {
-		rw.WriteFlags(imapFlags(t.msg.Flags))
-	}
-	if options.InternalDate {
-		rw.WriteInternalDate(t.msg.InternalDate)
-	}
-	if options.RFC822Size {
-		rw.WriteRFC822Size(t.msg.Size)
-	}
-	if options.Envelope {
-		rw.WriteEnvelope(envelope(file))
-	}
-	if options.BodyStructure != nil {
-		file.Seek(0, io.SeekStart)
-		rw.WriteBodyStructure(bodyStructure(file))
-	}
-	for _, bs := range options.BodySection {
-		if err := s.writeBodySection(rw, file, t.msg, bs); err != nil {
-			return err
-		}
-	}
-	for _, bs := range options.BinarySection {
-		file.Seek(0, io.SeekStart)
-		b := imapserver.ExtractBinarySection(file, bs)
-		if err := s.writeLiteral(rw.WriteBinarySection(bs, int64(len(b))), b); err != nil {
-			return err
-		}
-	}
-	for _, bss := range options.BinarySectionSize {
-		file.Seek(0, io.SeekStart)
-		rw.WriteBinarySectionSize(bss, imapserver.ExtractBinarySectionSize(file, bss))
-	}
-	return rw.Close()
+	return nil, 0, func() {}, nil
 }
 
-func envelope(file content) *imap.Envelope {
+// fetchOne writes one FETCH response. The file is opened before the response starts.
+func (s *session) fetchOne(t target, fa *fetchArgs, flagsChanged bool) error {
+	options := fa.Options
+	file, size, done, err := s.openContent(t.msg, fa)
+	if err != nil || done == nil {
+		return err
+	}
+	defer done()
+	w := s.w
+	w.Begin()
+	w.Raw(strconv.FormatUint(uint64(t.seq), 10) + " FETCH (UID " + strconv.FormatUint(uint64(t.msg.UID), 10))
+	if options.Flags || flagsChanged {
+		w.Raw(" FLAGS ")
+		w.Value(flagValues(t.msg.Flags))
+	}
+	if options.InternalDate {
+		w.Raw(" INTERNALDATE ")
+		w.Value(wire.String(t.msg.InternalDate.Format(internalDateLayout)))
+	}
+	if options.RFC822Size {
+		w.Raw(" RFC822.SIZE " + strconv.FormatInt(t.msg.Size, 10))
+	}
+	if options.Envelope {
+		w.Raw(" ENVELOPE ")
+		if err := w.Value(encodeEnvelope(readEnvelope(file))); err != nil {
+			return s.brokenResponse(t.msg, err)
+		}
+	}
+	if fa.Body || options.BodyStructure != nil {
+		file.Seek(0, io.SeekStart)
+		bs := extractBodyStructure(file)
+		if fa.Body {
+			w.Raw(" BODY ")
+			if err := w.Value(encodeBodyStructure(bs, false)); err != nil {
+				return s.brokenResponse(t.msg, err)
+			}
+		}
+		if options.BodyStructure != nil {
+			w.Raw(" BODYSTRUCTURE ")
+			if err := w.Value(encodeBodyStructure(bs, options.BodyStructure.Extended)); err != nil {
+				return s.brokenResponse(t.msg, err)
+			}
+		}
+	}
+	if err := s.writeSections(file, size, t.msg, fa); err != nil {
+		return err
+	}
+	w.Raw(")")
+	return w.End()
+}
+
+const internalDateLayout = "02-Jan-2006 15:04:05 -0700"
+
+// writeSections writes the BODY[...], BINARY[...] and BINARY.SIZE[...] items.
+func (s *session) writeSections(file content, size int64, m store.Message, fa *fetchArgs) error {
+	for _, bs := range fa.Options.BodySection {
+		if err := s.writeBodySection(file, size, m, fa, bs); err != nil {
+			return err
+		}
+	}
+	for _, bs := range fa.Options.BinarySection {
+		b, ok, err := extractBinarySection(file, size, bs.Part)
+		if err != nil {
+			return s.brokenResponse(m, err)
+		}
+		if !ok {
+			// RFC 3516 4.3 wants NO [UNKNOWN-CTE]; within a FETCH of several messages, NIL says
+			// the same for this message without failing the others.
+			s.w.Raw(" " + encodeBinarySectionName(bs) + " NIL")
+			continue
+		}
+		b = partial(b, bs.Partial)
+		s.w.Raw(" " + encodeBinarySectionName(bs) + " ")
+		s.w.Value(encodeBinaryLiteral(b))
+		s.countSent(len(b))
+	}
+	for _, bss := range fa.Options.BinarySectionSize {
+		b, ok, err := extractBinarySection(file, size, bss.Part)
+		if err != nil {
+			return s.brokenResponse(m, err)
+		}
+		s.w.Raw(" " + encodeBinarySizeName(bss) + " ")
+		if !ok {
+			s.w.Raw("NIL")
+			continue
+		}
+		s.w.Raw(strconv.Itoa(len(b)))
+	}
+	return nil
+}
+
+// partial cuts <offset.size> out of a section.
+func partial(b []byte, p *imap.SectionPartial) []byte {
+	if p == nil {
+		return b
+	}
+	off := min(p.Offset, int64(len(b)))
+	return b[off:min(off+p.Size, int64(len(b)))]
+}
+
+// writeBodySection sends one BODY[...] item. The whole message, the commonest request, is
+// streamed from the file; other sections are cut out first.
+func (s *session) writeBodySection(file content, size int64, m store.Message, fa *fetchArgs, bs *imap.FetchItemBodySection) error {
+	name := " " + sectionResponseName(fa, bs) + " "
+	whole := len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierNone &&
+		len(bs.HeaderFields) == 0 && len(bs.HeaderFieldsNot) == 0
+	if !whole {
+		b, err := extractBodySection(file, size, bs)
+		if err != nil {
+			return s.brokenResponse(m, err)
+		}
+		b = partial(b, bs.Partial)
+		s.w.Raw(name)
+		if err := s.w.Value(encodeBodyLiteral(b)); err != nil {
+			return s.brokenResponse(m, err)
+		}
+		s.countSent(len(b))
+		return nil
+	}
+	offset, n := int64(0), size
+	if p := bs.Partial; p != nil {
+		offset = min(p.Offset, size)
+		n = min(p.Size, size-offset)
+	}
+	s.w.Raw(name)
+	if err := s.w.LiteralFrom(nulFree{io.NewSectionReader(file, offset, n)}, n, false); err != nil {
+		// The literal's length is already on the wire: the only way out is to drop the
+		// connection.
+		s.nc.Close()
+		s.state = stateLogout
+		return s.storageError("reading a message", fmt.Errorf("UID %d: %w", m.UID, err))
+	}
+	s.countSent(int(n))
+	return nil
+}
+
+// nulFree passes a message through with each NUL as 0x80, as encodeBodyLiteral sends it:
+// only a binary APPEND can store NUL, and no ordinary literal may carry one. The length stays,
+// so the literal's announced size holds.
+type nulFree struct{ r io.Reader }
+
+func (n nulFree) Read(p []byte) (int, error) {
+	k, err := n.r.Read(p)
+	for i, c := range p[:k] {
+		if c == 0 {
+			p[i] = 0x80
+		}
+	}
+	return k, err
+}
+
+// brokenResponse ends a FETCH whose response could not be completed: the client cannot
+// resynchronise inside a response, so the connection closes.
+func (s *session) brokenResponse(m store.Message, err error) error {
+	s.nc.Close()
+	s.state = stateLogout
+	return s.storageError("writing a FETCH response", fmt.Errorf("UID %d: %w", m.UID, err))
+}
+
+func (s *session) countSent(n int) {
+	s.srv.cfg.Metrics.BytesSent.WithLabelValues(Protocol).Add(float64(n))
+}
+
+// readEnvelope reads the header block of a message for ENVELOPE.
+func readEnvelope(file content) *imap.Envelope {
 	file.Seek(0, io.SeekStart)
 	r := headerReaders.Get().(*bufio.Reader)
 	r.Reset(file)
@@ -165,83 +309,16 @@ func envelope(file content) *imap.Envelope {
 	r.Reset(nil)
 	headerReaders.Put(r)
 	if err != nil {
-		return nil // written as an envelope of NILs
+		return &imap.Envelope{} // written as an envelope of NILs
 	}
-	return imapserver.ExtractEnvelope(h)
+	return extractEnvelope(h)
 }
 
-// writeBodySection sends one BODY[...] item. The whole message, the commonest request, is
-// streamed from the file; other sections are cut out by the library.
-func (s *session) writeBodySection(rw *imapserver.FetchResponseWriter, file content, m store.Message, bs *imap.FetchItemBodySection) error {
-	whole := len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierNone &&
-		len(bs.HeaderFields) == 0 && len(bs.HeaderFieldsNot) == 0
-	if !whole {
-		file.Seek(0, io.SeekStart)
-		b := imapserver.ExtractBodySection(file, bs)
-		return s.writeLiteral(rw.WriteBodySection(bs, int64(len(b))), b)
+// sectionResponseName names a body section in the response: as the client asked for it when
+// that was RFC822, RFC822.HEADER or RFC822.TEXT, else BODY[section] with the partial's origin.
+func sectionResponseName(fa *fetchArgs, bs *imap.FetchItemBodySection) string {
+	if name, ok := fa.Legacy[bs]; ok {
+		return name
 	}
-	offset, size := int64(0), m.Size
-	if p := bs.Partial; p != nil {
-		offset = min(p.Offset, m.Size)
-		size = min(p.Size, m.Size-offset)
-	}
-	wc := rw.WriteBodySection(bs, size)
-	n, err := io.Copy(wc, io.NewSectionReader(file, offset, size))
-	if err == nil && n != size {
-		err = fmt.Errorf("message file of UID %d is %d bytes short", m.UID, size-n)
-	}
-	if err != nil {
-		// The literal's length is already on the wire: the only way out is to drop the
-		// connection.
-		s.conn.NetConn().Close()
-		wc.Close()
-		return s.storageError("reading a message", err)
-	}
-	s.srv.cfg.Metrics.BytesSent.WithLabelValues(Protocol).Add(float64(size))
-	return wc.Close()
-}
-
-func (s *session) writeLiteral(wc io.WriteCloser, b []byte) error {
-	_, err := wc.Write(b)
-	if cerr := wc.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		s.srv.cfg.Metrics.BytesSent.WithLabelValues(Protocol).Add(float64(len(b)))
-	}
-	return err
-}
-
-// bodyStructure is the library's BODYSTRUCTURE with the holes of malformed mail filled: the
-// library's writer panics on a multipart without parts (wrong boundary, truncated message).
-func bodyStructure(r io.Reader) imap.BodyStructure {
-	return repairBodyStructure(imapserver.ExtractBodyStructure(r))
-}
-
-func repairBodyStructure(bs imap.BodyStructure) imap.BodyStructure {
-	switch bs := bs.(type) {
-	case *imap.BodyStructureMultiPart:
-		if len(bs.Children) == 0 {
-			return &imap.BodyStructureSinglePart{Type: "text", Subtype: "plain",
-				Params: map[string]string{"charset": "us-ascii"}, Text: &imap.BodyStructureText{},
-				Extended: &imap.BodyStructureSinglePartExt{}}
-		}
-		for i, c := range bs.Children {
-			bs.Children[i] = repairBodyStructure(c)
-		}
-		if bs.Extended == nil {
-			bs.Extended = &imap.BodyStructureMultiPartExt{}
-		}
-	case *imap.BodyStructureSinglePart:
-		if bs.Type == "" || bs.Subtype == "" {
-			bs.Type, bs.Subtype = "text", "plain"
-		}
-		if bs.MessageRFC822 != nil {
-			bs.MessageRFC822.BodyStructure = repairBodyStructure(bs.MessageRFC822.BodyStructure)
-		}
-		if bs.Extended == nil {
-			bs.Extended = &imap.BodyStructureSinglePartExt{}
-		}
-	}
-	return bs
+	return encodeSectionName(bs)
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/kubemail/kubemail/mailserver/store"
 )
@@ -69,16 +68,7 @@ func (s *session) folder(name string, missing imap.ResponseCode) (*store.Folder,
 	return f, err
 }
 
-func (s *session) Select(name string, options *imap.SelectOptions) (_ *imap.SelectData, err error) {
-	cmd := "SELECT"
-	if options.ReadOnly {
-		cmd = "EXAMINE"
-	}
-	defer s.track(cmd, &err)
-	if s.sel != nil {
-		s.sel.close()
-		s.sel = nil
-	}
+func (s *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
 	f, err := s.folder(name, imap.ResponseCodeNonExistent)
 	if err != nil {
 		return nil, err
@@ -104,19 +94,9 @@ func (s *session) Select(name string, options *imap.SelectOptions) (_ *imap.Sele
 	return data, nil
 }
 
-func (s *session) Unselect() (err error) {
-	defer s.track("UNSELECT", &err)
-	if s.sel != nil {
-		s.sel.close()
-		s.sel = nil
-	}
-	return nil
-}
-
-func (s *session) Create(name string, options *imap.CreateOptions) (err error) {
-	defer s.track("CREATE", &err)
+func (s *session) Create(name string, options *imap.CreateOptions) error {
 	// A trailing delimiter only says the client means to create folders below it.
-	name, err = folderName(strings.TrimSuffix(name, string(store.Delimiter)))
+	name, err := folderName(strings.TrimSuffix(name, string(store.Delimiter)))
 	if err != nil {
 		return err
 	}
@@ -151,9 +131,8 @@ func (s *session) createParents(name string) error {
 	return nil
 }
 
-func (s *session) Delete(name string) (err error) {
-	defer s.track("DELETE", &err)
-	name, err = folderName(name)
+func (s *session) Delete(name string) error {
+	name, err := folderName(name)
 	if err != nil {
 		return err
 	}
@@ -164,9 +143,9 @@ func (s *session) Delete(name string) (err error) {
 	return nil
 }
 
-func (s *session) Rename(from, to string, _ *imap.RenameOptions) (err error) {
-	defer s.track("RENAME", &err)
-	if from, err = folderName(from); err != nil {
+func (s *session) Rename(from, to string) error {
+	from, err := folderName(from)
+	if err != nil {
 		return err
 	}
 	if to, err = folderName(strings.TrimSuffix(to, string(store.Delimiter))); err != nil {
@@ -219,8 +198,7 @@ func (s *session) renameInbox(to string) error {
 	return nil
 }
 
-func (s *session) Subscribe(name string) (err error) {
-	defer s.track("SUBSCRIBE", &err)
+func (s *session) Subscribe(name string) error {
 	if _, err := s.folder(name, imap.ResponseCodeNonExistent); err != nil {
 		return err
 	}
@@ -230,16 +208,14 @@ func (s *session) Subscribe(name string) (err error) {
 	return nil
 }
 
-func (s *session) Unsubscribe(name string) (err error) {
-	defer s.track("UNSUBSCRIBE", &err)
+func (s *session) Unsubscribe(name string) error {
 	if err := s.box.Unsubscribe(name); err != nil {
 		return s.folderFailure("unsubscribing", name, err)
 	}
 	return nil
 }
 
-func (s *session) Status(name string, options *imap.StatusOptions) (_ *imap.StatusData, err error) {
-	defer s.track("STATUS", &err)
+func (s *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
 	f, err := s.folder(name, imap.ResponseCodeNonExistent)
 	if err != nil {
 		return nil, err
@@ -284,26 +260,23 @@ func (s *session) status(f *store.Folder, options *imap.StatusOptions) *imap.Sta
 	return data
 }
 
-func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) (err error) {
-	defer s.track("LIST", &err)
-	if len(patterns) == 0 {
+func (s *session) List(ref string, patterns []string, options *imap.ListOptions) ([]*imap.ListData, error) {
+	if len(patterns) == 0 || (len(patterns) == 1 && patterns[0] == "") {
 		// LIST "" "": the hierarchy delimiter and root.
-		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: store.Delimiter})
+		return []*imap.ListData{{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: store.Delimiter}}, nil
 	}
 	subs, err := s.box.Subscriptions()
 	if err != nil {
-		return s.storageError("reading subscriptions", err)
+		return nil, s.storageError("reading subscriptions", err)
 	}
-	for _, d := range listFolders(s.box.Folders(), subs, ref, patterns, options) {
+	list := listFolders(s.box.Folders(), subs, ref, patterns, options)
+	for _, d := range list {
 		if options.ReturnStatus != nil && !slices.Contains(d.Attrs, imap.MailboxAttrNoSelect) &&
 			!slices.Contains(d.Attrs, imap.MailboxAttrNonExistent) {
 			if f, err := s.box.Folder(d.Mailbox); err == nil {
 				d.Status = s.status(f, options.ReturnStatus)
 			}
 		}
-		if err := w.WriteList(d); err != nil {
-			return err
-		}
 	}
-	return nil
+	return list, nil
 }

@@ -1,20 +1,19 @@
-// Package imapd is the mail server's IMAP side on github.com/emersion/go-imap/v2's imapserver:
-// it logs users in through login, maps IMAP mailboxes 1:1 onto the store's folders, and pushes
-// deliveries and other sessions' changes to selected and idling clients.
+// Package imapd is the mail server's IMAP side, protocol engine included (the wire format is
+// in imapd/wire; go-imap v2 provides types): it logs users in through login, maps IMAP
+// mailboxes 1:1 onto the store's folders, and pushes deliveries and other sessions' changes to
+// selected and idling clients.
 package imapd
 
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net"
-	"strings"
 	"sync"
-
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
+	"time"
 
 	// Registers the legacy charsets (ISO-8859-x, Windows-125x, ...) with go-message so SEARCH
 	// matches text and envelopes decode subjects in mail that is not UTF-8.
@@ -57,16 +56,17 @@ var ErrServerClosed = fmt.Errorf("imapd: server closed: %w", net.ErrClosed)
 
 // Server is an IMAP server over the store.
 type Server struct {
-	cfg  Config
-	imap *imapserver.Server
-	// ctx ends when the server closes, aborting logins that wait out a throttling delay.
+	cfg Config
+	// ctx ends when the server closes: sessions say BYE, logins waiting out a throttling
+	// delay give up.
 	ctx    context.Context
 	cancel context.CancelFunc
 
 	mu        sync.Mutex
 	closed    bool
 	listeners map[net.Listener]struct{}
-	conns     map[*imapserver.Conn]struct{}
+	conns     map[net.Conn]struct{}
+	sessions  sync.WaitGroup
 }
 
 // NewServer returns a server for cfg; call Serve for each listener.
@@ -84,36 +84,8 @@ func NewServer(cfg Config) *Server {
 		cfg.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, ctx: ctx, cancel: cancel,
-		listeners: map[net.Listener]struct{}{}, conns: map[*imapserver.Conn]struct{}{}}
-	s.imap = imapserver.New(&imapserver.Options{
-		NewSession: s.newSession,
-		Caps:       capabilities(),
-		Logger:     libraryLog{cfg.Log},
-		TLSConfig:  cfg.TLSConfig,
-		// Never: passwords only travel inside TLS.
-		InsecureAuth: false,
-	})
-	return s
-}
-
-// capabilities lists what the backend implements. The library adds on its own what needs no
-// backend support: STARTTLS (with a TLS config), AUTH=PLAIN or LOGINDISABLED, SASL-IR,
-// LITERAL-, ENABLE, IDLE, UNSELECT, UTF8=ACCEPT, and APPENDLIMIT=n from
-// SessionAppendLimit. IMAP4rev2 implies the extensions folded into it, but IMAP4rev1
-// clients only see what is listed.
-func capabilities() imap.CapSet {
-	caps := imap.CapSet{}
-	for _, c := range []imap.Cap{
-		imap.CapIMAP4rev1, imap.CapIMAP4rev2,
-		imap.CapNamespace, imap.CapUIDPlus, imap.CapESearch, imap.CapSearchRes,
-		imap.CapListExtended, imap.CapListStatus, imap.CapMove, imap.CapStatusSize,
-		imap.CapBinary, imap.CapChildren,
-		imap.CapSpecialUse, imap.CapCreateSpecialUse, imap.CapLiteralPlus,
-	} {
-		caps[c] = struct{}{}
-	}
-	return caps
+	return &Server{cfg: cfg, ctx: ctx, cancel: cancel,
+		listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}}
 }
 
 // appendLimit is MaxMessageBytes as the protocol's 32-bit number.
@@ -136,14 +108,48 @@ func (s *Server) Serve(ln net.Listener) error {
 		delete(s.listeners, ln)
 		s.mu.Unlock()
 	}()
-	err := s.imap.Serve(ln)
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
-		return ErrServerClosed
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		if !s.track(nc) {
+			nc.Close()
+			continue
+		}
+		go func() {
+			defer s.untrack(nc)
+			_, isTLS := nc.(*tls.Conn)
+			newSession(s, nc, isTLS).serve()
+		}()
 	}
-	return err
+}
+
+// track registers a connection; false once the server is closed.
+func (s *Server) track(nc net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[nc] = struct{}{}
+	s.sessions.Add(1)
+	return true
+}
+
+func (s *Server) untrack(nc net.Conn) {
+	nc.Close()
+	s.mu.Lock()
+	delete(s.conns, nc)
+	s.mu.Unlock()
+	s.sessions.Done()
 }
 
 // Shutdown stops accepting connections, tells every client the server is going away (an
@@ -151,80 +157,50 @@ func (s *Server) Serve(ln net.Listener) error {
 // are long-lived (IDLE lasts up to 30 minutes), so it does not wait for clients to log out;
 // ctx bounds how long it waits for responses in flight.
 func (s *Server) Shutdown(ctx context.Context) error {
-	conns := s.stop()
+	s.stop()
 	done := make(chan struct{})
 	go func() {
-		var wg sync.WaitGroup
-		for _, c := range conns {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c.Bye(s.cfg.Hostname + " IMAP server shutting down, please reconnect")
-			}()
-		}
-		wg.Wait()
+		s.sessions.Wait()
 		close(done)
 	}()
-	var err error
 	select {
 	case <-done:
+		return nil
 	case <-ctx.Done():
-		err = ctx.Err()
+		s.closeConns()
+		return ctx.Err()
 	}
-	s.imap.Close()
-	return err
 }
 
 // Close closes every listener and connection at once.
 func (s *Server) Close() error {
 	s.stop()
-	s.imap.Close()
+	s.closeConns()
 	return nil
 }
 
-// stop marks the server closed, closes its listeners and returns the open connections.
-func (s *Server) stop() []*imapserver.Conn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.closed {
-		s.closed = true
-		s.cancel()
-		for ln := range s.listeners {
-			ln.Close()
-		}
-	}
-	conns := make([]*imapserver.Conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	return conns
-}
-
-func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+// stop marks the server closed, closes its listeners and wakes every session blocked reading
+// a command, which then says BYE.
+func (s *Server) stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down, try again later"}
+		return
 	}
-	s.conns[c] = struct{}{}
-	return newSession(s, c), nil, nil
+	s.closed = true
+	s.cancel()
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for nc := range s.conns {
+		nc.SetReadDeadline(time.Now())
+	}
 }
 
-func (s *Server) forget(c *imapserver.Conn) {
+func (s *Server) closeConns() {
 	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-}
-
-// libraryLog sends imapserver's messages to slog: connections that broke or timed out are
-// routine (Debug); anything else, such as a command that failed inside the library, is not.
-type libraryLog struct{ log *slog.Logger }
-
-func (l libraryLog) Printf(format string, args ...interface{}) {
-	msg := fmt.Sprintf(format, args...)
-	level := slog.LevelWarn
-	if strings.HasPrefix(msg, "failed to read command") || strings.HasPrefix(msg, "failed to write greeting") {
-		level = slog.LevelDebug
+	defer s.mu.Unlock()
+	for nc := range s.conns {
+		nc.Close()
 	}
-	l.log.Log(context.Background(), level, msg, "protocol", Protocol)
 }

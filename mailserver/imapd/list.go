@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/kubemail/kubemail/mailserver/store"
 )
@@ -57,7 +56,7 @@ func listFolders(folders []store.FolderInfo, subs []string, ref string, patterns
 	}
 	matches := func(name string) bool {
 		return slices.ContainsFunc(patterns, func(p string) bool {
-			return imapserver.MatchList(name, store.Delimiter, ref, p)
+			return matchList(name, store.Delimiter, ref, p)
 		})
 	}
 	// RECURSIVEMATCH reports subscriptions the pattern does not reach on their parents.

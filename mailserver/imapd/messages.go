@@ -6,13 +6,13 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
+	"github.com/kubemail/kubemail/mailserver/imapd/wire"
 	"github.com/kubemail/kubemail/mailserver/store"
 )
 
-func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, _ *imap.StoreOptions) (err error) {
-	defer s.track("STORE", &err)
+// store changes flags and, unless .SILENT, answers with every message's flags.
+func (s *session) store(numSet imap.NumSet, flags *imap.StoreFlags) error {
 	sel := s.sel
 	if sel.readOnly {
 		return errReadOnly
@@ -52,12 +52,8 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 			}
 			f = cur.Flags
 		}
-		rw := w.CreateMessage(t.seq)
-		rw.WriteUID(imap.UID(t.msg.UID))
-		rw.WriteFlags(imapFlags(f))
-		if err := rw.Close(); err != nil {
-			return err
-		}
+		s.w.Untagged(wire.Number(uint64(t.seq)), wire.Atom("FETCH"),
+			wire.List(wire.Atom("UID"), wire.Number(uint64(t.msg.UID)), wire.Atom("FLAGS"), flagValues(f)))
 	}
 	return nil
 }
@@ -93,11 +89,10 @@ func keywordSpelling(targets []target, op store.FlagOp, flags []string) []string
 	return out
 }
 
-// Expunge removes \Deleted messages (of uids, for UID EXPUNGE). The EXPUNGE responses come
+// expunge removes \Deleted messages (of uids, for UID EXPUNGE). The EXPUNGE responses come
 // from the folder's events, like everyone else's, in the poll after the command; CLOSE
 // discards them with the selection.
-func (s *session) Expunge(_ *imapserver.ExpungeWriter, uids *imap.UIDSet) (err error) {
-	defer s.track("EXPUNGE", &err)
+func (s *session) expunge(uids *imap.UIDSet) error {
 	sel := s.sel
 	if sel.readOnly {
 		return nil // RFC 3501: CLOSE after EXAMINE removes nothing and is no error
@@ -117,11 +112,6 @@ func (s *session) Expunge(_ *imapserver.ExpungeWriter, uids *imap.UIDSet) (err e
 		return s.storageError("expunging", err)
 	}
 	return nil
-}
-
-func (s *session) Copy(numSet imap.NumSet, dest string) (_ *imap.CopyData, err error) {
-	defer s.track("COPY", &err)
-	return s.copy(numSet, dest)
 }
 
 // copy copies messages and answers COPYUID, or leaves the destination as it was.
@@ -158,24 +148,17 @@ func (s *session) copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	return data, nil
 }
 
-// Move is COPY, then EXPUNGE of what was copied (RFC 6851). The EXPUNGE responses follow the
-// COPYUID response from the folder's events.
-func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) (err error) {
-	defer s.track("MOVE", &err)
+// move is COPY, then EXPUNGE of what was copied (RFC 6851). The EXPUNGE responses follow the
+// COPYUID response from the folder's events. A move into the selected folder itself gives the
+// messages new UIDs at the end, as Dovecot does.
+func (s *session) move(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
 	sel := s.sel
 	if sel.readOnly {
-		return errReadOnly
-	}
-	if name, err := folderName(dest); err == nil && name == sel.folder.Name() {
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot,
-			Text: "Source and destination are the same folder"}
+		return nil, errReadOnly
 	}
 	data, err := s.copy(numSet, dest)
 	if err != nil || data == nil {
-		return err
-	}
-	if err := w.WriteCopyData(data); err != nil {
-		return err
+		return nil, err
 	}
 	moved, _ := data.SourceUIDs.Nums()
 	uids := make([]uint32, len(moved))
@@ -184,29 +167,9 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	}
 	if _, err := sel.folder.Expunge(uids); err != nil {
 		// The copies stay: a message twice is better than a message lost.
-		return s.storageError("removing moved messages", err)
+		return nil, s.storageError("removing moved messages", err)
 	}
-	return nil
-}
-
-func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (_ *imap.AppendData, err error) {
-	defer s.track("APPEND", &err)
-	f, err := s.folder(mailbox, imap.ResponseCodeTryCreate)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.checkQuota(r.Size()); err != nil {
-		return nil, err
-	}
-	m, err := f.Append(r, storeFlags(options.Flags), options.Time)
-	if err != nil {
-		return nil, s.storageError("appending a message", err)
-	}
-	uidValidity := f.Status().UIDValidity
-	if s.sel != nil && s.sel.folder == f {
-		uidValidity = s.sel.uidValidity // saves Status's pass over the folder
-	}
-	return &imap.AppendData{UID: imap.UID(m.UID), UIDValidity: uidValidity}, nil
+	return data, nil
 }
 
 // checkQuota refuses to store size more bytes in a mailbox that would then be over its quota.

@@ -15,13 +15,13 @@ import (
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/kubemail/kubemail/mailserver/store"
 )
 
-func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (_ *imap.SearchData, err error) {
-	defer s.track("SEARCH", &err)
+// search finds the messages of the selected folder that match; numbers are UIDs when uid is
+// set, else sequence numbers.
+func (s *session) search(uid bool, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
 	sel := s.sel
 	var candidates []*candidate
 	sel.folder.View(func(msgs []store.Message) {
@@ -31,9 +31,9 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		if len(msgs) > 0 {
 			lastUID = msgs[len(msgs)-1].UID
 		}
-		sel.staticCriteria(criteria, uint32(len(msgs)), lastUID)
+		sel.staticCriteria(criteria, sel.clientCount(), lastUID)
 		for i, m := range msgs {
-			if seq := sel.tracker.EncodeSeqNum(uint32(i + 1)); seq != 0 {
+			if seq := sel.seqOf(i); seq != 0 {
 				candidates = append(candidates, &candidate{folder: sel.folder, seq: seq, msg: m})
 			}
 		}
@@ -53,7 +53,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		}
 		maxUID = c.msg.UID
 		num := c.msg.UID
-		if kind == imapserver.NumKindSeq {
+		if !uid {
 			seqs.AddNum(c.seq)
 			num = c.seq
 		}
@@ -64,14 +64,14 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		data.Max = num
 		data.Count++
 	}
-	if kind == imapserver.NumKindSeq {
+	if !uid {
 		data.All = seqs
 	} else {
 		data.All = uids
 	}
 	if options.ReturnSave {
 		// RFC 5182 2.1: with only MIN and/or MAX asked for, only those are saved.
-		if !options.ReturnAll && !options.ReturnCount && data.Count > 0 {
+		if (options.ReturnMin || options.ReturnMax) && !options.ReturnAll && !options.ReturnCount && data.Count > 0 {
 			uids = imap.UIDSet{}
 			if options.ReturnMin {
 				uids.AddNum(imap.UID(minUID))

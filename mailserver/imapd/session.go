@@ -5,44 +5,82 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"net"
 	"net/netip"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/mailserver/imapd/wire"
 	"github.com/kubemail/kubemail/mailserver/login"
 	"github.com/kubemail/kubemail/mailserver/store"
 )
 
-// session is one IMAP connection. The library calls its methods one command at a time from
-// the connection's goroutine (IDLE's updates come from a second goroutine while no command
-// runs), so only the selection, which the store's watcher also touches, needs a lock.
+// state is where a connection is in RFC 9051's state diagram.
+type state uint8
+
+const (
+	stateNotAuthenticated state = 1 << iota
+	stateAuthenticated
+	stateSelected
+	stateLogout
+)
+
+// session is one IMAP connection. One goroutine reads its commands and writes every response;
+// the store's watcher only marks the selection and wakes that goroutine, so only the
+// selection needs a lock.
 type session struct {
-	srv  *Server
-	conn *imapserver.Conn
-	ip   netip.Addr
-	log  *slog.Logger
+	srv *Server
+	nc  net.Conn
+	r   *wire.Reader
+	w   *wire.Writer
+	ip  netip.Addr
+	log *slog.Logger
+	// tls is set once the connection is encrypted (implicit TLS or STARTTLS).
+	tls   bool
+	state state
+	// rev2 and utf8 are set by ENABLE IMAP4rev2 and ENABLE UTF8=ACCEPT.
+	rev2, utf8 bool
 
 	user *directory.Mailbox // nil before login
 	box  *store.Mailbox
 	sel  *selection // nil unless a folder is selected
 }
 
-var (
-	_ imapserver.SessionIMAP4rev2   = (*session)(nil)
-	_ imapserver.SessionAppendLimit = (*session)(nil)
-)
-
-func newSession(s *Server, c *imapserver.Conn) *session {
+func newSession(s *Server, nc net.Conn, tls bool) *session {
 	id := make([]byte, 8)
 	rand.Read(id)
-	sess := &session{srv: s, conn: c}
-	if ap, err := netip.ParseAddrPort(c.NetConn().RemoteAddr().String()); err == nil {
+	sess := &session{srv: s, nc: nc, tls: tls, state: stateNotAuthenticated}
+	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		sess.ip = ap.Addr().Unmap()
 	}
 	sess.log = s.cfg.Log.With("protocol", Protocol, "session", hex.EncodeToString(id), "remote", sess.ip.String())
+	sess.setConn(nc)
 	return sess
+}
+
+// setConn reads and writes through nc, as at the start and after STARTTLS.
+func (s *session) setConn(nc net.Conn) {
+	s.nc = nc
+	s.w = wire.NewWriter(nc)
+	s.w.UTF8 = s.rev2 || s.utf8
+	s.r = wire.NewReader(nc, s.w, wire.Limits{MaxLiteral: s.srv.cfg.MaxMessageBytes})
+	s.r.AcceptLiteral = s.acceptLiteral
+	s.r.SetAuthenticated(s.user != nil)
+}
+
+// acceptLiteral refuses, before the client sends it, a message an over-quota mailbox cannot
+// take.
+func (s *session) acceptLiteral(name string, size int64, _ bool) error {
+	if name != "APPEND" || s.user == nil {
+		return nil
+	}
+	if err := s.checkQuota(size); err != nil {
+		var ie *imap.Error
+		errors.As(err, &ie)
+		return &wire.Error{Status: wire.NO, Code: string(ie.Code), Detail: ie.Text}
+	}
+	return nil
 }
 
 // Replies shared by several commands. Wrong user and wrong password get the same one.
@@ -59,13 +97,15 @@ var (
 		Text: "Storage error, try again later"}
 	errReadOnly = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot,
 		Text: "The folder is open read-only (EXAMINE); SELECT it to change it"}
+	errPrivacyRequired = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodePrivacyRequired,
+		Text: "Log in after STARTTLS, or over implicit TLS: passwords never travel in clear text"}
 )
 
-// track counts a command and, when *err is set, its failure. Use it deferred.
-func (s *session) track(cmd string, err *error) {
+// track counts a command and, when err is set, its failure.
+func (s *session) track(cmd string, err error) {
 	m := s.srv.cfg.Metrics
 	m.Commands.WithLabelValues(Protocol, cmd).Inc()
-	if *err != nil {
+	if err != nil {
 		m.CommandErrors.WithLabelValues(Protocol, cmd).Inc()
 	}
 }
@@ -76,18 +116,20 @@ func (s *session) storageError(what string, err error) error {
 	return errStorage
 }
 
-func (s *session) Close() error {
-	// s.sel stays set: the library may still be ending an IDLE goroutine that reads it.
+// close ends the session's use of the store.
+func (s *session) close() {
 	if s.sel != nil {
 		s.sel.close()
+		s.sel = nil
 	}
-	s.srv.forget(s.conn)
-	return nil
 }
 
-// Login serves both LOGIN and AUTHENTICATE PLAIN; the library refuses both without TLS.
-func (s *session) Login(username, password string) (err error) {
-	defer s.track("LOGIN", &err)
+// login checks a user's password (LOGIN and AUTHENTICATE PLAIN) and opens the mailbox.
+func (s *session) login(username, password string) (err error) {
+	defer func() { s.track("LOGIN", err) }()
+	if !s.tls {
+		return errPrivacyRequired
+	}
 	mb, err := s.srv.cfg.Auth.Login(s.srv.ctx, Protocol, s.ip, username, password)
 	switch {
 	case errors.Is(err, login.ErrThrottled):
@@ -107,33 +149,10 @@ func (s *session) Login(username, password string) (err error) {
 		return errUnavailable
 	}
 	s.user, s.box = mb, box
+	s.state = stateAuthenticated
+	s.r.SetAuthenticated(true)
 	s.log = s.log.With("mailbox", mb.Address)
 	s.srv.cfg.Metrics.Sessions.WithLabelValues(Protocol).Inc()
 	s.log.Info("logged in")
 	return nil
-}
-
-func (s *session) AppendLimit() uint32 { return s.srv.appendLimit() }
-
-func (s *session) Namespace() (_ *imap.NamespaceData, err error) {
-	defer s.track("NAMESPACE", &err)
-	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: store.Delimiter}}}, nil
-}
-
-// Poll runs after every command: it sends what changed in the selected folder since.
-func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
-	if s.sel == nil {
-		return nil
-	}
-	return s.sel.tracker.Poll(w, allowExpunge)
-}
-
-// Idle streams changes to the selected folder until the client says DONE.
-func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) (err error) {
-	defer s.track("IDLE", &err)
-	if s.sel == nil {
-		<-stop // nothing to report outside a folder
-		return nil
-	}
-	return s.sel.idle(w, stop)
 }

@@ -1,6 +1,9 @@
 package wire
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // Kind says which syntactic form a Value took on the wire.
 type Kind uint8
@@ -47,6 +50,20 @@ func Number(n uint64) Value { return Value{Kind: KindNumber, Num: n, Str: strcon
 
 // String is a string the writer sends quoted or as a literal, whichever the content allows.
 func String(s string) Value { return Value{Kind: KindQuoted, Str: s} }
+
+// AString is a string sent as an atom when it can be one, as mailbox names usually go
+// ("INBOX", "Sent"), else like String. NIL is quoted, so that no reader takes it for NIL.
+func AString(s string) Value {
+	if s == "" || strings.EqualFold(s, "NIL") || len(s) > 1024 {
+		return String(s)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`(){%*"\`, c) >= 0 {
+			return String(s)
+		}
+	}
+	return Atom(s)
+}
 
 // Literal is data the writer always sends as a literal {n}; it must not hold NUL.
 func Literal(b []byte) Value { return Value{Kind: KindLiteral, Lit: b} }

@@ -230,3 +230,18 @@ func TestWriterTightList(t *testing.T) {
 		t.Errorf("got %q, want %q", buf.String(), want)
 	}
 }
+
+func TestAString(t *testing.T) {
+	for in, want := range map[string]string{
+		"INBOX": "INBOX", "Sent": "Sent", "a]b": "a]b", "": `""`, "nil": `"nil"`,
+		"a b": `"a b"`, "50%": `"50%"`, "a*": `"a*"`, `q"`: `"q\""`, "(x)": `"(x)"`,
+	} {
+		var buf bytes.Buffer
+		w := NewWriter(&buf)
+		w.Untagged(AString(in))
+		w.Flush()
+		if got := strings.TrimSuffix(strings.TrimPrefix(buf.String(), "* "), "\r\n"); got != want {
+			t.Errorf("AString(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,181 @@
+package imapd
+
+import (
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/kubemail/kubemail/mailserver/imapd/wire"
+)
+
+// Commands on the selected folder's messages: arguments read here, the work done in
+// messages.go, search.go and fetch.go.
+
+func (s *session) cmdClose(_ string, args []wire.Value, _ bool) (reply, error) {
+	if err := noArgs("CLOSE", args); err != nil {
+		return reply{}, err
+	}
+	// CLOSE expunges silently: the selection, and with it the EXPUNGE responses, go.
+	err := s.expunge(nil)
+	s.unselect()
+	return reply{}, err
+}
+
+func (s *session) cmdUnselect(_ string, args []wire.Value, _ bool) (reply, error) {
+	if err := noArgs("UNSELECT", args); err != nil {
+		return reply{}, err
+	}
+	s.unselect()
+	return reply{}, nil
+}
+
+func (s *session) unselect() {
+	if s.sel != nil {
+		s.sel.close()
+		s.sel = nil
+	}
+	s.state = stateAuthenticated
+}
+
+func (s *session) cmdExpunge(_ string, args []wire.Value, uid bool) (reply, error) {
+	if !uid {
+		if err := noArgs("EXPUNGE", args); err != nil {
+			return reply{}, err
+		}
+		return reply{}, s.expunge(nil)
+	}
+	if len(args) != 1 {
+		return reply{}, badArg("UID EXPUNGE takes a UID set")
+	}
+	set, err := parseNumSet(args[0], true)
+	if err != nil {
+		return reply{}, err
+	}
+	uids := s.sel.uidSet(set)
+	return reply{}, s.expunge(&uids)
+}
+
+// uidSet is a UID set with "$" (SEARCHRES) resolved.
+func (sel *selection) uidSet(set imap.NumSet) imap.UIDSet {
+	if imap.IsSearchRes(set) {
+		sel.mu.Lock()
+		defer sel.mu.Unlock()
+		return sel.searchRes
+	}
+	uids, _ := set.(imap.UIDSet)
+	return uids
+}
+
+func (s *session) cmdStore(_ string, args []wire.Value, uid bool) (reply, error) {
+	if len(args) < 3 {
+		return reply{}, badArg("STORE takes a message set, FLAGS, +FLAGS or -FLAGS, and flags")
+	}
+	set, err := parseNumSet(args[0], uid)
+	if err != nil {
+		return reply{}, err
+	}
+	flags, _, err := parseStoreArgs(args[1:])
+	if err != nil {
+		return reply{}, err
+	}
+	return reply{}, s.store(set, flags)
+}
+
+func (s *session) cmdSearch(tag string, args []wire.Value, uid bool) (reply, error) {
+	sa, err := parseSearchArgs(args, uid)
+	if err != nil {
+		return reply{}, err
+	}
+	options := sa.Return
+	if options == nil {
+		options = &imap.SearchOptions{ReturnAll: true}
+	}
+	data, err := s.search(uid, sa.Criteria, options)
+	if err != nil {
+		return reply{}, err
+	}
+	if sa.Return == nil {
+		vals := []wire.Value{wire.Atom("SEARCH")}
+		if nums, ok := data.All.(imap.SeqSet); ok {
+			n, _ := nums.Nums()
+			for _, x := range n {
+				vals = append(vals, wire.Number(uint64(x)))
+			}
+		} else if nums, ok := data.All.(imap.UIDSet); ok {
+			n, _ := nums.Nums()
+			for _, x := range n {
+				vals = append(vals, wire.Number(uint64(x)))
+			}
+		}
+		s.w.Untagged(vals...)
+		return reply{}, nil
+	}
+	s.writeESearch(tag, uid, options, data)
+	return reply{}, nil
+}
+
+// writeESearch writes RFC 4731's ESEARCH response. A SAVE without other options returns
+// nothing (RFC 5182 2.4).
+func (s *session) writeESearch(tag string, uid bool, o *imap.SearchOptions, d *imap.SearchData) {
+	if o.ReturnSave && !o.ReturnMin && !o.ReturnMax && !o.ReturnAll && !o.ReturnCount {
+		return
+	}
+	vals := []wire.Value{wire.Atom("ESEARCH"), wire.List(wire.Atom("TAG"), wire.String(tag))}
+	if uid {
+		vals = append(vals, wire.Atom("UID"))
+	}
+	if o.ReturnMin && d.Count > 0 {
+		vals = append(vals, wire.Atom("MIN"), wire.Number(uint64(d.Min)))
+	}
+	if o.ReturnMax && d.Count > 0 {
+		vals = append(vals, wire.Atom("MAX"), wire.Number(uint64(d.Max)))
+	}
+	if o.ReturnAll && d.Count > 0 {
+		vals = append(vals, wire.Atom("ALL"), wire.Atom(d.All.String()))
+	}
+	if o.ReturnCount {
+		vals = append(vals, wire.Atom("COUNT"), wire.Number(uint64(d.Count)))
+	}
+	s.w.Untagged(vals...)
+}
+
+// copyArgs reads COPY's and MOVE's message set and destination.
+func (s *session) copyArgs(name string, args []wire.Value, uid bool) (imap.NumSet, string, error) {
+	if len(args) != 2 {
+		return nil, "", badArg("%s takes a message set and a folder name", name)
+	}
+	set, err := parseNumSet(args[0], uid)
+	if err != nil {
+		return nil, "", err
+	}
+	dest, err := parseMailbox(args[1], s.utf8Names())
+	return set, dest, err
+}
+
+func (s *session) cmdCopy(_ string, args []wire.Value, uid bool) (reply, error) {
+	set, dest, err := s.copyArgs("COPY", args, uid)
+	if err != nil {
+		return reply{}, err
+	}
+	data, err := s.copy(set, dest)
+	if err != nil || data == nil {
+		return reply{}, err
+	}
+	return reply{code: "COPYUID", args: copyUIDArgs(data), text: "COPY completed"}, nil
+}
+
+func copyUIDArgs(d *imap.CopyData) []wire.Value {
+	return []wire.Value{wire.Number(uint64(d.UIDValidity)), wire.Atom(d.SourceUIDs.String()), wire.Atom(d.DestUIDs.String())}
+}
+
+func (s *session) cmdMove(_ string, args []wire.Value, uid bool) (reply, error) {
+	set, dest, err := s.copyArgs("MOVE", args, uid)
+	if err != nil {
+		return reply{}, err
+	}
+	data, err := s.move(set, dest)
+	if err != nil || data == nil {
+		return reply{}, err
+	}
+	// RFC 6851 4.3: COPYUID goes in an untagged OK, before the EXPUNGEs.
+	s.w.UntaggedStatus(wire.OK, "COPYUID", copyUIDArgs(data), "Moved")
+	return reply{}, nil
+}
