@@ -30,44 +30,41 @@ const (
 	loggedIn = stateAuthenticated | stateSelected
 )
 
-// commands is every command the server knows, by name.
-var commands map[string]handler
+// commands is every command the server knows, by name. Extensions in files of their own add
+// theirs in an init function.
+var commands = map[string]handler{
+	"CAPABILITY":   {states: anyState, run: (*session).cmdCapability},
+	"NOOP":         {states: anyState, polls: true, run: noop},
+	"LOGOUT":       {states: anyState, run: (*session).cmdLogout},
+	"ID":           {states: anyState, run: (*session).cmdID},
+	"STARTTLS":     {states: stateNotAuthenticated, run: (*session).cmdStartTLS},
+	"LOGIN":        {states: stateNotAuthenticated, tracksItself: true, run: (*session).cmdLogin},
+	"AUTHENTICATE": {states: stateNotAuthenticated, tracksItself: true, run: (*session).cmdAuthenticate},
 
-func init() {
-	commands = map[string]handler{
-		"CAPABILITY":   {states: anyState, run: (*session).cmdCapability},
-		"NOOP":         {states: anyState, polls: true, run: noop},
-		"LOGOUT":       {states: anyState, run: (*session).cmdLogout},
-		"ID":           {states: anyState, run: (*session).cmdID},
-		"STARTTLS":     {states: stateNotAuthenticated, run: (*session).cmdStartTLS},
-		"LOGIN":        {states: stateNotAuthenticated, tracksItself: true, run: (*session).cmdLogin},
-		"AUTHENTICATE": {states: stateNotAuthenticated, tracksItself: true, run: (*session).cmdAuthenticate},
+	"ENABLE":      {states: loggedIn, run: (*session).cmdEnable},
+	"SELECT":      {states: loggedIn, run: (*session).cmdSelect},
+	"EXAMINE":     {states: loggedIn, run: (*session).cmdExamine},
+	"CREATE":      {states: loggedIn, polls: true, run: (*session).cmdCreate},
+	"DELETE":      {states: loggedIn, polls: true, run: (*session).cmdDelete},
+	"RENAME":      {states: loggedIn, polls: true, run: (*session).cmdRename},
+	"SUBSCRIBE":   {states: loggedIn, polls: true, run: (*session).cmdSubscribe},
+	"UNSUBSCRIBE": {states: loggedIn, polls: true, run: (*session).cmdUnsubscribe},
+	"LIST":        {states: loggedIn, polls: true, run: (*session).cmdList},
+	"LSUB":        {states: loggedIn, polls: true, run: (*session).cmdLsub},
+	"NAMESPACE":   {states: loggedIn, polls: true, run: (*session).cmdNamespace},
+	"STATUS":      {states: loggedIn, polls: true, run: (*session).cmdStatus},
+	"APPEND":      {states: loggedIn, polls: true, run: (*session).cmdAppend},
+	"IDLE":        {states: loggedIn, run: (*session).idle},
 
-		"ENABLE":      {states: loggedIn, run: (*session).cmdEnable},
-		"SELECT":      {states: loggedIn, run: (*session).cmdSelect},
-		"EXAMINE":     {states: loggedIn, run: (*session).cmdExamine},
-		"CREATE":      {states: loggedIn, polls: true, run: (*session).cmdCreate},
-		"DELETE":      {states: loggedIn, polls: true, run: (*session).cmdDelete},
-		"RENAME":      {states: loggedIn, polls: true, run: (*session).cmdRename},
-		"SUBSCRIBE":   {states: loggedIn, polls: true, run: (*session).cmdSubscribe},
-		"UNSUBSCRIBE": {states: loggedIn, polls: true, run: (*session).cmdUnsubscribe},
-		"LIST":        {states: loggedIn, polls: true, run: (*session).cmdList},
-		"LSUB":        {states: loggedIn, polls: true, run: (*session).cmdLsub},
-		"NAMESPACE":   {states: loggedIn, polls: true, run: (*session).cmdNamespace},
-		"STATUS":      {states: loggedIn, polls: true, run: (*session).cmdStatus},
-		"APPEND":      {states: loggedIn, polls: true, run: (*session).cmdAppend},
-		"IDLE":        {states: loggedIn, run: (*session).idle},
-
-		"CHECK":    {states: stateSelected, polls: true, run: noop},
-		"CLOSE":    {states: stateSelected, run: (*session).cmdClose},
-		"UNSELECT": {states: stateSelected, run: (*session).cmdUnselect},
-		"EXPUNGE":  {states: stateSelected, uid: true, polls: true, run: (*session).cmdExpunge},
-		"SEARCH":   {states: stateSelected, uid: true, polls: true, noExpunge: true, run: (*session).cmdSearch},
-		"FETCH":    {states: stateSelected, uid: true, polls: true, noExpunge: true, run: (*session).cmdFetch},
-		"STORE":    {states: stateSelected, uid: true, polls: true, noExpunge: true, run: (*session).cmdStore},
-		"COPY":     {states: stateSelected, uid: true, polls: true, run: (*session).cmdCopy},
-		"MOVE":     {states: stateSelected, uid: true, polls: true, run: (*session).cmdMove},
-	}
+	"CHECK":    {states: stateSelected, polls: true, run: noop},
+	"CLOSE":    {states: stateSelected, run: (*session).cmdClose},
+	"UNSELECT": {states: stateSelected, run: (*session).cmdUnselect},
+	"EXPUNGE":  {states: stateSelected, uid: true, polls: true, run: (*session).cmdExpunge},
+	"SEARCH":   {states: stateSelected, uid: true, polls: true, noExpunge: true, run: (*session).cmdSearch},
+	"FETCH":    {states: stateSelected, uid: true, polls: true, noExpunge: true, run: (*session).cmdFetch},
+	"STORE":    {states: stateSelected, uid: true, polls: true, noExpunge: true, run: (*session).cmdStore},
+	"COPY":     {states: stateSelected, uid: true, polls: true, run: (*session).cmdCopy},
+	"MOVE":     {states: stateSelected, uid: true, polls: true, run: (*session).cmdMove},
 }
 
 // capabilities is what the server offers in the session's state.
@@ -83,11 +80,16 @@ func (s *session) capabilities() []string {
 			caps = append(caps, "LOGINDISABLED")
 		}
 	}
-	return append(caps, "SASL-IR", "LITERAL+", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT",
+	caps = append(caps, "SASL-IR", "LITERAL+", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT",
 		"UIDPLUS", "ESEARCH", "SEARCHRES", "LIST-EXTENDED", "LIST-STATUS", "MOVE", "STATUS=SIZE",
 		"BINARY", "CHILDREN", "SPECIAL-USE", "CREATE-SPECIAL-USE", "UTF8=ACCEPT",
 		"APPENDLIMIT="+strconv.FormatUint(uint64(s.srv.appendLimit()), 10))
+	return append(caps, extensionCaps...)
 }
+
+// extensionCaps are the capabilities of extensions that register their commands from files of
+// their own.
+var extensionCaps []string
 
 func noop(*session, string, []wire.Value, bool) (reply, error) { return reply{}, nil }
 
