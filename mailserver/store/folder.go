@@ -276,6 +276,7 @@ func parseMessageFile(name string) (Message, bool) {
 //   - <uid> <modseq> <file> [flag...]   a message was added
 //     f <uid> <modseq> [flag...]          its flags changed
 //   - <uid> <modseq>                    it was expunged
+//     = 0 <modseq>                        the highest mod-sequence so far (after compaction)
 //
 // A torn last line (a crash mid-write) is ignored; the files fill in what it lacked.
 func (f *Folder) replayJournal() (map[uint32]Message, uint32, error) {
@@ -340,6 +341,10 @@ func (f *Folder) compactJournal() error {
 		f.journal = nil
 	}
 	var b bytes.Buffer
+	// The highest mod-sequence first: it may belong to a change (an expunge) whose line goes,
+	// and it must never go back (RFC 7162 clients compare it). Replay reads it like any line's
+	// mod-sequence; UID 0 names no message.
+	fmt.Fprintf(&b, "= 0 %d\n", f.highestModSeq)
 	for _, m := range f.msgs {
 		b.WriteString(addLine(m))
 	}
@@ -556,10 +561,23 @@ func (f *Folder) Open(uid uint32) (*os.File, error) {
 
 // SetFlags changes the flags of the given messages and returns the messages that changed.
 func (f *Folder) SetFlags(uids []uint32, op FlagOp, flags []string) ([]Message, error) {
+	changed, _, err := f.setFlags(uids, op, flags, false, 0)
+	return changed, err
+}
+
+// SetFlagsUnchangedSince is SetFlags for the messages whose mod-sequence is still at most
+// since (IMAP's STORE UNCHANGEDSINCE, RFC 7162 3.1.3), decided under the folder's lock so that
+// no other change slips in between; the UIDs of the others come back in modified.
+func (f *Folder) SetFlagsUnchangedSince(uids []uint32, op FlagOp, flags []string, since uint64) (changed []Message, modified []uint32, err error) {
+	return f.setFlags(uids, op, flags, true, since)
+}
+
+func (f *Folder) setFlags(uids []uint32, op FlagOp, flags []string, conditional bool, since uint64) ([]Message, []uint32, error) {
 	flags = normalizeFlags(flags)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var changed []Message
+	var modified []uint32
 	var lines strings.Builder
 	for _, uid := range uids {
 		i, ok := f.find(uid)
@@ -567,6 +585,10 @@ func (f *Folder) SetFlags(uids []uint32, op FlagOp, flags []string) ([]Message, 
 			continue
 		}
 		m := &f.msgs[i]
+		if conditional && m.ModSeq > since {
+			modified = append(modified, uid)
+			continue
+		}
 		var next []string
 		switch op {
 		case FlagsAdd:
@@ -585,7 +607,7 @@ func (f *Folder) SetFlags(uids []uint32, op FlagOp, flags []string) ([]Message, 
 				if lines.Len() > 0 {
 					f.journalWrite(lines.String())
 				}
-				return changed, fmt.Errorf("setting flags of UID %d in %q: %w", uid, f.name, err)
+				return changed, modified, fmt.Errorf("setting flags of UID %d in %q: %w", uid, f.name, err)
 			}
 			m.file = newFile
 		}
@@ -597,10 +619,10 @@ func (f *Folder) SetFlags(uids []uint32, op FlagOp, flags []string) ([]Message, 
 	}
 	if lines.Len() > 0 {
 		if err := f.journalWrite(lines.String()); err != nil {
-			return changed, err
+			return changed, modified, err
 		}
 	}
-	return changed, nil
+	return changed, modified, nil
 }
 
 // Expunge removes the given messages and returns the UIDs it removed.
