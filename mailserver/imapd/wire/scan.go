@@ -21,8 +21,10 @@ func isAtomSpecial(c byte) bool {
 	return false
 }
 
+// isArgChar admits 8-bit bytes too: Python's imaplib, once UTF-8 is enabled, sends a
+// non-ASCII folder name as a bare atom, which servers accept; readAtom checks it is UTF-8.
 func isArgChar(c byte) bool {
-	return c > ' ' && c < 0x7f && c != '(' && c != ')' && c != '{' && c != '"'
+	return c > ' ' && c != 0x7f && c != '(' && c != ')' && c != '{' && c != '"'
 }
 
 func isTagChar(c byte) bool {
@@ -206,7 +208,18 @@ func (r *Reader) readAtom() (Value, error) {
 		buf = append(buf, c)
 	}
 	r.scratch = buf
+	if !utf8.Valid(buf) {
+		return Value{}, r.errorf(ErrInvalidUTF8, "in the atom %q", clipBytes(buf))
+	}
 	return atomValue(string(buf)), nil
+}
+
+// clipBytes shortens what an error message quotes.
+func clipBytes(b []byte) []byte {
+	if len(b) > 40 {
+		return b[:40]
+	}
+	return b
 }
 
 func atomValue(s string) Value {
