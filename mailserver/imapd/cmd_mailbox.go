@@ -44,6 +44,10 @@ func (s *session) selectFolder(args []wire.Value, readOnly bool) (reply, error) 
 	if err != nil {
 		return reply{}, err
 	}
+	if sa.QResync != nil && !s.qresync {
+		return reply{}, badArg("QRESYNC parameter without ENABLE QRESYNC first (RFC 7162 3.2.5)")
+	}
+	s.condstore = s.condstore || sa.CondStore || sa.QResync != nil
 	if s.sel != nil {
 		s.sel.close()
 		s.sel = nil
@@ -59,6 +63,12 @@ func (s *session) selectFolder(args []wire.Value, readOnly bool) (reply, error) 
 	}
 	s.state = stateSelected
 	s.writeSelectData(sa.Mailbox, data)
+	if s.condstore {
+		s.w.UntaggedStatus(wire.OK, "HIGHESTMODSEQ", []wire.Value{wire.Number(max(s.sel.opened.HighestModSeq, 1))}, "Highest")
+	}
+	if sa.QResync != nil {
+		s.resync(sa.QResync)
+	}
 	if readOnly {
 		return reply{code: "READ-ONLY", text: "EXAMINE completed"}, nil
 	}
@@ -185,7 +195,7 @@ func (s *session) cmdList(_ string, args []wire.Value, _ bool) (reply, error) {
 	for _, d := range list {
 		s.writeList("LIST", d)
 		if d.Status != nil {
-			s.writeStatus(d.Status)
+			s.writeStatus(d.Status, la.Options.ReturnStatus)
 		}
 	}
 	return reply{}, nil
@@ -263,47 +273,49 @@ func (s *session) cmdStatus(_ string, args []wire.Value, _ bool) (reply, error) 
 	if err != nil {
 		return reply{}, err
 	}
+	s.condstore = s.condstore || items.HighestModSeq
 	data, err := s.Status(name, &items.StatusOptions)
 	if err != nil {
 		return reply{}, err
 	}
-	s.writeStatus(data)
+	s.writeStatus(data, &items.StatusOptions)
 	return reply{}, nil
 }
 
-// writeStatus writes a STATUS response with the items that are set.
-func (s *session) writeStatus(d *imap.StatusData) {
+// writeStatus writes a STATUS response with the items asked for, in RFC 9051's order.
+func (s *session) writeStatus(d *imap.StatusData, o *imap.StatusOptions) {
 	var items []wire.Value
 	num := func(name string, n uint64) { items = append(items, wire.Atom(name), wire.Number(n)) }
-	if d.NumMessages != nil {
+	if o.NumMessages && d.NumMessages != nil {
 		num("MESSAGES", uint64(*d.NumMessages))
 	}
-	if d.NumRecent != nil {
+	if o.NumRecent && d.NumRecent != nil {
 		num("RECENT", uint64(*d.NumRecent))
 	}
-	if d.UIDNext != 0 {
+	if o.UIDNext {
 		num("UIDNEXT", uint64(d.UIDNext))
 	}
-	if d.UIDValidity != 0 {
+	if o.UIDValidity {
 		num("UIDVALIDITY", uint64(d.UIDValidity))
 	}
-	if d.NumUnseen != nil {
+	if o.NumUnseen && d.NumUnseen != nil {
 		num("UNSEEN", uint64(*d.NumUnseen))
 	}
-	if d.NumDeleted != nil {
+	if o.NumDeleted && d.NumDeleted != nil {
 		num("DELETED", uint64(*d.NumDeleted))
 	}
-	if d.Size != nil {
+	if o.Size && d.Size != nil {
 		num("SIZE", uint64(*d.Size))
 	}
-	if d.AppendLimit != nil {
+	if o.AppendLimit && d.AppendLimit != nil {
 		num("APPENDLIMIT", uint64(*d.AppendLimit))
 	}
-	if d.DeletedStorage != nil {
+	if o.DeletedStorage && d.DeletedStorage != nil {
 		num("DELETED-STORAGE", uint64(*d.DeletedStorage))
 	}
-	if d.HighestModSeq != 0 {
-		num("HIGHESTMODSEQ", d.HighestModSeq)
+	if o.HighestModSeq {
+		// An untouched folder is at 1, never 0 (RFC 7162 3.1.2.1), as Dovecot answers.
+		num("HIGHESTMODSEQ", max(d.HighestModSeq, 1))
 	}
 	s.w.Untagged(wire.Atom("STATUS"), s.mailboxValue(d.Mailbox), wire.List(items...))
 }

@@ -72,11 +72,11 @@ func (s *session) cmdStore(_ string, args []wire.Value, uid bool) (reply, error)
 	if err != nil {
 		return reply{}, err
 	}
-	flags, _, err := parseStoreArgs(args[1:])
+	flags, opts, err := parseStoreArgs(args[1:])
 	if err != nil {
 		return reply{}, err
 	}
-	return reply{}, s.store(set, flags)
+	return s.store(set, flags, opts, uid)
 }
 
 func (s *session) cmdSearch(tag string, args []wire.Value, uid bool) (reply, error) {
@@ -88,9 +88,13 @@ func (s *session) cmdSearch(tag string, args []wire.Value, uid bool) (reply, err
 	if options == nil {
 		options = &imap.SearchOptions{ReturnAll: true}
 	}
+	s.condstore = s.condstore || sa.ModSeq
 	data, err := s.search(uid, sa.Criteria, options)
 	if err != nil {
 		return reply{}, err
+	}
+	if !sa.ModSeq {
+		data.ModSeq = 0 // RFC 7162 3.1.5: only a search by MODSEQ answers with one
 	}
 	if sa.Return == nil {
 		vals := []wire.Value{wire.Atom("SEARCH")}
@@ -104,6 +108,9 @@ func (s *session) cmdSearch(tag string, args []wire.Value, uid bool) (reply, err
 			for _, x := range n {
 				vals = append(vals, wire.Number(uint64(x)))
 			}
+		}
+		if data.ModSeq > 0 && len(vals) > 1 {
+			vals = append(vals, wire.List(wire.Atom("MODSEQ"), wire.Number(data.ModSeq)))
 		}
 		s.w.Untagged(vals...)
 		return reply{}, nil
@@ -133,6 +140,9 @@ func (s *session) writeESearch(tag string, uid bool, o *imap.SearchOptions, d *i
 	}
 	if o.ReturnCount {
 		vals = append(vals, wire.Atom("COUNT"), wire.Number(uint64(d.Count)))
+	}
+	if d.ModSeq > 0 && d.Count > 0 {
+		vals = append(vals, wire.Atom("MODSEQ"), wire.Number(d.ModSeq))
 	}
 	s.w.Untagged(vals...)
 }

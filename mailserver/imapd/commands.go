@@ -82,7 +82,7 @@ func (s *session) capabilities() []string {
 	}
 	caps = append(caps, "SASL-IR", "LITERAL+", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT",
 		"UIDPLUS", "ESEARCH", "SEARCHRES", "LIST-EXTENDED", "LIST-STATUS", "MOVE", "STATUS=SIZE",
-		"BINARY", "CHILDREN", "SPECIAL-USE", "CREATE-SPECIAL-USE", "UTF8=ACCEPT",
+		"BINARY", "CHILDREN", "SPECIAL-USE", "CREATE-SPECIAL-USE", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC",
 		"APPENDLIMIT="+strconv.FormatUint(uint64(s.srv.appendLimit()), 10))
 	return append(caps, extensionCaps...)
 }
@@ -244,8 +244,8 @@ func decodePlain(resp string) (user, pass string, err error) {
 	return parts[1], parts[2], nil
 }
 
-// cmdEnable turns on IMAP4rev2 and UTF8=ACCEPT (RFC 5161); other names are ignored, as the
-// RFC asks.
+// cmdEnable turns on IMAP4rev2, UTF8=ACCEPT, CONDSTORE and QRESYNC (RFC 5161); other names
+// are ignored, as the RFC asks.
 func (s *session) cmdEnable(_ string, args []wire.Value, _ bool) (reply, error) {
 	names, err := parseEnableArgs(args)
 	if err != nil {
@@ -260,6 +260,12 @@ func (s *session) cmdEnable(_ string, args []wire.Value, _ bool) (reply, error) 
 		case "UTF8=ACCEPT":
 			s.utf8 = true
 			enabled = append(enabled, wire.Atom("UTF8=ACCEPT"))
+		case "CONDSTORE":
+			s.condstore = true
+			enabled = append(enabled, wire.Atom("CONDSTORE"))
+		case "QRESYNC":
+			s.condstore, s.qresync = true, true
+			enabled = append(enabled, wire.Atom("QRESYNC"))
 		}
 	}
 	s.w.UTF8 = s.rev2 || s.utf8

@@ -191,8 +191,12 @@ func (s *session) complete(tag, name string, res reply, err error) {
 
 // poll writes the changes to the selected folder the client has not heard of.
 func (s *session) poll(allowExpunge bool) {
-	for _, u := range s.sel.pending(allowExpunge) {
+	for _, u := range s.sel.pending(allowExpunge, s.qresync) {
 		switch {
+		case u.flagNames != nil:
+			s.writeFlagNames(u.flagNames)
+		case u.vanished != nil:
+			s.w.Untagged(wire.Atom("VANISHED"), wire.Atom(u.vanished.String()))
 		case u.expunged != 0:
 			s.w.Untagged(wire.Number(uint64(u.expunged)), wire.Atom("EXPUNGE"))
 		case u.exists != 0:
@@ -201,9 +205,42 @@ func (s *session) poll(allowExpunge bool) {
 				s.w.Untagged(wire.Number(0), wire.Atom("RECENT"))
 			}
 		default:
-			s.w.Untagged(wire.Number(uint64(u.seq)), wire.Atom("FETCH"), wire.List(
-				wire.Atom("UID"), wire.Number(uint64(u.uid)), wire.Atom("FLAGS"), flagValues(u.flags)))
+			s.writeFlagsFetch(u.seq, u.uid, u.flags, u.modSeq)
 		}
+	}
+}
+
+// writeFlagsFetch reports a message's flags, with its mod-sequence to a CONDSTORE client.
+func (s *session) writeFlagsFetch(seq, uid uint32, flags []string, modSeq uint64) {
+	items := []wire.Value{wire.Atom("UID"), wire.Number(uint64(uid)), wire.Atom("FLAGS"), flagValues(flags)}
+	if s.condstore {
+		items = append(items, wire.Atom("MODSEQ"), wire.List(wire.Number(modSeq)))
+	}
+	s.w.Untagged(wire.Number(uint64(seq)), wire.Atom("FETCH"), wire.List(items...))
+}
+
+// writeFlagNames announces the folder's flags, and that all of them may be set unless the
+// folder is read-only.
+func (s *session) writeFlagNames(names []string) {
+	s.w.Untagged(wire.Atom("FLAGS"), flagValues(names))
+	permanent := wire.List()
+	if !s.sel.readOnly {
+		permanent = wire.List(append(atoms(names), wire.Atom(`\*`))...)
+	}
+	s.w.UntaggedStatus(wire.OK, "PERMANENTFLAGS", []wire.Value{permanent}, "Flags permitted")
+}
+
+// announceFlags writes a FLAGS response now if a keyword is new, so that a STORE that adds one
+// names it before the FETCH responses that show it.
+func (s *session) announceFlags() {
+	s.sel.mu.Lock()
+	var names []string
+	if s.sel.newKeywords {
+		names, s.sel.newKeywords = s.sel.flagNames(), false
+	}
+	s.sel.mu.Unlock()
+	if names != nil {
+		s.writeFlagNames(names)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 
 	"github.com/emersion/go-imap/v2"
@@ -32,11 +33,23 @@ func (s *session) cmdFetch(_ string, args []wire.Value, uid bool) (reply, error)
 
 func (s *session) fetch(numSet imap.NumSet, fa *fetchArgs) error {
 	sel := s.sel
+	if fa.Options.ModSeq {
+		s.condstore = true
+	}
+	if fa.Vanished {
+		if !s.qresync {
+			return badArg("FETCH: VANISHED needs ENABLE QRESYNC first")
+		}
+		s.vanishedEarlier(sel.uidSet(numSet))
+	}
 	targets := sel.resolve(numSet)
+	if fa.ChangedSince > 0 {
+		targets = slices.DeleteFunc(targets, func(t target) bool { return t.msg.ModSeq <= fa.ChangedSince })
+	}
 
 	// A body fetch without PEEK marks the message \Seen, and the response then carries the new
 	// flags (RFC 3501 6.4.5). EXAMINE never changes anything.
-	newFlags := map[uint32][]string{}
+	newFlags := map[uint32]store.Message{}
 	if !sel.readOnly && marksSeen(fa) {
 		var unseen []uint32
 		for _, t := range targets {
@@ -45,20 +58,21 @@ func (s *session) fetch(numSet imap.NumSet, fa *fetchArgs) error {
 			}
 		}
 		if len(unseen) > 0 {
-			changed, err := sel.setFlags(unseen, store.FlagsAdd, []string{string(imap.FlagSeen)})
+			changed, _, err := sel.setFlags(unseen, store.FlagsAdd, []string{string(imap.FlagSeen)}, false, 0)
 			if err != nil {
 				s.log.Error("setting \\Seen", "folder", sel.folder.Name(), "err", err)
 			}
 			for _, m := range changed {
-				newFlags[m.UID] = m.Flags
+				newFlags[m.UID] = m
 			}
 		}
 	}
 	for _, t := range targets {
-		if flags, ok := newFlags[t.msg.UID]; ok {
-			t.msg.Flags = flags
+		m, seen := newFlags[t.msg.UID]
+		if seen {
+			t.msg.Flags, t.msg.ModSeq = m.Flags, m.ModSeq
 		}
-		if err := s.fetchOne(t, fa, newFlags[t.msg.UID] != nil); err != nil {
+		if err := s.fetchOne(t, fa, seen); err != nil {
 			return err
 		}
 	}
@@ -158,6 +172,9 @@ func (s *session) fetchOne(t target, fa *fetchArgs, flagsChanged bool) error {
 	}
 	if options.RFC822Size {
 		w.Raw(" RFC822.SIZE " + strconv.FormatInt(t.msg.Size, 10))
+	}
+	if options.ModSeq || (flagsChanged && s.condstore) {
+		w.Raw(" MODSEQ (" + strconv.FormatUint(t.msg.ModSeq, 10) + ")")
 	}
 	if options.Envelope {
 		w.Raw(" ENVELOPE ")

@@ -241,6 +241,9 @@ func (s *session) status(f *store.Folder, options *imap.StatusOptions) *imap.Sta
 		size := st.Size
 		data.Size = &size
 	}
+	if options.HighestModSeq {
+		data.HighestModSeq = st.HighestModSeq
+	}
 	if options.AppendLimit {
 		limit := s.srv.appendLimit()
 		data.AppendLimit = &limit

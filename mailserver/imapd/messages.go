@@ -11,12 +11,16 @@ import (
 	"github.com/kubemail/kubemail/mailserver/store"
 )
 
-// store changes flags and, unless .SILENT, answers with every message's flags.
-func (s *session) store(numSet imap.NumSet, flags *imap.StoreFlags) error {
+// store changes flags and, unless .SILENT, answers with every message's flags. With
+// UNCHANGEDSINCE (RFC 7162 3.1.3) only messages not changed since that mod-sequence change;
+// the others are named in MODIFIED.
+func (s *session) store(numSet imap.NumSet, flags *imap.StoreFlags, opts *imap.StoreOptions, uid bool) (reply, error) {
 	sel := s.sel
 	if sel.readOnly {
-		return errReadOnly
+		return reply{}, errReadOnly
 	}
+	conditional := opts != nil && opts.UnchangedSince > 0
+	s.condstore = s.condstore || conditional
 	targets := sel.resolve(numSet)
 	uids := make([]uint32, len(targets))
 	for i, t := range targets {
@@ -31,31 +35,70 @@ func (s *session) store(numSet imap.NumSet, flags *imap.StoreFlags) error {
 	default:
 		op = store.FlagsReplace
 	}
-	changed, err := sel.setFlags(uids, op, keywordSpelling(targets, op, storeFlags(flags.Flags)))
+	var since uint64
+	if conditional {
+		since = opts.UnchangedSince
+	}
+	changed, modified, err := sel.setFlags(uids, op, keywordSpelling(targets, op, storeFlags(flags.Flags)), conditional, since)
 	if err != nil {
-		return s.storageError("changing flags", err)
+		return reply{}, s.storageError("changing flags", err)
 	}
-	if flags.Silent {
-		return nil
+	s.announceFlags()
+	s.writeStored(targets, changed, modified, flags.Silent)
+	if len(modified) == 0 {
+		return reply{}, nil
 	}
-	// Every message asked for gets its flags back, changed or not.
-	now := make(map[uint32][]string, len(changed))
+	var set imap.NumSet
+	if uid {
+		set = imap.UIDSetNum(uidsOf(modified)...)
+	} else {
+		var seqs imap.SeqSet
+		for _, t := range targets {
+			if slices.Contains(modified, t.msg.UID) {
+				seqs.AddNum(t.seq)
+			}
+		}
+		set = seqs
+	}
+	return reply{code: "MODIFIED", args: []wire.Value{wire.Atom(set.String())}, text: "Conditional STORE failed for some messages"}, nil
+}
+
+// writeStored answers STORE: every message asked for (and not refused by UNCHANGEDSINCE) gets
+// its flags back, changed or not; after .SILENT only a CONDSTORE client hears, of the messages
+// that changed, their new mod-sequence (RFC 7162 3.1.3).
+func (s *session) writeStored(targets []target, changed []store.Message, modified []uint32, silent bool) {
+	now := make(map[uint32]store.Message, len(changed))
 	for _, m := range changed {
-		now[m.UID] = m.Flags
+		now[m.UID] = m
 	}
 	for _, t := range targets {
-		f, ok := now[t.msg.UID]
-		if !ok {
-			cur, exists := sel.current(t.msg.UID)
+		m, ok := now[t.msg.UID]
+		switch {
+		case silent && (!ok || !s.condstore):
+			continue
+		case silent:
+			s.w.Untagged(wire.Number(uint64(t.seq)), wire.Atom("FETCH"), wire.List(wire.Atom("UID"),
+				wire.Number(uint64(m.UID)), wire.Atom("MODSEQ"), wire.List(wire.Number(m.ModSeq))))
+			continue
+		case slices.Contains(modified, t.msg.UID):
+			continue
+		case !ok:
+			cur, exists := s.sel.current(t.msg.UID)
 			if !exists {
 				continue // expunged meanwhile
 			}
-			f = cur.Flags
+			m = cur
 		}
-		s.w.Untagged(wire.Number(uint64(t.seq)), wire.Atom("FETCH"),
-			wire.List(wire.Atom("UID"), wire.Number(uint64(t.msg.UID)), wire.Atom("FLAGS"), flagValues(f)))
+		s.writeFlagsFetch(t.seq, m.UID, m.Flags, m.ModSeq)
 	}
-	return nil
+}
+
+func uidsOf(uids []uint32) []imap.UID {
+	out := make([]imap.UID, len(uids))
+	for i, u := range uids {
+		out[i] = imap.UID(u)
+	}
+	return out
 }
 
 // keywordSpelling matches keywords case-insensitively, as IMAP wants, although the store

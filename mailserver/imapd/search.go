@@ -52,6 +52,7 @@ func (s *session) search(uid bool, criteria *imap.SearchCriteria, options *imap.
 			minUID = c.msg.UID
 		}
 		maxUID = c.msg.UID
+		data.ModSeq = max(data.ModSeq, c.msg.ModSeq)
 		num := c.msg.UID
 		if !uid {
 			seqs.AddNum(c.seq)
@@ -233,6 +234,9 @@ func (c *candidate) match(cr *imap.SearchCriteria) bool {
 		}
 	}
 	if !matchDate(c.msg.InternalDate, cr.Since, cr.Before) {
+		return false
+	}
+	if cr.ModSeq != nil && c.msg.ModSeq < cr.ModSeq.ModSeq {
 		return false
 	}
 	for _, f := range cr.Flag {

@@ -3,6 +3,7 @@ package imapd
 import (
 	"cmp"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
@@ -28,7 +29,9 @@ type selection struct {
 	folder      *store.Folder
 	readOnly    bool
 	uidValidity uint32
-	cancel      func()
+	// opened is the folder's state when it was selected, for SELECT's response.
+	opened store.FolderStatus
+	cancel func()
 
 	mu   sync.Mutex
 	uids []uint32 // ascending
@@ -42,6 +45,10 @@ type selection struct {
 	// at all), so they are held back in suppressed instead of marked dirty.
 	storing    map[uint32]struct{}
 	suppressed []store.Message
+	// keywords are those the client was told of by FLAGS; newKeywords is set when a message
+	// gained one it was not, to be announced with a new FLAGS (and PERMANENTFLAGS).
+	keywords    map[string]struct{}
+	newKeywords bool
 	// searchRes is the last SEARCH RETURN (SAVE) result, referenced as "$".
 	searchRes imap.UIDSet
 	// wake holds a token when changes arrived since IDLE last looked.
@@ -64,8 +71,42 @@ func openSelection(folder *store.Folder, readOnly bool) (*selection, []store.Mes
 	if len(msgs) > 0 {
 		sel.known = msgs[len(msgs)-1].UID
 	}
-	sel.cancel, sel.uidValidity = cancel, st.UIDValidity
+	sel.keywords = map[string]struct{}{}
+	for _, m := range msgs {
+		sel.noteKeywords(m.Flags)
+	}
+	sel.newKeywords = false
+	sel.cancel, sel.uidValidity, sel.opened = cancel, st.UIDValidity, st
 	return sel, msgs, st
+}
+
+// noteKeywords records the keywords among flags; a new one is announced at the next poll.
+// Callers hold mu.
+func (sel *selection) noteKeywords(flags []string) {
+	for _, f := range flags {
+		if strings.HasPrefix(f, `\`) {
+			continue
+		}
+		if _, ok := sel.keywords[f]; !ok {
+			sel.keywords[f] = struct{}{}
+			sel.newKeywords = true
+		}
+	}
+}
+
+// flagNames is the FLAGS response's list: the system flags, then the keywords in use.
+// Callers hold mu.
+func (sel *selection) flagNames() []string {
+	out := make([]string, 0, len(systemFlags)+len(sel.keywords))
+	for _, f := range systemFlags {
+		out = append(out, string(f))
+	}
+	kw := make([]string, 0, len(sel.keywords))
+	for k := range sel.keywords {
+		kw = append(kw, k)
+	}
+	slices.Sort(kw)
+	return append(out, kw...)
 }
 
 func (sel *selection) close() {
@@ -78,6 +119,9 @@ func (sel *selection) onEvent(ev store.Event) {
 	defer sel.mu.Unlock()
 	defer sel.signal()
 	m := ev.Message
+	if ev.Kind != store.EventExpunge {
+		sel.noteKeywords(m.Flags)
+	}
 	switch ev.Kind {
 	case store.EventNew:
 		// UIDs are assigned in commit order under the folder's lock, so new ones come last.
@@ -141,24 +185,39 @@ func (sel *selection) clientCount() uint32 {
 	return uint32(n + len(sel.gone))
 }
 
-// update is one change to report: an expunged sequence number, a message's new flags, or the
-// new message count.
+// update is one change to report: the folder's flags (a new keyword), an expunged sequence
+// number or UIDs (VANISHED), a message's new flags, or the new message count.
 type update struct {
-	expunged uint32
-	seq, uid uint32
-	flags    []string
-	modSeq   uint64
-	exists   uint32
+	flagNames []string
+	expunged  uint32
+	vanished  imap.UIDSet
+	seq, uid  uint32
+	flags     []string
+	modSeq    uint64
+	exists    uint32
 }
 
-// pending takes the changes to report, in the order they must go out: expunges (when allowed:
-// never during FETCH, STORE and SEARCH, RFC 3501 7.4.1), flag changes, then the new count.
-// The client view moves on as if they were sent.
-func (sel *selection) pending(allowExpunge bool) []update {
+// pending takes the changes to report, in the order they must go out: a new FLAGS, expunges
+// (when allowed: never during FETCH, STORE and SEARCH, RFC 3501 7.4.1) as EXPUNGE or, for a
+// QRESYNC client, one VANISHED, flag changes, then the new count. The client view moves on as
+// if they were sent.
+func (sel *selection) pending(allowExpunge, vanished bool) []update {
 	var out []update
 	sel.folder.View(func(msgs []store.Message) {
 		sel.mu.Lock()
 		defer sel.mu.Unlock()
+		if sel.newKeywords {
+			out = append(out, update{flagNames: sel.flagNames()})
+			sel.newKeywords = false
+		}
+		if allowExpunge && vanished && len(sel.gone) > 0 {
+			var set imap.UIDSet
+			for _, uid := range sel.gone {
+				set.AddNum(imap.UID(uid))
+			}
+			out = append(out, update{vanished: set})
+			sel.gone = sel.gone[:0]
+		}
 		if allowExpunge {
 			// Highest first: each EXPUNGE renumbers only the messages after it.
 			for j := len(sel.gone) - 1; j >= 0; j-- {
@@ -287,7 +346,7 @@ func staticRange(start, stop *uint32, max uint32) {
 // events are kept from this session's queue (the caller reports them); a flag change by
 // someone else to the same messages that races with this call is queued afterwards, with the
 // flags as they are now.
-func (sel *selection) setFlags(uids []uint32, op store.FlagOp, flags []string) ([]store.Message, error) {
+func (sel *selection) setFlags(uids []uint32, op store.FlagOp, flags []string, conditional bool, since uint64) ([]store.Message, []uint32, error) {
 	sel.mu.Lock()
 	sel.storing = make(map[uint32]struct{}, len(uids))
 	for _, uid := range uids {
@@ -296,7 +355,16 @@ func (sel *selection) setFlags(uids []uint32, op store.FlagOp, flags []string) (
 	sel.suppressed = nil
 	sel.mu.Unlock()
 
-	changed, err := sel.folder.SetFlags(uids, op, flags)
+	var (
+		changed  []store.Message
+		modified []uint32
+		err      error
+	)
+	if conditional {
+		changed, modified, err = sel.folder.SetFlagsUnchangedSince(uids, op, flags, since)
+	} else {
+		changed, err = sel.folder.SetFlags(uids, op, flags)
+	}
 
 	sel.mu.Lock()
 	defer sel.mu.Unlock()
@@ -319,7 +387,7 @@ func (sel *selection) setFlags(uids []uint32, op store.FlagOp, flags []string) (
 		}
 	}
 	sel.storing, sel.suppressed = nil, nil
-	return changed, err
+	return changed, modified, err
 }
 
 // current returns a message as the selection knows it now, for a reply that must show the

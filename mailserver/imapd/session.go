@@ -41,6 +41,10 @@ type session struct {
 	state state
 	// rev2 and utf8 are set by ENABLE IMAP4rev2 and ENABLE UTF8=ACCEPT.
 	rev2, utf8 bool
+	// condstore is set once the client used CONDSTORE (RFC 7162 3.1: ENABLE, SELECT
+	// (CONDSTORE), FETCH MODSEQ, SEARCH MODSEQ, STORE UNCHANGEDSINCE, STATUS HIGHESTMODSEQ);
+	// qresync by ENABLE QRESYNC, which implies it.
+	condstore, qresync bool
 
 	user *directory.Mailbox // nil before login
 	box  *store.Mailbox
