@@ -201,7 +201,9 @@ func (s *session) cmdList(_ string, args []wire.Value, _ bool) (reply, error) {
 	return reply{}, nil
 }
 
-// cmdLsub is RFC 3501's LSUB, which IMAP4rev2 keeps for old clients: the subscribed folders.
+// cmdLsub is RFC 3501's LSUB, which IMAP4rev2 keeps for old clients: the subscribed names
+// (whether their folder exists or not), with no attributes, and, where "%" stops above a
+// subscribed name, its unsubscribed parent as \Noselect (RFC 3501 6.3.9), as Dovecot answers.
 func (s *session) cmdLsub(_ string, args []wire.Value, _ bool) (reply, error) {
 	if len(args) != 2 {
 		return reply{}, badArg("LSUB takes a reference and a pattern")
@@ -210,14 +212,16 @@ func (s *session) cmdLsub(_ string, args []wire.Value, _ bool) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
-	la.Options = imap.ListOptions{SelectSubscribed: true}
+	la.Options = imap.ListOptions{SelectSubscribed: true, SelectRecursiveMatch: true}
 	list, err := s.List(la.Ref, la.Patterns, &la.Options)
 	if err != nil {
 		return reply{}, err
 	}
 	for _, d := range list {
-		if d.Attrs = withoutAttr(d.Attrs, imap.MailboxAttrSubscribed); hasAttr(d.Attrs, imap.MailboxAttrNonExistent) {
-			d.Attrs = append(withoutAttr(d.Attrs, imap.MailboxAttrNonExistent), imap.MailboxAttrNoSelect)
+		subscribed := hasAttr(d.Attrs, imap.MailboxAttrSubscribed)
+		d.Attrs, d.ChildInfo = nil, nil
+		if !subscribed {
+			d.Attrs = []imap.MailboxAttr{imap.MailboxAttrNoSelect}
 		}
 		s.writeList("LSUB", d)
 	}
