@@ -206,4 +206,3 @@ func TestQResyncTransfersLittle(t *testing.T) {
 		t.Errorf("resync sent %d bytes and %d FETCH responses, want 10 FETCH in under 5,000 bytes", n, fetches)
 	}
 }
-
