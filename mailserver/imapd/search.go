@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"mime"
 	"strings"
 	"sync"
 	"time"
@@ -267,7 +268,7 @@ func (c *candidate) match(cr *imap.SearchCriteria) bool {
 	}
 	if len(cr.Header) > 0 || !cr.SentSince.IsZero() || !cr.SentBefore.IsZero() {
 		for _, hf := range cr.Header {
-			if !c.mayContain(hf.Value) {
+			if !c.mayContain(prefilterText(hf.Key, hf.Value)) {
 				return false
 			}
 		}
@@ -276,7 +277,7 @@ func (c *candidate) match(cr *imap.SearchCriteria) bool {
 			return false
 		}
 		for _, hf := range cr.Header {
-			if !matchFields(h.FieldsByKey(hf.Key), hf.Value) {
+			if !matchFields(h.FieldsByKey(hf.Key), hf.Value) && !matchAddresses(h, hf.Key, hf.Value) {
 				return false
 			}
 		}
@@ -331,6 +332,51 @@ func matchFields(fields gomessage.HeaderFields, pattern string) bool {
 	}
 	return false
 }
+
+// addressFields are the header fields SEARCH also matches as parsed addresses.
+var addressFields = map[string]bool{"from": true, "to": true, "cc": true, "bcc": true, "sender": true, "reply-to": true}
+
+// prefilterText is the part of a SEARCH string that a matching message's raw header must
+// contain. For an address field that is one word of it: "alice@example.com" also matches
+// "alice @ example.com" and "alice(the user)@example.com", read as addresses.
+func prefilterText(key, pattern string) string {
+	if !addressFields[strings.ToLower(key)] {
+		return pattern
+	}
+	word := strings.FieldsFunc(pattern, func(r rune) bool { return strings.ContainsRune(" @.()<>\",\t", r) })
+	if len(word) == 0 {
+		return ""
+	}
+	return word[0]
+}
+
+// matchAddresses matches an address field as RFC 5322 reads it: each address as
+// "name <mailbox@host>", comments and folding whitespace gone, as Dovecot searches them.
+func matchAddresses(h *mail.Header, key, pattern string) bool {
+	if !addressFields[strings.ToLower(key)] {
+		return false
+	}
+	pattern = strings.ToLower(pattern)
+	fields := h.FieldsByKey(key)
+	for fields.Next() {
+		for _, a := range extractAddressList(fields.Value()) {
+			text := a.Addr()
+			if a.Name != "" {
+				text = a.Name + " <" + text + ">"
+				if name, err := mimeWordDecoder.DecodeHeader(a.Name); err == nil {
+					text += " " + name
+				}
+			}
+			if strings.Contains(strings.ToLower(text), pattern) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// mimeWordDecoder decodes RFC 2047 encoded words in any charset go-message knows.
+var mimeWordDecoder = mime.WordDecoder{CharsetReader: gomessage.CharsetReader}
 
 // matchContent searches the text of a message: its text parts, decoded from their transfer
 // encoding and charset, and with withHeader (SEARCH TEXT) every header field too.
