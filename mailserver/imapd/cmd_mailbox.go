@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -335,11 +336,19 @@ func (s *session) cmdAppend(_ string, args []wire.Value, _ bool) (reply, error) 
 		return reply{}, err
 	}
 	var total int64
-	for _, m := range aa.Messages {
+	for i, m := range aa.Messages {
 		if len(m.Parts) > 0 {
-			return reply{}, &imap.Error{Type: imap.StatusResponseTypeNo, Code: "BADURL", Text: "CATENATE is not supported"}
+			data, err := s.catenate(m.Parts)
+			var ue *urlError
+			if errors.As(err, &ue) {
+				return reply{}, badURL(ue)
+			}
+			if err != nil {
+				return reply{}, err
+			}
+			aa.Messages[i].Data = data
 		}
-		total += int64(len(m.Data))
+		total += int64(len(aa.Messages[i].Data))
 	}
 	if err := s.checkQuota(total); err != nil {
 		return reply{}, err
