@@ -226,8 +226,15 @@ func (s *session) Status(name string, options *imap.StatusOptions) (*imap.Status
 // status answers STATUS and LIST RETURN (STATUS): every item asked for gets a value.
 func (s *session) status(f *store.Folder, options *imap.StatusOptions) *imap.StatusData {
 	st := f.Status()
-	data := &imap.StatusData{Mailbox: f.Name(), UIDNext: imap.UID(st.UIDNext), UIDValidity: st.UIDValidity}
+	data := &imap.StatusData{Mailbox: f.Name()}
 	num := func(n int) *uint32 { v := uint32(n); return &v }
+	// Only the items asked for: STATUS (DELETED) is one number, not three.
+	if options.UIDNext {
+		data.UIDNext = imap.UID(st.UIDNext)
+	}
+	if options.UIDValidity {
+		data.UIDValidity = st.UIDValidity
+	}
 	if options.NumMessages {
 		data.NumMessages = num(st.Messages)
 	}

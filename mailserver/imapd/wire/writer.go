@@ -36,14 +36,18 @@ type Writer struct {
 	// that announced it; otherwise Command's literals are synchronising.
 	NonSyncLiterals bool
 
-	bw  *bufio.Writer
-	err error // first write error: the connection is gone
-	num [20]byte
+	bw *bufio.Writer
+	// below is the writer under bw when it buffers too, as COMPRESS=DEFLATE's compressor does:
+	// a response must reach the client, not wait there.
+	below interface{ Flush() error }
+	err   error // first write error: the connection is gone
+	num   [20]byte
 }
 
-// NewWriter buffers responses for w.
+// NewWriter buffers responses for w. When w has a Flush method, Flush calls it too.
 func NewWriter(w io.Writer) *Writer {
-	return &Writer{bw: bufio.NewWriterSize(w, 4096)}
+	below, _ := w.(interface{ Flush() error })
+	return &Writer{bw: bufio.NewWriterSize(w, 4096), below: below}
 }
 
 // Flush sends what is buffered.
@@ -51,7 +55,9 @@ func (w *Writer) Flush() error {
 	if w.err != nil {
 		return w.err
 	}
-	w.err = w.bw.Flush()
+	if w.err = w.bw.Flush(); w.err == nil && w.below != nil {
+		w.err = w.below.Flush()
+	}
 	return w.err
 }
 

@@ -245,3 +245,30 @@ func TestAString(t *testing.T) {
 		}
 	}
 }
+
+// flushRecorder is a writer that buffers, as a compressor does: what it was given reaches out
+// only when flushed.
+type flushRecorder struct {
+	pending, out bytes.Buffer
+	flushes      int
+}
+
+func (f *flushRecorder) Write(p []byte) (int, error) { return f.pending.Write(p) }
+
+func (f *flushRecorder) Flush() error {
+	f.flushes++
+	_, err := f.pending.WriteTo(&f.out)
+	return err
+}
+
+func TestWriterFlushesTheWriterBelow(t *testing.T) {
+	below := &flushRecorder{}
+	w := NewWriter(below)
+	w.Tagged("a1", OK, "", nil, "done")
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := below.out.String(); got != "a1 OK done\r\n" || below.flushes != 1 {
+		t.Errorf("after Flush the client got %q (%d flushes below), want the response", got, below.flushes)
+	}
+}
