@@ -123,8 +123,10 @@ func startDovecot(t *testing.T) *dovecot {
 	var out bytes.Buffer
 	cmd := exec.Command(bin, "-F", "-c", conf)
 	cmd.Stdout, cmd.Stderr = &out, &out
-	// Its own process group, so that the master and its children are stopped together.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, so that the master and its children are stopped together; and
+	// killed with the test binary if that dies before its cleanup runs (a timeout's SIGQUIT),
+	// Dovecot's children following their master.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start dovecot: %v", err)
 	}
