@@ -35,6 +35,8 @@ import (
 // (LF line ends become CRLF), {"text"} one with a Go-quoted string; a + before the closing
 // brace ({@file+}) makes it non-synchronising (LITERAL+), and ~{...} sends a literal8.
 // ${UIDVALIDITY} and ${HIGHESTMODSEQ} are replaced by the last such value the session saw.
+//
+// IMAPDIFF_TRACE=1 in the environment prints each line as it is sent, with the time.
 
 const (
 	diffScriptDir = "testdata/imapdiff"
