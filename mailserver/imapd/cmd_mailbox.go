@@ -53,10 +53,9 @@ func (s *session) selectFolder(args []wire.Value, readOnly bool) (reply, error) 
 		s.sel.close()
 		s.sel = nil
 		s.state = stateAuthenticated
-		if s.rev2 {
-			// RFC 9051 6.3.2: the previous folder's end is announced.
-			s.w.UntaggedStatus(wire.OK, "CLOSED", nil, "Previous folder closed")
-		}
+		// RFC 7162 3.2.11 / RFC 9051 6.3.2: the previous folder's end is announced, so that a
+		// client can tell its responses from the new one's; Dovecot always sends it.
+		s.w.UntaggedStatus(wire.OK, "CLOSED", nil, "Previous folder closed")
 	}
 	data, err := s.Select(sa.Mailbox, &imap.SelectOptions{ReadOnly: readOnly, CondStore: sa.CondStore})
 	if err != nil {

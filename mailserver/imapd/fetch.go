@@ -191,9 +191,9 @@ func (s *session) fetchOne(t target, fa *fetchArgs, flagsChanged bool) error {
 				return s.brokenResponse(t.msg, err)
 			}
 		}
-		if options.BodyStructure != nil {
+		if options.BodyStructure != nil && options.BodyStructure.Extended { // BODY alone sets a non-extended one
 			w.Raw(" BODYSTRUCTURE ")
-			if err := w.Value(encodeBodyStructure(bs, options.BodyStructure.Extended)); err != nil {
+			if err := w.Value(encodeBodyStructure(bs, true)); err != nil {
 				return s.brokenResponse(t.msg, err)
 			}
 		}

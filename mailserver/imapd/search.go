@@ -362,10 +362,12 @@ func matchAddresses(h *mail.Header, key, pattern string) bool {
 		for _, a := range extractAddressList(fields.Value()) {
 			text := a.Addr()
 			if a.Name != "" {
-				text = a.Name + " <" + text + ">"
-				if name, err := mimeWordDecoder.DecodeHeader(a.Name); err == nil {
-					text += " " + name
+				// The name as read, encoded words decoded: "=?ISO" matches no decoded name.
+				name, err := mimeWordDecoder.DecodeHeader(a.Name)
+				if err != nil {
+					name = a.Name
 				}
+				text = name + " <" + text + ">"
 			}
 			if strings.Contains(strings.ToLower(text), pattern) {
 				return true

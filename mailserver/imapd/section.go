@@ -259,14 +259,14 @@ func extractReadHeader(r io.ReaderAt, size int64) ([]byte, error) {
 	}
 }
 
-// encodeBodyLiteral is the data of a BODY[...] response item: NIL for a section that does not
+// encodeBodyLiteral is the data of a BODY[...] response item: "" for a section that does not
 // exist, otherwise a literal. IMAP literals must not hold NUL, which only mail stored by
 // APPEND with a literal8 can contain; like Dovecot (imap-msgpart.c) we send each NUL as the
 // byte 0x80, which keeps the length, so that sizes and partial fetches stay consistent. The
 // exact bytes are available through BINARY[].
 func encodeBodyLiteral(b []byte) wire.Value {
 	if b == nil {
-		return wire.NIL()
+		return wire.String("") // Dovecot 2.3 answers a missing part with "", not NIL
 	}
 	if bytes.IndexByte(b, 0) < 0 {
 		return wire.Literal(b)

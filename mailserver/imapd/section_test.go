@@ -177,7 +177,7 @@ func TestEncodeBodyLiteral(t *testing.T) {
 	}{
 		{"text", encodeBodyLiteral([]byte("a\r\nb")), "{4}\r\na\r\nb"},
 		{"empty section", encodeBodyLiteral([]byte{}), "{0}\r\n"},
-		{"missing section", encodeBodyLiteral(nil), "NIL"},
+		{"missing section", encodeBodyLiteral(nil), `""`},
 		{"NUL sent as 0x80, length kept", encodeBodyLiteral([]byte("a\x00b")), "{3}\r\na\x80b"},
 		{"binary keeps NUL", encodeBinaryLiteral([]byte("a\x00b")), "~{3}\r\na\x00b"},
 		{"binary missing part", encodeBinaryLiteral(nil), "NIL"},
