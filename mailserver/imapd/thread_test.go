@@ -1,8 +1,12 @@
 package imapd
 
 import (
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 )
 
 func TestThreadFixture(t *testing.T) {
@@ -129,4 +133,50 @@ func TestWriteThreadNesting(t *testing.T) {
 
 func TestThreadCapabilities(t *testing.T) {
 	checkCapabilities(t, "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES")
+}
+
+// TestThreadWithGoIMAPClient checks that go-imap's client reads our THREAD answer: thread
+// lists side by side, with nesting.
+func TestThreadWithGoIMAPClient(t *testing.T) {
+	e := newEnv(t)
+	for _, s := range []string{"a", "b", "Re: a", "Re: a"} {
+		e.deliver(alice, "INBOX", message(s, "x"))
+	}
+	c := e.client(alice, nil)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	threads, err := c.Thread(&imapclient.ThreadOptions{Algorithm: imap.ThreadOrderedSubject, SearchCriteria: &imap.SearchCriteria{}}).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (1 (3)(4))(2)
+	want := []imapclient.ThreadData{
+		{Chain: []uint32{1}, SubThreads: []imapclient.ThreadData{{Chain: []uint32{3}}, {Chain: []uint32{4}}}},
+		{Chain: []uint32{2}},
+	}
+	if !reflect.DeepEqual(threads, want) {
+		t.Errorf("THREAD ORDEREDSUBJECT gave %+v, want %+v", threads, want)
+	}
+}
+
+// BenchmarkThread10k is one THREAD REFERENCES of a folder of 10,000 messages, round trip
+// included, with the header cache filled by a THREAD before the timer starts.
+func BenchmarkThread10k(b *testing.B) {
+	root := prefilled.root(b, 10000)
+	e := newEnv(b, func(o *envOptions) { o.root = root })
+	c := e.client(alice, nil)
+	if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		b.Fatal(err)
+	}
+	opts := &imapclient.ThreadOptions{Algorithm: imap.ThreadReferences, SearchCriteria: &imap.SearchCriteria{}}
+	if _, err := c.Thread(opts).Wait(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := c.Thread(opts).Wait(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
