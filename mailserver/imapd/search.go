@@ -24,30 +24,11 @@ import (
 // set, else sequence numbers.
 func (s *session) search(uid bool, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
 	sel := s.sel
-	var candidates []*candidate
-	sel.folder.View(func(msgs []store.Message) {
-		sel.mu.Lock()
-		defer sel.mu.Unlock()
-		var lastUID uint32
-		if len(msgs) > 0 {
-			lastUID = msgs[len(msgs)-1].UID
-		}
-		sel.staticCriteria(criteria, sel.clientCount(), lastUID)
-		for i, m := range msgs {
-			if seq := sel.seqOf(i); seq != 0 {
-				candidates = append(candidates, &candidate{folder: sel.folder, seq: seq, msg: m})
-			}
-		}
-	})
-
 	data := &imap.SearchData{}
 	var seqs imap.SeqSet
 	var uids imap.UIDSet
 	var minUID, maxUID uint32
-	for _, c := range candidates {
-		if !c.match(criteria) {
-			continue
-		}
+	for _, c := range s.matches(criteria) {
 		uids.AddNum(imap.UID(c.msg.UID))
 		if minUID == 0 {
 			minUID = c.msg.UID
@@ -87,6 +68,34 @@ func (s *session) search(uid bool, criteria *imap.SearchCriteria, options *imap.
 		sel.mu.Unlock()
 	}
 	return data, nil
+}
+
+// matches returns the messages of the selected folder the client knows of that meet criteria,
+// in ascending order. SEARCH, SORT and THREAD start from it.
+func (s *session) matches(criteria *imap.SearchCriteria) []*candidate {
+	sel := s.sel
+	var candidates []*candidate
+	sel.folder.View(func(msgs []store.Message) {
+		sel.mu.Lock()
+		defer sel.mu.Unlock()
+		var lastUID uint32
+		if len(msgs) > 0 {
+			lastUID = msgs[len(msgs)-1].UID
+		}
+		sel.staticCriteria(criteria, sel.clientCount(), lastUID)
+		for i, m := range msgs {
+			if seq := sel.seqOf(i); seq != 0 {
+				candidates = append(candidates, &candidate{folder: sel.folder, seq: seq, msg: m})
+			}
+		}
+	})
+	out := candidates[:0]
+	for _, c := range candidates {
+		if c.match(criteria) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // staticCriteria resolves "*" and "$" in criteria's sets, in place. Callers hold mu.
