@@ -127,7 +127,7 @@ func (s *session) dispatch(cmd *wire.Command) {
 	name, args, uid := cmd.Name, cmd.Args, false
 	if name == "UID" {
 		if len(args) == 0 || args[0].Kind != wire.KindAtom {
-			s.w.Tagged(cmd.Tag, wire.BAD, "", nil, "UID needs a command: FETCH, SEARCH, STORE, COPY, MOVE or EXPUNGE")
+			s.w.Tagged(cmd.Tag, wire.BAD, "", nil, "UID needs a command: FETCH, SEARCH, STORE, COPY, MOVE, EXPUNGE, SORT or THREAD")
 			return
 		}
 		name, args, uid = strings.ToUpper(args[0].Str), args[1:], true
