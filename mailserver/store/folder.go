@@ -28,6 +28,49 @@ type Message struct {
 	file         string   // entry name in cur/
 }
 
+// MailboxID is the folder's object id (RFC 8474): it stays when the folder is renamed, and a
+// folder deleted and created again gets a new one.
+func (f *Folder) MailboxID() string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.mailboxID
+}
+
+// EmailID is the message's object id (RFC 8474), kept by copies and moves. A message stored
+// before ids were kept gets one made of its file name, stable for that file.
+func (m Message) EmailID() string {
+	if id := nameField(m.file, "E"); id != "" {
+		return id
+	}
+	base, _ := splitInfo(m.file)
+	base, _, _ = strings.Cut(base, ",")
+	return "M" + strings.ReplaceAll(base, ".", "-")
+}
+
+// SaveDate is when the message was stored in its folder (RFC 8514); zero when unknown (stored
+// before save dates were kept).
+func (m Message) SaveDate() time.Time {
+	n, err := strconv.ParseInt(nameField(m.file, "T"), 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.Unix(n, 0)
+}
+
+// nameField is the value of ",key=" in a message file name's base, "" when absent.
+func nameField(file, key string) string {
+	base, _ := splitInfo(file)
+	_, rest, ok := strings.Cut(base, ",")
+	for ok {
+		var field string
+		field, rest, ok = strings.Cut(rest, ",")
+		if v, found := strings.CutPrefix(field, key+"="); found {
+			return v
+		}
+	}
+	return ""
+}
+
 // FolderStatus is a consistent view of a folder's counters.
 type FolderStatus struct {
 	UIDValidity   uint32
@@ -78,6 +121,7 @@ type Folder struct {
 	mu            sync.RWMutex
 	uidValidity   uint32
 	uidNextFloor  uint32 // persisted in meta; uidNext never goes below it
+	mailboxID     string // persisted in meta: RFC 8474's MAILBOXID, kept across renames
 	uidNext       uint32
 	highestModSeq uint64
 	msgs          []Message // sorted by UID
@@ -188,21 +232,29 @@ func (f *Folder) readMeta() error {
 		k, v, _ := strings.Cut(line, " ")
 		n, perr := strconv.ParseUint(v, 10, 32)
 		switch {
+		case k == "mailboxid" && v != "":
+			f.mailboxID = v
 		case k == "uidvalidity" && perr == nil:
 			f.uidValidity = uint32(n)
 		case k == "uidnext" && perr == nil:
 			f.uidNextFloor = uint32(n)
 		}
 	}
-	if f.uidValidity == 0 {
-		f.uidValidity = f.mbox.nextUIDValidity()
+	if f.uidValidity == 0 || f.mailboxID == "" {
+		// A folder from before MAILBOXIDs were kept gets one now, kept from then on.
+		if f.uidValidity == 0 {
+			f.uidValidity = f.mbox.nextUIDValidity()
+		}
 		return f.writeMeta()
 	}
 	return nil
 }
 
 func (f *Folder) writeMeta() error {
-	data := fmt.Sprintf("uidvalidity %d\nuidnext %d\n", f.uidValidity, f.uidNextFloor)
+	if f.mailboxID == "" {
+		f.mailboxID = "F" + randomToken(9)
+	}
+	data := fmt.Sprintf("uidvalidity %d\nuidnext %d\nmailboxid %s\n", f.uidValidity, f.uidNextFloor, f.mailboxID)
 	return durable.WriteFile(filepath.Join(f.dir, metaFile), []byte(data), 0o600)
 }
 
@@ -213,7 +265,10 @@ var maildirFlags = []struct {
 	flag   string
 }{{'D', `\Draft`}, {'F', `\Flagged`}, {'R', `\Answered`}, {'S', `\Seen`}, {'T', `\Deleted`}}
 
-// messageFileName is "<uid>.<unixnano>.<token>,S=<size>:2,<letters>".
+// messageFileName is "<uid>.<unixnano>.<token>,S=<size>,E=<emailid>,T=<saved>:2,<letters>":
+// the internal date in nanoseconds, the size in octets, the message's object id (RFC 8474's
+// EMAILID, the same for its copies) and when it was stored in this folder (RFC 8514's
+// SAVEDATE), in Unix seconds. Files stored before E= and T= existed lack them.
 func messageFileName(base string, flags []string) string {
 	var b strings.Builder
 	b.WriteString(base)
@@ -258,6 +313,7 @@ func parseMessageFile(name string) (Message, bool) {
 	if !ok {
 		return Message{}, false
 	}
+	sizeStr, _, _ = strings.Cut(sizeStr, ",")
 	parts := strings.SplitN(base, ".", 3)
 	if len(parts) != 3 {
 		return Message{}, false
@@ -415,24 +471,38 @@ func ValidFlag(s string) bool {
 // Append stores a message in the folder and returns it once it is durable. Bare LF line
 // endings are stored as CRLF.
 func (f *Folder) Append(r io.Reader, flags []string, date time.Time) (Message, error) {
+	return f.appendFrom(r, flags, date, copyCRLF)
+}
+
+// AppendExact stores a message byte for byte: IMAP's binary APPEND (RFC 3516) may carry bare
+// LF and NUL, and its BINARY.SIZE must be what was sent.
+func (f *Folder) AppendExact(r io.Reader, flags []string, date time.Time) (Message, error) {
+	return f.appendFrom(r, flags, date, func(w *bufio.Writer, r io.Reader) (int64, error) { return io.Copy(w, r) })
+}
+
+func (f *Folder) appendFrom(r io.Reader, flags []string, date time.Time, copyFn func(*bufio.Writer, io.Reader) (int64, error)) (Message, error) {
 	tmpPath := filepath.Join(f.dir, "tmp", strconv.FormatInt(time.Now().UnixNano(), 10)+"."+randomToken(6))
 	var size int64
 	err := durable.WriteNew(tmpPath, 0o600, func(w *bufio.Writer) error {
 		var err error
-		size, err = copyCRLF(w, r)
+		size, err = copyFn(w, r)
 		return err
 	})
 	if err != nil {
 		return Message{}, fmt.Errorf("storing a message in %q: %w", f.name, err)
 	}
-	return f.commit(tmpPath, size, flags, date)
+	return f.commit(tmpPath, size, flags, date, "")
 }
 
 // commit moves a durable file from tmp/ into cur/ under the next UID and makes the rename
 // durable before returning.
-func (f *Folder) commit(tmpPath string, size int64, flags []string, date time.Time) (Message, error) {
+func (f *Folder) commit(tmpPath string, size int64, flags []string, date time.Time, emailID string) (Message, error) {
+	now := time.Now()
 	if date.IsZero() {
-		date = time.Now()
+		date = now
+	}
+	if emailID == "" {
+		emailID = "M" + randomToken(9)
 	}
 	f.mu.Lock()
 	if f.deleted {
@@ -442,7 +512,7 @@ func (f *Folder) commit(tmpPath string, size int64, flags []string, date time.Ti
 	}
 	uid := f.uidNext
 	flags = normalizeFlags(flags)
-	name := messageFileName(fmt.Sprintf("%d.%d.%s,S=%d", uid, date.UnixNano(), randomToken(4), size), flags)
+	name := messageFileName(fmt.Sprintf("%d.%d.%s,S=%d,E=%s,T=%d", uid, date.UnixNano(), randomToken(4), size, emailID, now.Unix()), flags)
 	if err := os.Rename(tmpPath, filepath.Join(f.dir, "cur", name)); err != nil {
 		f.mu.Unlock()
 		os.Remove(tmpPath)
@@ -697,7 +767,7 @@ func (f *Folder) CopyTo(dst *Folder, uids []uint32) (src, dest []uint32, err err
 		if err != nil {
 			return src, dest, fmt.Errorf("copying UID %d to %q: %w", uid, dst.name, err)
 		}
-		copied, err := dst.commit(tmp, m.Size, m.Flags, m.InternalDate)
+		copied, err := dst.commit(tmp, m.Size, m.Flags, m.InternalDate, m.EmailID())
 		if err != nil {
 			return src, dest, err
 		}
