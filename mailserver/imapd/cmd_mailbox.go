@@ -63,6 +63,7 @@ func (s *session) selectFolder(args []wire.Value, readOnly bool) (reply, error) 
 	}
 	s.state = stateSelected
 	s.writeSelectData(sa.Mailbox, data)
+	s.w.UntaggedStatus(wire.OK, "MAILBOXID", mailboxIDCode(s.sel.folder), "Ok")
 	if s.condstore {
 		s.w.UntaggedStatus(wire.OK, "HIGHESTMODSEQ", []wire.Value{wire.Number(max(s.sel.opened.HighestModSeq, 1))}, "Highest")
 	}
@@ -116,7 +117,15 @@ func (s *session) cmdCreate(_ string, args []wire.Value, _ bool) (reply, error) 
 			return reply{}, err
 		}
 	}
-	return reply{}, s.Create(name, opts)
+	if err := s.Create(name, opts); err != nil {
+		return reply{}, err
+	}
+	// RFC 8474 4.1: the new folder's MAILBOXID, so the client needs no STATUS for it.
+	f, err := s.box.Folder(store.CanonicalFolderName(strings.TrimSuffix(name, string(store.Delimiter))))
+	if err != nil {
+		return reply{}, nil
+	}
+	return reply{code: "MAILBOXID", args: mailboxIDCode(f), text: "CREATE completed"}, nil
 }
 
 // parseCreateUse reads CREATE's (USE (\Sent)) parameter (RFC 6154 3).
@@ -195,7 +204,7 @@ func (s *session) cmdList(_ string, args []wire.Value, _ bool) (reply, error) {
 	for _, d := range list {
 		s.writeList("LIST", d)
 		if d.Status != nil {
-			s.writeStatus(d.Status, la.Options.ReturnStatus)
+			s.writeStatus(d.Status, la.Options.ReturnStatus, la.ReturnMailboxID)
 		}
 	}
 	return reply{}, nil
@@ -282,12 +291,12 @@ func (s *session) cmdStatus(_ string, args []wire.Value, _ bool) (reply, error) 
 	if err != nil {
 		return reply{}, err
 	}
-	s.writeStatus(data, &items.StatusOptions)
+	s.writeStatus(data, &items.StatusOptions, items.MailboxID)
 	return reply{}, nil
 }
 
 // writeStatus writes a STATUS response with the items asked for, in RFC 9051's order.
-func (s *session) writeStatus(d *imap.StatusData, o *imap.StatusOptions) {
+func (s *session) writeStatus(d *imap.StatusData, o *imap.StatusOptions, mailboxID bool) {
 	var items []wire.Value
 	num := func(name string, n uint64) { items = append(items, wire.Atom(name), wire.Number(n)) }
 	if o.NumMessages && d.NumMessages != nil {
@@ -320,6 +329,11 @@ func (s *session) writeStatus(d *imap.StatusData, o *imap.StatusOptions) {
 	if o.HighestModSeq {
 		// An untouched folder is at 1, never 0 (RFC 7162 3.1.2.1), as Dovecot answers.
 		num("HIGHESTMODSEQ", max(d.HighestModSeq, 1))
+	}
+	if mailboxID {
+		if f, err := s.box.Folder(d.Mailbox); err == nil {
+			items = statusMailboxID(items, f)
+		}
 	}
 	s.w.Untagged(wire.Atom("STATUS"), s.mailboxValue(d.Mailbox), wire.List(items...))
 }
@@ -375,7 +389,11 @@ func (s *session) appendOne(f *store.Folder, m appendMessage) (uint32, error) {
 	if len(m.Data) == 0 {
 		return 0, &imap.Error{Type: imap.StatusResponseTypeNo, Text: "Empty message: nothing to store"}
 	}
-	msg, err := f.Append(bytes.NewReader(m.Data), storeFlags(m.Flags), m.Time)
+	add := f.Append
+	if m.Binary {
+		add = f.AppendExact // RFC 3516: bare LF and NUL stay as sent
+	}
+	msg, err := add(bytes.NewReader(m.Data), storeFlags(m.Flags), m.Time)
 	if err != nil {
 		return 0, s.storageError("appending a message", err)
 	}

@@ -89,7 +89,7 @@ func (s *session) cmdSearch(tag string, args []wire.Value, uid bool) (reply, err
 		options = &imap.SearchOptions{ReturnAll: true}
 	}
 	s.condstore = s.condstore || sa.ModSeq
-	data, err := s.search(uid, sa.Criteria, options)
+	data, err := s.search(uid, sa.Criteria, options, sa.saveDateFilter())
 	if err != nil {
 		return reply{}, err
 	}

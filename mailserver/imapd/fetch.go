@@ -198,6 +198,7 @@ func (s *session) fetchOne(t target, fa *fetchArgs, flagsChanged bool) error {
 			}
 		}
 	}
+	s.writeObjectItems(fa, t.msg)
 	if err := s.writeSections(file, size, t.msg, fa); err != nil {
 		return err
 	}

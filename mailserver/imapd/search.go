@@ -22,13 +22,13 @@ import (
 
 // search finds the messages of the selected folder that match; numbers are UIDs when uid is
 // set, else sequence numbers.
-func (s *session) search(uid bool, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+func (s *session) search(uid bool, criteria *imap.SearchCriteria, options *imap.SearchOptions, keep func(store.Message) bool) (*imap.SearchData, error) {
 	sel := s.sel
 	data := &imap.SearchData{}
 	var seqs imap.SeqSet
 	var uids imap.UIDSet
 	var minUID, maxUID uint32
-	for _, c := range s.matches(criteria) {
+	for _, c := range s.matches(criteria, keep) {
 		uids.AddNum(imap.UID(c.msg.UID))
 		if minUID == 0 {
 			minUID = c.msg.UID
@@ -72,7 +72,7 @@ func (s *session) search(uid bool, criteria *imap.SearchCriteria, options *imap.
 
 // matches returns the messages of the selected folder the client knows of that meet criteria,
 // in ascending order. SEARCH, SORT and THREAD start from it.
-func (s *session) matches(criteria *imap.SearchCriteria) []*candidate {
+func (s *session) matches(criteria *imap.SearchCriteria, keep func(store.Message) bool) []*candidate {
 	sel := s.sel
 	var candidates []*candidate
 	sel.folder.View(func(msgs []store.Message) {
@@ -91,7 +91,7 @@ func (s *session) matches(criteria *imap.SearchCriteria) []*candidate {
 	})
 	out := candidates[:0]
 	for _, c := range candidates {
-		if c.match(criteria) {
+		if (keep == nil || keep(c.msg)) && c.match(criteria) {
 			out = append(out, c)
 		}
 	}

@@ -126,7 +126,7 @@ func (s *session) cmdSort(tag string, args []wire.Value, uid bool) (reply, error
 	for _, c := range sa.criteria {
 		want |= sortKeyFields[c.key]
 	}
-	msgs := loadSortMsgs(s.matches(sa.search.Criteria), want)
+	msgs := loadSortMsgs(s.matches(sa.search.Criteria, sa.search.saveDateFilter()), want)
 	sortMessages(msgs, sa.criteria)
 	ret := sa.search.Return
 	if ret == nil {

@@ -54,7 +54,7 @@ func (s *session) cmdThread(_ string, args []wire.Value, uid bool) (reply, error
 	if err != nil {
 		return reply{}, err
 	}
-	msgs := loadSortMsgs(s.matches(sa.Criteria), threadAlgorithms[alg])
+	msgs := loadSortMsgs(s.matches(sa.Criteria, sa.saveDateFilter()), threadAlgorithms[alg])
 	var threads []*threadNode
 	if alg == "ORDEREDSUBJECT" {
 		threads = threadBySubject(msgs)
