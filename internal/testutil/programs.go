@@ -15,6 +15,10 @@ var debianPackages = map[string]string{
 	"openssl": "openssl",
 	// fail2ban-regex, the filter tester of fail2ban.
 	"fail2ban-regex": "fail2ban",
+	"mbsync":         "isync",
+	"offlineimap":    "offlineimap3",
+	// script(1) gives a program a terminal; Debian always has it.
+	"script": "bsdutils",
 }
 
 // Program returns the path of an outside client a test drives (curl, swaks, python3, strace,
