@@ -535,7 +535,7 @@ func syncScenario(t *testing.T, e *env, tool *syncTool) {
 	if _, after := e.folder(alice, "INBOX").Messages(); after != before {
 		t.Errorf("third run: server INBOX went from %+v to %+v; want it unchanged", before, after)
 	}
-	if d := lineDiff(local, snapshot(t, tool.root)); d != "" {
+	if d := setDiff(local, snapshot(t, tool.root)); d != "" {
 		t.Errorf("third run: %s changed local files:\n%s", tool.name, d)
 	}
 }
@@ -684,8 +684,8 @@ func mustSetFlags(t *testing.T, f *store.Folder, uids []uint32, op store.FlagOp,
 	}
 }
 
-// lineDiff lists the lines only in a or only in b.
-func lineDiff(a, b []string) string {
+// setDiff lists the lines only in a or only in b.
+func setDiff(a, b []string) string {
 	var out []string
 	for _, l := range a {
 		if !slices.Contains(b, l) {
