@@ -87,7 +87,7 @@ const appendLimitCap = "APPENDLIMIT"
 
 // node is a parsed response token: an atom (also numbers and NIL), a string (quoted or
 // literal), or a parenthesised list.
-// 15. The MAILBOXID response code (RFC 8474) that kubemail adds to SELECT, EXAMINE and CREATE
+//  15. The MAILBOXID response code (RFC 8474) that kubemail adds to SELECT, EXAMINE and CREATE
 //     is dropped: Dovecot 2.3 has no OBJECTID, so it can be no oracle for it (the objectid
 //     script still compares FETCH EMAILID and STATUS MAILBOXID, which Dovecot refuses);
 //     TestObjectIDAndSaveDate checks kubemail's.

@@ -57,4 +57,3 @@ func mailboxIDCode(f *store.Folder) []wire.Value {
 func statusMailboxID(items []wire.Value, f *store.Folder) []wire.Value {
 	return append(items, wire.Atom("MAILBOXID"), wire.List(wire.Atom(f.MailboxID())))
 }
-
