@@ -59,6 +59,10 @@ import (
 //     every FETCH response.
 // 14. Header names in a section spec are compared unquoted and upper-cased:
 //     BODY[HEADER.FIELDS ("From")] is BODY[HEADER.FIELDS (FROM)] (astring, rule 8).
+// 15. The MAILBOXID response code (RFC 8474) that kubemail adds to SELECT, EXAMINE and CREATE
+//     is dropped: Dovecot 2.3 has no OBJECTID, so it can be no oracle for it (the objectid
+//     script still compares FETCH EMAILID and STATUS MAILBOXID, which Dovecot refuses);
+//     TestObjectIDAndSaveDate checks kubemail's.
 
 // oneSidedCaps are capabilities only one of the servers can have, for reasons that have nothing
 // to do with correctness; they are left out of CAPABILITY comparisons.
@@ -87,10 +91,6 @@ const appendLimitCap = "APPENDLIMIT"
 
 // node is a parsed response token: an atom (also numbers and NIL), a string (quoted or
 // literal), or a parenthesised list.
-//  15. The MAILBOXID response code (RFC 8474) that kubemail adds to SELECT, EXAMINE and CREATE
-//     is dropped: Dovecot 2.3 has no OBJECTID, so it can be no oracle for it (the objectid
-//     script still compares FETCH EMAILID and STATUS MAILBOXID, which Dovecot refuses);
-//     TestObjectIDAndSaveDate checks kubemail's.
 type respNode struct {
 	kind nodeKind
 	text string
