@@ -165,7 +165,7 @@ func (s *session) cmdStartTLS(tag string, args []wire.Value, _ bool) (reply, err
 	return reply{answered: true}, nil
 }
 
-func (s *session) cmdLogin(_ string, args []wire.Value, _ bool) (reply, error) {
+func (s *session) cmdLogin(tag string, args []wire.Value, _ bool) (reply, error) {
 	if len(args) != 2 {
 		return reply{}, badArg("LOGIN takes a user name and a password")
 	}
@@ -174,15 +174,12 @@ func (s *session) cmdLogin(_ string, args []wire.Value, _ bool) (reply, error) {
 	if !ok1 || !ok2 {
 		return reply{}, badArg("LOGIN takes a user name and a password as strings")
 	}
-	if err := s.login(user, pass); err != nil {
-		return reply{}, err
-	}
-	return reply{code: "CAPABILITY", args: atoms(s.capabilities()), text: "Logged in"}, nil
+	return s.login(tag, user, pass)
 }
 
 // cmdAuthenticate serves SASL PLAIN (RFC 4616), with the initial response in the command
 // (SASL-IR) or after a continuation request.
-func (s *session) cmdAuthenticate(_ string, args []wire.Value, _ bool) (reply, error) {
+func (s *session) cmdAuthenticate(tag string, args []wire.Value, _ bool) (reply, error) {
 	if len(args) < 1 || len(args) > 2 || args[0].Kind != wire.KindAtom {
 		return reply{}, badArg("AUTHENTICATE takes a mechanism and an optional initial response")
 	}
@@ -217,10 +214,7 @@ func (s *session) cmdAuthenticate(_ string, args []wire.Value, _ bool) (reply, e
 	if err != nil {
 		return reply{}, err
 	}
-	if err := s.login(user, pass); err != nil {
-		return reply{}, err
-	}
-	return reply{code: "CAPABILITY", args: atoms(s.capabilities()), text: "Logged in"}, nil
+	return s.login(tag, user, pass)
 }
 
 // decodePlain reads a PLAIN response: [authzid] NUL authcid NUL password. Acting as someone

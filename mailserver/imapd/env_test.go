@@ -18,6 +18,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/kubemail/kubemail/mailserver/auth"
+	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/internal/servertest"
 	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/store"
@@ -54,6 +55,7 @@ type envOptions struct {
 	limiter  *auth.Limiter
 	maxBytes int64
 	root     string
+	route    func(*directory.Mailbox) Takeover
 }
 
 func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
@@ -84,7 +86,7 @@ func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 	}
 
 	srv := NewServer(Config{Hostname: "mail.example.com", Store: st, Auth: authn, Metrics: m,
-		TLSConfig: serverTLS, MaxMessageBytes: o.maxBytes, Log: log})
+		TLSConfig: serverTLS, MaxMessageBytes: o.maxBytes, Log: log, Route: o.route})
 	plain, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

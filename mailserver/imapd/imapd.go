@@ -19,6 +19,7 @@ import (
 	// matches text and envelopes decode subjects in mail that is not UTF-8.
 	_ "github.com/emersion/go-message/charset"
 
+	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/login"
 	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/store"
@@ -48,6 +49,27 @@ type Config struct {
 	// DefaultMaxMessageBytes.
 	MaxMessageBytes int64
 	Log             *slog.Logger
+	// Route, when set, is asked after every successful login whether another server serves
+	// the mailbox (in a cluster, the replica that owns it): a non-nil Takeover gets the
+	// connection; nil serves the mailbox here.
+	Route func(mb *directory.Mailbox) Takeover
+}
+
+// A Takeover serves a session whose login this server checked, somewhere else: it owns the
+// connection until it returns, and answers the login command's tag itself. This is the seam
+// between the pre-authentication phase (CAPABILITY, STARTTLS, LOGIN, AUTHENTICATE, ID), which
+// every replica serves, and the mailbox's own server.
+type Takeover func(ctx context.Context, h *Handoff) error
+
+// Handoff is a connection at the command boundary after a successful login.
+type Handoff struct {
+	Conn net.Conn // the client's connection, encrypted
+	// Pending is what the client sent after the login command and this server read but did
+	// not parse (a pipelining client's next commands): it comes before anything on Conn.
+	Pending []byte
+	Tag     string // the login command's tag, not yet answered
+	Mailbox *directory.Mailbox
+	Log     *slog.Logger
 }
 
 // ErrServerClosed is returned by Serve after Shutdown or Close. It wraps net.ErrClosed so

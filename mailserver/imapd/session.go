@@ -128,29 +128,35 @@ func (s *session) close() {
 	}
 }
 
-// login checks a user's password (LOGIN and AUTHENTICATE PLAIN) and opens the mailbox.
-func (s *session) login(username, password string) (err error) {
+// login checks a user's password (LOGIN and AUTHENTICATE PLAIN), then hands the session to
+// Config.Route's taker or opens the mailbox here.
+func (s *session) login(tag, username, password string) (res reply, err error) {
 	defer func() { s.track("LOGIN", err) }()
 	if !s.tls {
-		return errPrivacyRequired
+		return reply{}, errPrivacyRequired
 	}
 	mb, err := s.srv.cfg.Auth.Login(s.srv.ctx, Protocol, s.ip, username, password)
 	switch {
 	case errors.Is(err, login.ErrThrottled):
 		// login reports each throttled source once; a refused attempt is routine after that.
 		s.log.Debug("login throttled")
-		return errThrottled
+		return reply{}, errThrottled
 	case errors.Is(err, login.ErrFailed):
-		return errAuthFailed
+		return reply{}, errAuthFailed
 	case errors.Is(err, login.ErrDisabled):
-		return errDisabled
+		return reply{}, errDisabled
 	case err != nil:
-		return errUnavailable
+		return reply{}, errUnavailable
+	}
+	if s.srv.cfg.Route != nil {
+		if take := s.srv.cfg.Route(mb); take != nil {
+			return s.handOff(tag, mb, take), nil
+		}
 	}
 	box, err := s.srv.cfg.Store.Mailbox(mb.Address)
 	if err != nil {
 		s.log.Error("opening mailbox", "mailbox", mb.Address, "err", err)
-		return errUnavailable
+		return reply{}, errUnavailable
 	}
 	s.user, s.box = mb, box
 	s.state = stateAuthenticated
@@ -158,5 +164,20 @@ func (s *session) login(username, password string) (err error) {
 	s.log = s.log.With("mailbox", mb.Address)
 	s.srv.cfg.Metrics.Sessions.WithLabelValues(Protocol).Inc()
 	s.log.Info("logged in")
-	return nil
+	return reply{code: "CAPABILITY", args: atoms(s.capabilities()), text: "Logged in"}, nil
+}
+
+// handOff gives the connection, at the command boundary after the login, to take; the session
+// ends when take returns.
+func (s *session) handOff(tag string, mb *directory.Mailbox, take Takeover) reply {
+	s.state = stateLogout
+	if err := s.w.Flush(); err != nil {
+		return reply{answered: true}
+	}
+	h := &Handoff{Conn: s.nc, Pending: s.r.TakeBuffered(), Tag: tag, Mailbox: mb, Log: s.log}
+	s.log.Info("logged in, handed off", "mailbox", mb.Address)
+	if err := take(s.srv.ctx, h); err != nil {
+		s.log.Warn("serving a handed-off session", "mailbox", mb.Address, "err", err)
+	}
+	return reply{answered: true}
 }

@@ -50,6 +50,15 @@ func NewReader(r io.Reader, w *Writer, lim Limits) *Reader {
 // SetAuthenticated switches the literal limit from MaxLiteralPreAuth to MaxLiteral.
 func (r *Reader) SetAuthenticated(auth bool) { r.auth = auth }
 
+// TakeBuffered returns the bytes read from the connection but not yet parsed, and forgets
+// them: what a client pipelined behind a command, for whoever serves the connection next.
+func (r *Reader) TakeBuffered() []byte {
+	b, _ := r.br.Peek(r.br.Buffered())
+	out := append([]byte(nil), b...)
+	r.br.Discard(len(out))
+	return out
+}
+
 // Buffered reports bytes read from the connection but not yet parsed. STARTTLS and COMPRESS
 // must see zero, or a client could smuggle plaintext commands past the switch.
 func (r *Reader) Buffered() int { return r.br.Buffered() }
