@@ -42,7 +42,10 @@ func (s *session) fetch(numSet imap.NumSet, fa *fetchArgs) error {
 		}
 		s.vanishedEarlier(sel.uidSet(numSet))
 	}
-	targets := sel.resolve(numSet)
+	targets, err := sel.resolve(numSet)
+	if err != nil {
+		return err
+	}
 	if fa.ChangedSince > 0 {
 		targets = slices.DeleteFunc(targets, func(t target) bool { return t.msg.ModSeq <= fa.ChangedSince })
 	}

@@ -21,7 +21,10 @@ func (s *session) store(numSet imap.NumSet, flags *imap.StoreFlags, opts *imap.S
 	}
 	conditional := opts != nil && opts.UnchangedSince > 0
 	s.condstore = s.condstore || conditional
-	targets := sel.resolve(numSet)
+	targets, err := sel.resolve(numSet)
+	if err != nil {
+		return reply{}, err
+	}
 	uids := make([]uint32, len(targets))
 	for i, t := range targets {
 		uids[i] = t.msg.UID
@@ -163,7 +166,10 @@ func (s *session) copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	if err != nil {
 		return nil, err
 	}
-	targets := s.sel.resolve(numSet)
+	targets, err := s.sel.resolve(numSet)
+	if err != nil {
+		return nil, err
+	}
 	uids := make([]uint32, len(targets))
 	var size int64
 	for i, t := range targets {

@@ -1,0 +1,52 @@
+package imapd
+
+import (
+	"strings"
+	"testing"
+)
+
+// A client that names a message number it cannot know of has lost track of the mailbox; an OK
+// with nothing done would hide that from it (RFC 9051 9, seq-number: BAD). UIDs past the last
+// may name messages expunged since and stay OK.
+func TestSeqNumberPastLastIsBad(t *testing.T) {
+	e := newEnv(t)
+	e.deliver(alice, "INBOX", message("one", "1"))
+	e.deliver(alice, "INBOX", message("two", "2"))
+	e.folder(alice, "Archive")
+	c := e.rawSelected(t, "", "SELECT INBOX")
+	c.until("s")
+	for cmd, want := range map[string]string{
+		"FETCH 3 FLAGS":           "BAD",
+		"FETCH 1:3 FLAGS":         "BAD",
+		"FETCH 2:* FLAGS":         "OK",
+		"FETCH * FLAGS":           "OK",
+		"STORE 5 +FLAGS (\\Seen)": "BAD",
+		"COPY 9 Archive":          "BAD",
+		"MOVE 1,3 Archive":        "BAD",
+		"UID FETCH 99 FLAGS":      "OK",
+		"UID STORE 99 FLAGS ()":   "OK",
+	} {
+		c.send("t " + cmd)
+		lines := c.until("t")
+		if got := lines[len(lines)-1]; !strings.HasPrefix(got, "t "+want) {
+			t.Errorf("%s: %q, want %s", cmd, got, want)
+		}
+	}
+	if n := e.folder(alice, "INBOX").Status().Messages; n != 2 {
+		t.Errorf("INBOX holds %d messages after refused commands, want 2", n)
+	}
+
+	// In an empty mailbox even "*" names no message.
+	c.send("x SELECT Archive")
+	c.until("x")
+	for _, cmd := range []string{"FETCH 1:* UID", "FETCH * UID", "STORE * +FLAGS (\\Seen)"} {
+		c.send("t " + cmd)
+		if lines := c.until("t"); !strings.HasPrefix(lines[len(lines)-1], "t BAD") {
+			t.Errorf("%s in an empty mailbox: %q, want BAD", cmd, lines)
+		}
+	}
+	c.send("t UID FETCH 1:* UID")
+	if lines := c.until("t"); !strings.HasPrefix(lines[len(lines)-1], "t OK") {
+		t.Errorf("UID FETCH 1:* in an empty mailbox: %q, want OK", lines)
+	}
+}
