@@ -283,6 +283,12 @@ func (s *session) cmdStatus(_ string, args []wire.Value, _ bool) (reply, error) 
 		return reply{}, err
 	}
 	s.writeStatus(data, &items.StatusOptions)
+	if s.sel != nil && s.sel.folder.Name() == data.Mailbox {
+		// RFC 9051 6.3.11: clients SHOULD NOT ask this, as the answer may run ahead of the
+		// session's untagged responses. It is answered, and CLIENTBUG (RFC 5530) says so, as
+		// Dovecot does, for the client's developer to see in a log.
+		return reply{code: "CLIENTBUG", text: "STATUS of the selected folder; its changes come as untagged responses"}, nil
+	}
 	return reply{}, nil
 }
 

@@ -50,3 +50,19 @@ func TestSeqNumberPastLastIsBad(t *testing.T) {
 		t.Errorf("UID FETCH 1:* in an empty mailbox: %q, want OK", lines)
 	}
 }
+
+// STATUS of the selected folder is answered, with CLIENTBUG (RFC 9051 6.3.11: clients SHOULD
+// NOT ask); of another folder it is a plain OK.
+func TestStatusOfSelectedFolderIsClientBug(t *testing.T) {
+	e := newEnv(t)
+	e.deliver(alice, "INBOX", message("one", "1"))
+	c := e.rawSelected(t, "", "EXAMINE INBOX")
+	c.until("s")
+	checkLines(t, "STATUS inbox", c.transact("a", "STATUS inbox (MESSAGES)"),
+		`* STATUS INBOX (MESSAGES 1)`, "a OK [CLIENTBUG] *")
+	checkLines(t, "STATUS Archive", c.transact("b", "STATUS Archive (MESSAGES)"),
+		`* STATUS Archive (MESSAGES 0)`, "b OK STATUS*")
+	c.transact("c", "UNSELECT")
+	checkLines(t, "STATUS INBOX after UNSELECT", c.transact("d", "STATUS INBOX (MESSAGES)"),
+		`* STATUS INBOX (MESSAGES 1)`, "d OK STATUS*")
+}
