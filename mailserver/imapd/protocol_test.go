@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -48,6 +49,34 @@ func TestSeqNumberPastLastIsBad(t *testing.T) {
 	c.send("t UID FETCH 1:* UID")
 	if lines := c.until("t"); !strings.HasPrefix(lines[len(lines)-1], "t OK") {
 		t.Errorf("UID FETCH 1:* in an empty mailbox: %q, want OK", lines)
+	}
+}
+
+// Before login the server offers what logging in needs; the tagged OK of LOGIN brings the
+// full list, so a client that reads it knows the rest without asking.
+func TestCapabilitiesBeforeAndAfterLogin(t *testing.T) {
+	e := newEnv(t)
+	c := e.raw(t)
+	before := c.transact("a", "CAPABILITY")[0]
+	for _, want := range []string{"IMAP4rev1", "AUTH=PLAIN", "SASL-IR", "LITERAL+", "ID", "ENABLE", "IDLE"} {
+		if !strings.Contains(before+" ", " "+want+" ") {
+			t.Errorf("before login: CAPABILITY lacks %s: %s", want, before)
+		}
+	}
+	for _, unwanted := range []string{"MOVE", "QUOTA", "CONDSTORE", "COMPRESS=DEFLATE", "SORT"} {
+		if strings.Contains(before+" ", " "+unwanted+" ") {
+			t.Errorf("before login: CAPABILITY offers %s: %s", unwanted, before)
+		}
+	}
+	login := c.transact("b", fmt.Sprintf("LOGIN %s %q", alice, password))
+	after := login[len(login)-1]
+	for _, want := range []string{"MOVE", "QUOTA", "CONDSTORE", "COMPRESS=DEFLATE", "SORT", "IDLE"} {
+		if !strings.Contains(after, " "+want+" ") {
+			t.Errorf("LOGIN's OK [CAPABILITY] lacks %s: %s", want, after)
+		}
+	}
+	if strings.Contains(after, "AUTH=PLAIN") {
+		t.Errorf("LOGIN's OK [CAPABILITY] still offers AUTH=PLAIN: %s", after)
 	}
 }
 
