@@ -277,7 +277,7 @@ func (s *session) cmdStatus(_ string, args []wire.Value, _ bool) (reply, error) 
 	if err != nil {
 		return reply{}, err
 	}
-	s.condstore = s.condstore || items.HighestModSeq
+	s.useCondStore(items.HighestModSeq)
 	data, err := s.Status(name, &items.StatusOptions)
 	if err != nil {
 		return reply{}, err

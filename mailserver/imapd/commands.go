@@ -265,10 +265,11 @@ func (s *session) cmdEnable(_ string, args []wire.Value, _ bool) (reply, error) 
 			s.utf8 = true
 			enabled = append(enabled, wire.Atom("UTF8=ACCEPT"))
 		case "CONDSTORE":
-			s.condstore = true
+			s.useCondStore(true)
 			enabled = append(enabled, wire.Atom("CONDSTORE"))
 		case "QRESYNC":
-			s.condstore, s.qresync = true, true
+			s.useCondStore(true)
+			s.qresync = true
 			enabled = append(enabled, wire.Atom("QRESYNC"))
 		}
 	}

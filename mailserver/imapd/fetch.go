@@ -33,9 +33,7 @@ func (s *session) cmdFetch(_ string, args []wire.Value, uid bool) (reply, error)
 
 func (s *session) fetch(numSet imap.NumSet, fa *fetchArgs) error {
 	sel := s.sel
-	if fa.Options.ModSeq {
-		s.condstore = true
-	}
+	s.useCondStore(fa.Options.ModSeq)
 	if fa.Vanished {
 		if !s.qresync {
 			return badArg("FETCH: VANISHED needs ENABLE QRESYNC first")

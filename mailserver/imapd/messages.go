@@ -20,7 +20,7 @@ func (s *session) store(numSet imap.NumSet, flags *imap.StoreFlags, opts *imap.S
 		return reply{}, errReadOnly
 	}
 	conditional := opts != nil && opts.UnchangedSince > 0
-	s.condstore = s.condstore || conditional
+	s.useCondStore(conditional)
 	targets, err := sel.resolve(numSet)
 	if err != nil {
 		return reply{}, err
@@ -135,13 +135,13 @@ func keywordSpelling(targets []target, op store.FlagOp, flags []string) []string
 	return out
 }
 
-// expunge removes \Deleted messages (of uids, for UID EXPUNGE). The EXPUNGE responses come
-// from the folder's events, like everyone else's, in the poll after the command; CLOSE
-// discards them with the selection.
-func (s *session) expunge(uids *imap.UIDSet) error {
+// expunge removes \Deleted messages (of uids, for UID EXPUNGE) and says how many. The EXPUNGE
+// responses come from the folder's events, like everyone else's, in the poll after the
+// command; CLOSE discards them with the selection.
+func (s *session) expunge(uids *imap.UIDSet) (int, error) {
 	sel := s.sel
 	if sel.readOnly {
-		return nil // RFC 3501: CLOSE after EXAMINE removes nothing and is no error
+		return 0, nil // RFC 3501: CLOSE after EXAMINE removes nothing and is no error
 	}
 	var doomed []uint32
 	sel.folder.View(func(msgs []store.Message) {
@@ -152,12 +152,12 @@ func (s *session) expunge(uids *imap.UIDSet) error {
 		}
 	})
 	if len(doomed) == 0 {
-		return nil
+		return 0, nil
 	}
 	if _, err := sel.folder.Expunge(doomed); err != nil {
-		return s.storageError("expunging", err)
+		return 0, s.storageError("expunging", err)
 	}
-	return nil
+	return len(doomed), nil
 }
 
 // copy copies messages and answers COPYUID, or leaves the destination as it was.
