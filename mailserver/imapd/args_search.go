@@ -22,8 +22,8 @@ type searchArgs struct {
 
 	// SAVEDATE keys (RFC 8514), which imap.SearchCriteria cannot hold. They are and-ed with
 	// Criteria; inside NOT or OR they are refused.
-	SaveDateSince     time.Time // SAVEDATESINCE, or SAVEDATEON's start
-	SaveDateBefore    time.Time // SAVEDATEBEFORE, or SAVEDATEON's end
+	SaveDateSince     time.Time // SAVEDSINCE, or SAVEDON's start
+	SaveDateBefore    time.Time // SAVEDBEFORE, or SAVEDON's end
 	SaveDateSupported bool      // SAVEDATESUPPORTED
 }
 
@@ -264,7 +264,7 @@ func (r *searchReader) readKeyWithArgs(c *imap.SearchCriteria, key string, v wir
 		return r.readUID(c)
 	case "MODSEQ":
 		return r.readModSeq(c)
-	case "SAVEDATESINCE", "SAVEDATEBEFORE", "SAVEDATEON", "SAVEDATESUPPORTED":
+	case "SAVEDSINCE", "SAVEDBEFORE", "SAVEDON", "SAVEDATESUPPORTED":
 		return r.readSaveDate(key)
 	}
 	set, err := parseNumSet(v, false)
@@ -383,11 +383,11 @@ func (r *searchReader) readSaveDate(key string) error {
 	}
 	var dc imap.SearchCriteria
 	switch key {
-	case "SAVEDATESINCE":
+	case "SAVEDSINCE":
 		dc.Since = d
-	case "SAVEDATEBEFORE":
+	case "SAVEDBEFORE":
 		dc.Before = d
-	case "SAVEDATEON":
+	case "SAVEDON":
 		dc.Since, dc.Before = d, d.AddDate(0, 0, 1)
 	}
 	// And intersects the ranges the way the other date keys do.

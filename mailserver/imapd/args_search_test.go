@@ -70,9 +70,9 @@ var searchCases = []searchCase{
 	{"CHARSET UTF-8 TEXT {6}\r\nnaïve", searchArgs{Charset: "UTF-8", Criteria: &imap.SearchCriteria{Text: []string{"naïve"}}}},
 	{"RETURN (COUNT) CHARSET us-ascii ALL", searchArgs{Return: &imap.SearchOptions{ReturnCount: true}, Charset: "us-ascii",
 		Criteria: &imap.SearchCriteria{}}},
-	{"SAVEDATESINCE 1-Feb-2024 SAVEDATESUPPORTED", searchArgs{SaveDateSince: day(2024, 2, 1), SaveDateSupported: true,
+	{"SAVEDSINCE 1-Feb-2024 SAVEDATESUPPORTED", searchArgs{SaveDateSince: day(2024, 2, 1), SaveDateSupported: true,
 		Criteria: &imap.SearchCriteria{}}},
-	{"SAVEDATEON 1-Feb-2024 (SAVEDATEBEFORE 1-Jan-2025)", searchArgs{SaveDateSince: day(2024, 2, 1), SaveDateBefore: day(2024, 2, 2),
+	{"SAVEDON 1-Feb-2024 (SAVEDBEFORE 1-Jan-2025)", searchArgs{SaveDateSince: day(2024, 2, 1), SaveDateBefore: day(2024, 2, 2),
 		Criteria: &imap.SearchCriteria{}}},
 }
 
@@ -107,7 +107,7 @@ var badSearchCases = []badCase{
 	{"MODSEQ x bogus 5", `MODSEQ entry type "BOGUS" is not priv, shared or all`},
 	{`MODSEQ "/flags/\\seen" priv`, "missing argument: MODSEQ's mod-sequence"},
 	{"MODSEQ", "missing argument: MODSEQ's mod-sequence"},
-	{"NOT SAVEDATESINCE 1-Feb-2024", "SAVEDATESINCE is not supported inside NOT or OR"},
+	{"NOT SAVEDSINCE 1-Feb-2024", "SAVEDSINCE is not supported inside NOT or OR"},
 	{"OR SEEN (SAVEDATESUPPORTED)", "SAVEDATESUPPORTED is not supported inside NOT or OR"},
 	{"TEXT {3}\r\n\xff\xfe\xfd", "SEARCH: TEXT's text is not valid UTF-8"},
 	{"TEXT ~{3}\r\nabc", "binary literal"},

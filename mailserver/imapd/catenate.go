@@ -22,7 +22,7 @@ func init() {
 }
 
 // catenate assembles a message; a URL this server cannot resolve for this user answers
-// NO [BADURL "url"].
+// NO [BADURL url].
 func (s *session) catenate(parts []catenatePart) ([]byte, error) {
 	var b bytes.Buffer
 	for _, p := range parts {
@@ -203,12 +203,13 @@ func (s *session) resolveURL(raw string) ([]byte, error) {
 	return data, nil
 }
 
-// badURL is the NO a URL error is answered with: BADURL names the URL when a response code
-// can carry it.
+// badURL is the NO a URL error is answered with: BADURL names the URL as it was sent, unquoted
+// (RFC 4469's url-resp-text is text up to the "]", and a client compares it with its URL), when
+// the response code can carry it.
 func badURL(e *urlError) error {
 	code := "BADURL"
-	if len(e.url) < 200 && !strings.ContainsFunc(e.url, func(r rune) bool { return r < ' ' || r > '~' || strings.ContainsRune(`"\]`, r) }) {
-		code += ` "` + e.url + `"`
+	if len(e.url) < 200 && !strings.ContainsFunc(e.url, func(r rune) bool { return r < ' ' || r > '~' || r == ']' }) {
+		code += " " + e.url
 	}
 	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCode(code), Text: e.Error()}
 }

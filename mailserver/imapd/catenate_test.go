@@ -71,8 +71,8 @@ func TestCatenate(t *testing.T) {
 	} {
 		tag := fmt.Sprint("b", i)
 		c.send(fmt.Sprintf(`%s APPEND Drafts CATENATE (URL %q)`, tag, bad))
-		if got := c.until(tag); !strings.HasPrefix(got[len(got)-1], tag+" NO [BADURL") {
-			t.Errorf("CATENATE of %s: %q, want NO [BADURL]", bad, got)
+		if got := c.until(tag); !strings.HasPrefix(got[len(got)-1], tag+" NO [BADURL "+bad+"]") {
+			t.Errorf("CATENATE of %s: %q, want NO [BADURL %s]", bad, got, bad)
 		}
 	}
 	if n := drafts.Status().Messages; n != 1 {

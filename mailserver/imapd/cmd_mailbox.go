@@ -286,12 +286,18 @@ func (s *session) cmdStatus(_ string, args []wire.Value, _ bool) (reply, error) 
 	if err != nil {
 		return reply{}, err
 	}
-	s.condstore = s.condstore || items.HighestModSeq
+	s.useCondStore(items.HighestModSeq)
 	data, err := s.Status(name, &items.StatusOptions)
 	if err != nil {
 		return reply{}, err
 	}
 	s.writeStatus(data, &items.StatusOptions, items.MailboxID)
+	if s.sel != nil && s.sel.folder.Name() == data.Mailbox {
+		// RFC 9051 6.3.11: clients SHOULD NOT ask this, as the answer may run ahead of the
+		// session's untagged responses. It is answered, and CLIENTBUG (RFC 5530) says so, as
+		// Dovecot does, for the client's developer to see in a log.
+		return reply{code: "CLIENTBUG", text: "STATUS of the selected folder; its changes come as untagged responses"}, nil
+	}
 	return reply{}, nil
 }
 

@@ -14,7 +14,7 @@ func (s *session) cmdClose(_ string, args []wire.Value, _ bool) (reply, error) {
 		return reply{}, err
 	}
 	// CLOSE expunges silently: the selection, and with it the EXPUNGE responses, go.
-	err := s.expunge(nil)
+	_, err := s.expunge(nil)
 	s.unselect()
 	return reply{}, err
 }
@@ -40,7 +40,7 @@ func (s *session) cmdExpunge(_ string, args []wire.Value, uid bool) (reply, erro
 		if err := noArgs("EXPUNGE", args); err != nil {
 			return reply{}, err
 		}
-		return reply{}, s.expunge(nil)
+		return s.expunged(s.expunge(nil))
 	}
 	if len(args) != 1 {
 		return reply{}, badArg("UID EXPUNGE takes a UID set")
@@ -50,7 +50,18 @@ func (s *session) cmdExpunge(_ string, args []wire.Value, uid bool) (reply, erro
 		return reply{}, err
 	}
 	uids := s.sel.uidSet(set)
-	return reply{}, s.expunge(&uids)
+	return s.expunged(s.expunge(&uids))
+}
+
+// expunged completes EXPUNGE and UID EXPUNGE: when messages went, a QRESYNC client hears the
+// folder's new HIGHESTMODSEQ in the tagged OK (RFC 7162 3.2.7, 3.2.9), as VANISHED carries
+// none and the client would otherwise resynchronise from before the expunge.
+func (s *session) expunged(n int, err error) (reply, error) {
+	if err != nil || n == 0 || !s.qresync {
+		return reply{}, err
+	}
+	highest := max(s.sel.folder.Status().HighestModSeq, 1)
+	return reply{code: "HIGHESTMODSEQ", args: []wire.Value{wire.Number(highest)}, text: "EXPUNGE completed"}, nil
 }
 
 // uidSet is a UID set with "$" (SEARCHRES) resolved.
@@ -88,7 +99,7 @@ func (s *session) cmdSearch(tag string, args []wire.Value, uid bool) (reply, err
 	if options == nil {
 		options = &imap.SearchOptions{ReturnAll: true}
 	}
-	s.condstore = s.condstore || sa.ModSeq
+	s.useCondStore(sa.ModSeq)
 	data, err := s.search(uid, sa.Criteria, options, sa.saveDateFilter())
 	if err != nil {
 		return reply{}, err

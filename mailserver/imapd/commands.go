@@ -67,7 +67,10 @@ var commands = map[string]handler{
 	"MOVE":     {states: stateSelected, uid: true, polls: true, run: (*session).cmdMove},
 }
 
-// capabilities is what the server offers in the session's state.
+// capabilities is what the server offers in the session's state. Before login that is what
+// logging in needs and little more, as Dovecot offers: the rest is of no use yet, tells an
+// anonymous peer what it is talking to, and the tagged OK of LOGIN and AUTHENTICATE carries
+// the full list (RFC 9051 6.2), so clients need not ask again.
 func (s *session) capabilities() []string {
 	caps := []string{"IMAP4rev1", "IMAP4rev2"}
 	if s.state == stateNotAuthenticated {
@@ -79,6 +82,7 @@ func (s *session) capabilities() []string {
 		default:
 			caps = append(caps, "LOGINDISABLED")
 		}
+		return append(caps, "SASL-IR", "LITERAL+", "ID", "ENABLE", "IDLE")
 	}
 	caps = append(caps, "SASL-IR", "LITERAL+", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT",
 		"UIDPLUS", "ESEARCH", "SEARCHRES", "LIST-EXTENDED", "LIST-STATUS", "MOVE", "STATUS=SIZE",
@@ -255,10 +259,11 @@ func (s *session) cmdEnable(_ string, args []wire.Value, _ bool) (reply, error) 
 			s.utf8 = true
 			enabled = append(enabled, wire.Atom("UTF8=ACCEPT"))
 		case "CONDSTORE":
-			s.condstore = true
+			s.useCondStore(true)
 			enabled = append(enabled, wire.Atom("CONDSTORE"))
 		case "QRESYNC":
-			s.condstore, s.qresync = true, true
+			s.useCondStore(true)
+			s.qresync = true
 			enabled = append(enabled, wire.Atom("QRESYNC"))
 		}
 	}

@@ -165,6 +165,15 @@ func flagUntil(flagger *imapclient.Client, stop <-chan struct{}) <-chan error {
 				return
 			default:
 			}
+			// "1:*" names no message in an empty folder (BAD): until mail has arrived, a
+			// NOOP brings the EXISTS.
+			if mbox := flagger.Mailbox(); mbox == nil || mbox.NumMessages == 0 {
+				if err := flagger.Noop().Wait(); err != nil {
+					flagged <- err
+					return
+				}
+				continue
+			}
 			err := flagger.Store(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, &imap.StoreFlags{Op: imap.StoreFlagsAdd,
 				Silent: true, Flags: []imap.Flag{"$Seen-By-Test"}}, nil).Close()
 			if err != nil {

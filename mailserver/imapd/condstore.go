@@ -15,6 +15,21 @@ import (
 // longer exists: a superset of what changed since, which the RFC allows (3.2.5.2, 3.2.6) and
 // which stays small (ranges) for folders whose UIDs were not much expunged.
 
+// useCondStore notes a CONDSTORE enabling command (RFC 7162 3.1) when on. The first one issued
+// with a folder selected reports that folder's HIGHESTMODSEQ, as SELECT (CONDSTORE) would
+// have: the client has no mod-sequence to resynchronise from otherwise. Changes it has not
+// heard of yet come after, with their own MODSEQ. SELECT reports its own and does not call it.
+func (s *session) useCondStore(on bool) {
+	if !on || s.condstore {
+		return
+	}
+	s.condstore = true
+	if s.sel != nil {
+		highest := max(s.sel.folder.Status().HighestModSeq, 1)
+		s.w.UntaggedStatus(wire.OK, "HIGHESTMODSEQ", []wire.Value{wire.Number(highest)}, "Highest")
+	}
+}
+
 // resync answers SELECT's QRESYNC parameter: the UIDs gone from what the client knows, then
 // the messages changed since its mod-sequence (RFC 7162 3.2.5). A UIDVALIDITY other than the
 // folder's means the client must start over, and gets nothing more.

@@ -145,6 +145,19 @@ func TestQResync(t *testing.T) {
 	if lines := c.until("v"); !hasLine(lines, fmt.Sprintf("* VANISHED (EARLIER) %d,%d", uids[1], uids[4])) {
 		t.Errorf("UID FETCH VANISHED: %q", lines)
 	}
+	// The client's own EXPUNGE raises the folder's mod-sequence, and only the tagged OK says
+	// to what; one that removes nothing has nothing to say.
+	c.send(`x STORE 1 +FLAGS.SILENT (\Deleted)`)
+	c.until("x")
+	c.send("y EXPUNGE")
+	lines = c.until("y")
+	if want := fmt.Sprintf("y OK [HIGHESTMODSEQ %d]", f.Status().HighestModSeq); !hasLine(lines, want) {
+		t.Errorf("EXPUNGE with QRESYNC: %q, want %s", lines, want)
+	}
+	c.send("z UID EXPUNGE 1:*")
+	if lines := c.until("z"); strings.Contains(lines[len(lines)-1], "HIGHESTMODSEQ") {
+		t.Errorf("UID EXPUNGE that removed nothing: %q, want no HIGHESTMODSEQ", lines)
+	}
 	// QRESYNC in SELECT without ENABLE is a client error.
 	d := e.rawSelected(t, "", fmt.Sprintf("SELECT INBOX (QRESYNC (%d 1))", st.UIDValidity))
 	if lines := d.until("s"); !strings.HasPrefix(lines[len(lines)-1], "s BAD") {
@@ -204,5 +217,25 @@ func TestQResyncTransfersLittle(t *testing.T) {
 	t.Logf("QRESYNC SELECT after 10 flag changes in 10,000 messages: %d bytes, %d FETCH, %v", n, fetches, time.Since(start))
 	if fetches != 10 || n > 5000 {
 		t.Errorf("resync sent %d bytes and %d FETCH responses, want 10 FETCH in under 5,000 bytes", n, fetches)
+	}
+}
+
+// A FETCH MODSEQ after a plain SELECT turns CONDSTORE on (RFC 7162 3.1): the client hears the
+// folder's HIGHESTMODSEQ then, once, as it would have from SELECT (CONDSTORE).
+func TestCondStoreEnabledBySelectedFetch(t *testing.T) {
+	e := newEnv(t)
+	e.deliver(alice, "INBOX", message("one", "1"))
+	c := e.rawSelected(t, "", "SELECT INBOX")
+	if lines := c.until("s"); hasLine(lines, "* OK [HIGHESTMODSEQ") {
+		t.Errorf("plain SELECT reported HIGHESTMODSEQ: %q", lines)
+	}
+	want := fmt.Sprintf("* OK [HIGHESTMODSEQ %d]", e.folder(alice, "INBOX").Status().HighestModSeq)
+	c.send("a FETCH 1 (FLAGS MODSEQ)")
+	if lines := c.until("a"); !hasLine(lines, want) {
+		t.Errorf("first FETCH MODSEQ: %q, want %s", lines, want)
+	}
+	c.send("b FETCH 1 (MODSEQ)")
+	if lines := c.until("b"); hasLine(lines, "* OK [HIGHESTMODSEQ") {
+		t.Errorf("second FETCH MODSEQ reported HIGHESTMODSEQ again: %q", lines)
 	}
 }

@@ -69,9 +69,7 @@ import (
 var oneSidedCaps = map[string]string{
 	// Dovecot extensions that are not in kubemail's plan (the list).
 	"LOGIN-REFERRALS": "Dovecot: RFC 2221 referrals, for proxies; kubemail does not plan them",
-	"SORT=DISPLAY":    "Dovecot: RFC 5957, not in kubemail's plan",
 	"THREAD=REFS":     "Dovecot: a draft threading algorithm, not in kubemail's plan",
-	"URL-PARTIAL":     "Dovecot: RFC 5550 URLAUTH fragments, not in kubemail's plan",
 	"I18NLEVEL=1":     "Dovecot: RFC 5255 comparators, not in kubemail's plan",
 	"WITHIN":          "Dovecot: RFC 5032 YOUNGER/OLDER, not in kubemail's plan",
 	"SNIPPET=FUZZY":   "Dovecot: draft of PREVIEW, not in kubemail's plan",

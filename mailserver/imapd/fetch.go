@@ -33,16 +33,17 @@ func (s *session) cmdFetch(_ string, args []wire.Value, uid bool) (reply, error)
 
 func (s *session) fetch(numSet imap.NumSet, fa *fetchArgs) error {
 	sel := s.sel
-	if fa.Options.ModSeq {
-		s.condstore = true
-	}
+	s.useCondStore(fa.Options.ModSeq)
 	if fa.Vanished {
 		if !s.qresync {
 			return badArg("FETCH: VANISHED needs ENABLE QRESYNC first")
 		}
 		s.vanishedEarlier(sel.uidSet(numSet))
 	}
-	targets := sel.resolve(numSet)
+	targets, err := sel.resolve(numSet)
+	if err != nil {
+		return err
+	}
 	if fa.ChangedSince > 0 {
 		targets = slices.DeleteFunc(targets, func(t target) bool { return t.msg.ModSeq <= fa.ChangedSince })
 	}

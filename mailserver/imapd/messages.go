@@ -20,8 +20,11 @@ func (s *session) store(numSet imap.NumSet, flags *imap.StoreFlags, opts *imap.S
 		return reply{}, errReadOnly
 	}
 	conditional := opts != nil && opts.UnchangedSince > 0
-	s.condstore = s.condstore || conditional
-	targets := sel.resolve(numSet)
+	s.useCondStore(conditional)
+	targets, err := sel.resolve(numSet)
+	if err != nil {
+		return reply{}, err
+	}
 	uids := make([]uint32, len(targets))
 	for i, t := range targets {
 		uids[i] = t.msg.UID
@@ -132,13 +135,13 @@ func keywordSpelling(targets []target, op store.FlagOp, flags []string) []string
 	return out
 }
 
-// expunge removes \Deleted messages (of uids, for UID EXPUNGE). The EXPUNGE responses come
-// from the folder's events, like everyone else's, in the poll after the command; CLOSE
-// discards them with the selection.
-func (s *session) expunge(uids *imap.UIDSet) error {
+// expunge removes \Deleted messages (of uids, for UID EXPUNGE) and says how many. The EXPUNGE
+// responses come from the folder's events, like everyone else's, in the poll after the
+// command; CLOSE discards them with the selection.
+func (s *session) expunge(uids *imap.UIDSet) (int, error) {
 	sel := s.sel
 	if sel.readOnly {
-		return nil // RFC 3501: CLOSE after EXAMINE removes nothing and is no error
+		return 0, nil // RFC 3501: CLOSE after EXAMINE removes nothing and is no error
 	}
 	var doomed []uint32
 	sel.folder.View(func(msgs []store.Message) {
@@ -149,12 +152,12 @@ func (s *session) expunge(uids *imap.UIDSet) error {
 		}
 	})
 	if len(doomed) == 0 {
-		return nil
+		return 0, nil
 	}
 	if _, err := sel.folder.Expunge(doomed); err != nil {
-		return s.storageError("expunging", err)
+		return 0, s.storageError("expunging", err)
 	}
-	return nil
+	return len(doomed), nil
 }
 
 // copy copies messages and answers COPYUID, or leaves the destination as it was.
@@ -163,7 +166,10 @@ func (s *session) copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	if err != nil {
 		return nil, err
 	}
-	targets := s.sel.resolve(numSet)
+	targets, err := s.sel.resolve(numSet)
+	if err != nil {
+		return nil, err
+	}
 	uids := make([]uint32, len(targets))
 	var size int64
 	for i, t := range targets {

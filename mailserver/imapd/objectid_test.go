@@ -38,13 +38,13 @@ func TestObjectIDAndSaveDate(t *testing.T) {
 	if len(copies) != 1 || copies[0].EmailID() != m.EmailID() {
 		t.Errorf("the copy's EMAILID is not the original's")
 	}
-	c.send("q SEARCH SAVEDATESINCE 1-Jan-2000 SAVEDATEBEFORE 1-Jan-2100")
+	c.send("q SEARCH SAVEDSINCE 1-Jan-2000 SAVEDBEFORE 1-Jan-2100")
 	if lines := c.until("q"); lines[0] != "* SEARCH 1" {
 		t.Errorf("SEARCH SAVEDATE: %q", lines)
 	}
-	c.send("q2 SEARCH SAVEDATEBEFORE 1-Jan-2000")
+	c.send("q2 SEARCH SAVEDBEFORE 1-Jan-2000")
 	if lines := c.until("q2"); lines[0] != "* SEARCH" {
-		t.Errorf("SEARCH SAVEDATEBEFORE 2000: %q", lines)
+		t.Errorf("SEARCH SAVEDBEFORE 2000: %q", lines)
 	}
 }
 

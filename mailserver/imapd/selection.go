@@ -273,9 +273,11 @@ type target struct {
 }
 
 // resolve turns a command's sequence or UID set into messages in ascending order. Messages the
-// client has not been told about yet (no EXISTS) and ones already expunged are left out.
-func (sel *selection) resolve(numSet imap.NumSet) []target {
+// client has not been told about yet (no EXISTS) and ones already expunged are left out. A
+// sequence number the client cannot know of is its mistake (see seqSetKnown).
+func (sel *selection) resolve(numSet imap.NumSet) ([]target, error) {
 	var out []target
+	var err error
 	sel.folder.View(func(msgs []store.Message) {
 		sel.mu.Lock()
 		defer sel.mu.Unlock()
@@ -284,6 +286,9 @@ func (sel *selection) resolve(numSet imap.NumSet) []target {
 		}
 		switch set := numSet.(type) {
 		case imap.SeqSet:
+			if err = seqSetKnown(set, sel.clientCount()); err != nil {
+				return
+			}
 			set = staticSeqSet(set, sel.clientCount())
 			for i, m := range msgs {
 				if seq := sel.seqOf(i); seq != 0 && set.Contains(seq) {
@@ -305,7 +310,22 @@ func (sel *selection) resolve(numSet imap.NumSet) []target {
 			}
 		}
 	})
-	return out
+	return out, err
+}
+
+// seqSetKnown refuses sequence numbers past the last message the client knows of, and "*" in
+// an empty mailbox: RFC 9051's grammar (seq-number) says the server should answer BAD, and a
+// client that sends them has lost track of the mailbox, which an OK with nothing done would
+// hide from it. UIDs past the last are fine: they may name messages expunged since.
+func seqSetKnown(set imap.SeqSet, count uint32) error {
+	for _, r := range set {
+		for _, n := range []uint32{r.Start, r.Stop} {
+			if count == 0 || n > count {
+				return badArg("Invalid message set %s: the mailbox has %d messages", set, count)
+			}
+		}
+	}
+	return nil
 }
 
 // staticSeqSet returns a copy of set with "*" replaced by max.
