@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
+	kflate "github.com/klauspost/compress/flate"
 
 	"github.com/kubemail/kubemail/mailserver/imapd/wire"
 )
@@ -76,8 +77,22 @@ type deflateConn struct {
 func newDeflateConn(nc net.Conn) *deflateConn {
 	// The inflater keeps the client's 32 KiB window for as long as the session lasts: the
 	// client's compressor may refer back to any command it sent.
-	return &deflateConn{Conn: nc, in: flate.NewReader(bufio.NewReaderSize(nc, 1024))}
+	// Clients flush differently: Thunderbird with a sync flush, mbsync with a partial one
+	// (an empty fixed-code block, not byte-aligned), after which the standard library's
+	// inflater holds the command back until more input comes; klauspost/compress's returns
+	// each block's output as soon as the block ends.
+	// The input is wrapped so the inflater does not see a *bufio.Reader: for one it peeks
+	// ahead for speed, which waits for bytes a client that has flushed will not send.
+	src := byteReader{bufio.NewReaderSize(nc, 1024)}
+	return &deflateConn{Conn: nc, in: kflate.NewReaderOpts(src, kflate.WithPartialBlock())}
 }
+
+// byteReader hides a *bufio.Reader's type: the inflater then reads byte by byte, only what it
+// needs to decode (see newDeflateConn).
+type byteReader struct{ br *bufio.Reader }
+
+func (b byteReader) Read(p []byte) (int, error) { return b.br.Read(p) }
+func (b byteReader) ReadByte() (byte, error)    { return b.br.ReadByte() }
 
 // Read inflates. A client that hangs up ends the stream between two of its flushes, not with
 // a final block: that is the end of the session, not a broken stream.

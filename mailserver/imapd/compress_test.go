@@ -27,6 +27,7 @@ import (
 const pythonCompress = `
 import json, re, socket, ssl, sys, zlib
 host, port, user, pw, big = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+PARTIAL = sys.argv[6] == "partial"
 ctx = ssl._create_unverified_context()
 sock = ctx.wrap_socket(socket.create_connection((host, port), timeout=20), server_hostname=host)
 
@@ -50,7 +51,7 @@ class Conn:
         r, self.buf = self.buf[:n], self.buf[n:]
         return r
     def send(self, b):
-        sock.sendall(self.z.compress(b) + self.z.flush(zlib.Z_SYNC_FLUSH) if self.z else b)
+        sock.sendall(self.z.compress(b) + self.z.flush(zlib.Z_PARTIAL_FLUSH if PARTIAL else zlib.Z_SYNC_FLUSH) if self.z else b)
     def until(self, tag):
         lines, literals = [], []
         while True:
@@ -95,8 +96,16 @@ print(json.dumps(out))
 `
 
 // A client written with Python's zlib reads compressed responses at once: after each command,
-// after the continuation of a synchronising literal, and while idling.
+// after the continuation of a synchronising literal, and while idling; whether it ends each
+// command with a sync flush (Thunderbird) or a partial one (mbsync), which leaves the end of
+// the command in a block that is not byte-aligned.
 func TestCompressPythonClient(t *testing.T) {
+	for _, flush := range []string{"sync", "partial"} {
+		t.Run(flush, func(t *testing.T) { testCompressPythonClient(t, flush) })
+	}
+}
+
+func testCompressPythonClient(t *testing.T, flush string) {
 	python := testutil.Program(t, "python3")
 	e := newEnv(t)
 	const big = 200_000
@@ -106,7 +115,7 @@ func TestCompressPythonClient(t *testing.T) {
 	host, port := hostPort(t, e.tlsAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, python, "-c", pythonCompress, host, port, alice, password, fmt.Sprint(big))
+	cmd := exec.CommandContext(ctx, python, "-c", pythonCompress, host, port, alice, password, fmt.Sprint(big), flush)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()

@@ -767,6 +767,8 @@ func TestMbsync(t *testing.T) {
 	config := fmt.Sprintf(`FSync no
 
 IMAPAccount alice
+# Generous: the race detector slows the server several times.
+Timeout 240
 Host %s
 Port %s
 User %s
@@ -828,6 +830,7 @@ func TestOfflineimap(t *testing.T) {
 	config := fmt.Sprintf(`[general]
 accounts = alice
 fsync = false
+socktimeout = 240
 metadata = %s
 
 [Account alice]
