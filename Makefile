@@ -110,8 +110,8 @@ crash-test: ## SIGKILL the mail server under SMTP load ROUNDS times (default 20)
 		| grep -E 'round|rounds|^(ok|FAIL|---)|crash_test'
 
 .PHONY: bench-mail
-bench-mail: ## Mail server vs Postfix + Dovecot on this machine: SMTP, POP3, IMAP, idle memory, fsync (root; BENCH_MESSAGES, BENCH_MAILBOXES, BENCH_ARGS).
-	go run ./hack/bench/mail -messages $(or $(BENCH_MESSAGES),10000) -mailboxes $(or $(BENCH_MAILBOXES),100) $(BENCH_ARGS)
+bench-mail: ## Mail server vs Postfix + Dovecot on this machine: SMTP, POP3, IMAP, idle memory, fsync (root; BENCH_MESSAGES, BENCH_MAILBOXES, BENCH_BASELINE=rev, BENCH_ARGS).
+	go run ./hack/bench/mail -messages $(or $(BENCH_MESSAGES),10000) -mailboxes $(or $(BENCH_MAILBOXES),100) $(if $(BENCH_BASELINE),-baseline $(BENCH_BASELINE)) $(BENCH_ARGS)
 
 ##@ End-to-end (root, Linux: a real single-node cluster on this machine)
 

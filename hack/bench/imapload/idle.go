@@ -33,48 +33,45 @@ type IdleResult struct {
 
 // IdleConns measures what idle connections cost a server: it measures the server's memory,
 // opens n connections (cfg.Clients at a time), each logging in, selecting the mailbox and
-// starting IDLE, waits cfg.IdleSettle, measures again, then ends IDLE and logs out on all of
-// them. measure returns the server's resident memory (ProcRSS reads it for a local process).
-// The accounts are shared round-robin, as in Run.
+// starting IDLE (after COMPRESS DEFLATE with cfg.Compress), waits cfg.IdleSettle, measures
+// again, then ends IDLE and logs out on all of them. measure returns the server's resident
+// memory (ProcRSS reads it for a local process). The accounts are shared round-robin, as in Run.
 func IdleConns(ctx context.Context, cfg Config, n int, measure func() (rssBytes int64, err error)) (IdleResult, error) {
+	res, release, err := IdleConnsHeld(ctx, cfg, n, measure)
+	release()
+	return res, err
+}
+
+// IdleConnsHeld is IdleConns that leaves the connections idling until release is called, so
+// that more can be measured on top of them: compressed connections added to plain ones grow
+// the server's memory by what they cost, where connections opened after others closed would
+// first reuse the memory those left behind. release is never nil.
+func IdleConnsHeld(ctx context.Context, cfg Config, n int, measure func() (rssBytes int64, err error)) (_ IdleResult, release func(), _ error) {
 	var res IdleResult
+	release = func() {}
 	if err := cfg.defaults(); err != nil {
-		return res, err
+		return res, release, err
 	}
 	before, err := measure()
 	if err != nil {
-		return res, fmt.Errorf("measuring memory before: %w", err)
+		return res, release, fmt.Errorf("measuring memory before: %w", err)
 	}
 	res.RSSBefore = before
 
-	type idler struct {
-		c    *imapclient.Client
-		idle *imapclient.IdleCommand
-	}
 	idlers := make([]idler, n)
 	errs := make([]error, n)
 	work := make(chan int)
 	var wg sync.WaitGroup
 	start := time.Now()
-	ignore := func(string, time.Duration, error) {}
 	for range min(cfg.Clients, n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				c, err := login(&cfg, ignore, cfg.Accounts[i%len(cfg.Accounts)])
-				if err == nil {
-					if _, err = c.Select(cfg.Mailbox, nil).Wait(); err == nil {
-						idlers[i].idle, err = c.Idle()
-					}
-					if err != nil {
-						c.Close()
-						err = fmt.Errorf("connection %d: %w", i, err)
-					} else {
-						idlers[i].c = c
-					}
+				idlers[i], errs[i] = openIdler(&cfg, cfg.Accounts[i%len(cfg.Accounts)])
+				if errs[i] != nil {
+					errs[i] = fmt.Errorf("connection %d: %w", i, errs[i])
 				}
-				errs[i] = err
 			}
 		}()
 	}
@@ -89,26 +86,23 @@ func IdleConns(ctx context.Context, cfg Config, n int, measure func() (rssBytes 
 	wg.Wait()
 	res.Open = time.Since(start)
 
-	defer func() {
+	release = func() {
 		// End IDLE and log out politely, so the server sees what a client leaving does.
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, max(cfg.Clients, 1))
 		for _, id := range idlers {
-			if id.c == nil {
+			if id == nil {
 				continue
 			}
 			wg.Add(1)
 			sem <- struct{}{}
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				if id.idle.Close() == nil && id.idle.Wait() == nil {
-					id.c.Logout().Wait()
-				}
-				id.c.Close()
+				id.close()
 			}()
 		}
 		wg.Wait()
-	}()
+	}
 
 	for i, err := range errs {
 		if err != nil {
@@ -116,22 +110,22 @@ func IdleConns(ctx context.Context, cfg Config, n int, measure func() (rssBytes 
 			if res.FirstError == nil {
 				res.FirstError = err
 			}
-		} else if idlers[i].c != nil {
+		} else if idlers[i] != nil {
 			res.Conns++
 		}
 	}
 	if res.Conns == 0 {
-		return res, fmt.Errorf("imapload: no connection reached IDLE: %w", res.FirstError)
+		return res, release, fmt.Errorf("imapload: no connection reached IDLE: %w", res.FirstError)
 	}
 
 	select {
 	case <-time.After(cfg.IdleSettle):
 	case <-ctx.Done():
-		return res, ctx.Err()
+		return res, release, ctx.Err()
 	}
 	// A connection the server dropped while we waited is not idling.
 	for _, id := range idlers {
-		if id.c != nil && isClosed(id.c) {
+		if id != nil && !id.alive() {
 			res.Conns--
 			res.Failed++
 			if res.FirstError == nil {
@@ -141,13 +135,58 @@ func IdleConns(ctx context.Context, cfg Config, n int, measure func() (rssBytes 
 	}
 	after, err := measure()
 	if err != nil {
-		return res, fmt.Errorf("measuring memory after: %w", err)
+		return res, release, fmt.Errorf("measuring memory after: %w", err)
 	}
 	res.RSSAfter = after
 	if res.Conns > 0 {
 		res.BytesPerConn = (after - before) / int64(res.Conns)
 	}
-	return res, nil
+	return res, release, nil
+}
+
+// idler is one connection idling in IDLE.
+type idler interface {
+	// alive tells whether the server still holds the connection.
+	alive() bool
+	// close ends IDLE, logs out and closes the connection.
+	close()
+}
+
+// openIdler connects as acct and starts idling, through go-imap's client or, with
+// cfg.Compress, through deflateIdler.
+func openIdler(cfg *Config, acct Account) (idler, error) {
+	if cfg.Compress {
+		return openDeflateIdler(cfg, acct)
+	}
+	c, err := login(cfg, func(string, time.Duration, error) {}, acct)
+	if err != nil {
+		return nil, err
+	}
+	if _, err = c.Select(cfg.Mailbox, nil).Wait(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	idle, err := c.Idle()
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return clientIdler{c: c, idle: idle}, nil
+}
+
+// clientIdler idles through go-imap's client.
+type clientIdler struct {
+	c    *imapclient.Client
+	idle *imapclient.IdleCommand
+}
+
+func (id clientIdler) alive() bool { return !isClosed(id.c) }
+
+func (id clientIdler) close() {
+	if id.idle.Close() == nil && id.idle.Wait() == nil {
+		id.c.Logout().Wait()
+	}
+	id.c.Close()
 }
 
 // ProcRSS returns a function that reads the resident memory (VmRSS) of a local process from

@@ -3,8 +3,9 @@
 // changes, appends, expunges, reconnects), and it measures operations per second and latency per
 // command. IdleConns measures a server's memory per connection idling in IDLE.
 //
-// It speaks only IMAP4rev1 plus IDLE and UIDPLUS (with fallbacks when UIDPLUS is missing), so it
-// runs against kubemail's mail server and against other servers such as Dovecot alike. It talks
+// It speaks only IMAP4rev1 plus IDLE and UIDPLUS (with fallbacks when UIDPLUS is missing), and
+// COMPRESS=DEFLATE for the idle connections that ask for it, so it runs against kubemail's mail
+// server and against other servers such as Dovecot alike. It talks
 // only to the address it is given.
 package imapload
 
@@ -53,6 +54,10 @@ type Config struct {
 	// IdleSettle is how long IdleConns waits after the last connection started idling before
 	// it measures (3s).
 	IdleSettle time.Duration
+	// Compress has IdleConns' connections send COMPRESS DEFLATE (RFC 4978) after SELECT and
+	// idle with both directions compressed; the server must announce COMPRESS=DEFLATE
+	// (HasCapability tells).
+	Compress bool
 }
 
 // Operation names, as they appear in Result.ByOp. Every IMAP command sent is one operation;

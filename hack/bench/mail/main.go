@@ -5,6 +5,7 @@
 //	go run ./hack/bench/mail                       # everything (needs root for Postfix + Dovecot)
 //	go run ./hack/bench/mail -messages 1000 -idle 200 -imap-duration 10s   # a quick run
 //	go run ./hack/bench/mail -systems kubemail     # kubemail only, no root needed
+//	go run ./hack/bench/mail -baseline db8442d -run imap,idle   # also kubemail as it was at db8442d
 //
 // The loads, each run against one system and then the other:
 //   - fsync: what the data disk allows (durable 10 KiB writes, 1 and -sessions writers);
@@ -12,7 +13,11 @@
 //     a proxy that times end-of-DATA to reply, until every message is in its mailbox;
 //   - pop3: one POP3S client per SMTP target mailbox downloads and deletes everything;
 //   - imap: hack/bench/imapload's mix with -imap-clients clients for -imap-duration;
-//   - idle: -idle connections idling in IMAP IDLE, memory per connection.
+//   - idle: -idle connections idling in IMAP IDLE, memory per connection; then, with those still
+//     idling, -idle-compress more that send COMPRESS DEFLATE first, on the servers that offer it.
+//
+// With -baseline REV, kubemail as it was at commit REV runs as a third system through the same
+// loads, built from a copy of that commit's files.
 //
 // It is a measurement, not a test. Everything it starts is stopped when it ends, also on error or
 // interrupt; it talks to loopback only.
@@ -47,10 +52,10 @@ type options struct {
 	imapClients, imapPrefill          int
 	rounds                            int
 	imapDuration                      time.Duration
-	idle                              int
+	idle, idleCompress                int
 	fsyncDuration                     time.Duration
 	storeDeadline                     time.Duration
-	run, systems, hash                string
+	run, systems, hash, baseline      string
 	dir, mailserver, smtpSource       string
 	pprof                             string
 	keep                              bool
@@ -67,11 +72,13 @@ func main() {
 	flag.IntVar(&o.imapPrefill, "imap-prefill", 200, "IMAP: messages in each client's INBOX before the mix")
 	flag.DurationVar(&o.imapDuration, "imap-duration", 30*time.Second, "IMAP: how long the mix runs")
 	flag.IntVar(&o.idle, "idle", 1000, "IMAP IDLE: connections for the memory measurement")
+	flag.IntVar(&o.idleCompress, "idle-compress", 1000, "IMAP IDLE: connections with COMPRESS DEFLATE, opened while the -idle ones idle, on servers that offer it (0: none)")
 	flag.DurationVar(&o.fsyncDuration, "fsync-duration", 5*time.Second, "fsync: how long each probe runs")
 	flag.DurationVar(&o.storeDeadline, "store-deadline", 10*time.Minute, "SMTP: give up when messages are not all stored this long after the last was acknowledged")
 	flag.IntVar(&o.rounds, "rounds", 1, "run the loads this many times, the systems' order swapped every round; the table shows medians")
 	flag.StringVar(&o.run, "run", "fsync,smtp,pop3,imap,idle", "which loads to run, in this order")
 	flag.StringVar(&o.systems, "systems", "kubemail,postfix", "which systems to measure")
+	flag.StringVar(&o.baseline, "baseline", "", "also measure kubemail built from this git revision (e.g. db8442d), as \"kubemail@REV\"")
 	flag.StringVar(&o.dir, "dir", "", "put the data here (default: a new folder in $TMPDIR); its filesystem is the one measured")
 	flag.StringVar(&o.mailserver, "mailserver", "", "mailserver binary (default: build ./cmd/mailserver)")
 	flag.StringVar(&o.smtpSource, "smtp-source", "", "smtp-source binary (default: from PATH or /usr/sbin)")
@@ -176,7 +183,25 @@ func run(ctx context.Context, o *options) (err error) {
 		}
 	}()
 	if has(o.systems, "kubemail") {
-		s, err := startKubemail(ctx, filepath.Join(base, "kubemail"), o.mailserver, o.pprof, accts, hashes)
+		fmt.Printf("kubemail: built from %s\n", treeRevision(ctx))
+		s, err := startKubemail(ctx, "kubemail", filepath.Join(base, "kubemail"), o.mailserver, o.pprof, accts, hashes)
+		if err != nil {
+			return err
+		}
+		systems = append(systems, s)
+	}
+	if o.baseline != "" {
+		commit, err := resolveRevision(ctx, o.baseline)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("kubemail@%s: built from %s\n", o.baseline, commit)
+		dir := filepath.Join(base, "baseline")
+		bin, err := buildRevision(ctx, commit, dir)
+		if err != nil {
+			return err
+		}
+		s, err := startKubemail(ctx, "kubemail@"+o.baseline, dir, bin, "", accts, hashes)
 		if err != nil {
 			return err
 		}
@@ -279,36 +304,7 @@ func runLoad(ctx context.Context, o *options, load string, s *system, res *sysRe
 		res.imap = append(res.imap, imapRound{Result: r, cpu: cpu1 - cpu0})
 		fmt.Fprintf(os.Stderr, "%s: IMAP %d clients, %.0f ops/s, p50 %s, p99 %s, %d errors\n", s.name, o.imapClients, r.OpsPerSec, ms(r.P50), ms(r.P99), r.Errors)
 	case "idle":
-		// The connections idle in the mailboxes of the IMAP mix, -imap-prefill messages or more
-		// each. Filling them (or finding them full) also logs every account in once, so that
-		// both servers answer the measured logins from their authentication caches.
-		cfg := imapload.Config{Addr: s.imapsAddr, TLS: true, Accounts: imapAccounts, Mailbox: "INBOX", Clients: o.imapClients}
-		if err := imapload.Prefill(ctx, cfg, o.imapPrefill); err != nil {
-			return fmt.Errorf("%s: IMAP logins before IDLE: %w", s.name, err)
-		}
-		var pss []int64
-		var pssErr error
-		measure := func() (int64, error) {
-			p, err := s.pss()
-			pss = append(pss, p)
-			pssErr = errors.Join(pssErr, err)
-			return s.rss()
-		}
-		r, err := imapload.IdleConns(ctx, cfg, o.idle, measure)
-		if err != nil {
-			return fmt.Errorf("%s: IMAP IDLE: %w", s.name, err)
-		}
-		ir := idleResult{IdleResult: r}
-		if pssErr == nil && len(pss) >= 2 && r.Conns > 0 {
-			ir.pssPerConn = (pss[len(pss)-1] - pss[0]) / int64(r.Conns)
-		}
-		res.idle = append(res.idle, ir)
-		fmt.Fprintf(os.Stderr, "%s: IDLE %d connections (%d failed) opened in %s: RSS %.1f -> %.1f MiB, %.1f KiB per connection; PSS %.1f KiB per connection\n",
-			s.name, r.Conns, r.Failed, r.Open.Round(time.Millisecond), float64(r.RSSBefore)/(1<<20), float64(r.RSSAfter)/(1<<20),
-			float64(r.BytesPerConn)/1024, float64(ir.pssPerConn)/1024)
-		if r.FirstError != nil {
-			fmt.Fprintf(os.Stderr, "%s: first IDLE failure: %v\n", s.name, r.FirstError)
-		}
+		return runIdle(ctx, o, s, res, imapAccounts)
 	}
 	return nil
 }

@@ -35,6 +35,10 @@ type sysResult struct {
 	pop3 []pop3Result
 	imap []imapRound
 	idle []idleResult
+	// idleZ are the idle connections with COMPRESS=DEFLATE; noCompress is set when the server
+	// does not offer it.
+	idleZ      []idleResult
+	noCompress bool
 }
 
 type report struct {
@@ -58,6 +62,8 @@ func ms(d time.Duration) string {
 type row struct {
 	metric string
 	vals   [][]float64
+	// na marks the systems that cannot do what the row measures.
+	na     []bool
 	format func(float64) string
 }
 
@@ -74,6 +80,9 @@ func median(v []float64) float64 {
 func (rw row) cell(i int) string {
 	v := rw.vals[i]
 	if len(v) == 0 {
+		if rw.na != nil && rw.na[i] {
+			return "n/a"
+		}
 		return "–"
 	}
 	out := rw.format(median(v))
@@ -134,6 +143,22 @@ func (r *report) print(o *options) {
 			rows = append(rows, rw)
 		}
 	}
+	// addCompressed is add for a row of the compressed idle connections: n/a for a server
+	// without COMPRESS=DEFLATE.
+	addCompressed := func(metric string, format func(float64) string, get func(idleResult) float64) {
+		n := len(rows)
+		add(metric, format, func(s sysResult) (out []float64) {
+			for _, x := range s.idleZ {
+				out = append(out, get(x))
+			}
+			return out
+		})
+		if len(rows) > n {
+			for _, res := range r.results {
+				rows[n].na = append(rows[n].na, res.noCompress)
+			}
+		}
+	}
 	smtp := func(f func(smtpResult) float64) func(sysResult) []float64 {
 		return func(s sysResult) (out []float64) {
 			for _, x := range s.smtp {
@@ -183,6 +208,11 @@ func (r *report) print(o *options) {
 	add(fmt.Sprintf("idle IMAP connections: KiB RSS per connection (%d)", o.idle), num("%.1f"), idle(func(x idleResult) float64 { return float64(x.BytesPerConn) / 1024 }))
 	add("idle IMAP connections: KiB PSS per connection (whole process tree)", num("%.1f"), idle(func(x idleResult) float64 { return float64(x.pssPerConn) / 1024 }))
 	add("idle IMAP connections that failed", num("%.0f"), idle(func(x idleResult) float64 { return float64(x.Failed) }))
+	addCompressed(fmt.Sprintf("idle IMAP connections with COMPRESS=DEFLATE, on top: KiB RSS per connection (%d)", o.idleCompress), num("%.1f"),
+		func(x idleResult) float64 { return float64(x.BytesPerConn) / 1024 })
+	addCompressed("idle IMAP connections with COMPRESS=DEFLATE, on top: KiB PSS per connection (whole process tree)", num("%.1f"),
+		func(x idleResult) float64 { return float64(x.pssPerConn) / 1024 })
+	addCompressed("idle IMAP connections with COMPRESS=DEFLATE that failed", num("%.0f"), func(x idleResult) float64 { return float64(x.Failed) })
 
 	fmt.Println()
 	hdr := "| metric |"
@@ -191,8 +221,9 @@ func (r *report) print(o *options) {
 		hdr += " " + s.name + " |"
 		sep += "---|"
 	}
-	if len(r.systems) == 2 {
-		hdr += " ratio |"
+	// Ratios of the first system's medians to each other system's.
+	for _, s := range r.systems[1:] {
+		hdr += " " + r.systems[0].name + " / " + s.name + " |"
 		sep += "---|"
 	}
 	fmt.Println(hdr)
@@ -202,9 +233,9 @@ func (r *report) print(o *options) {
 		for i := range rw.vals {
 			line += " " + rw.cell(i) + " |"
 		}
-		if len(rw.vals) == 2 {
-			if len(rw.vals[0]) > 0 && len(rw.vals[1]) > 0 && median(rw.vals[1]) != 0 {
-				line += fmt.Sprintf(" %.2f |", median(rw.vals[0])/median(rw.vals[1]))
+		for i := 1; i < len(rw.vals); i++ {
+			if len(rw.vals[0]) > 0 && len(rw.vals[i]) > 0 && median(rw.vals[i]) != 0 {
+				line += fmt.Sprintf(" %.2f |", median(rw.vals[0])/median(rw.vals[i]))
 			} else {
 				line += " – |"
 			}

@@ -65,8 +65,8 @@ func countFiles(dirs ...string) (int, error) {
 }
 
 // startKubemail builds (unless binary is set) and starts cmd/mailserver on loopback with the
-// accounts, its data in dir/data.
-func startKubemail(ctx context.Context, dir, binary, pprofAddr string, accts []account, hashes []string) (*system, error) {
+// accounts, its data in dir/data, as the system called name.
+func startKubemail(ctx context.Context, name, dir, binary, pprofAddr string, accts []account, hashes []string) (*system, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -116,7 +116,7 @@ func startKubemail(ctx context.Context, dir, binary, pprofAddr string, accts []a
 	if pprofAddr != "" {
 		args = append(args, "--pprof", pprofAddr)
 	}
-	p, err := launch.Start(launch.Options{Name: "mailserver", Command: args,
+	p, err := launch.Start(launch.Options{Name: name, Command: args,
 		LogFile: filepath.Join(dir, "mailserver.log"), LogOnlyToFile: true,
 		// The server dies with the benchmark, even when the benchmark is killed.
 		DieWithParent: true})
@@ -127,7 +127,7 @@ func startKubemail(ctx context.Context, dir, binary, pprofAddr string, accts []a
 	pid := p.Pid()
 	mailboxes := filepath.Join(cfg.DataDir, "mailboxes", domain)
 	return &system{
-		name: "kubemail", smtpAddr: addrs["smtp"], imapsAddr: addrs["imaps"], popAddr: addrs["pop3s"],
+		name: name, smtpAddr: addrs["smtp"], imapsAddr: addrs["imaps"], popAddr: addrs["pop3s"],
 		stored: func(addrs []string) (int, error) {
 			var dirs []string
 			for _, a := range addrs {
@@ -139,7 +139,7 @@ func startKubemail(ctx context.Context, dir, binary, pprofAddr string, accts []a
 		rss:      imapload.ProcRSS(pid),
 		pss:      imapload.ProcTreePSS(pid),
 		cpu:      func() (time.Duration, error) { return treeCPU(pid) },
-		describe: fmt.Sprintf("kubemail: pid %d, smtp %s, imaps %s, pop3s %s, data %s", pid, addrs["smtp"], addrs["imaps"], addrs["pop3s"], cfg.DataDir),
+		describe: fmt.Sprintf("%s: pid %d, smtp %s, imaps %s, pop3s %s, data %s", name, pid, addrs["smtp"], addrs["imaps"], addrs["pop3s"], cfg.DataDir),
 		stop:     func() { p.Stop(30 * time.Second) },
 	}, nil
 }

@@ -49,6 +49,7 @@ func main() {
 	seed := flag.Uint64("seed", 1, "random seed")
 	prefill := flag.Int("prefill", 0, "first fill each mailbox up to this many messages")
 	idle := flag.Int("idle", 0, "then open this many IDLE connections and measure the server's memory per connection")
+	flag.BoolVar(&cfg.Compress, "compress", false, "with -idle: each connection sends COMPRESS DEFLATE before IDLE")
 	flag.DurationVar(&cfg.IdleSettle, "idle-settle", 3*time.Second, "wait this long with every connection idling before measuring")
 	pid := flag.Int("pid", 0, "server process: its CPU time per operation, and its memory for -idle (from /proc); with -tree its descendants too")
 	tree := flag.Bool("tree", false, "with -pid: add up the process and its descendants (proportional set sizes)")
