@@ -54,7 +54,7 @@ var commands = map[string]handler{
 	"NAMESPACE":   {states: loggedIn, polls: true, run: (*session).cmdNamespace},
 	"STATUS":      {states: loggedIn, polls: true, run: (*session).cmdStatus},
 	"APPEND":      {states: loggedIn, polls: true, run: (*session).cmdAppend},
-	"IDLE":        {states: loggedIn, run: (*session).idle},
+	"IDLE":        {states: loggedIn, tracksItself: true, run: (*session).idle},
 
 	"CHECK":    {states: stateSelected, polls: true, run: noop},
 	"CLOSE":    {states: stateSelected, run: (*session).cmdClose},

@@ -25,12 +25,32 @@ const (
 )
 
 // serve runs one connection until the client logs out, the connection fails or the server
-// shuts down.
-func (s *session) serve() {
-	defer s.close()
+// shuts down; then it calls done. IDLE moves the session to a new goroutine (see idle), so
+// serve may return before the session ends.
+func (s *session) serve(done func()) {
+	s.done = done
 	if !s.greet() {
+		s.finish()
 		return
 	}
+	s.loop()
+}
+
+// finish ends the session.
+func (s *session) finish() {
+	s.close()
+	s.done()
+}
+
+// loop reads and runs commands. It returns when the session ends (after finish) or when IDLE
+// has moved the session to a goroutine of its own.
+func (s *session) loop() {
+	suspended := false
+	defer func() {
+		if !suspended {
+			s.finish()
+		}
+	}()
 	for s.state != stateLogout {
 		timeout := idleTimeout
 		if s.state == stateNotAuthenticated {
@@ -51,7 +71,11 @@ func (s *session) serve() {
 		}
 		if cmd != nil {
 			s.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-			s.dispatch(cmd)
+			if s.dispatch(cmd) {
+				suspended = true
+				go s.idleResume(cmd.Tag)
+				return
+			}
 		}
 		if s.w.Flush() != nil {
 			return
@@ -117,18 +141,19 @@ type reply struct {
 	args []wire.Value
 	text string
 	// answered: the command wrote its tagged response itself (STARTTLS must, before the
-	// handshake).
-	answered bool
+	// handshake); suspend: IDLE waits for DONE in a goroutine of its own (idleResume).
+	answered, suspend bool
 }
 
 // dispatch runs one command and writes its tagged response, preceded by the changes other
 // sessions made to the selected folder.
-func (s *session) dispatch(cmd *wire.Command) {
+// It reports whether the command (IDLE) suspended the session, to go on in another goroutine.
+func (s *session) dispatch(cmd *wire.Command) bool {
 	name, args, uid := cmd.Name, cmd.Args, false
 	if name == "UID" {
 		if len(args) == 0 || args[0].Kind != wire.KindAtom {
 			s.w.Tagged(cmd.Tag, wire.BAD, "", nil, "UID needs a command: FETCH, SEARCH, STORE, COPY, MOVE, EXPUNGE, SORT or THREAD")
-			return
+			return false
 		}
 		name, args, uid = strings.ToUpper(args[0].Str), args[1:], true
 	}
@@ -139,18 +164,21 @@ func (s *session) dispatch(cmd *wire.Command) {
 			shown = "UID " + name
 		}
 		s.w.Tagged(cmd.Tag, wire.BAD, "", nil, "Unknown command "+strconv.Quote(clip(shown, 40)))
-		return
+		return false
 	}
 	if h.states&s.state == 0 {
 		s.w.Tagged(cmd.Tag, wire.BAD, "", nil, name+" is not allowed "+stateText(s.state))
-		return
+		return false
 	}
 	res, err := h.run(s, cmd.Tag, args, uid)
+	if res.suspend && err == nil {
+		return true
+	}
 	if !h.tracksItself {
 		s.track(name, err)
 	}
 	if res.answered || (s.state == stateLogout && name != "LOGOUT") {
-		return // answered, or the connection ended inside the command (BYE during IDLE)
+		return false // answered, or the connection ended inside the command
 	}
 	if s.sel != nil && h.polls {
 		// RFC 3501 7.4.1: no EXPUNGE while answering FETCH, STORE or SEARCH, as the client may
@@ -158,6 +186,7 @@ func (s *session) dispatch(cmd *wire.Command) {
 		s.poll(uid || !h.noExpunge)
 	}
 	s.complete(cmd.Tag, name, res, err)
+	return false
 }
 
 // complete writes a command's tagged response.
@@ -244,7 +273,11 @@ func (s *session) announceFlags() {
 	}
 }
 
-// idle streams changes until the client sends DONE (RFC 2177).
+// idle streams changes until the client sends DONE (RFC 2177). An idle session holds one
+// goroutine, blocked reading DONE, and a small one: the session's goroutine, whose stack grew
+// with the commands it ran, hands over to a fresh one (idleResume) that only waits. A change to
+// the folder starts a short-lived goroutine that writes the updates (idleFlush), and the write
+// lock keeps the two apart. Thousands of idle sessions thus cost little.
 func (s *session) idle(_ string, args []wire.Value, _ bool) (reply, error) {
 	if err := noArgs("IDLE", args); err != nil {
 		return reply{}, err
@@ -256,38 +289,89 @@ func (s *session) idle(_ string, args []wire.Value, _ bool) (reply, error) {
 	if err := s.w.Flush(); err != nil {
 		return reply{}, err
 	}
-	// The deadline is set here, never by the reader: a shutdown's "now" must not be overtaken.
+	// The deadline is set before the updates may start: a shutdown's "now" must not be
+	// overtaken.
 	s.nc.SetReadDeadline(time.Now().Add(idleTimeout))
-	done := make(chan error, 1)
-	go func() {
-		line, err := s.r.ReadLine()
-		if err == nil && !strings.EqualFold(line, "DONE") {
-			err = &imap.Error{Type: imap.StatusResponseTypeBad, Text: "IDLE ends with DONE"}
-		}
-		done <- err
-	}()
-	var wake chan struct{}
-	if s.sel != nil {
-		wake = s.sel.wake
+	s.setIdling(true)
+	return reply{suspend: true}, nil
+}
+
+// idleResume waits for DONE, answers IDLE and goes on with the session.
+func (s *session) idleResume(tag string) {
+	line, err := s.r.ReadLine()
+	s.setIdling(false)
+	if err == nil && !strings.EqualFold(line, "DONE") {
+		err = &imap.Error{Type: imap.StatusResponseTypeBad, Text: "IDLE ends with DONE"}
 	}
+	switch {
+	case err != nil && s.srv.ctx.Err() != nil:
+		s.bye(s.srv.cfg.Hostname + " IMAP server shutting down, please reconnect")
+		err = nil
+	default:
+		err = s.idleEnded(err)
+	}
+	s.track("IDLE", err)
+	if s.state != stateLogout {
+		s.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		s.complete(tag, "IDLE", reply{}, err)
+		if s.w.Flush() != nil {
+			s.state = stateLogout
+		}
+	}
+	s.loop()
+}
+
+// setIdling starts or stops the updates of an IDLE. Stopping waits for an update being
+// written, and any that starts later writes nothing: the next command reports its changes.
+func (s *session) setIdling(on bool) {
+	if s.sel == nil {
+		return
+	}
+	s.wmu.Lock()
+	s.idling = on
+	s.wmu.Unlock()
+	s.sel.mu.Lock()
+	if on {
+		s.sel.onWake = s.idleWake
+		if len(s.sel.wake) > 0 {
+			s.idleWake() // a change came between the poll and now
+		}
+	} else {
+		s.sel.onWake = nil
+	}
+	s.sel.mu.Unlock()
+}
+
+// idleWake runs in the store's watcher (under the folder's lock): it only starts idleFlush,
+// unless one is running, which then sees the token the watcher left.
+func (s *session) idleWake() {
+	if s.flushing.CompareAndSwap(false, true) {
+		go s.idleFlush(s.sel)
+	}
+}
+
+// idleFlush writes the changes an idle client has not heard of, until no more are pending.
+// sel is the selection idled in: s.sel may change once IDLE has ended.
+func (s *session) idleFlush(sel *selection) {
 	for {
 		select {
-		case err := <-done:
-			return reply{}, s.idleEnded(err)
-		case <-wake:
+		case <-sel.wake:
+		default:
+		}
+		s.wmu.Lock()
+		if s.idling {
 			s.poll(true)
 			s.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if err := s.w.Flush(); err != nil {
-				s.nc.Close()
-				<-done
-				return reply{}, err
+				s.nc.Close() // the reader of DONE then ends the session
 			}
-		case <-s.srv.ctx.Done():
-			// Shutting down: stop the reader and let serve say BYE.
-			s.nc.SetReadDeadline(time.Now())
-			<-done
-			s.bye(s.srv.cfg.Hostname + " IMAP server shutting down, please reconnect")
-			return reply{}, nil
+		}
+		s.wmu.Unlock()
+		s.flushing.Store(false)
+		// A change after the token was taken left a new one; one whose watcher saw
+		// flushing still set relies on this look.
+		if len(sel.wake) == 0 || !s.flushing.CompareAndSwap(false, true) {
+			return
 		}
 	}
 }

@@ -147,9 +147,8 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		go func() {
-			defer s.untrack(nc)
 			_, isTLS := nc.(*tls.Conn)
-			newSession(s, nc, isTLS).serve()
+			newSession(s, nc, isTLS).serve(func() { s.untrack(nc) })
 		}()
 	}
 }

@@ -51,8 +51,10 @@ type selection struct {
 	newKeywords bool
 	// searchRes is the last SEARCH RETURN (SAVE) result, referenced as "$".
 	searchRes imap.UIDSet
-	// wake holds a token when changes arrived since IDLE last looked.
-	wake chan struct{}
+	// wake holds a token when changes arrived since IDLE last looked; onWake, set while the
+	// session idles, is called (under the folder's lock and mu) after each change.
+	wake   chan struct{}
+	onWake func()
 }
 
 // openSelection snapshots folder and starts following its changes. The snapshot is returned
@@ -157,11 +159,14 @@ func (sel *selection) markDirty(uid uint32) {
 	sel.dirty[uid] = struct{}{}
 }
 
-// signal wakes IDLE without blocking; one pending token is enough.
+// signal wakes IDLE without blocking; one pending token is enough. Callers hold mu.
 func (sel *selection) signal() {
 	select {
 	case sel.wake <- struct{}{}:
 	default:
+	}
+	if sel.onWake != nil {
+		sel.onWake()
 	}
 }
 

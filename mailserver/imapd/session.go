@@ -2,6 +2,8 @@ package imapd
 
 import (
 	"crypto/rand"
+	"sync"
+	"sync/atomic"
 	"encoding/hex"
 	"errors"
 	"log/slog"
@@ -45,6 +47,15 @@ type session struct {
 	// (CONDSTORE), FETCH MODSEQ, SEARCH MODSEQ, STORE UNCHANGEDSINCE, STATUS HIGHESTMODSEQ);
 	// qresync by ENABLE QRESYNC, which implies it.
 	condstore, qresync bool
+
+	// wmu serialises writing while IDLE's updates are written by a goroutine of their own;
+	// idling says they may be (see idle), flushing that one is running.
+	wmu      sync.Mutex
+	idling   bool
+	flushing atomic.Bool
+
+	// done tells the server the session has ended (see serve).
+	done func()
 
 	user *directory.Mailbox // nil before login
 	box  *store.Mailbox

@@ -42,7 +42,7 @@ type Reader struct {
 func NewReader(r io.Reader, w *Writer, lim Limits) *Reader {
 	br, ok := r.(*bufio.Reader)
 	if !ok {
-		br = bufio.NewReaderSize(r, 4096)
+		br = bufio.NewReaderSize(r, 512)
 	}
 	return &Reader{br: br, w: w, lim: lim.withDefaults()}
 }

@@ -12,10 +12,10 @@ import (
 // Writer only the encoding of each piece.
 
 // Begin starts an untagged response: "* ".
-func (w *Writer) Begin() { w.bw.WriteString("* ") }
+func (w *Writer) Begin() { w.buf().WriteString("* ") }
 
 // Raw writes text that is already valid IMAP syntax: atoms, numbers, spaces, parentheses.
-func (w *Writer) Raw(s string) { w.bw.WriteString(s) }
+func (w *Writer) Raw(s string) { w.buf().WriteString(s) }
 
 // Value writes one value. A value no IMAP syntax can carry is an error and writes nothing.
 func (w *Writer) Value(v Value) error {
@@ -35,12 +35,12 @@ func (w *Writer) LiteralFrom(r io.Reader, n int64, binary bool) error {
 		return w.err
 	}
 	if binary {
-		w.bw.WriteByte('~')
+		w.buf().WriteByte('~')
 	}
-	w.bw.WriteByte('{')
-	w.bw.Write(strconv.AppendInt(w.numBuf(), n, 10))
-	w.bw.WriteString("}\r\n")
-	copied, err := io.CopyN(w.bw, r, n)
+	w.buf().WriteByte('{')
+	w.buf().Write(strconv.AppendInt(w.numBuf(), n, 10))
+	w.buf().WriteString("}\r\n")
+	copied, err := io.CopyN(w.buf(), r, n)
 	if err == nil && copied != n {
 		err = io.ErrUnexpectedEOF
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -36,6 +37,9 @@ type Writer struct {
 	// that announced it; otherwise Command's literals are synchronising.
 	NonSyncLiterals bool
 
+	dst io.Writer
+	// bw buffers responses between two flushes; it comes from a pool at the first write and
+	// goes back at the flush, so an idle session holds no buffer.
 	bw *bufio.Writer
 	// below is the writer under bw when it buffers too, as COMPRESS=DEFLATE's compressor does:
 	// a response must reach the client, not wait there.
@@ -47,7 +51,18 @@ type Writer struct {
 // NewWriter buffers responses for w. When w has a Flush method, Flush calls it too.
 func NewWriter(w io.Writer) *Writer {
 	below, _ := w.(interface{ Flush() error })
-	return &Writer{bw: bufio.NewWriterSize(w, 4096), below: below}
+	return &Writer{dst: w, below: below}
+}
+
+var writeBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+
+// buf is the buffer of the responses being written.
+func (w *Writer) buf() *bufio.Writer {
+	if w.bw == nil {
+		w.bw = writeBuffers.Get().(*bufio.Writer)
+		w.buf().Reset(w.dst)
+	}
+	return w.bw
 }
 
 // Flush sends what is buffered.
@@ -55,7 +70,15 @@ func (w *Writer) Flush() error {
 	if w.err != nil {
 		return w.err
 	}
-	if w.err = w.bw.Flush(); w.err == nil && w.below != nil {
+	if w.bw != nil {
+		if w.err = w.buf().Flush(); w.err != nil {
+			return w.err
+		}
+		w.buf().Reset(nil)
+		writeBuffers.Put(w.bw)
+		w.bw = nil
+	}
+	if w.below != nil {
 		w.err = w.below.Flush()
 	}
 	return w.err
@@ -79,14 +102,14 @@ func (w *Writer) Untagged(vals ...Value) error {
 	if err := w.check(vals); err != nil {
 		return err
 	}
-	w.bw.WriteString("* ")
+	w.buf().WriteString("* ")
 	w.values(vals)
 	return w.end()
 }
 
 // Continue writes a continuation request "+ text".
 func (w *Writer) Continue(text string) error {
-	w.bw.WriteString("+ ")
+	w.buf().WriteString("+ ")
 	w.text(text)
 	return w.end()
 }
@@ -98,11 +121,11 @@ func (w *Writer) Command(tag, name string, args ...Value) error {
 	if err := w.check(args); err != nil {
 		return err
 	}
-	w.bw.WriteString(tag)
-	w.bw.WriteByte(' ')
-	w.bw.WriteString(name)
+	w.buf().WriteString(tag)
+	w.buf().WriteByte(' ')
+	w.buf().WriteString(name)
 	if len(args) > 0 {
-		w.bw.WriteByte(' ')
+		w.buf().WriteByte(' ')
 		w.values(args)
 	}
 	return w.end()
@@ -134,18 +157,18 @@ func (w *Writer) status(tag, status, code string, codeArgs []Value, text string)
 	if containsAny(code, "\r\n\x00]") {
 		return errors.Join(ErrUnencodable, errors.New("response code "+strconv.Quote(code)))
 	}
-	w.bw.WriteString(tag)
-	w.bw.WriteByte(' ')
-	w.bw.WriteString(status)
-	w.bw.WriteByte(' ')
+	w.buf().WriteString(tag)
+	w.buf().WriteByte(' ')
+	w.buf().WriteString(status)
+	w.buf().WriteByte(' ')
 	if code != "" {
-		w.bw.WriteByte('[')
-		w.bw.WriteString(code)
+		w.buf().WriteByte('[')
+		w.buf().WriteString(code)
 		if len(codeArgs) > 0 {
-			w.bw.WriteByte(' ')
+			w.buf().WriteByte(' ')
 			w.values(codeArgs)
 		}
-		w.bw.WriteString("] ")
+		w.buf().WriteString("] ")
 	} else if len(text) > 0 && text[0] == '[' {
 		text = " " + text // text starting with '[' would read as a response code
 	}
@@ -167,7 +190,7 @@ func (w *Writer) text(s string) {
 		if c >= 0x80 && !w.UTF8 {
 			c = '?'
 		}
-		w.bw.WriteByte(c)
+		w.buf().WriteByte(c)
 	}
 }
 
@@ -175,14 +198,14 @@ func (w *Writer) end() error {
 	if w.err != nil {
 		return w.err
 	}
-	_, w.err = w.bw.WriteString("\r\n")
+	_, w.err = w.buf().WriteString("\r\n")
 	return w.err
 }
 
 func (w *Writer) values(vals []Value) {
 	for i, v := range vals {
 		if i > 0 {
-			w.bw.WriteByte(' ')
+			w.buf().WriteByte(' ')
 		}
 		w.value(v)
 	}
@@ -191,28 +214,28 @@ func (w *Writer) values(vals []Value) {
 func (w *Writer) value(v Value) {
 	switch v.Kind {
 	case KindAtom:
-		w.bw.WriteString(v.Str)
+		w.buf().WriteString(v.Str)
 	case KindNumber:
 		if isDigits(v.Str) {
-			w.bw.WriteString(v.Str) // as read: a mailbox may be called 007
+			w.buf().WriteString(v.Str) // as read: a mailbox may be called 007
 		} else {
-			w.bw.Write(strconv.AppendUint(w.numBuf(), v.Num, 10))
+			w.buf().Write(strconv.AppendUint(w.numBuf(), v.Num, 10))
 		}
 	case KindNIL:
-		w.bw.WriteString("NIL")
+		w.buf().WriteString("NIL")
 	case KindQuoted:
 		w.str(v.Str)
 	case KindLiteral:
 		w.literal(v.Lit, v.Binary)
 	case KindList:
-		w.bw.WriteByte('(')
+		w.buf().WriteByte('(')
 		for i, m := range v.List {
 			if i > 0 && i >= v.Tight {
-				w.bw.WriteByte(' ')
+				w.buf().WriteByte(' ')
 			}
 			w.value(m)
 		}
-		w.bw.WriteByte(')')
+		w.buf().WriteByte(')')
 	}
 }
 
@@ -224,14 +247,14 @@ func (w *Writer) str(s string) {
 		w.literal([]byte(s), false)
 		return
 	}
-	w.bw.WriteByte('"')
+	w.buf().WriteByte('"')
 	for i := 0; i < len(s); i++ {
 		if s[i] == '"' || s[i] == '\\' {
-			w.bw.WriteByte('\\')
+			w.buf().WriteByte('\\')
 		}
-		w.bw.WriteByte(s[i])
+		w.buf().WriteByte(s[i])
 	}
-	w.bw.WriteByte('"')
+	w.buf().WriteByte('"')
 }
 
 func (w *Writer) quotable(s string) bool {
@@ -255,15 +278,15 @@ func (w *Writer) quotable(s string) bool {
 
 func (w *Writer) literal(b []byte, binary bool) {
 	if binary {
-		w.bw.WriteByte('~')
+		w.buf().WriteByte('~')
 	}
-	w.bw.WriteByte('{')
-	w.bw.Write(strconv.AppendInt(w.numBuf(), int64(len(b)), 10))
+	w.buf().WriteByte('{')
+	w.buf().Write(strconv.AppendInt(w.numBuf(), int64(len(b)), 10))
 	if w.NonSyncLiterals {
-		w.bw.WriteByte('+')
+		w.buf().WriteByte('+')
 	}
-	w.bw.WriteString("}\r\n")
-	w.bw.Write(b)
+	w.buf().WriteString("}\r\n")
+	w.buf().Write(b)
 }
 
 // check refuses, before anything is buffered, a response that would be ambiguous on the wire.
