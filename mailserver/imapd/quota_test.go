@@ -13,14 +13,7 @@ import (
 func (c *rawConn) transact(tag, command string) []string {
 	c.t.Helper()
 	c.send(tag + " " + command)
-	var lines []string
-	for {
-		line := c.expect("")
-		lines = append(lines, line)
-		if strings.HasPrefix(line, tag+" ") {
-			return lines
-		}
-	}
+	return c.until(tag)
 }
 
 // checkLines fails the test unless got is want, line for line; a want ending in "*" matches

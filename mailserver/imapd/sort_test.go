@@ -63,19 +63,8 @@ func sortFixture(t *testing.T) *rawConn {
 // command sends one command and returns its untagged responses and its tagged completion.
 func (c *rawConn) command(tag, cmd string) (untagged []string, done string) {
 	c.t.Helper()
-	c.send(tag + " " + cmd)
-	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		line, err := c.r.ReadString('\n')
-		if err != nil {
-			c.t.Fatalf("%s: waiting for the answer: %v", cmd, err)
-		}
-		line = strings.TrimRight(line, "\r\n")
-		if strings.HasPrefix(line, tag+" ") {
-			return untagged, line
-		}
-		untagged = append(untagged, line)
-	}
+	lines := c.transact(tag, cmd)
+	return lines[:len(lines)-1], lines[len(lines)-1]
 }
 
 // answer runs a command that must succeed and returns its one untagged response.
