@@ -10,8 +10,8 @@ import (
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
-	kflate "github.com/klauspost/compress/flate"
 
+	"github.com/kubemail/kubemail/mailserver/imapd/internal/inflate"
 	"github.com/kubemail/kubemail/mailserver/imapd/wire"
 )
 
@@ -70,7 +70,7 @@ var deflaters = sync.Pool{New: func() any {
 // Close reach the connection below.
 type deflateConn struct {
 	net.Conn
-	in  io.ReadCloser
+	in  *inflate.Reader
 	out *flate.Writer // nil between bursts
 }
 
@@ -78,21 +78,11 @@ func newDeflateConn(nc net.Conn) *deflateConn {
 	// The inflater keeps the client's 32 KiB window for as long as the session lasts: the
 	// client's compressor may refer back to any command it sent.
 	// Clients flush differently: Thunderbird with a sync flush, mbsync with a partial one
-	// (an empty fixed-code block, not byte-aligned), after which the standard library's
-	// inflater holds the command back until more input comes; klauspost/compress's returns
-	// each block's output as soon as the block ends.
-	// The input is wrapped so the inflater does not see a *bufio.Reader: for one it peeks
-	// ahead for speed, which waits for bytes a client that has flushed will not send.
-	src := byteReader{bufio.NewReaderSize(nc, 1024)}
-	return &deflateConn{Conn: nc, in: kflate.NewReaderOpts(src, kflate.WithPartialBlock())}
+	// (an empty fixed-code block, not byte-aligned). The standard library's inflater holds a
+	// command back until more input comes, klauspost/compress's waits for bits beyond the
+	// partial flush; ours reads no bit it does not need and returns each command at once.
+	return &deflateConn{Conn: nc, in: inflate.NewReader(bufio.NewReaderSize(nc, 1024))}
 }
-
-// byteReader hides a *bufio.Reader's type: the inflater then reads byte by byte, only what it
-// needs to decode (see newDeflateConn).
-type byteReader struct{ br *bufio.Reader }
-
-func (b byteReader) Read(p []byte) (int, error) { return b.br.Read(p) }
-func (b byteReader) ReadByte() (byte, error)    { return b.br.ReadByte() }
 
 // Read inflates. A client that hangs up ends the stream between two of its flushes, not with
 // a final block: that is the end of the session, not a broken stream.
