@@ -246,16 +246,6 @@ func hasAttr(attrs []imap.MailboxAttr, a imap.MailboxAttr) bool {
 	return false
 }
 
-func withoutAttr(attrs []imap.MailboxAttr, a imap.MailboxAttr) []imap.MailboxAttr {
-	out := attrs[:0]
-	for _, x := range attrs {
-		if !strings.EqualFold(string(x), string(a)) {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
 // writeList writes one LIST or LSUB response.
 func (s *session) writeList(kind string, d *imap.ListData) {
 	attrs := make([]wire.Value, len(d.Attrs))

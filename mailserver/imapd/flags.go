@@ -33,14 +33,6 @@ func storeFlags(flags []imap.Flag) []string {
 	return out
 }
 
-func imapFlags(flags []string) []imap.Flag {
-	out := make([]imap.Flag, len(flags))
-	for i, f := range flags {
-		out[i] = imap.Flag(f)
-	}
-	return out
-}
-
 // hasFlag reports whether flags holds flag, ignoring case.
 func hasFlag(flags []string, flag imap.Flag) bool {
 	for _, f := range flags {
