@@ -2,13 +2,13 @@ package imapd
 
 import (
 	"crypto/rand"
-	"sync"
-	"sync/atomic"
 	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 
 	"github.com/emersion/go-imap/v2"
 
