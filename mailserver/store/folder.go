@@ -576,14 +576,7 @@ func (f *Folder) Snapshot(fn func(Event)) (msgs []Message, st FolderStatus, canc
 	defer f.mu.Unlock()
 	st = FolderStatus{UIDValidity: f.uidValidity, UIDNext: f.uidNext, HighestModSeq: f.highestModSeq,
 		Messages: len(f.msgs), Size: f.size}
-	id := f.nextWatcher
-	f.nextWatcher++
-	f.watchers[id] = fn
-	return slices.Clone(f.msgs), st, func() {
-		f.mu.Lock()
-		delete(f.watchers, id)
-		f.mu.Unlock()
-	}
+	return slices.Clone(f.msgs), st, f.watchLocked(fn)
 }
 
 // View calls fn with the index, sorted by UID, under the folder's read lock, so a reader

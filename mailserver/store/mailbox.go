@@ -27,6 +27,8 @@ type Mailbox struct {
 	count atomic.Int64
 
 	lastUIDValidity atomic.Uint32
+
+	watchers mailboxWatchers
 }
 
 // nextUIDValidity returns a UIDVALIDITY for a new folder: the current time in seconds, but
@@ -161,11 +163,16 @@ func (m *Mailbox) CreateFolder(name string) (*Folder, error) {
 	}
 	name = CanonicalFolderName(name)
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if _, ok := m.folders[name]; ok {
+		m.mu.Unlock()
 		return nil, fmt.Errorf("%w: %q", ErrFolderExists, name)
 	}
-	return m.createFolderLocked(name)
+	f, err := m.createFolderLocked(name)
+	m.mu.Unlock()
+	if err == nil {
+		m.tell(MailboxEvent{Kind: FolderCreated, Name: name})
+	}
+	return f, err
 }
 
 func (m *Mailbox) createFolderLocked(name string) (*Folder, error) {
@@ -186,6 +193,14 @@ func (m *Mailbox) DeleteFolder(name string) error {
 	if name == "INBOX" {
 		return ErrInboxProtected
 	}
+	if err := m.deleteFolder(name); err != nil {
+		return err
+	}
+	m.tell(MailboxEvent{Kind: FolderDeleted, Name: name})
+	return nil
+}
+
+func (m *Mailbox) deleteFolder(name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	f, ok := m.folders[name]
@@ -218,6 +233,14 @@ func (m *Mailbox) RenameFolder(from, to string) error {
 	if from == "INBOX" || to == "INBOX" {
 		return ErrInboxProtected
 	}
+	// Watchers hear of every folder that moved, even when a later one failed to.
+	var moved []MailboxEvent
+	err := m.renameFolder(from, to, &moved)
+	m.tell(moved...)
+	return err
+}
+
+func (m *Mailbox) renameFolder(from, to string, moved *[]MailboxEvent) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.folders[from]; !ok {
@@ -255,6 +278,7 @@ func (m *Mailbox) RenameFolder(from, to string) error {
 		}
 		delete(m.folders, name)
 		m.folders[newName] = f
+		*moved = append(*moved, MailboxEvent{Kind: FolderRenamed, Name: newName, OldName: name})
 	}
 	return durable.SyncDir(m.dir)
 }

@@ -90,19 +90,43 @@ func (m *Mailbox) RenameSubscriptions(from, to string) error {
 	})
 }
 
-// updateSubscriptions rewrites the subscriptions file durably with edit's result.
+// updateSubscriptions rewrites the subscriptions file durably with edit's result, then tells
+// the mailbox's watchers which names came and went.
 func (m *Mailbox) updateSubscriptions(edit func([]string) []string) error {
+	var before, after []string
+	if err := m.writeSubscriptions(edit, &before, &after); err != nil {
+		return err
+	}
+	var evs []MailboxEvent
+	for _, name := range before {
+		if _, found := slices.BinarySearch(after, name); !found {
+			evs = append(evs, MailboxEvent{Kind: FolderUnsubscribed, Name: name})
+		}
+	}
+	for _, name := range after {
+		if _, found := slices.BinarySearch(before, name); !found {
+			evs = append(evs, MailboxEvent{Kind: FolderSubscribed, Name: name})
+		}
+	}
+	m.tell(evs...)
+	return nil
+}
+
+// writeSubscriptions applies edit under the mailbox's lock and reports the sorted names before
+// and after; both are equal when nothing changed.
+func (m *Mailbox) writeSubscriptions(edit func([]string) []string, before, after *[]string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	subs, err := m.subscriptionsLocked()
 	if err != nil {
 		return err
 	}
-	before := slices.Clone(subs)
+	*before = slices.Clone(subs)
 	subs = edit(subs)
 	slices.Sort(subs)
 	subs = slices.Compact(subs)
-	if slices.Equal(before, subs) {
+	*after = subs
+	if slices.Equal(*before, subs) {
 		return nil
 	}
 	var b strings.Builder
