@@ -185,6 +185,9 @@ func (s *session) dispatch(cmd *wire.Command) bool {
 		// be working through sequence numbers; their UID forms may.
 		s.poll(uid || !h.noExpunge)
 	}
+	if s.notify != nil && h.polls {
+		s.writeNotify()
+	}
 	s.complete(cmd.Tag, name, res, err)
 	return false
 }
@@ -286,6 +289,9 @@ func (s *session) idle(_ string, args []wire.Value, _ bool) (reply, error) {
 	if s.sel != nil {
 		s.poll(true)
 	}
+	if s.notify != nil {
+		s.writeNotify()
+	}
 	if err := s.w.Flush(); err != nil {
 		return reply{}, err
 	}
@@ -321,46 +327,60 @@ func (s *session) idleResume(tag string) {
 	s.loop()
 }
 
-// setIdling starts or stops the updates of an IDLE. Stopping waits for an update being
-// written, and any that starts later writes nothing: the next command reports its changes.
+// setIdling starts or stops the updates of an IDLE: the selected folder's changes and, with
+// NOTIFY, other folders'. Stopping waits for an update being written, and any that starts
+// later writes nothing: the next command reports its changes.
 func (s *session) setIdling(on bool) {
-	if s.sel == nil {
+	sel, nt := s.sel, s.notify
+	if sel == nil && nt == nil {
 		return
 	}
 	s.wmu.Lock()
 	s.idling = on
 	s.wmu.Unlock()
-	s.sel.mu.Lock()
+	var wake func()
 	if on {
-		s.sel.onWake = s.idleWake
-		if len(s.sel.wake) > 0 {
-			s.idleWake() // a change came between the poll and now
-		}
-	} else {
-		s.sel.onWake = nil
+		wake = func() { s.idleWake(sel, nt) }
 	}
-	s.sel.mu.Unlock()
+	if sel != nil {
+		sel.mu.Lock()
+		sel.onWake = wake
+		if wake != nil && len(sel.wake) > 0 {
+			wake() // a change came between the poll and now
+		}
+		sel.mu.Unlock()
+	}
+	if nt != nil {
+		nt.setOnWake(wake)
+	}
 }
 
-// idleWake runs in the store's watcher (under the folder's lock): it only starts idleFlush,
-// unless one is running, which then sees the token the watcher left.
-func (s *session) idleWake() {
+// idleWake runs in the store's watchers (under a folder's lock): it only starts idleFlush,
+// unless one is running, which then sees the token the watcher left. sel and nt are what the
+// session idles with: s.sel and s.notify may change once IDLE has ended.
+func (s *session) idleWake(sel *selection, nt *notifier) {
 	if s.flushing.CompareAndSwap(false, true) {
-		go s.idleFlush(s.sel)
+		go s.idleFlush(sel, nt)
 	}
 }
 
 // idleFlush writes the changes an idle client has not heard of, until no more are pending.
-// sel is the selection idled in: s.sel may change once IDLE has ended.
-func (s *session) idleFlush(sel *selection) {
+func (s *session) idleFlush(sel *selection, nt *notifier) {
 	for {
-		select {
-		case <-sel.wake:
-		default:
+		for _, wake := range idleTokens(sel, nt) {
+			select {
+			case <-wake:
+			default:
+			}
 		}
 		s.wmu.Lock()
 		if s.idling {
-			s.poll(true)
+			if sel != nil {
+				s.poll(true)
+			}
+			if nt != nil {
+				s.writeNotify()
+			}
 			s.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if err := s.w.Flush(); err != nil {
 				s.nc.Close() // the reader of DONE then ends the session
@@ -370,10 +390,26 @@ func (s *session) idleFlush(sel *selection) {
 		s.flushing.Store(false)
 		// A change after the token was taken left a new one; one whose watcher saw
 		// flushing still set relies on this look.
-		if len(sel.wake) == 0 || !s.flushing.CompareAndSwap(false, true) {
+		pending := false
+		for _, wake := range idleTokens(sel, nt) {
+			pending = pending || len(wake) > 0
+		}
+		if !pending || !s.flushing.CompareAndSwap(false, true) {
 			return
 		}
 	}
+}
+
+// idleTokens are the wake channels of what an IDLE follows.
+func idleTokens(sel *selection, nt *notifier) []chan struct{} {
+	var out []chan struct{}
+	if sel != nil {
+		out = append(out, sel.wake)
+	}
+	if nt != nil {
+		out = append(out, nt.wake)
+	}
+	return out
 }
 
 // idleEnded turns the end of IDLE's read into the command's result.

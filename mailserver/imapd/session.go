@@ -60,6 +60,8 @@ type session struct {
 	user *directory.Mailbox // nil before login
 	box  *store.Mailbox
 	sel  *selection // nil unless a folder is selected
+	// notify follows other folders for NOTIFY (notify.go); nil without it.
+	notify *notifier
 }
 
 func newSession(s *Server, nc net.Conn, tls bool) *session {
@@ -136,6 +138,10 @@ func (s *session) close() {
 	if s.sel != nil {
 		s.sel.close()
 		s.sel = nil
+	}
+	if s.notify != nil {
+		s.notify.close()
+		s.notify = nil
 	}
 }
 
