@@ -148,8 +148,15 @@ func (n *notifier) onMailboxEvent(ev store.MailboxEvent) {
 // watcher is the folder watcher of f for the events asked. It runs under f's lock.
 func (n *notifier) watcher(f *store.Folder, want notifyEvents) func(store.Event) {
 	return func(ev store.Event) {
-		kind := [...]notifyEvents{store.EventNew: evMessageNew, store.EventFlags: evFlagChange,
-			store.EventExpunge: evMessageExpunge}[ev.Kind]
+		var kind notifyEvents
+		switch ev.Kind {
+		case store.EventNew:
+			kind = evMessageNew
+		case store.EventFlags:
+			kind = evFlagChange
+		case store.EventExpunge:
+			kind = evMessageExpunge
+		}
 		if want&kind == 0 {
 			return
 		}
