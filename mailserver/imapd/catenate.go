@@ -165,7 +165,7 @@ func (s *session) resolveURL(raw string) ([]byte, error) {
 	if err != nil {
 		return nil, errors.New("no such folder")
 	}
-	if u.uidValidity != 0 && u.uidValidity != f.Status().UIDValidity {
+	if u.uidValidity != 0 && u.uidValidity != f.UIDValidity() {
 		return nil, errors.New("UIDVALIDITY changed")
 	}
 	file, err := f.Open(u.uid)

@@ -375,7 +375,7 @@ func (s *session) cmdAppend(_ string, args []wire.Value, _ bool) (reply, error) 
 		stored = append(stored, uid)
 		uids.AddNum(imap.UID(uid))
 	}
-	uidValidity := f.Status().UIDValidity
+	uidValidity := f.UIDValidity()
 	return reply{code: "APPENDUID", args: []wire.Value{wire.Number(uint64(uidValidity)), wire.Atom(uids.String())},
 		text: "APPEND completed"}, nil
 }

@@ -60,7 +60,7 @@ func (s *session) expunged(n int, err error) (reply, error) {
 	if err != nil || n == 0 || !s.qresync {
 		return reply{}, err
 	}
-	highest := max(s.sel.folder.Status().HighestModSeq, 1)
+	highest := max(s.sel.folder.HighestModSeq(), 1)
 	return reply{code: "HIGHESTMODSEQ", args: []wire.Value{wire.Number(highest)}, text: "EXPUNGE completed"}, nil
 }
 

@@ -25,7 +25,7 @@ func (s *session) useCondStore(on bool) {
 	}
 	s.condstore = true
 	if s.sel != nil {
-		highest := max(s.sel.folder.Status().HighestModSeq, 1)
+		highest := max(s.sel.folder.HighestModSeq(), 1)
 		s.w.UntaggedStatus(wire.OK, "HIGHESTMODSEQ", []wire.Value{wire.Number(highest)}, "Highest")
 	}
 }
@@ -103,7 +103,7 @@ func missingUIDs(msgs []store.Message, set imap.UIDSet, uidNext uint32) imap.UID
 // asked for that are gone.
 func (s *session) vanishedEarlier(set imap.UIDSet) {
 	var gone imap.UIDSet
-	uidNext := s.sel.folder.Status().UIDNext
+	uidNext := s.sel.folder.UIDNext()
 	s.sel.folder.View(func(msgs []store.Message) {
 		gone = missingUIDs(msgs, set, uidNext)
 	})

@@ -42,19 +42,3 @@ func hasFlag(flags []string, flag imap.Flag) bool {
 	}
 	return false
 }
-
-// folderFlags is the FLAGS response: the system flags and every keyword in use.
-func folderFlags(msgs []store.Message) []imap.Flag {
-	out := slices.Clone(systemFlags)
-	seen := map[string]bool{}
-	for _, m := range msgs {
-		for _, f := range m.Flags {
-			if !strings.HasPrefix(f, `\`) && !seen[f] {
-				seen[f] = true
-				out = append(out, imap.Flag(f))
-			}
-		}
-	}
-	slices.Sort(out[len(systemFlags):])
-	return out
-}

@@ -76,8 +76,15 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	sel, msgs, st := openSelection(f, options.ReadOnly)
 	s.sel = sel
 
+	sel.mu.Lock()
+	names := sel.flagNames() // the keywords the selection gathered from msgs
+	sel.mu.Unlock()
+	flags := make([]imap.Flag, len(names))
+	for i, n := range names {
+		flags[i] = imap.Flag(n)
+	}
 	data := &imap.SelectData{
-		Flags:       folderFlags(msgs),
+		Flags:       flags,
 		NumMessages: uint32(len(msgs)),
 		UIDNext:     imap.UID(st.UIDNext),
 		UIDValidity: st.UIDValidity,

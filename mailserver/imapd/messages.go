@@ -189,7 +189,7 @@ func (s *session) copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	if len(src) == 0 {
 		return nil, nil // nothing to copy: OK without COPYUID
 	}
-	data := &imap.CopyData{UIDValidity: dst.Status().UIDValidity}
+	data := &imap.CopyData{UIDValidity: dst.UIDValidity()}
 	for i := range src {
 		data.SourceUIDs.AddNum(imap.UID(src[i]))
 		data.DestUIDs.AddNum(imap.UID(copied[i]))

@@ -545,7 +545,22 @@ func (f *Folder) UIDValidity() uint32 {
 	return f.uidValidity
 }
 
-// Status returns the folder's counters.
+// UIDNext returns the UID the next message will get.
+func (f *Folder) UIDNext() uint32 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.uidNext
+}
+
+// HighestModSeq returns the folder's highest mod-sequence (RFC 7162).
+func (f *Folder) HighestModSeq() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.highestModSeq
+}
+
+// Status returns the folder's counters; it reads every message to count the unseen, which the
+// accessors above do not.
 func (f *Folder) Status() FolderStatus {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
