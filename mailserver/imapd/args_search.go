@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -11,10 +12,9 @@ import (
 
 // searchArgs is a SEARCH or UID SEARCH command.
 type searchArgs struct {
-	Return   *imap.SearchOptions // nil: answer "* SEARCH"; else ESEARCH (RETURN () means ALL)
-	Charset  string              // as given, "" when absent
+	Return   *searchReturn // nil: answer "* SEARCH"; else ESEARCH (RETURN () means ALL)
+	Charset  string        // as given, "" when absent
 	Criteria *imap.SearchCriteria
-	Save     bool // RETURN (SAVE): mirror of Return.ReturnSave
 
 	// ModSeq is set when a MODSEQ key appears anywhere, nested or not: the answer then
 	// carries the highest mod-sequence of the matches (RFC 7162 3.1.5).
@@ -60,7 +60,28 @@ func (r *searchReader) peekAtom(name string) bool {
 	return ok && v.Kind == wire.KindAtom && strings.EqualFold(v.Str, name)
 }
 
-// readReturn reads RETURN (MIN MAX ALL COUNT SAVE) (RFC 4731, RFC 5182).
+// searchReturn is a RETURN (...) of SEARCH or SORT: RFC 4731's MIN, MAX, ALL and COUNT,
+// RFC 5182's SAVE and RFC 5267's PARTIAL, UPDATE and CONTEXT.
+type searchReturn struct {
+	imap.SearchOptions
+	Partial *partialRange // nil without PARTIAL
+	// Update keeps the result up to date with ADDTO and REMOVEFROM (context.go).
+	Update bool
+}
+
+// partialRange is PARTIAL's lo:hi, positions in the result counted from 1.
+type partialRange struct{ lo, hi uint32 }
+
+func (p partialRange) String() string {
+	return strconv.FormatUint(uint64(p.lo), 10) + ":" + strconv.FormatUint(uint64(p.hi), 10)
+}
+
+// onlySave reports a RETURN (SAVE), which is answered with no ESEARCH (RFC 5182 2.4).
+func (o *searchReturn) onlySave() bool {
+	return o.ReturnSave && !o.ReturnMin && !o.ReturnMax && !o.ReturnAll && !o.ReturnCount && o.Partial == nil && !o.Update
+}
+
+// readReturn reads RETURN (MIN MAX ALL COUNT SAVE PARTIAL lo:hi UPDATE CONTEXT).
 func (r *searchReader) readReturn() error {
 	if !r.peekAtom("RETURN") {
 		return nil
@@ -73,8 +94,9 @@ func (r *searchReader) readReturn() error {
 	if v.Kind != wire.KindList {
 		return badArg("%s: expected RETURN options in parentheses, found %s", r.cmd, describeValue(v))
 	}
-	opts := &imap.SearchOptions{}
-	for _, o := range v.List {
+	opts := &searchReturn{}
+	for i := 0; i < len(v.List); i++ {
+		o := v.List[i]
 		name := ""
 		if o.Kind == wire.KindAtom {
 			name = strings.ToUpper(o.Str)
@@ -90,15 +112,54 @@ func (r *searchReader) readReturn() error {
 			opts.ReturnCount = true
 		case "SAVE":
 			opts.ReturnSave = true
+		case "UPDATE":
+			opts.Update = true
+		case "CONTEXT":
+			// A hint that PARTIAL or UPDATE may follow (RFC 5267 4.2); every result is
+			// computed afresh, so there is nothing to prepare.
+		case "PARTIAL":
+			if opts.Partial != nil {
+				return badArg("%s: PARTIAL may be given only once", r.cmd)
+			}
+			i++
+			if i == len(v.List) {
+				return badArg("%s: PARTIAL needs a range of positions, such as PARTIAL 1:100", r.cmd)
+			}
+			if opts.Partial, err = parsePartialRange(r.cmd, v.List[i]); err != nil {
+				return err
+			}
 		default:
-			return badArg("%s: unknown RETURN option %s: expected MIN, MAX, ALL, COUNT or SAVE", r.cmd, describeValue(o))
+			return badArg("%s: unknown RETURN option %s: expected MIN, MAX, ALL, COUNT, SAVE, PARTIAL, UPDATE or CONTEXT",
+				r.cmd, describeValue(o))
 		}
+	}
+	if opts.Partial != nil && opts.ReturnAll {
+		return badArg("%s: PARTIAL and ALL cannot be asked for together (RFC 5267 4.4)", r.cmd)
 	}
 	if len(v.List) == 0 {
 		opts.ReturnAll = true
 	}
-	r.sa.Return, r.sa.Save = opts, opts.ReturnSave
+	r.sa.Return = opts
 	return nil
+}
+
+// parsePartialRange reads PARTIAL's range: two positions from 1 (in either order, as for
+// sequence sets). RFC 9394's negative positions, counted from the end, are not offered.
+func parsePartialRange(cmd string, v wire.Value) (*partialRange, error) {
+	bad := badArg("%s: PARTIAL takes a range of positions from 1 to 4294967295, such as 1:100, not %s", cmd, describeValue(v))
+	if v.Kind != wire.KindAtom {
+		return nil, bad
+	}
+	lo, hi, ok := strings.Cut(v.Str, ":")
+	if !ok {
+		return nil, bad
+	}
+	a, err1 := strconv.ParseUint(lo, 10, 32)
+	b, err2 := strconv.ParseUint(hi, 10, 32)
+	if err1 != nil || err2 != nil || a == 0 || b == 0 || lo[0] == '+' || hi[0] == '+' {
+		return nil, bad
+	}
+	return &partialRange{lo: uint32(min(a, b)), hi: uint32(max(a, b))}, nil
 }
 
 func (r *searchReader) readCharset() error {

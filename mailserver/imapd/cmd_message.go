@@ -97,43 +97,47 @@ func (s *session) cmdSearch(tag string, args []wire.Value, uid bool) (reply, err
 	}
 	options := sa.Return
 	if options == nil {
-		options = &imap.SearchOptions{ReturnAll: true}
+		options = &searchReturn{SearchOptions: imap.SearchOptions{ReturnAll: true}}
 	}
 	s.useCondStore(sa.ModSeq)
-	data, err := s.search(uid, sa.Criteria, options, sa.saveDateFilter())
-	if err != nil {
-		return reply{}, err
+	var modSeq uint64
+	if options.Update {
+		modSeq = s.sel.folder.HighestModSeq()
 	}
+	res := s.search(uid, sa.Criteria, options, sa.saveDateFilter())
 	if !sa.ModSeq {
-		data.ModSeq = 0 // RFC 7162 3.1.5: only a search by MODSEQ answers with one
+		res.ModSeq = 0 // RFC 7162 3.1.5: only a search by MODSEQ answers with one
 	}
 	if sa.Return == nil {
 		vals := []wire.Value{wire.Atom("SEARCH")}
-		if nums, ok := data.All.(imap.SeqSet); ok {
+		if nums, ok := res.All.(imap.SeqSet); ok {
 			n, _ := nums.Nums()
 			for _, x := range n {
 				vals = append(vals, wire.Number(uint64(x)))
 			}
-		} else if nums, ok := data.All.(imap.UIDSet); ok {
+		} else if nums, ok := res.All.(imap.UIDSet); ok {
 			n, _ := nums.Nums()
 			for _, x := range n {
 				vals = append(vals, wire.Number(uint64(x)))
 			}
 		}
-		if data.ModSeq > 0 && len(vals) > 1 {
-			vals = append(vals, wire.List(wire.Atom("MODSEQ"), wire.Number(data.ModSeq)))
+		if res.ModSeq > 0 && len(vals) > 1 {
+			vals = append(vals, wire.List(wire.Atom("MODSEQ"), wire.Number(res.ModSeq)))
 		}
 		s.w.Untagged(vals...)
 		return reply{}, nil
 	}
-	s.writeESearch(tag, uid, options, data)
+	s.writeESearch(tag, uid, options, res)
+	if options.Update {
+		s.keepContext(tag, uid, args, res.uids, modSeq)
+	}
 	return reply{}, nil
 }
 
-// writeESearch writes RFC 4731's ESEARCH response. A SAVE without other options returns
-// nothing (RFC 5182 2.4).
-func (s *session) writeESearch(tag string, uid bool, o *imap.SearchOptions, d *imap.SearchData) {
-	if o.ReturnSave && !o.ReturnMin && !o.ReturnMax && !o.ReturnAll && !o.ReturnCount {
+// writeESearch writes RFC 4731's ESEARCH response, in the order Dovecot writes it. A SAVE
+// without other options returns nothing (RFC 5182 2.4).
+func (s *session) writeESearch(tag string, uid bool, o *searchReturn, d *searchResult) {
+	if o.onlySave() {
 		return
 	}
 	vals := []wire.Value{wire.Atom("ESEARCH"), wire.List(wire.Atom("TAG"), wire.String(tag))}
@@ -149,6 +153,9 @@ func (s *session) writeESearch(tag string, uid bool, o *imap.SearchOptions, d *i
 	if o.ReturnAll && d.Count > 0 {
 		vals = append(vals, wire.Atom("ALL"), wire.Atom(d.All.String()))
 	}
+	if o.Partial != nil {
+		vals = append(vals, wire.Atom("PARTIAL"), partialValue(*o.Partial, d.partial.String()))
+	}
 	if o.ReturnCount {
 		vals = append(vals, wire.Atom("COUNT"), wire.Number(uint64(d.Count)))
 	}
@@ -156,6 +163,16 @@ func (s *session) writeESearch(tag string, uid bool, o *imap.SearchOptions, d *i
 		vals = append(vals, wire.Atom("MODSEQ"), wire.Number(d.ModSeq))
 	}
 	s.w.Untagged(vals...)
+}
+
+// partialValue is PARTIAL's return data: the range asked for and the numbers found there, or
+// NIL (RFC 5267 4.4).
+func partialValue(p partialRange, set string) wire.Value {
+	found := wire.NIL()
+	if set != "" {
+		found = wire.Atom(set)
+	}
+	return wire.List(wire.Atom(p.String()), found)
 }
 
 // copyArgs reads COPY's and MOVE's message set and destination.

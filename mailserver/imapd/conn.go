@@ -223,7 +223,16 @@ func (s *session) complete(tag, name string, res reply, err error) {
 
 // poll writes the changes to the selected folder the client has not heard of.
 func (s *session) poll(allowExpunge bool) {
-	for _, u := range s.sel.pending(allowExpunge, s.qresync) {
+	contexts := len(s.sel.contexts) > 0
+	var since uint64
+	if contexts {
+		since = s.sel.folder.HighestModSeq()
+	}
+	ups := s.sel.pending(allowExpunge, s.qresync)
+	if contexts {
+		s.removeExpunged(ups)
+	}
+	for _, u := range ups {
 		switch {
 		case u.flagNames != nil:
 			s.writeFlagNames(u.flagNames)
@@ -236,9 +245,22 @@ func (s *session) poll(allowExpunge bool) {
 			if !s.rev2 {
 				s.w.Untagged(wire.Number(0), wire.Atom("RECENT"))
 			}
+			if s.newFetch != nil {
+				s.fetchNew(u.seq, u.exists)
+			}
 		default:
 			s.writeFlagsFetch(u.seq, u.uid, u.flags, u.modSeq)
 		}
+	}
+	if contexts {
+		s.refreshContexts(since)
+	}
+}
+
+// fetchNew sends what NOTIFY's MessageNew asked for of the new messages first to last.
+func (s *session) fetchNew(first, last uint32) {
+	if err := s.fetch(imap.SeqSet{{Start: first, Stop: last}}, s.newFetch); err != nil {
+		s.log.Warn("NOTIFY: fetching new messages", "err", err)
 	}
 }
 

@@ -58,6 +58,9 @@ type notifyFilter struct {
 type notifySpec struct {
 	status   bool
 	selected notifyEvents
+	// newFetch is what SELECTED's MessageNew asks to be sent of each new message, nil if
+	// nothing (RFC 5465 5.2).
+	newFetch *fetchArgs
 	filters  []notifyFilter
 	used     notifyEvents // every event named anywhere
 }
@@ -375,6 +378,7 @@ func (s *session) cmdNotify(_ string, args []wire.Value, _ bool) (reply, error) 
 		s.notify.close()
 		s.notify = nil
 	}
+	s.newFetch = spec.newFetch
 	if len(spec.filters) > 0 {
 		s.notify = s.startNotifier(spec)
 		if spec.status {
@@ -409,11 +413,11 @@ func parseNotifySet(args []wire.Value, utf8 bool) (notifySpec, error) {
 				return spec, badArg("NOTIFY SET names the selected mailbox twice")
 			}
 			selectedSeen = true
-			ev, err := parseSelectedEvents(rest)
+			ev, fa, err := parseSelectedEvents(rest)
 			if err != nil {
 				return spec, err
 			}
-			spec.selected, spec.used = ev, spec.used|ev
+			spec.selected, spec.used, spec.newFetch = ev, spec.used|ev, fa
 			continue
 		case "INBOXES":
 			// Which folders receive mail depends on rules this session does not see; like
@@ -485,40 +489,46 @@ func parseNotifyMailboxes(v wire.Value, utf8 bool) ([]string, error) {
 	return names, nil
 }
 
-// parseSelectedEvents reads the events of the SELECTED group.
-func parseSelectedEvents(rest []wire.Value) (notifyEvents, error) {
+// parseSelectedEvents reads the events of the SELECTED group, and MessageNew's fetch items.
+// Those never mark a message \Seen: a body section is read as if with .PEEK, as nothing the
+// client did asked for the message to be read.
+func parseSelectedEvents(rest []wire.Value) (notifyEvents, *fetchArgs, error) {
 	if len(rest) != 1 {
-		return 0, badArg("The NOTIFY SELECTED group is (selected events)")
+		return 0, nil, badArg("The NOTIFY SELECTED group is (selected events)")
 	}
 	if rest[0].Kind == wire.KindAtom && strings.EqualFold(rest[0].Str, "NONE") {
-		return 0, nil
+		return 0, nil, nil
 	}
 	if rest[0].Kind != wire.KindList || len(rest[0].List) == 0 {
-		return 0, badArg("The NOTIFY SELECTED group's events are NONE or a list such as (MessageNew MessageExpunge)")
+		return 0, nil, badArg("The NOTIFY SELECTED group's events are NONE or a list such as (MessageNew MessageExpunge)")
 	}
 	var events notifyEvents
+	var fa *fetchArgs
 	list := rest[0].List
 	for i := 0; i < len(list); i++ {
 		ev, err := parseNotifyEvent(list[i])
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		events |= ev
 		if ev == evMessageNew && i+1 < len(list) && list[i+1].Kind == wire.KindList {
 			i++
-			fa := &fetchArgs{Options: &imap.FetchOptions{}}
+			fa = &fetchArgs{Options: &imap.FetchOptions{}}
 			if err := fa.readItems(list[i]); err != nil {
-				return 0, err
+				return 0, nil, err
+			}
+			for _, bs := range fa.Options.BodySection {
+				bs.Peek = true
 			}
 		}
 	}
 	if newOrGone := events & (evMessageNew | evMessageExpunge); newOrGone != 0 && newOrGone != evMessageNew|evMessageExpunge {
-		return 0, badArg("NOTIFY SELECTED: MessageNew and MessageExpunge go together (RFC 5465 5.1)")
+		return 0, nil, badArg("NOTIFY SELECTED: MessageNew and MessageExpunge go together (RFC 5465 5.1)")
 	}
 	if events&(evFlagChange|evAnnotationChange) != 0 && events&evMessageExpunge == 0 {
-		return 0, badArg("NOTIFY SELECTED: FlagChange needs MessageNew and MessageExpunge (RFC 5465 5.1)")
+		return 0, nil, badArg("NOTIFY SELECTED: FlagChange needs MessageNew and MessageExpunge (RFC 5465 5.1)")
 	}
-	return events, nil
+	return events, fa, nil
 }
 
 // parseNotifyEvent reads one event name.

@@ -192,3 +192,28 @@ func TestNotifyLeavesNoWatchers(t *testing.T) {
 	d.conn.Close()
 	testutil.Eventually(t, "watchers gone after an idle connection dropped", func() bool { b, f := watchers(); return b == 0 && f == 0 })
 }
+
+// MessageNew's fetch items for the selected folder come with each new message, after its
+// EXISTS (RFC 5465 5.2), and a body section does not mark it \Seen.
+func TestNotifyFetchesNewMessagesOfSelectedFolder(t *testing.T) {
+	e := newEnv(t)
+	c := e.notifyIdle(t, "(selected (MessageNew (UID FLAGS BODY[HEADER.FIELDS (SUBJECT)]) MessageExpunge))")
+	e.deliver(alice, "INBOX", message("lunch", "on friday"))
+	if got := c.expect("* "); got != "* 1 EXISTS" {
+		t.Errorf("delivery while idling: %q, want * 1 EXISTS", got)
+	}
+	got := c.expect("* 1 FETCH")
+	if want := "* 1 FETCH (UID 1 FLAGS () BODY[HEADER.FIELDS (SUBJECT)] {18}"; got != want {
+		t.Errorf("delivery while idling: %q, want %q", got, want)
+	}
+	if got := c.expect(""); got != "Subject: lunch" {
+		t.Errorf("the header field: %q", got)
+	}
+	c.done()
+	checkLines(t, "FETCH FLAGS", c.transact("f", "FETCH 1 FLAGS"), "* 1 FETCH (UID 1 FLAGS ())", "f OK*")
+
+	// Without items, only EXISTS says there is new mail.
+	c.ok("n", "NOTIFY SET (selected (MessageNew MessageExpunge))")
+	e.deliver(alice, "INBOX", message("dinner", "on saturday"))
+	checkLines(t, "NOOP", c.transact("n2", "NOOP"), "* 2 EXISTS", "* 0 RECENT", "n2 OK*")
+}

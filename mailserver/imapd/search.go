@@ -20,16 +20,24 @@ import (
 	"github.com/kubemail/kubemail/mailserver/store"
 )
 
+// searchResult is what SEARCH found: go-imap's SearchData, and the PARTIAL slice of it.
+type searchResult struct {
+	*imap.SearchData
+	partial imap.NumSet // nil without PARTIAL; empty when no result is at those positions
+	uids    imap.UIDSet // every match, for UPDATE's context
+}
+
 // search finds the messages of the selected folder that match; numbers are UIDs when uid is
 // set, else sequence numbers.
-func (s *session) search(uid bool, criteria *imap.SearchCriteria, options *imap.SearchOptions, keep func(store.Message) bool) (*imap.SearchData, error) {
-	sel := s.sel
+func (s *session) search(uid bool, criteria *imap.SearchCriteria, options *searchReturn, keep func(store.Message) bool) *searchResult {
 	data := &imap.SearchData{}
-	var seqs imap.SeqSet
-	var uids imap.UIDSet
+	res := &searchResult{SearchData: data}
+	var seqs, partSeqs imap.SeqSet
+	var partUIDs imap.UIDSet
 	var minUID, maxUID uint32
+	p := options.Partial
 	for _, c := range s.matches(criteria, keep) {
-		uids.AddNum(imap.UID(c.msg.UID))
+		res.uids.AddNum(imap.UID(c.msg.UID))
 		if minUID == 0 {
 			minUID = c.msg.UID
 		}
@@ -46,28 +54,43 @@ func (s *session) search(uid bool, criteria *imap.SearchCriteria, options *imap.
 		}
 		data.Max = num
 		data.Count++
+		if p != nil && p.lo <= data.Count && data.Count <= p.hi {
+			partUIDs.AddNum(imap.UID(c.msg.UID))
+			partSeqs.AddNum(c.seq)
+		}
 	}
+	data.All, res.partial = res.uids, partUIDs
 	if !uid {
-		data.All = seqs
-	} else {
-		data.All = uids
+		data.All, res.partial = seqs, partSeqs
+	}
+	if p != nil && res.partial == nil {
+		res.partial = imap.UIDSet{} // no results there: PARTIAL answers NIL
 	}
 	if options.ReturnSave {
-		// RFC 5182 2.1: with only MIN and/or MAX asked for, only those are saved.
-		if (options.ReturnMin || options.ReturnMax) && !options.ReturnAll && !options.ReturnCount && data.Count > 0 {
-			uids = imap.UIDSet{}
-			if options.ReturnMin {
-				uids.AddNum(imap.UID(minUID))
-			}
-			if options.ReturnMax {
-				uids.AddNum(imap.UID(maxUID))
-			}
-		}
-		sel.mu.Lock()
-		sel.searchRes = uids
-		sel.mu.Unlock()
+		s.saveResult(options, res.uids, partUIDs, minUID, maxUID)
 	}
-	return data, nil
+	return res
+}
+
+// saveResult keeps a search's result for "$" (RFC 5182): with only MIN and/or MAX asked for,
+// only those (2.1); with PARTIAL, the part returned, as RFC 9394 says and Dovecot does.
+func (s *session) saveResult(options *searchReturn, all, partial imap.UIDSet, minUID, maxUID uint32) {
+	saved := all
+	switch {
+	case options.Partial != nil:
+		saved = partial
+	case (options.ReturnMin || options.ReturnMax) && !options.ReturnAll && !options.ReturnCount && minUID != 0:
+		saved = imap.UIDSet{}
+		if options.ReturnMin {
+			saved.AddNum(imap.UID(minUID))
+		}
+		if options.ReturnMax {
+			saved.AddNum(imap.UID(maxUID))
+		}
+	}
+	s.sel.mu.Lock()
+	s.sel.searchRes = saved
+	s.sel.mu.Unlock()
 }
 
 // matches returns the messages of the selected folder the client knows of that meet criteria,

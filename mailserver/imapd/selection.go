@@ -55,6 +55,10 @@ type selection struct {
 	// session idles, is called (under the folder's lock and mu) after each change.
 	wake   chan struct{}
 	onWake func()
+
+	// contexts are the searches kept up to date (context.go). Only the session's writer (its
+	// goroutine, or IDLE's updates) uses them, never under mu.
+	contexts []*searchContext
 }
 
 // openSelection snapshots folder and starts following its changes. The snapshot is returned
@@ -191,15 +195,17 @@ func (sel *selection) clientCount() uint32 {
 }
 
 // update is one change to report: the folder's flags (a new keyword), an expunged sequence
-// number or UIDs (VANISHED), a message's new flags, or the new message count.
+// number (and its UID) or UIDs (VANISHED, with each message's sequence number before it), a
+// message's new flags, or the new message count (and, in seq, the first new message's).
 type update struct {
-	flagNames []string
-	expunged  uint32
-	vanished  imap.UIDSet
-	seq, uid  uint32
-	flags     []string
-	modSeq    uint64
-	exists    uint32
+	flagNames    []string
+	expunged     uint32
+	vanished     imap.UIDSet
+	vanishedMsgs []expungedMsg
+	seq, uid     uint32
+	flags        []string
+	modSeq       uint64
+	exists       uint32
 }
 
 // pending takes the changes to report, in the order they must go out: a new FLAGS, expunges
@@ -215,30 +221,43 @@ func (sel *selection) pending(allowExpunge, vanished bool) []update {
 			out = append(out, update{flagNames: sel.flagNames()})
 			sel.newKeywords = false
 		}
-		if allowExpunge && vanished && len(sel.gone) > 0 {
-			var set imap.UIDSet
-			for _, uid := range sel.gone {
-				set.AddNum(imap.UID(uid))
-			}
-			out = append(out, update{vanished: set})
-			sel.gone = sel.gone[:0]
-		}
-		if allowExpunge {
-			// Highest first: each EXPUNGE renumbers only the messages after it.
-			for j := len(sel.gone) - 1; j >= 0; j-- {
-				at, _ := slices.BinarySearch(sel.uids, sel.gone[j])
-				out = append(out, update{expunged: uint32(at + j + 1)})
-			}
-			sel.gone = sel.gone[:0]
+		if allowExpunge && len(sel.gone) > 0 {
+			out = sel.expungeUpdates(vanished, out)
 		}
 		if len(sel.dirty) > 0 {
 			out = sel.flagUpdates(msgs, out)
 		}
 		if n := len(sel.uids); n > 0 && sel.uids[n-1] > sel.known {
+			first := sel.clientCount() + 1
 			sel.known = sel.uids[n-1]
-			out = append(out, update{exists: sel.clientCount()})
+			out = append(out, update{exists: sel.clientCount(), seq: first})
 		}
 	})
+	return out
+}
+
+// expungedMsg is a message expunged: its sequence number before and its UID.
+type expungedMsg struct{ seq, uid uint32 }
+
+// expungeUpdates appends the report of the gone messages: one EXPUNGE each, highest first, as
+// each renumbers only the messages after it, or one VANISHED. Callers hold mu.
+func (sel *selection) expungeUpdates(vanished bool, out []update) []update {
+	gone := make([]expungedMsg, 0, len(sel.gone))
+	for j := len(sel.gone) - 1; j >= 0; j-- {
+		at, _ := slices.BinarySearch(sel.uids, sel.gone[j])
+		gone = append(gone, expungedMsg{seq: uint32(at + j + 1), uid: sel.gone[j]})
+	}
+	sel.gone = sel.gone[:0]
+	if vanished {
+		var set imap.UIDSet
+		for _, g := range gone {
+			set.AddNum(imap.UID(g.uid))
+		}
+		return append(out, update{vanished: set, vanishedMsgs: gone})
+	}
+	for _, g := range gone {
+		out = append(out, update{expunged: g.seq, uid: g.uid})
+	}
 	return out
 }
 

@@ -60,8 +60,10 @@ type session struct {
 	user *directory.Mailbox // nil before login
 	box  *store.Mailbox
 	sel  *selection // nil unless a folder is selected
-	// notify follows other folders for NOTIFY (notify.go); nil without it.
-	notify *notifier
+	// notify follows other folders for NOTIFY (notify.go); nil without it. newFetch is what
+	// NOTIFY asked to be sent of each new message in the selected folder.
+	notify   *notifier
+	newFetch *fetchArgs
 }
 
 func newSession(s *Server, nc net.Conn, tls bool) *session {

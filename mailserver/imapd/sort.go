@@ -58,6 +58,9 @@ func parseSortArgs(args []wire.Value, uid bool) (*sortArgs, error) {
 	if err != nil {
 		return nil, err
 	}
+	if sa.Return != nil && sa.Return.Update {
+		return nil, badArg("%s: RETURN (UPDATE) is offered for SEARCH only (CONTEXT=SEARCH, not CONTEXT=SORT)", cmd)
+	}
 	if err := readCharsetAndKeys(cmd, args[r.i:], sa); err != nil {
 		return nil, err
 	}
@@ -145,10 +148,15 @@ func (s *session) cmdSort(tag string, args []wire.Value, uid bool) (reply, error
 }
 
 // saveSorted keeps a SORT's result for "$" (RFC 5182). As for SEARCH, with only MIN and MAX
-// asked for only those are kept; here they are the first and last in sort order.
-func (s *session) saveSorted(o *imap.SearchOptions, msgs []*sortMsg) {
+// asked for only those are kept; here they are the first and last in sort order. With
+// PARTIAL, the part returned is.
+func (s *session) saveSorted(o *searchReturn, msgs []*sortMsg) {
 	var uids imap.UIDSet
 	switch {
+	case o.Partial != nil:
+		for _, m := range partialMsgs(msgs, *o.Partial) {
+			uids.AddNum(imap.UID(m.uid))
+		}
 	case len(msgs) == 0:
 	case (o.ReturnMin || o.ReturnMax) && !o.ReturnAll && !o.ReturnCount:
 		if o.ReturnMin {
@@ -169,10 +177,10 @@ func (s *session) saveSorted(o *imap.SearchOptions, msgs []*sortMsg) {
 
 // writeESort answers SORT RETURN (...) with an ESEARCH response (RFC 5267 3.2): MIN and MAX
 // are the first and last message in sort order and ALL lists them in sort order, ascending
-// runs written as ranges as Dovecot does ("5,1:3,4" for 5 1 2 3 4). A SAVE alone is answered
-// with nothing, as for SEARCH.
-func (s *session) writeESort(tag string, uid bool, o *imap.SearchOptions, msgs []*sortMsg) {
-	if o.ReturnSave && !o.ReturnMin && !o.ReturnMax && !o.ReturnAll && !o.ReturnCount {
+// runs written as ranges as Dovecot does ("5,1:3,4" for 5 1 2 3 4); PARTIAL counts positions
+// in sort order too (RFC 5267 4.4). A SAVE alone is answered with nothing, as for SEARCH.
+func (s *session) writeESort(tag string, uid bool, o *searchReturn, msgs []*sortMsg) {
+	if o.onlySave() {
 		return
 	}
 	vals := []wire.Value{wire.Atom("ESEARCH"), wire.List(wire.Atom("TAG"), wire.String(tag))}
@@ -190,10 +198,22 @@ func (s *session) writeESort(tag string, uid bool, o *imap.SearchOptions, msgs [
 			vals = append(vals, wire.Atom("ALL"), wire.Atom(sortedSet(msgs, uid)))
 		}
 	}
+	if o.Partial != nil {
+		vals = append(vals, wire.Atom("PARTIAL"), partialValue(*o.Partial, sortedSet(partialMsgs(msgs, *o.Partial), uid)))
+	}
 	if o.ReturnCount {
 		vals = append(vals, wire.Atom("COUNT"), wire.Number(uint64(len(msgs))))
 	}
 	s.w.Untagged(vals...)
+}
+
+// partialMsgs is the part of msgs at PARTIAL's positions.
+func partialMsgs(msgs []*sortMsg, p partialRange) []*sortMsg {
+	n := uint32(len(msgs))
+	if p.lo > n {
+		return nil
+	}
+	return msgs[p.lo-1 : min(p.hi, n)]
 }
 
 // sortedSet writes the numbers of msgs in their order, ascending runs as ranges.

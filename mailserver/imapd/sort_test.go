@@ -190,7 +190,8 @@ func TestSortAndThreadRefuseBadCommands(t *testing.T) {
 		{"SORT (SUBJECT REVERSE) UTF-8 ALL", "t BAD"},
 		{"SORT (FOO) UTF-8 ALL", "t BAD"},
 		{"SORT (SUBJECT) UTF-8 FOO", "t BAD"},
-		{"SORT RETURN (PARTIAL 1:2) (SUBJECT) UTF-8 ALL", "t BAD"},
+		{"SORT RETURN (UPDATE) (SUBJECT) UTF-8 ALL", "t BAD"},
+		{"SORT RETURN (PARTIAL 1:2 ALL) (SUBJECT) UTF-8 ALL", "t BAD"},
 		// RFC 5256's grammar has one REVERSE per key; Dovecot accepts two and cancels them.
 		{"SORT (REVERSE REVERSE SUBJECT) UTF-8 ALL", "t BAD"},
 		// Dovecot knows KOI8-R; we search in UTF-8 and US-ASCII only.
