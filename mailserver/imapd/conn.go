@@ -318,8 +318,12 @@ func (s *session) idle(_ string, args []wire.Value, _ bool) (reply, error) {
 		return reply{}, err
 	}
 	// The deadline is set before the updates may start: a shutdown's "now" must not be
-	// overtaken.
+	// overtaken. A shutdown that came before it (the client may have seen the continuation)
+	// is looked for after it, as in loop.
 	s.nc.SetReadDeadline(time.Now().Add(idleTimeout))
+	if s.srv.ctx.Err() != nil {
+		s.nc.SetReadDeadline(time.Now())
+	}
 	s.setIdling(true)
 	return reply{suspend: true}, nil
 }
