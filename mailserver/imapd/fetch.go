@@ -124,6 +124,13 @@ type content interface {
 	io.ReaderAt
 }
 
+// cachedHeader is a message's header block from the store's header cache, as FETCH content:
+// what is derived from it can be kept with it.
+type cachedHeader struct {
+	*bytes.Reader
+	h *store.Header
+}
+
 // openContent opens what a FETCH of m needs; nil content and no error for a message that was
 // expunged meanwhile (its EXPUNGE follows), which is then skipped rather than half-written.
 func (s *session) openContent(m store.Message, fa *fetchArgs) (content, int64, func(), error) {
@@ -138,7 +145,7 @@ func (s *session) openContent(m store.Message, fa *fetchArgs) (content, int64, f
 		if err != nil {
 			return nil, 0, nil, s.storageError("reading a message's header", err)
 		}
-		return bytes.NewReader(h.Raw), int64(len(h.Raw)), func() {}, nil
+		return cachedHeader{bytes.NewReader(h.Raw), h}, int64(len(h.Raw)), func() {}, nil
 	case needsContent(fa):
 		f, err := s.sel.folder.Open(m.UID)
 		if errors.Is(err, store.ErrNoSuchMessage) {
@@ -179,7 +186,7 @@ func (s *session) fetchOne(t target, fa *fetchArgs, flagsChanged bool) error {
 	}
 	if options.Envelope {
 		w.Raw(" ENVELOPE ")
-		if err := w.Value(encodeEnvelope(readEnvelope(file))); err != nil {
+		if err := w.Value(encodeEnvelope(envelopeOf(file))); err != nil {
 			return s.brokenResponse(t.msg, err)
 		}
 	}
@@ -319,9 +326,21 @@ func (s *session) countSent(n int) {
 	s.srv.cfg.Metrics.BytesSent.WithLabelValues(Protocol).Add(float64(n))
 }
 
-// readEnvelope reads the header block of a message for ENVELOPE.
-func readEnvelope(file content) *imap.Envelope {
+// envelopeOf is a message's ENVELOPE. From the header cache it is parsed once and kept with the
+// header: a message list fetches the same envelopes again and again.
+func envelopeOf(file content) *imap.Envelope {
+	if ch, ok := file.(cachedHeader); ok {
+		return ch.h.Memo(func(raw []byte) (any, int) {
+			env := readEnvelope(bytes.NewReader(raw))
+			return env, envelopeSize(env)
+		}).(*imap.Envelope)
+	}
 	file.Seek(0, io.SeekStart)
+	return readEnvelope(file)
+}
+
+// readEnvelope parses the header block at the start of r for ENVELOPE.
+func readEnvelope(file io.Reader) *imap.Envelope {
 	r := headerReaders.Get().(*bufio.Reader)
 	r.Reset(file)
 	h, err := textproto.ReadHeader(r)

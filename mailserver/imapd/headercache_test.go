@@ -3,6 +3,7 @@ package imapd
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"sync"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/kubemail/kubemail/mailserver/store"
 )
 
 // headerFetch is the message list's request: what the header cache serves.
@@ -167,6 +170,33 @@ func TestContainsFoldASCII(t *testing.T) {
 		want := bytes.Contains(bytes.ToLower(hay), []byte(pat))
 		if got := containsFoldASCII(hay, pat); got != want {
 			t.Errorf("containsFoldASCII(%q) = %v, want %v", pat, got, want)
+		}
+	}
+}
+
+// containsFoldASCII and mayContain against what they stand for, on random short texts over a
+// small alphabet (so that near misses are common), 8-bit ones included.
+func TestContainsFoldASCIIRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []string{"a", "A", "b", "B", "@", ":", " ", "é", "\u212a", "k", "K", "\u0130", "i"}
+	text := func(n int) string {
+		var b strings.Builder
+		for range n {
+			b.WriteString(alphabet[rng.IntN(len(alphabet))])
+		}
+		return b.String()
+	}
+	for range 20000 {
+		hay, pat := text(rng.IntN(12)), strings.ToLower(text(1+rng.IntN(3)))
+		want := bytes.Contains(bytes.ToLower([]byte(hay)), []byte(pat))
+		if isASCII(hay) && isASCII(pat) {
+			if got := containsFoldASCII([]byte(hay), pat); got != want {
+				t.Fatalf("containsFoldASCII(%q, %q) = %v, want %v", hay, pat, got, want)
+			}
+		}
+		c := &candidate{raw: &store.Header{Raw: []byte(hay), ASCII: isASCII(hay), EncodedWords: strings.Contains(hay, "=?")}, rawRead: true}
+		if want && !c.mayContain(pat) {
+			t.Fatalf("mayContain(%q) in %q: false, but the text contains it", pat, hay)
 		}
 	}
 }

@@ -183,20 +183,39 @@ func (c *candidate) mayContain(pattern string) bool {
 		return true
 	}
 	h := c.rawHeader()
-	if h == nil || bytes.Contains(h.Raw, []byte("=?")) {
+	if h == nil || h.EncodedWords {
 		return true
 	}
 	lower := strings.ToLower(pattern)
-	if h.ASCII {
-		// Lower-casing 7-bit text only folds A-Z: the same answer as below, without copying.
+	if h.ASCII || (isASCII(lower) && !hasASCIILowerable(h.Raw)) {
+		// Lower-casing folds A-Z alone here: in 7-bit text, and for a 7-bit pattern in 8-bit
+		// text without the two letters whose lower case is 7-bit. The same answer as below,
+		// without copying.
 		return containsFoldASCII(h.Raw, lower)
 	}
 	return bytes.Contains(bytes.ToLower(h.Raw), []byte(lower))
 }
 
-// containsFoldASCII reports whether s, with A-Z folded to a-z, contains lower.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// hasASCIILowerable reports whether b holds one of the two non-ASCII letters that
+// bytes.ToLower turns into ASCII: U+0130 (İ, to i) and U+212A (the Kelvin sign, to k).
+func hasASCIILowerable(b []byte) bool {
+	return bytes.Contains(b, []byte("\u0130")) || bytes.Contains(b, []byte("\u212a"))
+}
+
+// containsFoldASCII reports whether s, with A-Z folded to a-z, contains lower. Candidates are
+// found with IndexByte, for the first letter in either case.
 func containsFoldASCII(s []byte, lower string) bool {
-	if len(lower) == 0 {
+	n := len(lower)
+	if n == 0 {
 		return true
 	}
 	first := lower[0]
@@ -204,25 +223,55 @@ func containsFoldASCII(s []byte, lower string) bool {
 	if 'a' <= first && first <= 'z' {
 		upper = first - 'a' + 'A'
 	}
-	for i := 0; i+len(lower) <= len(s); i++ {
-		if c := s[i]; c != first && c != upper {
-			continue
+	last := len(s) - n // the last position a match can start at
+	if last < 0 {
+		return false
+	}
+	window := s[:last+1]
+	// The next candidate at or after at in each case; past last when there is none.
+	nextLower, nextUpper := -1, last+1
+	if upper != first {
+		nextUpper = -1
+	}
+	for at := 0; at <= last; {
+		if nextLower < at {
+			nextLower = indexByteFrom(window, first, at)
 		}
-		j := 1
-		for ; j < len(lower); j++ {
-			c := s[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != lower[j] {
-				break
-			}
+		if upper != first && nextUpper < at {
+			nextUpper = indexByteFrom(window, upper, at)
 		}
-		if j == len(lower) {
+		i := min(nextLower, nextUpper)
+		if i > last {
+			return false
+		}
+		if equalFoldASCII(s[i+1:i+n], lower[1:]) {
 			return true
 		}
+		at = i + 1
 	}
 	return false
+}
+
+// indexByteFrom is the index of the first c in s at or after from, len(s) when there is none.
+func indexByteFrom(s []byte, c byte, from int) int {
+	if i := bytes.IndexByte(s[from:], c); i >= 0 {
+		return from + i
+	}
+	return len(s)
+}
+
+// equalFoldASCII reports whether b, with A-Z folded to a-z, equals lower.
+func equalFoldASCII(b []byte, lower string) bool {
+	for j := range len(lower) {
+		c := b[j]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[j] {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *candidate) header() *mail.Header {

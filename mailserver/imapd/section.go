@@ -33,7 +33,12 @@ import (
 // the caller cuts <origin.octets> out of it, and needs the whole for the size of BODY[]<n>.
 func extractBodySection(r io.ReaderAt, size int64, bs *imap.FetchItemBodySection) ([]byte, error) {
 	if len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierHeader {
-		// The message list's request: read no further than the header.
+		// The message list's request: read no further than the header, which the header
+		// cache may hold already.
+		if ch, ok := r.(cachedHeader); ok {
+			hdr := extractHeaderBlock(ch.h.Raw)
+			return extractHeaderSection(hdr, 0, len(hdr), bs), nil
+		}
 		hdr, err := extractReadHeader(r, size)
 		if err != nil {
 			return nil, err
@@ -257,6 +262,26 @@ func extractReadHeader(r io.ReaderAt, size int64) ([]byte, error) {
 			return nil, fmt.Errorf("reading message header: %w", err)
 		}
 	}
+}
+
+// extractHeaderBlock is extractReadHeader over bytes in memory: the start of b up to its
+// blank line, or up to a line that cannot be part of a header. It shares b's memory.
+func extractHeaderBlock(b []byte) []byte {
+	for pos := 0; pos < len(b); {
+		end := len(b)
+		if i := bytes.IndexByte(b[pos:], '\n'); i >= 0 {
+			end = pos + i + 1
+		}
+		content := bytes.TrimRight(b[pos:end], "\r\n")
+		if len(content) > 0 && !extractIsHeaderLine(content, pos == 0) {
+			return b[:pos]
+		}
+		pos = end
+		if len(content) == 0 {
+			return b[:pos]
+		}
+	}
+	return b
 }
 
 // encodeBodyLiteral is the data of a BODY[...] response item: "" for a section that does not

@@ -241,6 +241,14 @@ func FuzzExtractMessage(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, msg string) {
+		// The header block as read from a file and as cut from the header cache's bytes.
+		fromFile, err := extractReadHeader(strings.NewReader(msg), int64(len(msg)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fromCache := extractHeaderBlock([]byte(msg)); !bytes.Equal(fromFile, fromCache) {
+			t.Errorf("header block %q read from a file, %q cut from memory", fromFile, fromCache)
+		}
 		bs := extractBodyStructure(strings.NewReader(msg))
 		if bs == nil {
 			t.Fatal("nil body structure")

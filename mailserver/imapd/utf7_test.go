@@ -1,7 +1,6 @@
 package imapd
 
 import (
-	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -99,8 +98,4 @@ func FuzzUTF7(f *testing.F) {
 			t.Fatalf("utf7Decode(%q) = %q, which encodes as %q", s, dec, utf7Encode(dec))
 		}
 	})
-}
-
-func isASCII(s string) bool {
-	return strings.IndexFunc(s, func(r rune) bool { return r >= utf8.RuneSelf }) < 0
 }

@@ -2,10 +2,12 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"container/list"
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // DefaultHeaderCacheBytes is the header cache's budget when the server's settings name none.
@@ -25,8 +27,32 @@ const headerEntryOverhead = 160
 type Header struct {
 	// Raw is the header block, CRLF line endings.
 	Raw []byte
-	// ASCII reports whether Raw holds only 7-bit bytes.
-	ASCII bool
+	// ASCII reports whether Raw holds only 7-bit bytes; EncodedWords whether it holds "=?",
+	// with which every RFC 2047 encoded word starts.
+	ASCII, EncodedWords bool
+
+	// memo is what Memo computed from Raw; cache and key name the entry that holds the header,
+	// set once when it is cached (before any other reader can see it), for Memo's cost.
+	memo  atomic.Pointer[headerMemo]
+	cache *headerCache
+	key   headerKey
+}
+
+type headerMemo struct{ v any }
+
+// Memo returns what compute derives from the header (IMAP keeps its parsed ENVELOPE here),
+// computing it on first use only: every later reader of the cached header shares the value,
+// which must therefore not be modified. compute also says how many bytes the value holds;
+// the cache counts them against its budget for as long as it keeps the header.
+func (h *Header) Memo(compute func(raw []byte) (v any, size int)) any {
+	if m := h.memo.Load(); m != nil {
+		return m.v
+	}
+	v, size := compute(h.Raw)
+	if h.memo.CompareAndSwap(nil, &headerMemo{v: v}) && h.cache != nil {
+		h.cache.grow(h.key, int64(size))
+	}
+	return h.memo.Load().v
 }
 
 // headerKey names a message for the cache: folders get a process-unique id when opened, and
@@ -99,8 +125,26 @@ func (c *headerCache) put(k headerKey, h *Header) {
 		c.removeLocked(c.lru.Back())
 		c.evictions++
 	}
+	h.cache, h.key = c, k
 	uids[k.uid] = c.lru.PushFront(&headerEntry{key: k, hdr: h, cost: cost})
 	c.used += cost
+}
+
+// grow counts n more bytes for a cached header (its Memo), evicting others, or it, to stay
+// within the budget.
+func (c *headerCache) grow(k headerKey, n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.byFolder[k.folder][k.uid]
+	if !ok {
+		return // evicted or dropped meanwhile
+	}
+	el.Value.(*headerEntry).cost += n
+	c.used += n
+	for c.used > c.budget && c.lru.Len() > 0 {
+		c.removeLocked(c.lru.Back())
+		c.evictions++
+	}
 }
 
 func (c *headerCache) removeLocked(el *list.Element) {
@@ -213,7 +257,7 @@ func (f *Folder) Header(uid uint32) (*Header, error) {
 	}
 	raw := ReadHeaderBlock(fh)
 	fh.Close()
-	h := &Header{Raw: raw, ASCII: isASCII(raw)}
+	h := &Header{Raw: raw, ASCII: isASCII(raw), EncodedWords: bytes.Contains(raw, []byte("=?"))}
 
 	// Cached only if the message is still there: Expunge drops entries under the folder's
 	// write lock, so an entry added under the read lock after this check cannot outlive it.

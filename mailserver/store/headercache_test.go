@@ -206,3 +206,54 @@ func TestHeaderCacheConcurrentReadersAndExpunges(t *testing.T) {
 		}
 	}
 }
+
+// A memo is computed once per cached header, shared by later readers, and its bytes count
+// against the budget: memos that would not fit push headers out.
+func TestHeaderCacheMemo(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	f := inbox(t, s, "a@example.com")
+	var uids []uint32
+	for i := range 4 {
+		uids = append(uids, appendMsg(t, f, fmt.Sprintf("Subject: %d\n\nbody\n", i)).UID)
+	}
+	s.SetHeaderCacheBytes(4 * (14 + headerEntryOverhead + 100))
+	computed := 0
+	memo := func(uid uint32) any {
+		h, err := f.Header(uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.Memo(func(raw []byte) (any, int) {
+			computed++
+			return strings.ToUpper(string(raw)), 100
+		})
+	}
+	if got := memo(uids[0]); got != "SUBJECT: 0\r\n\r\n" {
+		t.Fatalf("memo %q", got)
+	}
+	before := s.HeaderCacheStats().Bytes
+	if got := memo(uids[0]); got != "SUBJECT: 0\r\n\r\n" || computed != 1 {
+		t.Fatalf("second reader: %q, computed %d times, want once", got, computed)
+	}
+	if after := s.HeaderCacheStats().Bytes; after != before {
+		t.Fatalf("a shared memo was counted again: %d -> %d bytes", before, after)
+	}
+	for _, uid := range uids {
+		memo(uid)
+	}
+	st := s.HeaderCacheStats()
+	if st.Entries != 4 || st.Bytes != 4*(14+headerEntryOverhead+100) {
+		t.Fatalf("four headers with memos of 100 bytes: %+v", st)
+	}
+	// Memos of 400 bytes do not fit beside each other: each pushes the others out.
+	s.SetHeaderCacheBytes(2 * (14 + headerEntryOverhead + 400))
+	s.SetHeaderCacheBytes(0)
+	s.SetHeaderCacheBytes(2 * (14 + headerEntryOverhead + 400))
+	for _, uid := range uids {
+		h, _ := f.Header(uid)
+		h.Memo(func(raw []byte) (any, int) { return nil, 400 })
+	}
+	if st := s.HeaderCacheStats(); st.Bytes > st.Budget || st.Entries > 2 || st.Evictions == 0 {
+		t.Fatalf("memos beyond the budget: %+v", st)
+	}
+}
