@@ -75,6 +75,8 @@ func (s *session) capabilities() []string {
 	caps := []string{"IMAP4rev1", "IMAP4rev2"}
 	if s.state == stateNotAuthenticated {
 		switch {
+		case s.peer:
+			caps = append(caps, "AUTH=EXTERNAL")
 		case s.tls:
 			caps = append(caps, "AUTH=PLAIN")
 		case s.srv.cfg.TLSConfig != nil:
@@ -170,6 +172,9 @@ func (s *session) cmdStartTLS(tag string, args []wire.Value, _ bool) (reply, err
 }
 
 func (s *session) cmdLogin(tag string, args []wire.Value, _ bool) (reply, error) {
+	if s.peer {
+		return reply{}, errPeerLogin
+	}
 	if len(args) != 2 {
 		return reply{}, badArg("LOGIN takes a user name and a password")
 	}
@@ -187,7 +192,12 @@ func (s *session) cmdAuthenticate(tag string, args []wire.Value, _ bool) (reply,
 	if len(args) < 1 || len(args) > 2 || args[0].Kind != wire.KindAtom {
 		return reply{}, badArg("AUTHENTICATE takes a mechanism and an optional initial response")
 	}
-	if !strings.EqualFold(args[0].Str, "PLAIN") {
+	switch mech := strings.ToUpper(args[0].Str); {
+	case s.peer && mech == "EXTERNAL":
+		return s.authenticateExternal(tag, args[1:])
+	case s.peer:
+		return reply{}, errPeerLogin
+	case mech != "PLAIN":
 		return reply{}, &imap.Error{Type: imap.StatusResponseTypeNo, Text: fmt.Sprintf("Mechanism %q is not supported; use PLAIN", clip(args[0].Str, 20))}
 	}
 	if !s.tls {

@@ -117,7 +117,15 @@ func (s *Server) appendLimit() uint32 {
 
 // Serve accepts connections on ln until the server is shut down. Implicit TLS is the
 // listener's job (tls.NewListener); such connections may log in at once.
-func (s *Server) Serve(ln net.Listener) error {
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, false) }
+
+// ServeInternal accepts the other replicas of a cluster on ln, which must be a TLS listener
+// that requires and verifies their client certificates (the cluster's own CA). There a replica
+// that checked a user's password logs in as that user with AUTHENTICATE EXTERNAL, giving the
+// mailbox as the authorization identity (see Proxy); passwords are not accepted.
+func (s *Server) ServeInternal(ln net.Listener) error { return s.serve(ln, true) }
+
+func (s *Server) serve(ln net.Listener, internal bool) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -148,7 +156,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		go func() {
 			_, isTLS := nc.(*tls.Conn)
-			newSession(s, nc, isTLS).serve(func() { s.untrack(nc) })
+			sess := newSession(s, nc, isTLS)
+			sess.peer = internal && isTLS
+			sess.serve(func() { s.untrack(nc) })
 		}()
 	}
 }

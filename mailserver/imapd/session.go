@@ -38,9 +38,10 @@ type session struct {
 	w   *wire.Writer
 	ip  netip.Addr
 	log *slog.Logger
-	// tls is set once the connection is encrypted (implicit TLS or STARTTLS).
-	tls   bool
-	state state
+	// tls is set once the connection is encrypted (implicit TLS or STARTTLS); peer on the
+	// internal listener, where other replicas log in (ServeInternal).
+	tls, peer bool
+	state     state
 	// rev2 and utf8 are set by ENABLE IMAP4rev2 and ENABLE UTF8=ACCEPT.
 	rev2, utf8 bool
 	// condstore is set once the client used CONDSTORE (RFC 7162 3.1: ENABLE, SELECT
@@ -172,6 +173,11 @@ func (s *session) login(tag, username, password string) (res reply, err error) {
 			return s.handOff(tag, mb, take), nil
 		}
 	}
+	return s.open(mb)
+}
+
+// open serves the mailbox here once its user logged in.
+func (s *session) open(mb *directory.Mailbox) (reply, error) {
 	box, err := s.srv.cfg.Store.Mailbox(mb.Address)
 	if err != nil {
 		s.log.Error("opening mailbox", "mailbox", mb.Address, "err", err)

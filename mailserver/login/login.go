@@ -104,6 +104,26 @@ func (a *Authenticator) Login(ctx context.Context, protocol string, ip netip.Add
 	return mb, nil
 }
 
+// Vouched returns the mailbox at address for a login another replica of the cluster checked
+// (its password, its throttling) and now passes on to this one, which owns the mailbox: no
+// password is asked for, but an unknown or, meanwhile, disabled account is refused as in
+// Login. Only a caller that authenticated the replica (the cluster's mutual TLS) may ask.
+func (a *Authenticator) Vouched(protocol, address string) (*directory.Mailbox, error) {
+	if n, err := dirspec.NormalizeAddress(address); err == nil {
+		address = n
+	}
+	mb, ok := a.dir.Load().Mailbox(address)
+	switch {
+	case !ok:
+		a.log.Info("vouched login for an unknown mailbox", "protocol", protocol, "user", address)
+		return nil, ErrFailed
+	case mb.Disabled:
+		a.log.Info("vouched login refused: account disabled", "protocol", protocol, "mailbox", mb.Address, "reason", mb.DisabledReason)
+		return nil, ErrDisabled
+	}
+	return mb, nil
+}
+
 // failureReason says for the log why a login failed; the client only learns that it did.
 func failureReason(known bool, mb *directory.Mailbox, verifyErr error) string {
 	switch {

@@ -50,6 +50,8 @@ type Server struct {
 	dir     directory.Live
 	auth    *login.Authenticator
 	tls     *tls.Config
+	// cluster is the TLS of the connections between replicas; nil for a replica alone.
+	cluster *clusterTLS
 	limiter *connLimiter
 
 	resolver  *dnsresolve.Resolver
@@ -164,6 +166,13 @@ func (s *Server) startDirectory(ctx context.Context) error {
 }
 
 func (s *Server) startTLS(ctx context.Context) error {
+	if len(s.cfg.Cluster.Peers) > 0 {
+		ct, err := s.startClusterTLS(ctx)
+		if err != nil {
+			return err
+		}
+		s.cluster = ct
+	}
 	if s.cfg.TLS.CertFile == "" {
 		s.log.Warn("no TLS certificate configured: STARTTLS and AUTH are unavailable")
 		return nil
@@ -270,8 +279,17 @@ func (s *Server) startListeners() error {
 		}, s.tls)
 		s.serve(sl.name, func() error { return srv.Serve(ln) }, srv.Shutdown, srv.Close)
 	}
-	imapSrv := imapd.NewServer(imapd.Config{Hostname: s.cfg.Hostname, Store: s.store, Auth: s.auth, Metrics: s.metrics,
-		TLSConfig: s.tls, MaxMessageBytes: s.cfg.Limits.MaxMessageBytes, Log: s.log.With("listener", "imap")})
+	imapCfg := imapd.Config{Hostname: s.cfg.Hostname, Store: s.store, Auth: s.auth, Metrics: s.metrics,
+		TLSConfig: s.tls, MaxMessageBytes: s.cfg.Limits.MaxMessageBytes, Log: s.log.With("listener", "imap")}
+	if s.cluster != nil {
+		imapCfg.Route = s.imapRoute(s.cluster)
+	}
+	imapSrv := imapd.NewServer(imapCfg)
+	if s.cluster != nil {
+		if err := s.startClusterIMAP(imapSrv, s.cluster); err != nil {
+			return err
+		}
+	}
 	for _, il := range []struct {
 		name     string
 		l        config.Listener

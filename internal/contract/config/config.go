@@ -49,6 +49,50 @@ type Config struct {
 	Store Store `json:"store,omitzero"`
 	// Autoconfig tunes what listeners.autoconfig serves.
 	Autoconfig Autoconfig `json:"autoconfig,omitzero"`
+	// Cluster joins this replica to the other replicas of its cluster.
+	Cluster Cluster `json:"cluster,omitzero"`
+}
+
+// Cluster joins the replicas of a cluster of several. Every replica serves every mailbox: an
+// IMAP login for a mailbox another replica holds (its shard) is proxied to that replica, over
+// an internal listener with mutual TLS from the cluster's own CA. Without peers the replica
+// serves the mailboxes of its own shard, as a cluster of one.
+type Cluster struct {
+	// Peers are the internal listeners of every replica, host:port (the headless Service's
+	// per-pod names), by ordinal: Peers[shard] is this replica's own.
+	Peers []string `json:"peers,omitempty"`
+	// Listen is the address of this replica's internal listener, such as ":7993".
+	Listen string `json:"listen,omitempty"`
+	// CertFile and KeyFile are this replica's certificate, presented as server and as client
+	// on the internal connections (reloaded when they change); CAFile is the cluster's CA, the
+	// only one trusted there.
+	CertFile string `json:"certFile,omitempty"`
+	KeyFile  string `json:"keyFile,omitempty"`
+	CAFile   string `json:"caFile,omitempty"`
+}
+
+// validate checks a cluster section against the replica's shard.
+func (c *Cluster) validate(shard int) error {
+	if len(c.Peers) == 0 {
+		if c.Listen != "" {
+			return errors.New("cluster.listen is set but cluster.peers is empty: list every replica's internal address")
+		}
+		return nil
+	}
+	switch {
+	case shard >= len(c.Peers):
+		return fmt.Errorf("shard %d has no entry in cluster.peers (%d replicas listed)", shard, len(c.Peers))
+	case c.Listen == "":
+		return errors.New("cluster.listen is empty: the internal listener needs an address, such as :7993")
+	case c.CertFile == "" || c.KeyFile == "" || c.CAFile == "":
+		return errors.New("cluster.certFile, cluster.keyFile and cluster.caFile are all needed: the internal listener uses mutual TLS")
+	}
+	for i, p := range c.Peers {
+		if _, _, err := net.SplitHostPort(p); err != nil {
+			return fmt.Errorf("cluster.peers[%d] %q: want host:port: %w", i, p, err)
+		}
+	}
+	return nil
 }
 
 // Autoconfig configures the client autoconfiguration and MTA-STS listener: Thunderbird's
@@ -389,6 +433,11 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.validateOutbound()...)
 	errs = append(errs, c.validateAutoconfig()...)
+	if c.Shard < 0 {
+		errs = append(errs, fmt.Errorf("shard: %d must not be negative", c.Shard))
+	} else if err := c.Cluster.validate(c.Shard); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,96 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/mailserver/imapd"
+	"github.com/kubemail/kubemail/mailserver/tlsconf"
+)
+
+// A cluster of several replicas: each serves every mailbox, and proxies the IMAP logins for
+// the mailboxes of other shards to the replica that holds them (imapd.Proxy), which accepts
+// them on its internal listener (imapd.Server.ServeInternal). Both sides of that connection
+// present this replica's cluster certificate and trust the cluster's CA alone.
+
+// clusterTLS is the internal connections' TLS: the listener's, which requires a client
+// certificate from the cluster's CA, and the dialer's.
+type clusterTLS struct {
+	server, client *tls.Config
+}
+
+// startClusterTLS loads the cluster's certificate (reloaded when its files change) and CA.
+func (s *Server) startClusterTLS(ctx context.Context) (*clusterTLS, error) {
+	cc := s.cfg.Cluster
+	caPEM, err := os.ReadFile(cc.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("cluster CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("cluster CA %s: no PEM certificate in it", cc.CAFile)
+	}
+	r, err := tlsconf.NewReloader(cc.CertFile, cc.KeyFile, tlsconf.Options{
+		OnError: func(err error) {
+			s.log.Error("cluster certificate reload failed; keeping the current one", "err", err)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster certificate: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		r.Run(ctx)
+	}()
+	s.closers = append(s.closers, func() error { cancel(); return nil })
+	server := r.TLSConfig()
+	server.MinVersion = tls.VersionTLS13
+	server.ClientCAs, server.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	client := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return r.GetCertificate(nil) }}
+	return &clusterTLS{server: server, client: client}, nil
+}
+
+// imapRoute sends the logins of other shards' mailboxes to their replicas. A mailbox whose
+// shard names no replica gets the temporary failure of an unreachable one: never a session on
+// an empty mailbox here.
+func (s *Server) imapRoute(ct *clusterTLS) func(*directory.Mailbox) imapd.Takeover {
+	peers, self := s.cfg.Cluster.Peers, s.cfg.Shard
+	return func(mb *directory.Mailbox) imapd.Takeover {
+		if mb.Shard == self {
+			return nil
+		}
+		return imapd.Proxy(func(ctx context.Context) (net.Conn, error) {
+			if mb.Shard >= len(peers) {
+				return nil, fmt.Errorf("mailbox %s is on shard %d, and the cluster lists %d replicas", mb.Address, mb.Shard, len(peers))
+			}
+			addr := peers[mb.Shard]
+			host, _, _ := net.SplitHostPort(addr)
+			cfg := ct.client.Clone()
+			cfg.ServerName = host
+			d := tls.Dialer{Config: cfg}
+			return d.DialContext(ctx, "tcp", addr)
+		})
+	}
+}
+
+// startClusterIMAP opens the internal listener, where other replicas' proxies log in.
+func (s *Server) startClusterIMAP(imapSrv *imapd.Server, ct *clusterTLS) error {
+	ln, err := net.Listen("tcp", s.cfg.Cluster.Listen)
+	if err != nil {
+		return fmt.Errorf("cluster listener: %w", err)
+	}
+	s.Addrs["cluster"] = ln.Addr()
+	s.stopListeners = append(s.stopListeners, ln.Close)
+	s.log.Info("listening", "listener", "cluster", "addr", ln.Addr().String(), "peers", len(s.cfg.Cluster.Peers))
+	tln := tls.NewListener(ln, ct.server)
+	s.serve("cluster", func() error { return imapSrv.ServeInternal(tln) }, imapSrv.Shutdown, imapSrv.Close)
+	return nil
+}
