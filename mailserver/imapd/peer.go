@@ -10,12 +10,12 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/kubemail/kubemail/mailserver/imapd/wire"
+	"github.com/kubemail/kubemail/mailserver/internal/relay"
 	"github.com/kubemail/kubemail/mailserver/login"
 )
 
@@ -86,7 +86,7 @@ func Proxy(dial func(ctx context.Context) (net.Conn, error)) Takeover {
 		if _, err := up.Write(h.Pending); err != nil {
 			return err
 		}
-		relay(ctx, h.Conn, up, upR)
+		relay.Run(ctx, h.Conn, up, upR)
 		return nil
 	}
 }
@@ -135,27 +135,4 @@ func proxyLogin(ctx context.Context, dial func(ctx context.Context) (net.Conn, e
 		}
 		return up, upR, nil
 	}
-}
-
-// relay copies client to owner and owner to client until either side closes or the server
-// shuts down; then both connections close.
-func relay(ctx context.Context, client, up net.Conn, upR io.Reader) {
-	var once sync.Once
-	closeBoth := func() {
-		once.Do(func() {
-			client.Close()
-			up.Close()
-		})
-	}
-	stop := context.AfterFunc(ctx, closeBoth)
-	defer stop()
-	done := make(chan struct{})
-	go func() {
-		io.Copy(up, client)
-		closeBoth()
-		close(done)
-	}()
-	io.Copy(client, upR)
-	closeBoth()
-	<-done
 }

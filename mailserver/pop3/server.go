@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/login"
 	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/store"
@@ -47,6 +48,24 @@ type Config struct {
 	// nil, a *tls.Conn (what tls.NewListener returns) counts as encrypted; set it when the
 	// listener wraps TLS connections in a type of its own.
 	IsTLS func(net.Conn) bool
+	// Route, when set, is asked after every successful login whether another server serves
+	// the mailbox (in a cluster, the replica that owns it): a non-nil Takeover gets the
+	// connection; nil serves the mailbox here.
+	Route func(mb *directory.Mailbox) Takeover
+}
+
+// A Takeover serves a session whose login this server checked, somewhere else: it owns the
+// connection until it returns, and answers the login itself.
+type Takeover func(ctx context.Context, h *Handoff) error
+
+// Handoff is a connection after a successful login, its answer not yet sent.
+type Handoff struct {
+	Conn net.Conn // the client's connection, encrypted
+	// Pending is what the client sent after the login and this server read but did not
+	// parse: it comes before anything on Conn.
+	Pending []byte
+	Mailbox *directory.Mailbox
+	Log     *slog.Logger
 }
 
 // Server serves POP3 on the listeners given to Serve.
@@ -90,7 +109,15 @@ func NewServer(cfg Config) *Server {
 // Serve accepts connections on ln and serves each on its own goroutine until Shutdown or Close,
 // when it returns ErrServerClosed. It closes ln when it returns. Serve may be called for several
 // listeners.
-func (s *Server) Serve(ln net.Listener) error {
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, false) }
+
+// ServeInternal accepts the other replicas of a cluster on ln, a TLS listener that requires and
+// verifies their client certificates (the cluster's own CA): a replica that checked a user's
+// password logs in as that user with AUTH EXTERNAL, the mailbox as authorization identity (see
+// Proxy); passwords are not accepted there.
+func (s *Server) ServeInternal(ln net.Listener) error { return s.serve(ln, true) }
+
+func (s *Server) serve(ln net.Listener, internal bool) error {
 	s.mu.Lock()
 	if s.shuttingDown {
 		s.mu.Unlock()
@@ -131,6 +158,8 @@ func (s *Server) Serve(ln net.Listener) error {
 			return ErrServerClosed
 		}
 		sess := newSession(s, conn)
+		_, sess.peer = conn.(*tls.Conn)
+		sess.peer = sess.peer && internal
 		s.sessions[sess] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/login"
 )
 
@@ -89,6 +90,8 @@ type session struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	tls  bool
+	// peer is set on the internal listener, where other replicas log in (ServeInternal).
+	peer bool
 	ip   netip.Addr
 	log  *slog.Logger
 	// reading is guarded by srv.mu: the session waits for client input.
@@ -456,6 +459,9 @@ func (s *session) tlsRequired() error {
 }
 
 func (s *session) cmdUser(args []string) error {
+	if s.peer {
+		return errPeerLogin
+	}
 	if !s.tls {
 		return s.tlsRequired()
 	}
@@ -466,6 +472,9 @@ func (s *session) cmdUser(args []string) error {
 }
 
 func (s *session) cmdPass(args []string) error {
+	if s.peer {
+		return errPeerLogin
+	}
 	if !s.tls {
 		return s.tlsRequired()
 	}
@@ -485,7 +494,12 @@ func (s *session) cmdAuth(args []string) error {
 		// The mechanism list of RFC 1734, which some clients still ask for.
 		return s.multiLine("Supported mechanisms follow", []string{"PLAIN"})
 	}
-	if !strings.EqualFold(args[0], "PLAIN") {
+	switch mech := strings.ToUpper(args[0]); {
+	case s.peer && mech == "EXTERNAL":
+		return s.authExternal(args[1:])
+	case s.peer:
+		return errPeerLogin
+	case mech != "PLAIN":
 		return fail("", "Unsupported authentication mechanism")
 	}
 	var resp string
@@ -538,6 +552,16 @@ func (s *session) login(user, pass string) error {
 	case err != nil:
 		return errAuthFailed
 	}
+	if s.cfg.Route != nil {
+		if take := s.cfg.Route(mb); take != nil {
+			return s.handOff(mb, take)
+		}
+	}
+	return s.open(mb)
+}
+
+// open opens the maildrop of a mailbox whose user logged in.
+func (s *session) open(mb *directory.Mailbox) error {
 	drop, err := openMaildrop(s.cfg.Store, mb.Address)
 	if err != nil {
 		if errors.Is(err, errInUseLock) {

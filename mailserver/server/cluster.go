@@ -10,6 +10,7 @@ import (
 
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/imapd"
+	"github.com/kubemail/kubemail/mailserver/pop3"
 	"github.com/kubemail/kubemail/mailserver/tlsconf"
 )
 
@@ -58,39 +59,63 @@ func (s *Server) startClusterTLS(ctx context.Context) (*clusterTLS, error) {
 	return &clusterTLS{server: server, client: client}, nil
 }
 
-// imapRoute sends the logins of other shards' mailboxes to their replicas. A mailbox whose
-// shard names no replica gets the temporary failure of an unreachable one: never a session on
-// an empty mailbox here.
-func (s *Server) imapRoute(ct *clusterTLS) func(*directory.Mailbox) imapd.Takeover {
-	peers, self := s.cfg.Cluster.Peers, s.cfg.Shard
-	return func(mb *directory.Mailbox) imapd.Takeover {
-		if mb.Shard == self {
-			return nil
+// route sends the logins of other shards' mailboxes to their replicas, asking for the
+// internal listener's protocol proto. A mailbox whose shard names no replica gets the temporary
+// failure of an unreachable one: never a session on an empty mailbox here.
+func (s *Server) route(ct *clusterTLS, proto string, mb *directory.Mailbox) func(ctx context.Context) (net.Conn, error) {
+	peers := s.cfg.Cluster.Peers
+	return func(ctx context.Context) (net.Conn, error) {
+		if mb.Shard >= len(peers) {
+			return nil, fmt.Errorf("mailbox %s is on shard %d, and the cluster lists %d replicas", mb.Address, mb.Shard, len(peers))
 		}
-		return imapd.Proxy(func(ctx context.Context) (net.Conn, error) {
-			if mb.Shard >= len(peers) {
-				return nil, fmt.Errorf("mailbox %s is on shard %d, and the cluster lists %d replicas", mb.Address, mb.Shard, len(peers))
-			}
-			addr := peers[mb.Shard]
-			host, _, _ := net.SplitHostPort(addr)
-			cfg := ct.client.Clone()
-			cfg.ServerName = host
-			d := tls.Dialer{Config: cfg}
-			return d.DialContext(ctx, "tcp", addr)
-		})
+		addr := peers[mb.Shard]
+		host, _, _ := net.SplitHostPort(addr)
+		cfg := ct.client.Clone()
+		cfg.ServerName, cfg.NextProtos = host, []string{proto}
+		d := tls.Dialer{Config: cfg}
+		return d.DialContext(ctx, "tcp", addr)
 	}
 }
 
-// startClusterIMAP opens the internal listener, where other replicas' proxies log in.
-func (s *Server) startClusterIMAP(imapSrv *imapd.Server, ct *clusterTLS) error {
+func (s *Server) imapRoute(ct *clusterTLS) func(*directory.Mailbox) imapd.Takeover {
+	return func(mb *directory.Mailbox) imapd.Takeover {
+		if mb.Shard == s.cfg.Shard {
+			return nil
+		}
+		return imapd.Proxy(s.route(ct, protoIMAP, mb))
+	}
+}
+
+func (s *Server) pop3Route(ct *clusterTLS) func(*directory.Mailbox) pop3.Takeover {
+	return func(mb *directory.Mailbox) pop3.Takeover {
+		if mb.Shard == s.cfg.Shard {
+			return nil
+		}
+		return pop3.Proxy(s.route(ct, protoPOP3, mb))
+	}
+}
+
+// The internal listener's protocols, as each replica asks for one in its TLS handshake (ALPN).
+const (
+	protoIMAP = "imap"
+	protoPOP3 = "pop3"
+)
+
+// startCluster opens the internal listener, where other replicas' proxies log in, and serves
+// each protocol there.
+func (s *Server) startCluster(imapSrv *imapd.Server, pop3Srv *pop3.Server) error {
 	ln, err := net.Listen("tcp", s.cfg.Cluster.Listen)
 	if err != nil {
 		return fmt.Errorf("cluster listener: %w", err)
 	}
 	s.Addrs["cluster"] = ln.Addr()
-	s.stopListeners = append(s.stopListeners, ln.Close)
 	s.log.Info("listening", "listener", "cluster", "addr", ln.Addr().String(), "peers", len(s.cfg.Cluster.Peers))
-	tln := tls.NewListener(ln, ct.server)
-	s.serve("cluster", func() error { return imapSrv.ServeInternal(tln) }, imapSrv.Shutdown, imapSrv.Close)
+	cfg := s.cluster.server.Clone()
+	cfg.NextProtos = []string{protoIMAP, protoPOP3}
+	mux := newALPNMux(tls.NewListener(ln, cfg), s.log, protoIMAP, protoPOP3)
+	s.stopListeners = append(s.stopListeners, mux.Close)
+	go mux.run()
+	s.serve("cluster-imap", func() error { return imapSrv.ServeInternal(mux.listener(protoIMAP)) }, imapSrv.Shutdown, imapSrv.Close)
+	s.serve("cluster-pop3", func() error { return pop3Srv.ServeInternal(mux.listener(protoPOP3)) }, pop3Srv.Shutdown, pop3Srv.Close)
 	return nil
 }

@@ -285,11 +285,6 @@ func (s *Server) startListeners() error {
 		imapCfg.Route = s.imapRoute(s.cluster)
 	}
 	imapSrv := imapd.NewServer(imapCfg)
-	if s.cluster != nil {
-		if err := s.startClusterIMAP(imapSrv, s.cluster); err != nil {
-			return err
-		}
-	}
 	for _, il := range []struct {
 		name     string
 		l        config.Listener
@@ -304,6 +299,12 @@ func (s *Server) startListeners() error {
 		}
 		s.serve(il.name, func() error { return imapSrv.Serve(ln) }, imapSrv.Shutdown, imapSrv.Close)
 	}
+	pop3Cfg := pop3.Config{Hostname: s.cfg.Hostname, Store: s.store, Auth: s.auth, Metrics: s.metrics,
+		TLSConfig: s.tls, Log: s.log.With("listener", "pop3"), WriteTimeout: s.cfg.Limits.WriteTimeout.Duration}
+	if s.cluster != nil {
+		pop3Cfg.Route = s.pop3Route(s.cluster)
+	}
+	pop3Srv := pop3.NewServer(pop3Cfg)
 	for _, pl := range []struct {
 		name     string
 		l        config.Listener
@@ -316,9 +317,12 @@ func (s *Server) startListeners() error {
 		if err != nil {
 			return err
 		}
-		srv := pop3.NewServer(pop3.Config{Hostname: s.cfg.Hostname, Store: s.store, Auth: s.auth, Metrics: s.metrics,
-			TLSConfig: s.tls, Log: s.log.With("listener", pl.name), WriteTimeout: s.cfg.Limits.WriteTimeout.Duration})
-		s.serve(pl.name, func() error { return srv.Serve(ln) }, srv.Shutdown, srv.Close)
+		s.serve(pl.name, func() error { return pop3Srv.Serve(ln) }, pop3Srv.Shutdown, pop3Srv.Close)
+	}
+	if s.cluster != nil {
+		if err := s.startCluster(imapSrv, pop3Srv); err != nil {
+			return err
+		}
 	}
 	if ls.HTTP.Address != "" {
 		ln, err := net.Listen("tcp", ls.HTTP.Address)
