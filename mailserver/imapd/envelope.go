@@ -69,22 +69,6 @@ func extractEnvelope(h textproto.Header) *imap.Envelope {
 	return env
 }
 
-// envelopeSize approximates the bytes an envelope holds: its strings and the headers of the
-// structures around them.
-func envelopeSize(env *imap.Envelope) int {
-	const str, addr = 16, 4 * 16
-	n := 200 + len(env.Subject) + len(env.MessageID) + str*(2+len(env.InReplyTo))
-	for _, irt := range env.InReplyTo {
-		n += len(irt)
-	}
-	for _, list := range [][]imap.Address{env.From, env.Sender, env.ReplyTo, env.To, env.Cc, env.Bcc} {
-		for _, a := range list {
-			n += addr + len(a.Name) + len(a.Mailbox) + len(a.Host)
-		}
-	}
-	return n
-}
-
 // encodeEnvelope writes an envelope as RFC 3501's envelope list. A nil envelope is ten NILs,
 // as for a message whose header could not be read.
 func encodeEnvelope(env *imap.Envelope) wire.Value {

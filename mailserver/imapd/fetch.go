@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-message/textproto"
@@ -186,7 +187,7 @@ func (s *session) fetchOne(t target, fa *fetchArgs, flagsChanged bool) error {
 	}
 	if options.Envelope {
 		w.Raw(" ENVELOPE ")
-		if err := w.Value(encodeEnvelope(envelopeOf(file))); err != nil {
+		if err := s.writeEnvelope(file); err != nil {
 			return s.brokenResponse(t.msg, err)
 		}
 	}
@@ -326,17 +327,61 @@ func (s *session) countSent(n int) {
 	s.srv.cfg.Metrics.BytesSent.WithLabelValues(Protocol).Add(float64(n))
 }
 
-// envelopeOf is a message's ENVELOPE. From the header cache it is parsed once and kept with the
-// header: a message list fetches the same envelopes again and again.
-func envelopeOf(file content) *imap.Envelope {
-	if ch, ok := file.(cachedHeader); ok {
-		return ch.h.Memo(func(raw []byte) (any, int) {
-			env := readEnvelope(bytes.NewReader(raw))
-			return env, envelopeSize(env)
-		}).(*imap.Envelope)
+// writeEnvelope writes a message's ENVELOPE. From the header cache it is parsed and encoded
+// once and kept with the header as text: a message list sends the same envelopes again and
+// again, and text holds no pointers for the garbage collector to follow.
+func (s *session) writeEnvelope(file content) error {
+	ch, ok := file.(cachedHeader)
+	if !ok {
+		file.Seek(0, io.SeekStart)
+		return s.w.Value(encodeEnvelope(readEnvelope(file)))
 	}
-	file.Seek(0, io.SeekStart)
-	return readEnvelope(file)
+	m := ch.h.Memo(func(raw []byte) (any, int) {
+		m := newEnvelopeMemo(readEnvelope(bytes.NewReader(raw)))
+		return m, len(m.plain) + len(m.utf8) + 32
+	}).(*envelopeMemo)
+	if m.err != nil {
+		return m.err
+	}
+	if s.w.UTF8 {
+		s.w.Raw(m.utf8)
+	} else {
+		s.w.Raw(m.plain)
+	}
+	return nil
+}
+
+// envelopeMemo is an ENVELOPE as written on the wire. 8-bit text goes quoted to a UTF8=ACCEPT
+// session and as a literal to others, so the two forms differ for such an envelope; for a
+// 7-bit one they are the same string.
+type envelopeMemo struct {
+	plain, utf8 string
+	err         error // an envelope no IMAP syntax can carry
+}
+
+func newEnvelopeMemo(env *imap.Envelope) *envelopeMemo {
+	v := encodeEnvelope(env)
+	plain, err := encodeValue(v, false)
+	if err != nil {
+		return &envelopeMemo{err: err}
+	}
+	m := &envelopeMemo{plain: plain, utf8: plain}
+	if !isASCII(plain) {
+		m.utf8, _ = encodeValue(v, true)
+	}
+	return m
+}
+
+// encodeValue is v as a response writer with or without UTF8 writes it.
+func encodeValue(v wire.Value, utf8 bool) (string, error) {
+	var b strings.Builder
+	w := wire.NewWriter(&b)
+	w.UTF8 = utf8
+	if err := w.Value(v); err != nil {
+		return "", err
+	}
+	err := w.Flush()
+	return b.String(), err
 }
 
 // readEnvelope parses the header block at the start of r for ENVELOPE.
