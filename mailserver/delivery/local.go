@@ -50,6 +50,16 @@ func (l *Local) Deliver(env Envelope, mailboxes []*directory.Mailbox, msg []byte
 	return nil
 }
 
+// Usage is the bytes a mailbox holds, for quota checks before a message is accepted. ok is
+// always true here: every mailbox of the store is this server's.
+func (l *Local) Usage(mb *directory.Mailbox) (used int64, ok bool, err error) {
+	box, err := l.Store.Mailbox(mb.Address)
+	if err != nil {
+		return 0, false, fmt.Errorf("opening mailbox %s: %w", mb.Address, err)
+	}
+	return box.Usage(), true, nil
+}
+
 func (l *Local) deliverOne(env Envelope, mb *directory.Mailbox, msg []byte, now time.Time) error {
 	box, err := l.Store.Mailbox(mb.Address)
 	if err != nil {

@@ -65,6 +65,17 @@ type Metrics struct {
 	OutboundTLS *prometheus.CounterVec
 	// InboundAuth counts SPF, DKIM and DMARC results of mail arriving on the MX listener.
 	InboundAuth *prometheus.CounterVec
+
+	// Handoffs counts recipients of mail handed to the replica that holds their mailbox, by
+	// result (delivered, queued, refused); HandoffQueueMessages and HandoffQueueOldestAge are
+	// the handoff queue's size and the age of its oldest message, HandoffAttempts its attempts
+	// per recipient by result, as for the outbound queue.
+	Handoffs              *prometheus.CounterVec
+	HandoffQueueMessages  prometheus.Gauge
+	HandoffQueueOldestAge prometheus.Gauge
+	HandoffAttempts       *prometheus.CounterVec
+	// ProxiedSessions counts IMAP and POP3 logins served by the replica that holds the mailbox.
+	ProxiedSessions *prometheus.CounterVec
 }
 
 // New creates the collectors on a new registry, with Go runtime and process metrics.
@@ -102,6 +113,13 @@ func New() *Metrics {
 		DSNs:             f.counter("dsns_total", "Delivery status notifications (bounces) sent to senders."),
 		OutboundTLS:      f.counterVec("outbound_sessions_total", "Outgoing SMTP sessions by TLS (verified, unverified, none).", "tls"),
 		InboundAuth:      f.counterVec("inbound_auth_results_total", "SPF, DKIM and DMARC results of mail arriving on the MX listener.", "method", "result"),
+		Handoffs: f.counterVec("handoffs_total",
+			"Recipients of mail handed to the replica that holds their mailbox, by result (delivered, queued, refused).", "result"),
+		HandoffQueueMessages:  f.gauge("handoff_queue_messages", "Messages waiting in the handoff queue for another replica."),
+		HandoffQueueOldestAge: f.gauge("handoff_queue_oldest_message_age_seconds", "Age of the oldest message in the handoff queue (0 when empty)."),
+		HandoffAttempts: f.counterVec("handoff_attempts_total",
+			"Handoff queue delivery attempts per recipient, by result (delivered, deferred, failed, expired).", "result"),
+		ProxiedSessions: f.counterVec("proxied_sessions_total", "IMAP and POP3 logins served by the replica that holds the mailbox.", "protocol"),
 	}
 }
 

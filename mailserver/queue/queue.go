@@ -30,6 +30,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kubemail/kubemail/mailserver/durable"
 	"github.com/kubemail/kubemail/mailserver/metrics"
 )
@@ -152,8 +154,11 @@ type Config struct {
 	// ReturnDSN hands a delivery status notification to the original sender. Nil queues it
 	// like any other message, from the null sender.
 	ReturnDSN func(to string, msg []byte) error
-	Metrics   *metrics.Metrics
-	Log       *slog.Logger
+	// Handoff marks the queue of mail for the cluster's other replicas, counted in the
+	// handoff metrics instead of the outbound ones.
+	Handoff bool
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
 }
 
 // Errors of the administrative operations.
@@ -484,20 +489,20 @@ func (q *Queue) attempt(it *item) {
 		switch {
 		case r.Delivered:
 			rc.Status = StatusDelivered
-			q.cfg.Metrics.DeliveryAttempts.WithLabelValues("delivered").Inc()
+			q.attemptCounter().WithLabelValues("delivered").Inc()
 			rlog.Info("delivered")
 		case r.Permanent:
 			rc.Status = StatusFailed
 			failed = append(failed, *rc)
-			q.cfg.Metrics.DeliveryAttempts.WithLabelValues("failed").Inc()
+			q.attemptCounter().WithLabelValues("failed").Inc()
 			rlog.Warn("delivery failed permanently")
 		case expired:
 			rc.Status = StatusFailed
 			failed = append(failed, *rc)
-			q.cfg.Metrics.DeliveryAttempts.WithLabelValues("expired").Inc()
+			q.attemptCounter().WithLabelValues("expired").Inc()
 			rlog.Warn("giving up: the message is older than the maximum queue age", "queued", m.Queued)
 		default:
-			q.cfg.Metrics.DeliveryAttempts.WithLabelValues("deferred").Inc()
+			q.attemptCounter().WithLabelValues("deferred").Inc()
 			rlog.Info("delivery deferred")
 		}
 	}
@@ -580,6 +585,14 @@ func (q *Queue) bounce(m *Message, failed []Recipient, data []byte, expired bool
 	return nil
 }
 
+// attemptCounter counts delivery attempts per recipient, in the outbound or the handoff metrics.
+func (q *Queue) attemptCounter() *prometheus.CounterVec {
+	if q.cfg.Handoff {
+		return q.cfg.Metrics.HandoffAttempts
+	}
+	return q.cfg.Metrics.DeliveryAttempts
+}
+
 func (q *Queue) updateGauges() {
 	q.mu.Lock()
 	n := len(q.items)
@@ -590,11 +603,15 @@ func (q *Queue) updateGauges() {
 		}
 	}
 	q.mu.Unlock()
-	q.cfg.Metrics.QueueMessages.Set(float64(n))
+	messages, oldestAge := q.cfg.Metrics.QueueMessages, q.cfg.Metrics.QueueOldestAge
+	if q.cfg.Handoff {
+		messages, oldestAge = q.cfg.Metrics.HandoffQueueMessages, q.cfg.Metrics.HandoffQueueOldestAge
+	}
+	messages.Set(float64(n))
 	if n == 0 {
-		q.cfg.Metrics.QueueOldestAge.Set(0)
+		oldestAge.Set(0)
 	} else {
-		q.cfg.Metrics.QueueOldestAge.Set(time.Since(oldest).Seconds())
+		oldestAge.Set(time.Since(oldest).Seconds())
 	}
 }
 

@@ -7,10 +7,16 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"time"
 
+	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/mailserver/handoff"
 	"github.com/kubemail/kubemail/mailserver/imapd"
 	"github.com/kubemail/kubemail/mailserver/pop3"
+	"github.com/kubemail/kubemail/mailserver/queue"
+	"github.com/kubemail/kubemail/mailserver/smtpd"
 	"github.com/kubemail/kubemail/mailserver/tlsconf"
 )
 
@@ -68,13 +74,22 @@ func (s *Server) route(ct *clusterTLS, proto string, mb *directory.Mailbox) func
 		if mb.Shard >= len(peers) {
 			return nil, fmt.Errorf("mailbox %s is on shard %d, and the cluster lists %d replicas", mb.Address, mb.Shard, len(peers))
 		}
-		addr := peers[mb.Shard]
-		host, _, _ := net.SplitHostPort(addr)
-		cfg := ct.client.Clone()
-		cfg.ServerName, cfg.NextProtos = host, []string{proto}
-		d := tls.Dialer{Config: cfg}
-		return d.DialContext(ctx, "tcp", addr)
+		return s.dialPeer(ctx, ct, proto, mb.Shard)
 	}
+}
+
+// dialPeer connects to the internal listener of the replica of shard, for proto.
+func (s *Server) dialPeer(ctx context.Context, ct *clusterTLS, proto string, shard int) (net.Conn, error) {
+	peers := s.cfg.Cluster.Peers
+	if shard < 0 || shard >= len(peers) {
+		return nil, fmt.Errorf("shard %d: the cluster lists %d replicas", shard, len(peers))
+	}
+	addr := peers[shard]
+	host, _, _ := net.SplitHostPort(addr)
+	cfg := ct.client.Clone()
+	cfg.ServerName, cfg.NextProtos = host, []string{proto}
+	d := tls.Dialer{Config: cfg}
+	return d.DialContext(ctx, "tcp", addr)
 }
 
 func (s *Server) imapRoute(ct *clusterTLS) func(*directory.Mailbox) imapd.Takeover {
@@ -82,7 +97,11 @@ func (s *Server) imapRoute(ct *clusterTLS) func(*directory.Mailbox) imapd.Takeov
 		if mb.Shard == s.cfg.Shard {
 			return nil
 		}
-		return imapd.Proxy(s.route(ct, protoIMAP, mb))
+		take := imapd.Proxy(s.route(ct, protoIMAP, mb))
+		return func(ctx context.Context, h *imapd.Handoff) error {
+			s.metrics.ProxiedSessions.WithLabelValues("imap").Inc()
+			return take(ctx, h)
+		}
 	}
 }
 
@@ -91,7 +110,11 @@ func (s *Server) pop3Route(ct *clusterTLS) func(*directory.Mailbox) pop3.Takeove
 		if mb.Shard == s.cfg.Shard {
 			return nil
 		}
-		return pop3.Proxy(s.route(ct, protoPOP3, mb))
+		take := pop3.Proxy(s.route(ct, protoPOP3, mb))
+		return func(ctx context.Context, h *pop3.Handoff) error {
+			s.metrics.ProxiedSessions.WithLabelValues("pop3").Inc()
+			return take(ctx, h)
+		}
 	}
 }
 
@@ -99,7 +122,37 @@ func (s *Server) pop3Route(ct *clusterTLS) func(*directory.Mailbox) pop3.Takeove
 const (
 	protoIMAP = "imap"
 	protoPOP3 = "pop3"
+	protoLMTP = "lmtp"
 )
+
+// deliverer is what stores accepted mail: the store, and in a cluster the handoff of other
+// replicas' mailboxes to them, with its queue.
+func (s *Server) deliverer() (smtpd.Deliverer, error) {
+	local := &delivery.Local{Store: s.store}
+	if s.cluster == nil {
+		return local, nil
+	}
+	cc := s.cfg.Cluster
+	client := &handoff.Client{Hostname: s.cfg.Hostname, Dial: func(ctx context.Context, shard int) (net.Conn, error) {
+		return s.dialPeer(ctx, s.cluster, protoLMTP, shard)
+	}}
+	retry := cc.HandoffRetry.Duration
+	if retry <= 0 {
+		retry = 10 * time.Second
+	}
+	var err error
+	s.handoffQueue, err = queue.Open(queue.Config{
+		Dir: filepath.Join(s.cfg.DataDir, "handoff"), Hostname: s.cfg.Hostname,
+		Transport: &handoff.Transport{Shard: s.cfg.Shard, Directory: &s.dir, Local: local, Client: client},
+		Workers:   4, MaxAge: s.cfg.Outbound.MaxAge.Duration, RetryInitial: retry, RetryMax: max(retry, time.Minute),
+		ReturnDSN: s.returnDSN, Handoff: true, Metrics: s.metrics, Log: s.log.With("component", "handoff"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("handoff queue: %w", err)
+	}
+	return &handoff.Deliverer{Local: local, Shard: s.cfg.Shard, Client: client, Queue: s.handoffQueue,
+		Timeout: cc.HandoffTimeout.Duration, Metrics: s.metrics, Log: s.log.With("component", "handoff")}, nil
+}
 
 // startCluster opens the internal listener, where other replicas' proxies log in, and serves
 // each protocol there.
@@ -111,11 +164,14 @@ func (s *Server) startCluster(imapSrv *imapd.Server, pop3Srv *pop3.Server) error
 	s.Addrs["cluster"] = ln.Addr()
 	s.log.Info("listening", "listener", "cluster", "addr", ln.Addr().String(), "peers", len(s.cfg.Cluster.Peers))
 	cfg := s.cluster.server.Clone()
-	cfg.NextProtos = []string{protoIMAP, protoPOP3}
-	mux := newALPNMux(tls.NewListener(ln, cfg), s.log, protoIMAP, protoPOP3)
+	cfg.NextProtos = []string{protoIMAP, protoPOP3, protoLMTP}
+	mux := newALPNMux(tls.NewListener(ln, cfg), s.log, protoIMAP, protoPOP3, protoLMTP)
 	s.stopListeners = append(s.stopListeners, mux.Close)
 	go mux.run()
 	s.serve("cluster-imap", func() error { return imapSrv.ServeInternal(mux.listener(protoIMAP)) }, imapSrv.Shutdown, imapSrv.Close)
 	s.serve("cluster-pop3", func() error { return pop3Srv.ServeInternal(mux.listener(protoPOP3)) }, pop3Srv.Shutdown, pop3Srv.Close)
+	lmtp := handoff.NewServer(handoff.ServerConfig{Hostname: s.cfg.Hostname, Shard: s.cfg.Shard, Directory: &s.dir,
+		Local: &delivery.Local{Store: s.store}, MaxMessageBytes: s.cfg.Limits.MaxMessageBytes, Log: s.log.With("listener", "cluster-lmtp")})
+	s.serve("cluster-lmtp", func() error { return lmtp.Serve(mux.listener(protoLMTP)) }, lmtp.Shutdown, lmtp.Close)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	dto "github.com/prometheus/client_model/go"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubemail/kubemail/internal/contract/config"
@@ -27,6 +29,12 @@ import (
 // clusterEdit joins a server to a cluster: bob's mailbox on shard 1, the cluster's
 // certificate, this replica's shard and the peers' internal addresses.
 func clusterEdit(t *testing.T, shard int, peers []string) func(*config.Config) {
+	return clusterEditWith(t, shard, peers, func(*dirspec.MailboxSpec) {})
+}
+
+// clusterEditWith is clusterEdit with bob's directory entry changed by bob, and a short
+// handoff retry.
+func clusterEditWith(t *testing.T, shard int, peers []string, bob func(*dirspec.MailboxSpec)) func(*config.Config) {
 	m := tlstest.Cluster(t)
 	dir := t.TempDir()
 	files := map[string][]byte{"cert.pem": m.CertPEM, "key.pem": m.KeyPEM, "ca.pem": m.CAPEM}
@@ -47,6 +55,7 @@ func clusterEdit(t *testing.T, shard int, peers []string) func(*config.Config) {
 		for i := range spec.Mailboxes {
 			if spec.Mailboxes[i].Address == "bob@example.com" {
 				spec.Mailboxes[i].Shard = 1
+				bob(&spec.Mailboxes[i])
 			}
 		}
 		if data, err = yaml.Marshal(spec); err != nil {
@@ -58,8 +67,10 @@ func clusterEdit(t *testing.T, shard int, peers []string) func(*config.Config) {
 		c.Shard = shard
 		c.Listeners.IMAPS = config.Listener{Address: "127.0.0.1:0"}
 		c.Listeners.POP3S = config.Listener{Address: "127.0.0.1:0"}
+		c.Listeners.SMTP = config.Listener{Address: "127.0.0.1:0"}
 		c.Cluster = config.Cluster{Peers: peers, Listen: "127.0.0.1:0", CertFile: filepath.Join(dir, "cert.pem"),
-			KeyFile: filepath.Join(dir, "key.pem"), CAFile: filepath.Join(dir, "ca.pem")}
+			KeyFile: filepath.Join(dir, "key.pem"), CAFile: filepath.Join(dir, "ca.pem"),
+			HandoffRetry: config.Duration{Duration: 100 * time.Millisecond}}
 	}
 }
 
@@ -218,4 +229,124 @@ func TestClusterListenerRefusesStrangers(t *testing.T) {
 	if line, _ := r.ReadString('\n'); !strings.HasPrefix(line, "+OK") {
 		t.Errorf("AUTH EXTERNAL with the cluster's certificate: %q, want +OK", line)
 	}
+}
+
+// inbox is what a mailbox's INBOX on s holds, each message's bytes.
+func inbox(t *testing.T, s *testServer, addr string) []string {
+	t.Helper()
+	mb, err := s.store.Mailbox(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := mb.Folder("INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := f.Messages()
+	var out []string
+	for _, m := range msgs {
+		r, err := f.Open(m.UID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(r)
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(b))
+	}
+	return out
+}
+
+// swaks sends one message with swaks to the smtp listener of s and returns its output.
+func swaks(t *testing.T, s *testServer, to, subject string) (string, error) {
+	t.Helper()
+	host, p, _ := net.SplitHostPort(s.addr(t, "smtp"))
+	out, err := exec.Command(testutil.Program(t, "swaks"), "--server", host, "--port", p, "--from", "carol@example.org",
+		"--to", to, "--header", "Subject: "+subject, "--body", "hello", "--timeout", "20").CombinedOutput()
+	return string(out), err
+}
+
+// Mail that reaches any replica is stored on the one that holds each recipient's mailbox, and
+// only there.
+func TestClusterHandsMailToTheOwner(t *testing.T) {
+	owner := startServer(t, clusterEdit(t, 1, []string{"127.0.0.1:1", "127.0.0.1:1"}))
+	front := startServer(t, clusterEdit(t, 0, []string{"127.0.0.1:1", owner.addr(t, "cluster")}))
+	if out, err := swaks(t, front, "bob@example.com,alice@example.com", "for both"); err != nil {
+		t.Fatalf("swaks: %v\n%s", err, out)
+	}
+	if got := inbox(t, owner, "bob@example.com"); len(got) != 1 || !strings.Contains(got[0], "Subject: for both") ||
+		!strings.Contains(got[0], "with LMTP") || !strings.Contains(got[0], "Delivered-To: bob@example.com") {
+		t.Errorf("bob's INBOX on his replica: %q", got)
+	}
+	if got := inbox(t, front, "bob@example.com"); len(got) != 0 {
+		t.Errorf("bob's mail was stored on the replica it reached too: %q", got)
+	}
+	if got := inbox(t, front, "alice@example.com"); len(got) != 1 {
+		t.Errorf("alice's INBOX on her replica: %d messages", len(got))
+	}
+	if got := inbox(t, owner, "alice@example.com"); len(got) != 0 {
+		t.Errorf("alice's mail reached bob's replica: %d messages", len(got))
+	}
+	if n := counterValue(t, front.metrics.Handoffs.WithLabelValues("delivered")); n != 1 {
+		t.Errorf("handoffs delivered: %v, want 1", n)
+	}
+}
+
+// An owner that is down: the message is acknowledged, queued, and stored once the owner is back.
+func TestClusterQueuesHandoffsWhileTheOwnerIsDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownerAddr := ln.Addr().String()
+	ln.Close() // nobody listens there until the owner starts
+	front := startServer(t, clusterEdit(t, 0, []string{"127.0.0.1:1", ownerAddr}))
+	if out, err := swaks(t, front, "bob@example.com", "while away"); err != nil {
+		t.Fatalf("swaks with the owner down: %v\n%s", err, out)
+	}
+	if n := len(front.handoffQueue.List()); n != 1 {
+		t.Fatalf("handoff queue: %d messages, want 1", n)
+	}
+	owner := startServer(t, func(c *config.Config) {
+		clusterEdit(t, 1, []string{"127.0.0.1:1", ownerAddr})(c)
+		c.Cluster.Listen = ownerAddr
+	})
+	testutil.Eventually(t, "the queued message on its owner", func() bool { return len(inbox(t, owner, "bob@example.com")) == 1 })
+	testutil.Eventually(t, "an empty handoff queue", func() bool { return len(front.handoffQueue.List()) == 0 })
+	if got := inbox(t, owner, "bob@example.com"); !strings.Contains(got[0], "Subject: while away") {
+		t.Errorf("the handed-over message: %q", got[0])
+	}
+	if got := inbox(t, front, "bob@example.com"); len(got) != 0 {
+		t.Errorf("stored on the wrong replica too: %q", got)
+	}
+}
+
+// The owner's permanent refusal (bob's mailbox is full there) is the client's answer.
+func TestClusterPassesTheOwnersRefusal(t *testing.T) {
+	full := func(mb *dirspec.MailboxSpec) { mb.Quota = 1 }
+	owner := startServer(t, clusterEditWith(t, 1, []string{"127.0.0.1:1", "127.0.0.1:1"}, full))
+	front := startServer(t, clusterEditWith(t, 0, []string{"127.0.0.1:1", owner.addr(t, "cluster")}, full))
+	mb, _ := owner.store.Mailbox("bob@example.com")
+	f, _ := mb.Folder("INBOX")
+	if _, err := f.Append(strings.NewReader(ownerMsg("filler")), nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	out, err := swaks(t, front, "bob@example.com", "too much")
+	if err == nil || !strings.Contains(out, "552 5.2.2") {
+		t.Errorf("mail for a full mailbox on another replica: %v\n%s", err, out)
+	}
+	if n := len(front.handoffQueue.List()); n != 0 {
+		t.Errorf("a refused message was queued: %d", n)
+	}
+}
+
+func counterValue(t *testing.T, c interface{ Write(*dto.Metric) error }) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

@@ -168,6 +168,9 @@ func (s *Server) shutdownOutbound(ctx context.Context) {
 	if s.queue != nil {
 		s.queue.Shutdown(ctx)
 	}
+	if s.handoffQueue != nil {
+		s.handoffQueue.Shutdown(ctx)
+	}
 }
 
 func domainOf(addr string) string {

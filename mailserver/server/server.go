@@ -22,7 +22,6 @@ import (
 	"github.com/kubemail/kubemail/internal/contract/config"
 	"github.com/kubemail/kubemail/internal/contract/passwordhash"
 	"github.com/kubemail/kubemail/mailserver/auth"
-	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/dkim"
 	"github.com/kubemail/kubemail/mailserver/dnsresolve"
@@ -52,7 +51,9 @@ type Server struct {
 	tls     *tls.Config
 	// cluster is the TLS of the connections between replicas; nil for a replica alone.
 	cluster *clusterTLS
-	limiter *connLimiter
+	// handoffQueue holds mail for other replicas' mailboxes that they did not take at once.
+	handoffQueue *queue.Queue
+	limiter      *connLimiter
 
 	resolver  *dnsresolve.Resolver
 	signer    *dkim.Signer
@@ -112,6 +113,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, 
 	}
 	s.startAdminSocket()
 	s.queue.Start()
+	if s.handoffQueue != nil {
+		s.handoffQueue.Start()
+	}
 	s.ready.Store(true)
 	return s, nil
 }
@@ -240,7 +244,10 @@ func (s *Server) listen(name string, l config.Listener, implicitTLS bool, busy s
 
 func (s *Server) startListeners() error {
 	ls := s.cfg.Listeners
-	local := &delivery.Local{Store: s.store}
+	local, err := s.deliverer()
+	if err != nil {
+		return err
+	}
 	smtpBusy := "421 4.7.0 Too many connections, try again later\r\n"
 	type smtpListener struct {
 		name     string

@@ -41,6 +41,18 @@ const (
 	RoleSubmission
 )
 
+// Deliverer stores accepted mail in local mailboxes: delivery.Local, or in a cluster of
+// several replicas one that hands each mailbox of another replica to it.
+type Deliverer interface {
+	// Deliver returns once msg is durable for every mailbox: stored, or queued for the replica
+	// that holds it. An *smtp.SMTPError is the answer for the client (another replica's
+	// permanent refusal); any other error a temporary failure.
+	Deliver(env delivery.Envelope, mailboxes []*directory.Mailbox, msg []byte) error
+	// Usage is the bytes a mailbox holds, for the quota check at RCPT; ok is false when this
+	// server cannot tell (the mailbox lives on another replica, which checks on delivery).
+	Usage(mb *directory.Mailbox) (used int64, ok bool, err error)
+}
+
 // Outbound takes mail for remote recipients (the outbound queue). It must return only once the
 // message is durably queued.
 type Outbound interface {
@@ -83,7 +95,7 @@ type Config struct {
 	WriteTimeout time.Duration
 
 	Directory *directory.Live
-	Local     *delivery.Local
+	Local     Deliverer
 	// Outbound may be nil: remote recipients then get a temporary failure.
 	Outbound Outbound
 	// Checks, if set, authenticates mail on the MX role before it is stored.
@@ -316,12 +328,12 @@ func (s *session) acceptResolved(to string, res directory.Resolution) error {
 		if mb.Quota <= 0 {
 			continue
 		}
-		box, err := s.cfg.Local.Store.Mailbox(mb.Address)
+		used, ok, err := s.cfg.Local.Usage(mb)
 		if err != nil {
 			s.cfg.Log.Error("opening mailbox", "mailbox", mb.Address, "err", err)
 			return s.rejectRcpt("storage", errStorage)
 		}
-		if box.Usage() >= mb.Quota || (s.size > 0 && box.Usage()+s.size > mb.Quota) {
+		if ok && (used >= mb.Quota || (s.size > 0 && used+s.size > mb.Quota)) {
 			return s.rejectRcpt("over_quota", errOverQuota)
 		}
 	}
@@ -407,6 +419,12 @@ func (s *session) deliver(msg []byte, with string, check func(mail.Header) error
 		forClause, time.Now().Format(time.RFC1123Z))
 	if len(local) > 0 {
 		if err := s.cfg.Local.Deliver(delivery.Envelope{From: s.from, Received: received}, local, msg); err != nil {
+			var se *smtp.SMTPError
+			if errors.As(err, &se) {
+				s.cfg.Log.Info("message refused by the mailbox's replica", "session", s.id, "err", err)
+				s.cfg.Metrics.MessagesRejected.WithLabelValues(s.cfg.Name, "owner").Inc()
+				return se
+			}
 			s.cfg.Log.Error("local delivery failed", "session", s.id, "err", err)
 			s.cfg.Metrics.MessagesRejected.WithLabelValues(s.cfg.Name, "storage").Inc()
 			return errStorage

@@ -69,6 +69,12 @@ type Cluster struct {
 	CertFile string `json:"certFile,omitempty"`
 	KeyFile  string `json:"keyFile,omitempty"`
 	CAFile   string `json:"caFile,omitempty"`
+	// HandoffTimeout bounds handing a message to the replica that holds a mailbox while the
+	// client waits; after it the message goes to the handoff queue (default 10s).
+	HandoffTimeout Duration `json:"handoffTimeout,omitzero"`
+	// HandoffRetry is the first wait before the handoff queue tries again; it doubles up to
+	// a minute (default 10s).
+	HandoffRetry Duration `json:"handoffRetry,omitzero"`
 }
 
 // validate checks a cluster section against the replica's shard.

@@ -1,0 +1,256 @@
+// Package handoff passes mail between the replicas of a cluster. Each mailbox lives on one
+// replica (its shard); mail for it that reaches another replica, through the MX or the
+// submission ports, is handed to the owner over LMTP (RFC 2033) on the cluster's internal
+// listener. The client's 250 comes only once the message is durable: stored by the owner, which
+// answers for each mailbox before the DATA transaction ends, or, owner unreachable or slow, in
+// this replica's durable handoff queue, which delivers it when the owner is back.
+package handoff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
+	"github.com/kubemail/kubemail/mailserver/delivery"
+	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/mailserver/metrics"
+)
+
+// Client speaks LMTP to the other replicas.
+type Client struct {
+	// Hostname is this replica's name in LHLO.
+	Hostname string
+	// Dial connects to the internal listener of the replica of shard, its LMTP service.
+	Dial func(ctx context.Context, shard int) (net.Conn, error)
+}
+
+// Outcome is the owner's answer for one recipient: nil when the message is stored.
+type Outcome struct {
+	Rcpt string
+	Err  *smtp.SMTPError
+}
+
+// Permanent reports a refusal that retrying cannot change (a 5xx answer).
+func (o Outcome) Permanent() bool { return o.Err != nil && o.Err.Code >= 500 }
+
+// Send hands data (the message as it is to be stored, trace fields included) for rcpts, all
+// mailboxes of shard, to that replica. An error means the session failed as a whole (the
+// owner unreachable, a broken connection) and no recipient may count as delivered; otherwise
+// there is one Outcome per recipient, in order.
+func (c *Client) Send(ctx context.Context, shard int, from string, rcpts []string, data []byte) ([]Outcome, error) {
+	conn, err := c.Dial(ctx, shard)
+	if err != nil {
+		return nil, fmt.Errorf("reaching the replica of shard %d: %w", shard, err)
+	}
+	defer conn.Close()
+	if deadline, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(deadline)
+	}
+	lc := smtp.NewClientLMTP(conn)
+	defer lc.Close()
+	if err := lc.Hello(c.Hostname); err != nil {
+		return nil, fmt.Errorf("LHLO: %w", err)
+	}
+	utf8 := !dirspec.IsASCII(from)
+	for _, r := range rcpts {
+		utf8 = utf8 || !dirspec.IsASCII(r)
+	}
+	if err := lc.Mail(from, &smtp.MailOptions{UTF8: utf8}); err != nil {
+		return nil, fmt.Errorf("MAIL FROM: %w", err)
+	}
+	out := make([]Outcome, len(rcpts))
+	var accepted []int
+	for i, r := range rcpts {
+		out[i].Rcpt = r
+		if err := lc.Rcpt(r, nil); err != nil {
+			var se *smtp.SMTPError
+			if !errors.As(err, &se) {
+				return nil, fmt.Errorf("RCPT TO: %w", err)
+			}
+			out[i].Err = se
+			continue
+		}
+		accepted = append(accepted, i)
+	}
+	if len(accepted) == 0 {
+		return out, nil
+	}
+	w, err := lc.Data()
+	if err != nil {
+		return nil, fmt.Errorf("DATA: %w", err)
+	}
+	if _, err := w.Write(data); err != nil {
+		return nil, fmt.Errorf("sending the message: %w", err)
+	}
+	_, err = w.CloseWithLMTPResponse()
+	var perRcpt smtp.LMTPDataError
+	switch {
+	case errors.As(err, &perRcpt):
+		for _, i := range accepted {
+			out[i].Err = perRcpt[rcpts[i]]
+		}
+	case err != nil:
+		return nil, fmt.Errorf("end of DATA: %w", err)
+	}
+	lc.Quit()
+	return out, nil
+}
+
+// Enqueuer keeps handoffs the owner did not take at once, durably (the handoff queue).
+type Enqueuer interface {
+	Enqueue(from string, rcpts []string, msg []byte) error
+}
+
+// Deliverer stores mail for this replica's mailboxes and hands the others' to their replicas:
+// the cluster's smtpd.Deliverer.
+type Deliverer struct {
+	Local *delivery.Local
+	// Shard is this replica's.
+	Shard  int
+	Client *Client
+	// Queue takes what an owner did not take at once.
+	Queue Enqueuer
+	// Timeout bounds a synchronous handoff; the message is queued after it (default 10 s).
+	Timeout time.Duration
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
+}
+
+// Usage is known only for this replica's mailboxes; an owner checks its own quota.
+func (d *Deliverer) Usage(mb *directory.Mailbox) (int64, bool, error) {
+	if mb.Shard != d.Shard {
+		return 0, false, nil
+	}
+	return d.Local.Usage(mb)
+}
+
+// Deliver stores msg for this replica's mailboxes and hands it to the other replicas, one
+// LMTP session per shard, all at once. It returns once every copy is durable: stored here, on
+// the owner, or in the handoff queue. A message that every recipient's owner refused
+// permanently returns the first refusal, for the client; refusals beside a stored copy go to
+// the queue too, whose attempt bounces them with a DSN.
+func (d *Deliverer) Deliver(env delivery.Envelope, mailboxes []*directory.Mailbox, msg []byte) error {
+	byShard := map[int][]*directory.Mailbox{}
+	var local []*directory.Mailbox
+	for _, mb := range mailboxes {
+		if mb.Shard == d.Shard {
+			local = append(local, mb)
+		} else {
+			byShard[mb.Shard] = append(byShard[mb.Shard], mb)
+		}
+	}
+	data := append([]byte(env.Received), msg...)
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		errs    []error
+		refused []Outcome
+		stored  = len(local) > 0
+	)
+	if len(local) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.Local.Deliver(env, local, msg); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	for shard, mbs := range byShard {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, no, err := d.handOver(shard, env.From, mbs, data)
+			mu.Lock()
+			defer mu.Unlock()
+			stored = stored || ok
+			refused = append(refused, no...)
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}()
+	}
+	wg.Wait()
+	switch {
+	case len(errs) > 0:
+		return errors.Join(errs...)
+	case len(refused) == 0:
+		return nil
+	case !stored:
+		return refused[0].Err
+	}
+	rcpts := make([]string, len(refused))
+	for i, o := range refused {
+		rcpts[i] = o.Rcpt
+	}
+	if err := d.Queue.Enqueue(env.From, rcpts, data); err != nil {
+		return fmt.Errorf("queueing refused handoffs for their DSN: %w", err)
+	}
+	return nil
+}
+
+// handOver hands the message to the replica of one shard. ok says some of its mailboxes have
+// it now (stored, or queued for a later attempt); refused are the owner's permanent refusals;
+// an error means a copy that should be queued is not.
+func (d *Deliverer) handOver(shard int, from string, mbs []*directory.Mailbox, data []byte) (ok bool, refused []Outcome, err error) {
+	rcpts := make([]string, len(mbs))
+	for i, mb := range mbs {
+		rcpts[i] = mb.Address
+	}
+	timeout := d.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	out, sendErr := d.Client.Send(ctx, shard, from, rcpts, data)
+	cancel()
+	var later []string
+	if sendErr != nil {
+		d.Log.Warn("handing a message to its replica failed; queued", "shard", shard, "recipients", len(rcpts), "err", sendErr)
+		d.count("queued", len(rcpts))
+		later = rcpts
+	}
+	for _, o := range out {
+		switch {
+		case o.Err == nil:
+			ok = true
+			d.count("delivered", 1)
+		case o.Permanent():
+			refused = append(refused, o)
+			d.count("refused", 1)
+		default:
+			d.Log.Info("the mailbox's replica deferred a handoff; queued", "shard", shard, "rcpt", o.Rcpt, "reply", o.Err.Error())
+			d.count("queued", 1)
+			later = append(later, o.Rcpt)
+		}
+	}
+	if len(later) == 0 {
+		return ok, refused, nil
+	}
+	if err := d.Queue.Enqueue(from, later, data); err != nil {
+		return false, nil, fmt.Errorf("queueing a handoff to shard %d: %w", shard, err)
+	}
+	return true, refused, nil
+}
+
+func (d *Deliverer) count(result string, n int) {
+	if d.Metrics != nil {
+		d.Metrics.Handoffs.WithLabelValues(result).Add(float64(n))
+	}
+}
+
+// lmtpReceived is the trace field the owner adds to a handed-off message.
+func lmtpReceived(peer, hostname string) string {
+	return fmt.Sprintf("Received: from %s\r\n\tby %s (kubemail) with LMTP;\r\n\t%s\r\n",
+		strings.ReplaceAll(peer, "\r\n", ""), hostname, time.Now().Format(time.RFC1123Z))
+}

@@ -1,0 +1,133 @@
+package handoff
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/kubemail/kubemail/mailserver/delivery"
+	"github.com/kubemail/kubemail/mailserver/directory"
+)
+
+// ServerConfig configures the LMTP service of the internal listener, where the other replicas
+// hand over mail for this replica's mailboxes.
+type ServerConfig struct {
+	Hostname  string
+	Shard     int
+	Directory *directory.Live
+	Local     *delivery.Local
+	// MaxMessageBytes bounds a message (the other replica's limit plus its trace fields).
+	MaxMessageBytes int64
+	Log             *slog.Logger
+}
+
+// NewServer returns the LMTP server. Its listener must admit only the cluster's replicas
+// (mutual TLS): it asks for no authentication.
+func NewServer(cfg ServerConfig) *smtp.Server {
+	s := smtp.NewServer(&backend{cfg: cfg})
+	s.LMTP = true
+	s.Domain = cfg.Hostname
+	s.MaxMessageBytes = cfg.MaxMessageBytes + 64<<10
+	s.MaxRecipients = 1000
+	s.EnableSMTPUTF8 = true
+	s.AllowInsecureAuth = false
+	s.ErrorLog = errorLog{cfg.Log}
+	return s
+}
+
+type errorLog struct{ log *slog.Logger }
+
+func (e errorLog) Printf(format string, v ...any) { e.log.Debug("LMTP", "msg", format, "args", v) }
+func (e errorLog) Println(v ...any)               { e.log.Debug("LMTP", "args", v) }
+
+type backend struct{ cfg ServerConfig }
+
+func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &session{cfg: &b.cfg, conn: c}, nil
+}
+
+// session is one handoff: MAIL, the mailboxes, the message.
+type session struct {
+	cfg   *ServerConfig
+	conn  *smtp.Conn // its LHLO name names the replica in the trace field
+	from  string
+	rcpts []rcpt
+}
+
+// rcpt is a mailbox as the client named it: LMTP answers for each RCPT by that name.
+type rcpt struct {
+	to string
+	mb *directory.Mailbox
+}
+
+var (
+	errNotHere = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
+		Message: "This mailbox does not live on this replica (the directory is changing); try again"}
+	errUnknown = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such mailbox"}
+	errFull    = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 2, 2}, Message: "Mailbox full"}
+	errStorage = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Storage error, try again later"}
+)
+
+func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+	s.from, s.rcpts = from, nil
+	return nil
+}
+
+// Rcpt takes a mailbox of this replica; the sending replica resolved aliases and forwards.
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	mb, ok := s.cfg.Directory.Load().Mailbox(to)
+	switch {
+	case !ok:
+		return errUnknown
+	case mb.Shard != s.cfg.Shard:
+		return errNotHere
+	}
+	if mb.Quota > 0 {
+		used, _, err := s.cfg.Local.Usage(mb)
+		switch {
+		case err != nil:
+			s.cfg.Log.Error("LMTP: opening a mailbox", "mailbox", mb.Address, "err", err)
+			return errStorage
+		case used >= mb.Quota:
+			return errFull
+		}
+	}
+	s.rcpts = append(s.rcpts, rcpt{to: to, mb: mb})
+	return nil
+}
+
+func (s *session) Data(r io.Reader) error {
+	return errors.New("LMTP sessions end with LMTPData")
+}
+
+// LMTPData stores the message in each mailbox and answers for each.
+func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
+	msg, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	env := delivery.Envelope{From: s.from, Received: lmtpReceived(s.conn.Hostname(), s.cfg.Hostname)}
+	for _, rc := range s.rcpts {
+		mb := rc.mb
+		if mb.Quota > 0 {
+			if used, _, err := s.cfg.Local.Usage(mb); err == nil && used+int64(len(msg)) > mb.Quota {
+				status.SetStatus(rc.to, errFull)
+				continue
+			}
+		}
+		if err := s.cfg.Local.Deliver(env, []*directory.Mailbox{mb}, bytes.Clone(msg)); err != nil {
+			s.cfg.Log.Error("LMTP: storing a handed-over message", "mailbox", mb.Address, "err", err)
+			status.SetStatus(rc.to, errStorage)
+			continue
+		}
+		status.SetStatus(rc.to, nil)
+	}
+	s.cfg.Log.Info("handed-over message stored", "from", s.from, "recipients", len(s.rcpts), "peer", s.conn.Hostname(), "size", len(msg))
+	return nil
+}
+
+func (s *session) Reset()        { s.from, s.rcpts = "", nil }
+func (s *session) Logout() error { return nil }
