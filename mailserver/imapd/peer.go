@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -61,78 +60,41 @@ func (s *session) authenticateExternal(tag string, args []wire.Value) (reply, er
 	return s.open(mb)
 }
 
-// Proxy timeouts: reaching the owner and logging in there, which a client waits for.
-const (
-	proxyDialTimeout  = 10 * time.Second
-	proxyLoginTimeout = 15 * time.Second
-)
-
 // errOwnerUnavailable is what the client hears when the replica that owns its mailbox cannot
 // be reached: a temporary failure, never a session on an empty mailbox.
 const errOwnerUnavailable = "NO [UNAVAILABLE] Your mailbox's server is unavailable, try again shortly"
 
 // Proxy returns a Takeover that serves the session on the replica that owns the mailbox: dial
 // connects to that replica's internal listener, TLS with this replica's client certificate
-// included.
+// included. The client's login is answered with the owner's tagged OK, its capabilities.
 func Proxy(dial func(ctx context.Context) (net.Conn, error)) Takeover {
 	return func(ctx context.Context, h *Handoff) error {
-		h.Conn.SetDeadline(time.Time{}) // the owner's timeouts rule from here on
-		up, upR, err := proxyLogin(ctx, dial, h)
-		if err != nil {
-			fmt.Fprintf(h.Conn, "%s %s\r\n", h.Tag, errOwnerUnavailable)
-			return err
-		}
-		defer up.Close()
-		if _, err := up.Write(h.Pending); err != nil {
-			return err
-		}
-		relay.Run(ctx, h.Conn, up, upR)
-		return nil
+		sess := relay.Session{Dial: dial, Greeting: "* OK", Unavailable: h.Tag + " " + errOwnerUnavailable + "\r\n",
+			Login: func(up net.Conn, upR *bufio.Reader) error { return proxyLogin(up, upR, h) }}
+		return sess.Proxy(ctx, h.Conn, h.Pending)
 	}
 }
 
-// proxyLogin connects to the owner, logs in there as h.Mailbox, and answers the client's login
-// with the owner's tagged OK (its capabilities) under the client's tag. upR reads what the
-// owner sends next.
-func proxyLogin(ctx context.Context, dial func(ctx context.Context) (net.Conn, error), h *Handoff) (up net.Conn, upR *bufio.Reader, err error) {
-	dctx, cancel := context.WithTimeout(ctx, proxyDialTimeout)
-	up, err = dial(dctx)
-	cancel()
-	if err != nil {
-		return nil, nil, fmt.Errorf("reaching the mailbox's replica: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			up.Close()
-		}
-	}()
-	up.SetDeadline(time.Now().Add(proxyLoginTimeout))
-	upR = bufio.NewReader(up)
-	greeting, err := upR.ReadString('\n')
-	if err != nil || !strings.HasPrefix(greeting, "* OK") {
-		return nil, nil, fmt.Errorf("the mailbox's replica greeted with %q: %v", clip(greeting, 80), err)
-	}
+// proxyLogin logs in on the owner as h.Mailbox and answers the client's login under its tag.
+func proxyLogin(up net.Conn, upR *bufio.Reader, h *Handoff) error {
 	const tag = "kmproxy"
 	authzid := base64.StdEncoding.EncodeToString([]byte(h.Mailbox.Address))
 	if _, err := fmt.Fprintf(up, "%s AUTHENTICATE EXTERNAL %s\r\n", tag, authzid); err != nil {
-		return nil, nil, err
+		return err
 	}
 	for {
 		line, err := upR.ReadString('\n')
 		if err != nil {
-			return nil, nil, fmt.Errorf("logging in on the mailbox's replica: %w", err)
+			return fmt.Errorf("logging in on the mailbox's replica: %w", err)
 		}
 		rest, tagged := strings.CutPrefix(line, tag+" ")
 		if !tagged {
 			continue // untagged responses before the answer are the owner's business
 		}
 		if !strings.HasPrefix(rest, "OK") {
-			return nil, nil, fmt.Errorf("the mailbox's replica refused the login: %q", clip(strings.TrimSpace(rest), 120))
+			return fmt.Errorf("the mailbox's replica refused the login: %q", clip(strings.TrimSpace(rest), 120))
 		}
-		up.SetDeadline(time.Time{})
-		if _, err := io.WriteString(h.Conn, h.Tag+" "+rest); err != nil {
-			return nil, nil, err
-		}
-		return up, upR, nil
+		_, err = io.WriteString(h.Conn, h.Tag+" "+rest)
+		return err
 	}
 }
