@@ -286,6 +286,27 @@ func (s *Server) startListeners() error {
 		}, s.tls)
 		s.serve(sl.name, func() error { return srv.Serve(ln) }, srv.Shutdown, srv.Close)
 	}
+	if err := s.startMailAccess(); err != nil {
+		return err
+	}
+	if ls.HTTP.Address != "" {
+		ln, err := net.Listen("tcp", ls.HTTP.Address)
+		if err != nil {
+			return fmt.Errorf("listener http: %w", err)
+		}
+		s.Addrs["http"] = ln.Addr()
+		s.stopListeners = append(s.stopListeners, ln.Close)
+		s.log.Info("listening", "listener", "http", "addr", ln.Addr().String())
+		hs := &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		s.serve("http", func() error { return hs.Serve(ln) }, hs.Shutdown, hs.Close)
+	}
+	return s.startAutoconfig()
+}
+
+// startMailAccess serves IMAP and POP3 on their listeners and, in a cluster, the internal
+// listener where the other replicas reach this one's mailboxes.
+func (s *Server) startMailAccess() error {
+	ls := s.cfg.Listeners
 	imapCfg := imapd.Config{Hostname: s.cfg.Hostname, Store: s.store, Auth: s.auth, Metrics: s.metrics,
 		TLSConfig: s.tls, MaxMessageBytes: s.cfg.Limits.MaxMessageBytes, Log: s.log.With("listener", "imap")}
 	if s.cluster != nil {
@@ -331,18 +352,7 @@ func (s *Server) startListeners() error {
 			return err
 		}
 	}
-	if ls.HTTP.Address != "" {
-		ln, err := net.Listen("tcp", ls.HTTP.Address)
-		if err != nil {
-			return fmt.Errorf("listener http: %w", err)
-		}
-		s.Addrs["http"] = ln.Addr()
-		s.stopListeners = append(s.stopListeners, ln.Close)
-		s.log.Info("listening", "listener", "http", "addr", ln.Addr().String())
-		hs := &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
-		s.serve("http", func() error { return hs.Serve(ln) }, hs.Shutdown, hs.Close)
-	}
-	return s.startAutoconfig()
+	return nil
 }
 
 func (s *Server) serve(name string, run func() error, shutdown func(context.Context) error, closeFn func() error) {
