@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -71,4 +72,73 @@ func Certificate(hosts []string, validFor time.Duration) (certPEM, keyPEM []byte
 	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 	return certPEM, keyPEM, nil
+}
+
+// CA generates a certificate authority of its own, ECDSA P-256, valid for validFor: a
+// cluster's CA for the connections between its replicas, which trust it alone. It returns the
+// certificate and its PKCS #8 private key, PEM-encoded.
+func CA(name string, validFor time.Duration) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("CA: generating key: %w", err)
+	}
+	tmpl, err := template(pkix.Name{CommonName: name}, validFor)
+	if err != nil {
+		return nil, nil, fmt.Errorf("CA: %w", err)
+	}
+	tmpl.IsCA, tmpl.KeyUsage = true, x509.KeyUsageCertSign|x509.KeyUsageCRLSign
+	return encode(tmpl, tmpl, key, key)
+}
+
+// Issue signs a certificate for hosts (DNS names, wildcards allowed, or IP addresses) with the
+// CA, for both ends of a mutually authenticated connection (server and client auth).
+func Issue(caCertPEM, caKeyPEM []byte, hosts []string, validFor time.Duration) (certPEM, keyPEM []byte, err error) {
+	ca, err := tls.X509KeyPair(caCertPEM, caKeyPEM)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issuing a certificate: the CA: %w", err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issuing a certificate: generating key: %w", err)
+	}
+	tmpl, err := template(pkix.Name{CommonName: hosts[0]}, validFor)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issuing a certificate: %w", err)
+	}
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if h != "" {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	return encode(tmpl, ca.Leaf, key, ca.PrivateKey)
+}
+
+func template(subject pkix.Name, validFor time.Duration) (*x509.Certificate, error) {
+	if validFor <= 0 {
+		return nil, fmt.Errorf("validity %s must be positive", validFor)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		return nil, fmt.Errorf("serial number: %w", err)
+	}
+	now := time.Now()
+	return &x509.Certificate{SerialNumber: serial, Subject: subject, NotBefore: now.Add(-backdate),
+		NotAfter: now.Add(validFor), BasicConstraintsValid: true}, nil
+}
+
+func encode(tmpl, parent *x509.Certificate, key *ecdsa.PrivateKey, signer any) (certPEM, keyPEM []byte, err error) {
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"testing"
 	"time"
 )
@@ -80,5 +81,43 @@ func TestCertificateRejectsUnusableRequests(t *testing.T) {
 	}
 	if _, _, err := Certificate([]string{"localhost"}, 0); err == nil {
 		t.Error("Certificate with zero validity succeeded")
+	}
+}
+
+// A certificate the CA issued verifies against it alone, for a name its wildcard covers, as
+// server and as client.
+func TestCAIssuesForBothEnds(t *testing.T) {
+	caPEM, caKeyPEM, err := CA("test cluster CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, _, err := Issue(caPEM, caKeyPEM, []string{"*.mail-internal.mail.svc", "127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	block, _ := pem.Decode(certPEM)
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: "mail-2.mail-internal.mail.svc",
+			KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+			t.Errorf("usage %v: %v", usage, err)
+		}
+	}
+	other, _, err := CA("another", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherPool := x509.NewCertPool()
+	otherPool.AppendCertsFromPEM(other)
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: otherPool}); err == nil {
+		t.Error("verified against another CA")
+	}
+	if _, _, err := Issue(caPEM, []byte("not a key"), []string{"x"}, time.Hour); err == nil {
+		t.Error("issued with a broken CA key")
 	}
 }

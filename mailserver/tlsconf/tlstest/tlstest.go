@@ -4,15 +4,8 @@
 package tlstest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -72,35 +65,38 @@ type Mutual struct {
 }
 
 var mutual = sync.OnceValues(func() (Mutual, error) {
-	ca, caKey, err := newCA("kubemail test cluster CA")
+	hosts := []string{"127.0.0.1", "localhost"}
+	caPEM, caKeyPEM, err := selfsigned.CA("kubemail test cluster CA", 24*time.Hour)
 	if err != nil {
 		return Mutual{}, err
 	}
-	leaf, err := newLeaf(ca, caKey)
+	certPEM, keyPEM, err := selfsigned.Issue(caPEM, caKeyPEM, hosts, 24*time.Hour)
 	if err != nil {
 		return Mutual{}, err
 	}
-	other, otherKey, err := newCA("another CA")
+	otherPEM, otherKeyPEM, err := selfsigned.CA("another CA", 24*time.Hour)
 	if err != nil {
 		return Mutual{}, err
 	}
-	stranger, err := newLeaf(other, otherKey)
+	strangerPEM, strangerKeyPEM, err := selfsigned.Issue(otherPEM, otherKeyPEM, hosts, 24*time.Hour)
+	if err != nil {
+		return Mutual{}, err
+	}
+	leaf, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return Mutual{}, err
+	}
+	stranger, err := tls.X509KeyPair(strangerPEM, strangerKeyPEM)
 	if err != nil {
 		return Mutual{}, err
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	keyDER, err := x509.MarshalPKCS8PrivateKey(leaf.PrivateKey)
-	if err != nil {
-		return Mutual{}, err
-	}
+	pool.AppendCertsFromPEM(caPEM)
 	return Mutual{
-		CertPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Certificate[0]}),
-		KeyPEM:   pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-		CAPEM:    pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw}),
 		Server:   &tls.Config{Certificates: []tls.Certificate{leaf}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert},
 		Client:   &tls.Config{Certificates: []tls.Certificate{leaf}, RootCAs: pool},
 		Stranger: &tls.Config{Certificates: []tls.Certificate{stranger}, RootCAs: pool},
+		CertPEM:  certPEM, KeyPEM: keyPEM, CAPEM: caPEM,
 	}, nil
 })
 
@@ -112,41 +108,4 @@ func Cluster(t testing.TB) Mutual {
 		t.Fatalf("cluster certificates: %v", err)
 	}
 	return m
-}
-
-func newCA(name string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	return cert, key, err
-}
-
-func newLeaf(ca *x509.Certificate, caKey *ecdsa.PrivateKey) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "replica"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
 }
