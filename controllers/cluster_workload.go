@@ -35,6 +35,9 @@ func (r *MailClusterReconciler) reconcileWorkload(ctx context.Context, mc *mailv
 	if err := r.ensureAdminSecret(ctx, mc); err != nil {
 		return wl, fmt.Errorf("admin Secret: %w", err)
 	}
+	if err := r.ensureClusterTLS(ctx, mc); err != nil {
+		return wl, fmt.Errorf("the replicas' certificates: %w", err)
+	}
 	var err error
 	if wl.relayProblem, err = r.checkRelayCredentials(ctx, mc); err != nil {
 		return wl, fmt.Errorf("smarthost credentials: %w", err)
@@ -52,6 +55,7 @@ func (r *MailClusterReconciler) reconcileWorkload(ctx context.Context, mc *mailv
 		builders.HeadlessService(mc),
 		builders.ClientService(mc),
 		builders.PodDisruptionBudget(mc),
+		builders.NetworkPolicy(mc),
 		sts,
 	} {
 		if _, err := apply(ctx, r.Client, r.Scheme, mc, obj); err != nil {

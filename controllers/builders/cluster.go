@@ -57,8 +57,9 @@ func ServerConfig(mc *mailv1alpha1.MailCluster) *config.Config {
 		return config.Listener{Address: fmt.Sprintf(":%d", p.ContainerPort), ProxyProtocol: mc.Spec.ProxyProtocol != nil && p != names.PortHTTP}
 	}
 	c := &config.Config{
-		Hostname: string(mc.Spec.Hostname),
-		DataDir:  names.DataDir,
+		Hostname:     string(mc.Spec.Hostname),
+		DataDir:      names.DataDir,
+		ShardFromEnv: "POD_NAME",
 		Directory: config.DirectorySource{Kubernetes: &config.KubernetesDirectory{
 			Namespace: mc.Namespace, Secret: dirsecret.SecretName(mc.Name, 0)}},
 		TLS:   config.TLS{CertFile: names.TLSDir + "/tls.crt", KeyFile: names.TLSDir + "/tls.key"},
@@ -81,6 +82,11 @@ func ServerConfig(mc *mailv1alpha1.MailCluster) *config.Config {
 		// The Service maps the standard client ports, which is what the documents name.
 		c.Listeners.Autoconfig = listen(names.PortAutoconfig)
 	}
+	// Every cluster gets its internal listener, one replica too: the settings then stay the
+	// same when it scales, and the pods need no restart for it.
+	c.Cluster = config.Cluster{PeerAddress: PeerAddress(mc), Listen: fmt.Sprintf(":%d", names.PortCluster.ContainerPort),
+		CertFile: names.ClusterDir + "/" + corev1.TLSCertKey, KeyFile: names.ClusterDir + "/" + corev1.TLSPrivateKeyKey,
+		CAFile: names.ClusterDir + "/ca.crt"}
 	c.Limits.ShutdownTimeout.Duration = ShutdownTimeout * 1e9
 	if mc.Spec.ProxyProtocol != nil {
 		c.ProxyProtocol.TrustedNetworks = append([]string(nil), mc.Spec.ProxyProtocol.TrustedNetworks...)
@@ -97,6 +103,19 @@ func ServerConfig(mc *mailv1alpha1.MailCluster) *config.Config {
 	}
 	c.Default()
 	return c
+}
+
+// PeerAddress names the replicas' internal listeners, {shard} for the ordinal: each pod's name
+// under the headless Service, which ClusterCertificateNames covers.
+func PeerAddress(mc *mailv1alpha1.MailCluster) string {
+	return fmt.Sprintf("%s-{shard}.%s.%s.svc:%d", names.StatefulSet(mc.Name), names.HeadlessService(mc.Name), mc.Namespace,
+		names.PortCluster.ContainerPort)
+}
+
+// ClusterCertificateNames are the names the replicas' shared certificate holds: every pod
+// under the headless Service.
+func ClusterCertificateNames(mc *mailv1alpha1.MailCluster) []string {
+	return []string{fmt.Sprintf("*.%s.%s.svc", names.HeadlessService(mc.Name), mc.Namespace)}
 }
 
 // relay is the cluster's smarthost, or nil when mail goes to each domain's MX hosts.
@@ -154,7 +173,7 @@ func clientPorts(mc *mailv1alpha1.MailCluster) []names.Port {
 
 func containerPorts(mc *mailv1alpha1.MailCluster) []corev1.ContainerPort {
 	var out []corev1.ContainerPort
-	for _, p := range append(clientPorts(mc), names.PortHTTP) {
+	for _, p := range append(clientPorts(mc), names.PortHTTP, names.PortCluster) {
 		out = append(out, corev1.ContainerPort{Name: p.Name, ContainerPort: p.ContainerPort, Protocol: corev1.ProtocolTCP})
 	}
 	return out
@@ -227,6 +246,9 @@ func mailPodSpec(mc *mailv1alpha1.MailCluster, image, tlsSecret string) corev1.P
 				LocalObjectReference: corev1.LocalObjectReference{Name: names.ConfigMap(mc.Name)}}}},
 			{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: tlsSecret}}},
 			{Name: "admin", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: names.AdminSecret(mc.Name)}}},
+			// The replicas' shared certificate; the server reloads it when the kubelet
+			// refreshes the files.
+			{Name: "cluster", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: names.ClusterTLS(mc.Name)}}},
 		},
 	}
 	if secret := RelayCredentialsSecret(mc); secret != "" {
@@ -280,6 +302,7 @@ func mailserverContainer(mc *mailv1alpha1.MailCluster, image string) corev1.Cont
 			{Name: "config", MountPath: names.ConfigDir, ReadOnly: true},
 			{Name: "tls", MountPath: names.TLSDir, ReadOnly: true},
 			{Name: "admin", MountPath: names.AdminDir, ReadOnly: true},
+			{Name: "cluster", MountPath: names.ClusterDir, ReadOnly: true},
 		},
 	}
 	if mem, ok := mc.Spec.Resources.Limits[corev1.ResourceMemory]; ok && mem.Value() > 0 {

@@ -1,12 +1,15 @@
 package builders
 
 import (
+	"maps"
+	"net"
 	"os"
 	"path"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +24,7 @@ import (
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/internal/contract/config"
+	"github.com/kubemail/kubemail/internal/names"
 )
 
 const (
@@ -102,6 +106,7 @@ func ownedObjects(t *testing.T, mc *mailv1alpha1.MailCluster) []ownedObject {
 		{"Role", Role(mc, 1)},
 		{"RoleBinding", RoleBinding(mc)},
 		{"PodDisruptionBudget", PodDisruptionBudget(mc)},
+		{"NetworkPolicy", NetworkPolicy(mc)},
 	}
 }
 
@@ -177,6 +182,7 @@ func TestOwnedObjectsMeta(t *testing.T) {
 		"Role":                "mail-mailserver",
 		"RoleBinding":         "mail-mailserver",
 		"PodDisruptionBudget": "mail",
+		"NetworkPolicy":       "mail",
 	}
 	mc := minimalCluster()
 	objs := ownedObjects(t, mc)
@@ -206,6 +212,7 @@ func TestContainerPortsAreUnprivileged(t *testing.T) {
 		{Name: "pop3", ContainerPort: 2110, Protocol: corev1.ProtocolTCP},
 		{Name: "pop3s", ContainerPort: 2995, Protocol: corev1.ProtocolTCP},
 		{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP},
+		{Name: "cluster", ContainerPort: 7993, Protocol: corev1.ProtocolTCP},
 	}
 	c := StatefulSet(minimalCluster(), testImage, testTLSSecret, "h").Spec.Template.Spec.Containers[0]
 	if !reflect.DeepEqual(c.Ports, want) {
@@ -628,8 +635,8 @@ func TestServerConfig(t *testing.T) {
 		if r := pc.Outbound.Relay; r == nil || r.TLS != "none" || r.UsernameFile != "" || r.Port != 25 {
 			t.Errorf("relay without TLS = %+v", r)
 		}
-		if sts := StatefulSet(plain, testImage, testTLSSecret, "h"); len(sts.Spec.Template.Spec.Volumes) != 3 {
-			t.Errorf("a relay without credentials mounts %d volumes, want the 3 of every pod", len(sts.Spec.Template.Spec.Volumes))
+		if sts := StatefulSet(plain, testImage, testTLSSecret, "h"); len(sts.Spec.Template.Spec.Volumes) != 4 {
+			t.Errorf("a relay without credentials mounts %d volumes, want the 4 of every pod", len(sts.Spec.Template.Spec.Volumes))
 		}
 		cfg.ProxyProtocol.TrustedNetworks[0] = "0.0.0.0/0"
 		if mc.Spec.ProxyProtocol.TrustedNetworks[0] != "10.0.0.0/8" {
@@ -646,6 +653,7 @@ func listeners(c *config.Config) map[string]config.Listener {
 
 // What the pods read back from the ConfigMap is what ServerConfig built.
 func TestConfigMapLoadsInTheServer(t *testing.T) {
+	t.Setenv("POD_NAME", "mail-0") // replica 0: the shard the settings leave at 0
 	for name, mc := range map[string]*mailv1alpha1.MailCluster{"minimal": minimalCluster(), "full": fullCluster()} {
 		t.Run(name, func(t *testing.T) {
 			cm, _, err := ConfigMap(mc)
@@ -743,5 +751,77 @@ func TestAutoconfigPort(t *testing.T) {
 	mc.Spec.Autoconfig = &mailv1alpha1.AutoconfigSpec{Enabled: true}
 	if l, svc, c := has(mc); l != ":8443" || !svc || !c {
 		t.Errorf("autoconfig on: listener %q, service port %v, container port %v", l, svc, c)
+	}
+}
+
+// Every pod reaches the others on the internal port, under names the shared certificate
+// covers; the settings do not depend on the number of replicas.
+func TestClusterSettings(t *testing.T) {
+	mc := minimalCluster()
+	mc.Spec.Replicas = ptr.To(int32(3))
+	cfg := ServerConfig(mc)
+	if cfg.Cluster.PeerAddress != "mail-{shard}.mail-headless.mail-system.svc:7993" || cfg.Cluster.Listen != ":7993" {
+		t.Errorf("cluster settings %+v", cfg.Cluster)
+	}
+	cfg.Shard = 2
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("the settings of replica 2: %v", err)
+	}
+	for shard := range 3 {
+		host, _, _ := net.SplitHostPort(cfg.Cluster.Peer(shard))
+		if host != names.Pod(mc.Name, shard)+".mail-headless.mail-system.svc" || !matchesWildcard(ClusterCertificateNames(mc)[0], host) {
+			t.Errorf("replica %d at %q: the cluster certificate %v must cover it", shard, host, ClusterCertificateNames(mc))
+		}
+	}
+	pod := StatefulSet(mc, testImage, testTLSSecret, "h").Spec.Template.Spec
+	if !slices.ContainsFunc(pod.Containers[0].Ports, func(p corev1.ContainerPort) bool { return p.Name == "cluster" && p.ContainerPort == 7993 }) {
+		t.Errorf("no cluster container port: %v", pod.Containers[0].Ports)
+	}
+	if !slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Secret != nil && v.Secret.SecretName == "mail-cluster-tls" }) {
+		t.Errorf("the cluster certificate is not mounted: %v", pod.Volumes)
+	}
+	for _, p := range ClientService(mc).Spec.Ports {
+		if p.Name == "cluster" {
+			t.Errorf("the internal port is on the client Service")
+		}
+	}
+}
+
+func matchesWildcard(pattern, host string) bool {
+	rest, ok := strings.CutPrefix(pattern, "*.")
+	label, domain, found := strings.Cut(host, ".")
+	return ok && found && label != "" && domain == rest
+}
+
+// The internal port admits the cluster's pods alone; every client port and the metrics port
+// admit anyone.
+func TestNetworkPolicy(t *testing.T) {
+	mc := minimalCluster()
+	np := NetworkPolicy(mc)
+	if len(np.Spec.Ingress) != 2 {
+		t.Fatalf("ingress rules: %+v", np.Spec.Ingress)
+	}
+	open, internal := np.Spec.Ingress[0], np.Spec.Ingress[1]
+	if len(open.From) != 0 {
+		t.Errorf("the client ports admit only %v", open.From)
+	}
+	var openPorts []int32
+	for _, p := range open.Ports {
+		openPorts = append(openPorts, p.Port.IntVal)
+	}
+	for _, p := range StatefulSet(mc, testImage, testTLSSecret, "h").Spec.Template.Spec.Containers[0].Ports {
+		if p.Name != "cluster" && !slices.Contains(openPorts, p.ContainerPort) {
+			t.Errorf("container port %s (%d) is not admitted", p.Name, p.ContainerPort)
+		}
+	}
+	if slices.Contains(openPorts, 7993) {
+		t.Errorf("the internal port is open to anyone")
+	}
+	if len(internal.Ports) != 1 || internal.Ports[0].Port.IntVal != 7993 || len(internal.From) != 1 ||
+		!maps.Equal(internal.From[0].PodSelector.MatchLabels, SelectorLabels(mc)) {
+		t.Errorf("internal port rule %+v, want 7993 from the cluster's pods", internal)
+	}
+	if !maps.Equal(np.Spec.PodSelector.MatchLabels, SelectorLabels(mc)) {
+		t.Errorf("the policy selects %v", np.Spec.PodSelector.MatchLabels)
 	}
 }

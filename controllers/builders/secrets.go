@@ -22,6 +22,20 @@ func SelfSignedTLSSecret(mc *mailv1alpha1.MailCluster, certPEM, keyPEM []byte) *
 		Data: map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM}}
 }
 
+// ClusterCASecret holds the CA of the connections between a cluster's replicas; only the
+// operator reads it, to issue ClusterTLSSecret.
+func ClusterCASecret(mc *mailv1alpha1.MailCluster, certPEM, keyPEM []byte) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: objectMeta(mc, names.ClusterCA(mc.Name)),
+		Data: map[string][]byte{"ca.crt": certPEM, "ca.key": keyPEM}}
+}
+
+// ClusterTLSSecret holds the certificate every replica presents to the others, and the CA,
+// the only one they trust there.
+func ClusterTLSSecret(mc *mailv1alpha1.MailCluster, certPEM, keyPEM, caPEM []byte) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: objectMeta(mc, names.ClusterTLS(mc.Name)), Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM, "ca.crt": caPEM}}
+}
+
 // OperatorSecret holds the key of the password fingerprints, which the servers never see.
 func OperatorSecret(mc *mailv1alpha1.MailCluster, fingerprintKey []byte) *corev1.Secret {
 	return &corev1.Secret{ObjectMeta: objectMeta(mc, names.OperatorSecret(mc.Name)),

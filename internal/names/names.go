@@ -57,7 +57,16 @@ func SelfSignedTLS(cluster string) string   { return cluster + "-tls-selfsigned"
 func IssuedTLS(cluster string) string   { return cluster + "-tls" }
 func AdminSecret(cluster string) string { return cluster + "-admin" }
 func StatefulSet(cluster string) string { return cluster }
-func PDB(cluster string) string         { return cluster }
+
+// ClusterCA holds the CA of the connections between a cluster's replicas (ca.crt, ca.key),
+// read by the operator only; ClusterTLS the certificate it issued every replica (tls.crt,
+// tls.key) and ca.crt, mounted into the pods at ClusterDir.
+func ClusterCA(cluster string) string  { return cluster + "-cluster-ca" }
+func ClusterTLS(cluster string) string { return cluster + "-cluster-tls" }
+
+// NetworkPolicy admits only the cluster's own pods to PortCluster.
+func NetworkPolicy(cluster string) string { return cluster }
+func PDB(cluster string) string           { return cluster }
 
 // OperatorSecret holds what only the operator reads about a cluster: the key of the password
 // fingerprints (OperatorFingerprintKey).
@@ -98,6 +107,9 @@ var (
 	PortHTTP        = Port{"http", 8080, 8080}
 	// PortAutoconfig serves client autoconfiguration and MTA-STS when a cluster enables it.
 	PortAutoconfig = Port{"https", 8443, 443}
+	// PortCluster is the replicas' internal listener (IMAP, POP3 and LMTP between replicas,
+	// mutual TLS); never on the client Service.
+	PortCluster = Port{"cluster", 7993, 7993}
 
 	MailPorts = []Port{PortSMTP, PortSubmission, PortSubmissions, PortIMAP, PortIMAPS, PortPOP3, PortPOP3S}
 )
@@ -109,6 +121,8 @@ const (
 	ConfigFile = ConfigDir + "/config.yaml"
 	TLSDir     = "/etc/kubemail/tls"
 	AdminDir   = "/etc/kubemail/admin"
+	// ClusterDir holds ClusterTLS's files.
+	ClusterDir = "/etc/kubemail/cluster"
 	// RelayDir holds the smarthost's credentials (spec.outbound.relay.credentialsSecretRef),
 	// as the files RelayUsernameKey and RelayPasswordKey: the keys of that Secret.
 	RelayDir         = "/etc/kubemail/relay"

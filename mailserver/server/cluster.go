@@ -69,22 +69,21 @@ func (s *Server) startClusterTLS(ctx context.Context) (*clusterTLS, error) {
 // internal listener's protocol proto. A mailbox whose shard names no replica gets the temporary
 // failure of an unreachable one: never a session on an empty mailbox here.
 func (s *Server) route(ct *clusterTLS, proto string, mb *directory.Mailbox) func(ctx context.Context) (net.Conn, error) {
-	peers := s.cfg.Cluster.Peers
 	return func(ctx context.Context) (net.Conn, error) {
-		if mb.Shard >= len(peers) {
-			return nil, fmt.Errorf("mailbox %s is on shard %d, and the cluster lists %d replicas", mb.Address, mb.Shard, len(peers))
+		conn, err := s.dialPeer(ctx, ct, proto, mb.Shard)
+		if err != nil {
+			return nil, fmt.Errorf("mailbox %s: %w", mb.Address, err)
 		}
-		return s.dialPeer(ctx, ct, proto, mb.Shard)
+		return conn, nil
 	}
 }
 
 // dialPeer connects to the internal listener of the replica of shard, for proto.
 func (s *Server) dialPeer(ctx context.Context, ct *clusterTLS, proto string, shard int) (net.Conn, error) {
-	peers := s.cfg.Cluster.Peers
-	if shard < 0 || shard >= len(peers) {
-		return nil, fmt.Errorf("shard %d: the cluster lists %d replicas", shard, len(peers))
+	addr := s.cfg.Cluster.Peer(shard)
+	if addr == "" {
+		return nil, fmt.Errorf("shard %d: the cluster's settings name no replica for it", shard)
 	}
-	addr := peers[shard]
 	host, _, _ := net.SplitHostPort(addr)
 	cfg := ct.client.Clone()
 	cfg.ServerName, cfg.NextProtos = host, []string{proto}
@@ -162,7 +161,7 @@ func (s *Server) startCluster(imapSrv *imapd.Server, pop3Srv *pop3.Server) error
 		return fmt.Errorf("cluster listener: %w", err)
 	}
 	s.Addrs["cluster"] = ln.Addr()
-	s.log.Info("listening", "listener", "cluster", "addr", ln.Addr().String(), "peers", len(s.cfg.Cluster.Peers))
+	s.log.Info("listening", "listener", "cluster", "addr", ln.Addr().String())
 	cfg := s.cluster.server.Clone()
 	cfg.NextProtos = []string{protoIMAP, protoPOP3, protoLMTP}
 	mux := newALPNMux(tls.NewListener(ln, cfg), s.log, protoIMAP, protoPOP3, protoLMTP)

@@ -170,7 +170,7 @@ func (s *Server) startDirectory(ctx context.Context) error {
 }
 
 func (s *Server) startTLS(ctx context.Context) error {
-	if len(s.cfg.Cluster.Peers) > 0 {
+	if s.cfg.Cluster.Enabled() {
 		ct, err := s.startClusterTLS(ctx)
 		if err != nil {
 			return err

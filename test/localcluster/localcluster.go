@@ -187,6 +187,9 @@ func (c *Cluster) RunMailserver(ctx context.Context, namespace, cluster string, 
 			return nil, err
 		}
 	}
+	if err := c.clusterVolume(ctx, namespace, cluster, dir, &cfg); err != nil {
+		return nil, err
+	}
 	var admin corev1.Secret
 	if err := waitGet(ctx, c.Client, types.NamespacedName{Namespace: namespace, Name: names.AdminSecret(cluster)}, &admin); err != nil {
 		return nil, fmt.Errorf("waiting for the admin Secret: %w", err)
@@ -242,6 +245,33 @@ func (c *Cluster) RunMailserver(ctx context.Context, namespace, cluster string, 
 		return nil, fmt.Errorf("%w\n%s", err, p.Logs())
 	}
 	return p, c.publishEndpoint(ctx, namespace, cluster, pod, p.Addrs["http"])
+}
+
+// clusterVolume writes the replicas' certificate where the pod mounts it, and lets the internal
+// listener take any loopback port. The peers keep the addresses the operator gave them (the
+// pods' names), which do not resolve here: a local replica serves the mailboxes of its shard.
+func (c *Cluster) clusterVolume(ctx context.Context, namespace, cluster, dir string, cfg *config.Config) error {
+	if !cfg.Cluster.Enabled() {
+		return nil
+	}
+	var sec corev1.Secret
+	if err := waitGet(ctx, c.Client, types.NamespacedName{Namespace: namespace, Name: names.ClusterTLS(cluster)}, &sec); err != nil {
+		return fmt.Errorf("waiting for the cluster's certificate: %w", err)
+	}
+	clusterDir := filepath.Join(dir, "cluster")
+	if err := os.MkdirAll(clusterDir, 0o700); err != nil {
+		return err
+	}
+	for k, v := range sec.Data {
+		if err := os.WriteFile(filepath.Join(clusterDir, k), v, 0o600); err != nil {
+			return err
+		}
+	}
+	cfg.Cluster.CertFile = filepath.Join(clusterDir, corev1.TLSCertKey)
+	cfg.Cluster.KeyFile = filepath.Join(clusterDir, corev1.TLSPrivateKeyKey)
+	cfg.Cluster.CAFile = filepath.Join(clusterDir, "ca.crt")
+	cfg.Cluster.Listen = "127.0.0.1:0"
+	return nil
 }
 
 // publishEndpoint does what the EndpointSlice controller does for a ready pod of the headless

@@ -3,7 +3,9 @@ package operator_test
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -170,6 +173,47 @@ func (o *operatorScenario) clusterAndMailboxes(t *testing.T) {
 	o.create(t, &mailv1alpha1.Mailbox{ObjectMeta: metav1.ObjectMeta{Name: "bob"}, Spec: mailv1alpha1.MailboxSpec{Address: "bob@example.com"}})
 }
 
+// clusterCertificates checks the replicas' internal TLS: a CA of the cluster's own, a
+// certificate it issued that covers every pod under the headless Service, mounted into the pods,
+// and a NetworkPolicy that admits only the cluster's pods to the internal port.
+func (o *operatorScenario) clusterCertificates(t *testing.T) {
+	c, ctx, ns := o.c, o.ctx, o.ns
+	var ca, leaf corev1.Secret
+	for name, sec := range map[string]*corev1.Secret{"mail-cluster-ca": &ca, "mail-cluster-tls": &leaf} {
+		reconciled.Until(t, "Secret "+name, func() (bool, string) {
+			err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, sec)
+			return err == nil, errString(err)
+		})
+	}
+	if _, ok := leaf.Data["ca.key"]; ok || len(ca.Data["ca.key"]) == 0 {
+		t.Errorf("the CA key belongs in mail-cluster-ca alone, not in what the pods mount")
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.Data["ca.crt"])
+	block, _ := pem.Decode(leaf.Data["tls.crt"])
+	if block == nil {
+		t.Fatalf("mail-cluster-tls has no certificate")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, host := range []string{"mail-0.mail-headless." + ns + ".svc", "mail-1.mail-headless." + ns + ".svc"} {
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: host,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}); err != nil {
+			t.Errorf("the replicas' certificate for %s: %v", host, err)
+		}
+	}
+	var np networkingv1.NetworkPolicy
+	reconciled.Until(t, "NetworkPolicy", func() (bool, string) {
+		err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mail"}, &np)
+		return err == nil, errString(err)
+	})
+	if len(np.Spec.Ingress) != 2 || len(np.Spec.Ingress[1].From) != 1 || np.Spec.Ingress[1].Ports[0].Port.IntVal != 7993 {
+		t.Errorf("NetworkPolicy ingress: %+v", np.Spec.Ingress)
+	}
+}
+
 func (o *operatorScenario) clusterObjects(t *testing.T) {
 	c, ctx, ns := o.c, o.ctx, o.ns
 	var sts appsv1.StatefulSet
@@ -196,6 +240,7 @@ func (o *operatorScenario) clusterObjects(t *testing.T) {
 			t.Errorf("%s %s owner references: %+v", typeName(obj), name, refs)
 		}
 	}
+	o.clusterCertificates(t)
 	var svc corev1.Service
 	c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "mail"}, &svc)
 	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal ||

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +25,10 @@ type Config struct {
 	DataDir string `json:"dataDir"`
 	// Shard is this replica's ordinal; mailboxes of other shards live elsewhere.
 	Shard int `json:"shard,omitempty"`
+	// ShardFromEnv names an environment variable holding the pod's name, whose trailing
+	// "-N" (a StatefulSet's ordinal) is then the shard: every pod of a StatefulSet reads the
+	// same settings.
+	ShardFromEnv string `json:"shardFromEnv,omitempty"`
 
 	Directory DirectorySource `json:"directory"`
 	TLS       TLS             `json:"tls"`
@@ -58,9 +63,14 @@ type Config struct {
 // an internal listener with mutual TLS from the cluster's own CA. Without peers the replica
 // serves the mailboxes of its own shard, as a cluster of one.
 type Cluster struct {
-	// Peers are the internal listeners of every replica, host:port (the headless Service's
-	// per-pod names), by ordinal: Peers[shard] is this replica's own.
+	// Peers are the internal listeners of every replica, host:port, by ordinal: Peers[shard]
+	// is this replica's own.
 	Peers []string `json:"peers,omitempty"`
+	// PeerAddress names any replica's internal listener instead of Peers, with "{shard}" for
+	// its ordinal, as a StatefulSet's pods are named under its headless Service
+	// ("mail-{shard}.mail-headless.mail.svc:7993"): the settings then do not change when the
+	// cluster scales.
+	PeerAddress string `json:"peerAddress,omitempty"`
 	// Listen is the address of this replica's internal listener, such as ":7993".
 	Listen string `json:"listen,omitempty"`
 	// CertFile and KeyFile are this replica's certificate, presented as server and as client
@@ -77,16 +87,36 @@ type Cluster struct {
 	HandoffRetry Duration `json:"handoffRetry,omitzero"`
 }
 
+// Enabled reports whether the replica is part of a cluster of several.
+func (c *Cluster) Enabled() bool { return len(c.Peers) > 0 || c.PeerAddress != "" }
+
+// Peer is the internal listener of the replica of shard, "" when the settings name none.
+func (c *Cluster) Peer(shard int) string {
+	switch {
+	case shard < 0:
+		return ""
+	case c.PeerAddress != "":
+		return strings.ReplaceAll(c.PeerAddress, "{shard}", strconv.Itoa(shard))
+	case shard < len(c.Peers):
+		return c.Peers[shard]
+	}
+	return ""
+}
+
 // validate checks a cluster section against the replica's shard.
 func (c *Cluster) validate(shard int) error {
-	if len(c.Peers) == 0 {
+	if !c.Enabled() {
 		if c.Listen != "" {
 			return errors.New("cluster.listen is set but cluster.peers is empty: list every replica's internal address")
 		}
 		return nil
 	}
 	switch {
-	case shard >= len(c.Peers):
+	case len(c.Peers) > 0 && c.PeerAddress != "":
+		return errors.New("cluster: set peers or peerAddress, not both")
+	case c.PeerAddress != "" && !strings.Contains(c.PeerAddress, "{shard}"):
+		return fmt.Errorf("cluster.peerAddress %q: it names every replica's address with {shard} for the ordinal", c.PeerAddress)
+	case c.PeerAddress == "" && shard >= len(c.Peers):
 		return fmt.Errorf("shard %d has no entry in cluster.peers (%d replicas listed)", shard, len(c.Peers))
 	case c.Listen == "":
 		return errors.New("cluster.listen is empty: the internal listener needs an address, such as :7993")
@@ -97,6 +127,9 @@ func (c *Cluster) validate(shard int) error {
 		if _, _, err := net.SplitHostPort(p); err != nil {
 			return fmt.Errorf("cluster.peers[%d] %q: want host:port: %w", i, p, err)
 		}
+	}
+	if _, _, err := net.SplitHostPort(c.Peer(shard)); c.PeerAddress != "" && err != nil {
+		return fmt.Errorf("cluster.peerAddress %q: want host:port: %w", c.PeerAddress, err)
 	}
 	return nil
 }
@@ -344,11 +377,29 @@ func Load(path string) (*Config, error) {
 	if err := yaml.UnmarshalStrict(data, &c); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if err := c.shardFromEnv(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	c.Default()
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &c, nil
+}
+
+// shardFromEnv sets Shard from the pod name in ShardFromEnv.
+func (c *Config) shardFromEnv() error {
+	if c.ShardFromEnv == "" {
+		return nil
+	}
+	name := os.Getenv(c.ShardFromEnv)
+	i := strings.LastIndexByte(name, '-')
+	n, err := strconv.Atoi(name[i+1:])
+	if i < 0 || err != nil || n < 0 {
+		return fmt.Errorf("shardFromEnv: $%s is %q, not a StatefulSet pod's name ending in -N", c.ShardFromEnv, name)
+	}
+	c.Shard = n
+	return nil
 }
 
 // Default fills in unset limits.

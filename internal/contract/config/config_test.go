@@ -193,3 +193,33 @@ func TestAutoconfigStaysOutOfRenderedSettings(t *testing.T) {
 		t.Errorf("rendered settings mention autoconfig:\n%s", out)
 	}
 }
+
+// Every pod of a StatefulSet reads the same settings and takes its shard from its own name.
+func TestShardFromPodName(t *testing.T) {
+	cluster := `shardFromEnv: KUBEMAIL_TEST_POD
+cluster:
+  peerAddress: "mail-{shard}.mail-headless.mail.svc:7993"
+  listen: ":7993"
+  certFile: /c
+  keyFile: /k
+  caFile: /ca
+`
+	t.Setenv("KUBEMAIL_TEST_POD", "mail-2")
+	c, err := load(t, cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Shard != 2 || c.Cluster.Peer(2) != "mail-2.mail-headless.mail.svc:7993" || c.Cluster.Peer(11) != "mail-11.mail-headless.mail.svc:7993" {
+		t.Errorf("shard %d, peers %q %q", c.Shard, c.Cluster.Peer(2), c.Cluster.Peer(11))
+	}
+	for _, bad := range []string{"", "mail", "mail-x", "mail-"} {
+		t.Setenv("KUBEMAIL_TEST_POD", bad)
+		if _, err := load(t, cluster); err == nil || !strings.Contains(err.Error(), "shardFromEnv") {
+			t.Errorf("pod name %q: %v", bad, err)
+		}
+	}
+	t.Setenv("KUBEMAIL_TEST_POD", "mail-0")
+	if _, err := load(t, strings.Replace(cluster, "{shard}", "0", 1)); err == nil || !strings.Contains(err.Error(), "{shard}") {
+		t.Errorf("a peer address without {shard}: %v", err)
+	}
+}
