@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -60,7 +61,14 @@ func (s *Server) startClusterTLS(ctx context.Context) (*clusterTLS, error) {
 	server := r.TLSConfig()
 	server.MinVersion = tls.VersionTLS13
 	server.ClientCAs, server.ClientAuth = pool, tls.RequireAndVerifyClientCert
-	client := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool,
+	client := &tls.Config{MinVersion: tls.VersionTLS13,
+		// The replica at the other end must hold a certificate from the cluster's CA; its
+		// name is not checked: every replica holds the same certificate, so a name would add
+		// nothing, and replicas are reached by address as well as by name.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return verifyPeer(cs, pool, x509.ExtKeyUsageServerAuth)
+		},
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return r.GetCertificate(nil) }}
 	return &clusterTLS{server: server, client: client}, nil
 }
@@ -84,13 +92,27 @@ func (s *Server) dialPeer(ctx context.Context, ct *clusterTLS, proto string, sha
 	if addr == "" {
 		return nil, fmt.Errorf("shard %d: the cluster's settings name no replica for it", shard)
 	}
-	host, _, _ := net.SplitHostPort(addr)
 	cfg := ct.client.Clone()
-	cfg.ServerName, cfg.NextProtos = host, []string{proto}
+	cfg.NextProtos = []string{proto}
 	d := tls.Dialer{Config: cfg}
 	return d.DialContext(ctx, "tcp", addr)
 }
 
+// verifyPeer checks the other end's certificate chain against the cluster's CA alone.
+func verifyPeer(cs tls.ConnectionState, pool *x509.CertPool, usage x509.ExtKeyUsage) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("the replica presented no certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter,
+		KeyUsages: []x509.ExtKeyUsage{usage}})
+	return err
+}
+
+// imapRoute sends the logins of other shards' mailboxes to their replicas.
 func (s *Server) imapRoute(ct *clusterTLS) func(*directory.Mailbox) imapd.Takeover {
 	return func(mb *directory.Mailbox) imapd.Takeover {
 		if mb.Shard == s.cfg.Shard {

@@ -155,6 +155,34 @@ func (c *Cluster) startProcess(name, bin string, args, env []string, ready strin
 // arguments and environment, and the pod's ServiceAccount for the API. It waits until the
 // server is ready (its directory loaded).
 func (c *Cluster) RunMailserver(ctx context.Context, namespace, cluster string, ordinal int) (*Process, error) {
+	return c.runMailserver(ctx, namespace, cluster, ordinal, nil)
+}
+
+// RunReplicas starts replicas 0 to n-1 of cluster as RunMailserver does, reaching each other
+// on loopback as the pods do under the headless Service: each one's internal listener on a
+// port of its own, and every replica's settings naming them all.
+func (c *Cluster) RunReplicas(ctx context.Context, namespace, cluster string, n int) ([]*Process, error) {
+	peers := make([]string, n)
+	for i := range peers {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		peers[i] = ln.Addr().String()
+		ln.Close()
+	}
+	var out []*Process
+	for i := range n {
+		p, err := c.runMailserver(ctx, namespace, cluster, i, peers)
+		if err != nil {
+			return nil, fmt.Errorf("replica %d: %w", i, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func (c *Cluster) runMailserver(ctx context.Context, namespace, cluster string, ordinal int, peers []string) (*Process, error) {
 	var cm corev1.ConfigMap
 	if err := waitGet(ctx, c.Client, types.NamespacedName{Namespace: namespace, Name: names.ConfigMap(cluster)}, &cm); err != nil {
 		return nil, fmt.Errorf("waiting for the operator's ConfigMap: %w", err)
@@ -189,6 +217,9 @@ func (c *Cluster) RunMailserver(ctx context.Context, namespace, cluster string, 
 	}
 	if err := c.clusterVolume(ctx, namespace, cluster, dir, &cfg); err != nil {
 		return nil, err
+	}
+	if peers != nil {
+		cfg.Cluster.PeerAddress, cfg.Cluster.Peers, cfg.Cluster.Listen = "", peers, peers[ordinal]
 	}
 	var admin corev1.Secret
 	if err := waitGet(ctx, c.Client, types.NamespacedName{Namespace: namespace, Name: names.AdminSecret(cluster)}, &admin); err != nil {
@@ -249,7 +280,8 @@ func (c *Cluster) RunMailserver(ctx context.Context, namespace, cluster string, 
 
 // clusterVolume writes the replicas' certificate where the pod mounts it, and lets the internal
 // listener take any loopback port. The peers keep the addresses the operator gave them (the
-// pods' names), which do not resolve here: a local replica serves the mailboxes of its shard.
+// pods' names), which do not resolve here: a replica started alone serves the mailboxes of its
+// shard (RunReplicas gives them loopback addresses).
 func (c *Cluster) clusterVolume(ctx context.Context, namespace, cluster, dir string, cfg *config.Config) error {
 	if !cfg.Cluster.Enabled() {
 		return nil
