@@ -16,11 +16,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -158,28 +160,58 @@ func (c *Cluster) RunMailserver(ctx context.Context, namespace, cluster string, 
 	return c.runMailserver(ctx, namespace, cluster, ordinal, nil)
 }
 
+// Replicas are the local processes of a cluster's replicas.
+type Replicas struct {
+	c               *Cluster
+	namespace, name string
+	peers           []string
+	Procs           []*Process
+}
+
 // RunReplicas starts replicas 0 to n-1 of cluster as RunMailserver does, reaching each other
 // on loopback as the pods do under the headless Service: each one's internal listener on a
 // port of its own, and every replica's settings naming them all.
-func (c *Cluster) RunReplicas(ctx context.Context, namespace, cluster string, n int) ([]*Process, error) {
-	peers := make([]string, n)
-	for i := range peers {
+func (c *Cluster) RunReplicas(ctx context.Context, namespace, cluster string, n int) (*Replicas, error) {
+	r := &Replicas{c: c, namespace: namespace, name: cluster, peers: make([]string, n), Procs: make([]*Process, n)}
+	for i := range r.peers {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
-		peers[i] = ln.Addr().String()
+		r.peers[i] = ln.Addr().String()
 		ln.Close()
 	}
-	var out []*Process
 	for i := range n {
-		p, err := c.runMailserver(ctx, namespace, cluster, i, peers)
-		if err != nil {
-			return nil, fmt.Errorf("replica %d: %w", i, err)
+		if err := r.Start(ctx, i); err != nil {
+			return nil, err
 		}
-		out = append(out, p)
 	}
-	return out, nil
+	return r, nil
+}
+
+// Start starts replica i, again after Stop: on its data and its internal address, as a
+// restarted pod keeps its volume and its name.
+func (r *Replicas) Start(ctx context.Context, i int) error {
+	p, err := r.c.runMailserver(ctx, r.namespace, r.name, i, r.peers)
+	if err != nil {
+		return fmt.Errorf("replica %d: %w", i, err)
+	}
+	r.Procs[i] = p
+	return nil
+}
+
+// Stop ends replica i as the kubelet ends a pod (SIGTERM) and waits until it has exited.
+func (r *Replicas) Stop(ctx context.Context, i int) error {
+	p := r.Procs[i]
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	select {
+	case <-p.Exited():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (c *Cluster) runMailserver(ctx context.Context, namespace, cluster string, ordinal int, peers []string) (*Process, error) {
@@ -325,7 +357,17 @@ func (c *Cluster) publishEndpoint(ctx context.Context, namespace, cluster, pod, 
 			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
 		Ports: []discoveryv1.EndpointPort{{Name: ptr.To(names.PortHTTP.Name), Port: ptr.To(int32(port))}},
 	}
-	return c.Client.Create(ctx, slice)
+	err = c.Client.Create(ctx, slice)
+	if apierrors.IsAlreadyExists(err) {
+		// A replica started again: its address changed.
+		var cur discoveryv1.EndpointSlice
+		if err := c.Client.Get(ctx, client.ObjectKeyFromObject(slice), &cur); err != nil {
+			return err
+		}
+		slice.ResourceVersion = cur.ResourceVersion
+		return c.Client.Update(ctx, slice)
+	}
+	return err
 }
 
 // serviceAccountKubeconfig writes a kubeconfig with a token of the ServiceAccount, so the mail

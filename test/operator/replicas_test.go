@@ -16,6 +16,7 @@ import (
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
 	"github.com/kubemail/kubemail/internal/testutil"
+	"github.com/kubemail/kubemail/test/localcluster"
 )
 
 // TestReplicasServeEveryMailbox runs the real operator and three real mail server processes as
@@ -55,10 +56,11 @@ func TestReplicasServeEveryMailbox(t *testing.T) {
 	if len(byShard) != 3 {
 		t.Fatalf("mailboxes on shards %v, want one on each of 0, 1 and 2", byShard)
 	}
-	replicas, err := lc.RunReplicas(ctx, ns, "mail", 3)
+	rs, err := lc.RunReplicas(ctx, ns, "mail", 3)
 	if err != nil {
 		t.Fatal(err)
 	}
+	replicas := rs.Procs
 
 	for shard := range int32(3) {
 		addr := byShard[shard]
@@ -105,6 +107,34 @@ func TestReplicasServeEveryMailbox(t *testing.T) {
 			}
 		}
 	}
+	ownerDown(t, rs, byShard[2], password)
+}
+
+// ownerDown stops the replica of shard 2: mail for its mailbox is still acknowledged by the
+// others, queued, and stored once it is back; meanwhile its user's logins get a temporary
+// failure, never an empty mailbox.
+func ownerDown(t *testing.T, rs *localcluster.Replicas, addr, password string) {
+	ctx := context.Background()
+	if err := rs.Stop(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	front := rs.Procs[0]
+	out, err := exec.Command(testutil.Program(t, "swaks"), "--server", front.Addrs["smtp"], "--from", "x@elsewhere.net",
+		"--to", addr, "--header", "Subject: while its replica is down", "--hide-informational").CombinedOutput()
+	if err != nil {
+		t.Fatalf("mail for a mailbox whose replica is down: %v\n%s", err, out)
+	}
+	out2, err := curl(t, "--url", fmt.Sprintf("imaps://%s/INBOX;UID=4", front.Addrs["imaps"]), "--user", addr+":"+password, "-v")
+	if err == nil || !strings.Contains(out2, "NO [UNAVAILABLE]") {
+		t.Errorf("IMAP login while the mailbox's replica is down: %v\n%s", err, out2)
+	}
+	if err := rs.Start(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	reconciled.Until(t, "the queued message on its replica", func() (bool, string) {
+		out, err := curl(t, "--url", fmt.Sprintf("imaps://%s/INBOX;UID=4", front.Addrs["imaps"]), "--user", addr+":"+password)
+		return err == nil && strings.Contains(out, "Subject: while its replica is down"), fmt.Sprint(err)
+	})
 }
 
 // normalise makes CRLF and LF line ends alike: curl writes POP3 and IMAP bodies as received.
