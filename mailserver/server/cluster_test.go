@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ import (
 	"github.com/kubemail/kubemail/internal/contract/config"
 	"github.com/kubemail/kubemail/internal/contract/dirspec"
 	"github.com/kubemail/kubemail/internal/testutil"
+	"github.com/kubemail/kubemail/mailserver/internal/servertest"
 	"github.com/kubemail/kubemail/mailserver/tlsconf/tlstest"
 )
 
@@ -234,29 +234,7 @@ func TestClusterListenerRefusesStrangers(t *testing.T) {
 // inbox is what a mailbox's INBOX on s holds, each message's bytes.
 func inbox(t *testing.T, s *testServer, addr string) []string {
 	t.Helper()
-	mb, err := s.store.Mailbox(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := mb.Folder("INBOX")
-	if err != nil {
-		t.Fatal(err)
-	}
-	msgs, _ := f.Messages()
-	var out []string
-	for _, m := range msgs {
-		r, err := f.Open(m.UID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(r)
-		r.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, string(b))
-	}
-	return out
+	return servertest.Inbox(t, s.store, addr)
 }
 
 // swaks sends one message with swaks to the smtp listener of s and returns its output.

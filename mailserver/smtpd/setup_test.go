@@ -20,6 +20,7 @@ import (
 	"github.com/kubemail/kubemail/internal/contract/passwordhash"
 	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/directory"
+	"github.com/kubemail/kubemail/mailserver/internal/servertest"
 	"github.com/kubemail/kubemail/mailserver/login"
 	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/sendlimit"
@@ -208,26 +209,7 @@ func send(t *testing.T, c *smtp.Client, msg string) error {
 // inbox returns the messages stored in address's INBOX.
 func (e *env) inbox(t *testing.T, address string) []string {
 	t.Helper()
-	box, err := e.store.Mailbox(address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := box.Inbox()
-	msgs, _ := f.Messages()
-	var out []string
-	for _, m := range msgs {
-		r, err := f.Open(m.UID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := io.ReadAll(r)
-		r.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, string(data))
-	}
-	return out
+	return servertest.Inbox(t, e.store, address)
 }
 
 // wantReply fails the test unless err is the SMTP reply code/enhanced.

@@ -5,6 +5,7 @@ package servertest
 
 import (
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/login"
 	"github.com/kubemail/kubemail/mailserver/metrics"
+	"github.com/kubemail/kubemail/mailserver/store"
 )
 
 // The accounts of Accounts, in the domain example.com.
@@ -67,4 +69,29 @@ mailboxes:
 		t.Fatal(err)
 	}
 	return &live, authn
+}
+
+// Inbox returns the messages stored in the INBOX of address, each as its file's bytes.
+func Inbox(t testing.TB, st *store.Store, address string) []string {
+	t.Helper()
+	box, err := st.Mailbox(address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := box.Inbox()
+	msgs, _ := f.Messages()
+	var out []string
+	for _, m := range msgs {
+		r, err := f.Open(m.UID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(r)
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(data))
+	}
+	return out
 }
