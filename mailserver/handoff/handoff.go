@@ -147,7 +147,9 @@ func (d *Deliverer) Deliver(env delivery.Envelope, mailboxes []*directory.Mailbo
 			byShard[mb.Shard] = append(byShard[mb.Shard], mb)
 		}
 	}
-	data := append([]byte(env.Received), msg...)
+	// One id for every copy of this message, queued ones included: an owner stores each
+	// once however often it is handed over.
+	data := withID(newID(), append([]byte(env.Received), msg...))
 	var (
 		wg      sync.WaitGroup
 		mu      sync.Mutex

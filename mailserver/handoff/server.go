@@ -21,7 +21,9 @@ type ServerConfig struct {
 	Local     *delivery.Local
 	// MaxMessageBytes bounds a message (the other replica's limit plus its trace fields).
 	MaxMessageBytes int64
-	Log             *slog.Logger
+	// Seen remembers the handoffs stored, so that one handed over twice is stored once.
+	Seen *Seen
+	Log  *slog.Logger
 }
 
 // NewServer returns the LMTP server. Its listener must admit only the cluster's replicas
@@ -109,23 +111,43 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	if err != nil {
 		return err
 	}
+	id, msg := splitID(msg)
 	env := delivery.Envelope{From: s.from, Received: lmtpReceived(s.conn.Hostname(), s.cfg.Hostname)}
 	for _, rc := range s.rcpts {
-		mb := rc.mb
-		if mb.Quota > 0 {
-			if used, _, err := s.cfg.Local.Usage(mb); err == nil && used+int64(len(msg)) > mb.Quota {
-				status.SetStatus(rc.to, errFull)
-				continue
-			}
+		if refused := s.store(env, id, rc.mb, msg); refused != nil {
+			status.SetStatus(rc.to, refused)
+		} else {
+			status.SetStatus(rc.to, nil)
 		}
-		if err := s.cfg.Local.Deliver(env, []*directory.Mailbox{mb}, bytes.Clone(msg)); err != nil {
-			s.cfg.Log.Error("LMTP: storing a handed-over message", "mailbox", mb.Address, "err", err)
-			status.SetStatus(rc.to, errStorage)
-			continue
-		}
-		status.SetStatus(rc.to, nil)
 	}
 	s.cfg.Log.Info("handed-over message stored", "from", s.from, "recipients", len(s.rcpts), "peer", s.conn.Hostname(), "size", len(msg))
+	return nil
+}
+
+// store delivers a handed-over message to one mailbox, once per handoff id: nil when it is
+// stored (now or before), else the refusal for the sending replica.
+func (s *session) store(env delivery.Envelope, id string, mb *directory.Mailbox, msg []byte) *smtp.SMTPError {
+	if id != "" && s.cfg.Seen != nil {
+		defer s.cfg.Seen.lock(id, mb.Address)()
+		if s.cfg.Seen.Has(id, mb.Address) {
+			s.cfg.Log.Info("a handoff stored before was handed over again; not stored twice", "mailbox", mb.Address, "handoff", id)
+			return nil
+		}
+	}
+	if mb.Quota > 0 {
+		if used, _, err := s.cfg.Local.Usage(mb); err == nil && used+int64(len(msg)) > mb.Quota {
+			return errFull
+		}
+	}
+	if err := s.cfg.Local.Deliver(env, []*directory.Mailbox{mb}, bytes.Clone(msg)); err != nil {
+		s.cfg.Log.Error("LMTP: storing a handed-over message", "mailbox", mb.Address, "err", err)
+		return errStorage
+	}
+	if id != "" && s.cfg.Seen != nil {
+		if err := s.cfg.Seen.Add(id, mb.Address); err != nil {
+			s.cfg.Log.Warn("LMTP: remembering a stored handoff", "mailbox", mb.Address, "err", err)
+		}
+	}
 	return nil
 }
 

@@ -61,7 +61,8 @@ func (t *Transport) Deliver(ctx context.Context, d *queue.Delivery) []queue.Resu
 // storeHere delivers a queued handoff whose mailbox now lives on this replica. The queued data
 // carries the accepting replica's trace field already.
 func (t *Transport) storeHere(mb *directory.Mailbox, d *queue.Delivery) queue.Result {
-	if err := t.Local.Deliver(delivery.Envelope{From: d.From}, []*directory.Mailbox{mb}, d.Data); err != nil {
+	_, data := splitID(d.Data)
+	if err := t.Local.Deliver(delivery.Envelope{From: d.From}, []*directory.Mailbox{mb}, data); err != nil {
 		return queue.Result{Recipient: mb.Address, Text: err.Error()}
 	}
 	return queue.Result{Recipient: mb.Address, Delivered: true}

@@ -98,6 +98,26 @@ func (s *Server) dialPeer(ctx context.Context, ct *clusterTLS, proto string, sha
 	return d.DialContext(ctx, "tcp", addr)
 }
 
+// pruneDaily forgets, once a day, the handoffs remembered longer than handoff.SeenFor.
+func (s *Server) pruneDaily(seen *handoff.Seen) {
+	stop := make(chan struct{})
+	s.closers = append(s.closers, func() error { close(stop); return nil })
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(24 * time.Hour)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				seen.Prune(time.Now().Add(-handoff.SeenFor))
+			}
+		}
+	}()
+}
+
 // verifyPeer checks the other end's certificate chain against the cluster's CA alone.
 func verifyPeer(cs tls.ConnectionState, pool *x509.CertPool, usage x509.ExtKeyUsage) error {
 	if len(cs.PeerCertificates) == 0 {
@@ -191,8 +211,14 @@ func (s *Server) startCluster(imapSrv *imapd.Server, pop3Srv *pop3.Server) error
 	go mux.run()
 	s.serve("cluster-imap", func() error { return imapSrv.ServeInternal(mux.listener(protoIMAP)) }, imapSrv.Shutdown, imapSrv.Close)
 	s.serve("cluster-pop3", func() error { return pop3Srv.ServeInternal(mux.listener(protoPOP3)) }, pop3Srv.Shutdown, pop3Srv.Close)
+	seen, err := handoff.OpenSeen(filepath.Join(s.cfg.DataDir, "handoff-seen"))
+	if err != nil {
+		return fmt.Errorf("handoffs stored: %w", err)
+	}
+	s.pruneDaily(seen)
 	lmtp := handoff.NewServer(handoff.ServerConfig{Hostname: s.cfg.Hostname, Shard: s.cfg.Shard, Directory: &s.dir,
-		Local: &delivery.Local{Store: s.store}, MaxMessageBytes: s.cfg.Limits.MaxMessageBytes, Log: s.log.With("listener", "cluster-lmtp")})
+		Local: &delivery.Local{Store: s.store}, MaxMessageBytes: s.cfg.Limits.MaxMessageBytes, Seen: seen,
+		Log: s.log.With("listener", "cluster-lmtp")})
 	s.serve("cluster-lmtp", func() error { return lmtp.Serve(mux.listener(protoLMTP)) }, lmtp.Shutdown, lmtp.Close)
 	return nil
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/kubemail/kubemail/internal/contract/config"
 	"github.com/kubemail/kubemail/internal/contract/dirspec"
 	"github.com/kubemail/kubemail/internal/testutil"
+	"github.com/kubemail/kubemail/mailserver/handoff"
 	"github.com/kubemail/kubemail/mailserver/internal/servertest"
 	"github.com/kubemail/kubemail/mailserver/tlsconf/tlstest"
 )
@@ -327,4 +329,39 @@ func counterValue(t *testing.T, c interface{ Write(*dto.Metric) error }) float64
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// A message handed over twice (its answer lost, or the sender crashed before it dropped its
+// queued copy) is stored once; the id field it travels with is not stored.
+func TestClusterStoresARepeatedHandoffOnce(t *testing.T) {
+	owner := startServer(t, clusterEdit(t, 1, []string{"127.0.0.1:1", "127.0.0.1:1"}))
+	m := tlstest.Cluster(t)
+	client := &handoff.Client{Hostname: "replica-0", Dial: func(ctx context.Context, shard int) (net.Conn, error) {
+		cfg := m.Client.Clone()
+		cfg.ServerName, cfg.NextProtos = "127.0.0.1", []string{"lmtp"}
+		d := tls.Dialer{Config: cfg}
+		return d.DialContext(ctx, "tcp", owner.addr(t, "cluster"))
+	}}
+	data := []byte("X-Kubemail-Handoff: 00112233445566778899aabbccddeeff\r\n" + ownerMsg("twice"))
+	for range 2 {
+		out, err := client.Send(context.Background(), 1, "carol@example.org", []string{"bob@example.com"}, data)
+		if err != nil || len(out) != 1 || out[0].Err != nil {
+			t.Fatalf("handoff: %v %+v", err, out)
+		}
+	}
+	got := inbox(t, owner, "bob@example.com")
+	if len(got) != 1 {
+		t.Fatalf("a handoff made twice stored %d times", len(got))
+	}
+	if strings.Contains(got[0], "X-Kubemail-Handoff") || !strings.Contains(got[0], "Subject: twice") {
+		t.Errorf("stored message:\n%s", got[0])
+	}
+	// Another id is another message.
+	other := []byte("X-Kubemail-Handoff: ffeeddccbbaa99887766554433221100\r\n" + ownerMsg("twice"))
+	if out, err := client.Send(context.Background(), 1, "carol@example.org", []string{"bob@example.com"}, other); err != nil || out[0].Err != nil {
+		t.Fatalf("handoff: %v %+v", err, out)
+	}
+	if n := len(inbox(t, owner, "bob@example.com")); n != 2 {
+		t.Errorf("a second message with the same text: %d stored, want 2", n)
+	}
 }
