@@ -47,8 +47,13 @@ func objectMeta(mc *mailv1alpha1.MailCluster, name string) metav1.ObjectMeta {
 }
 
 // ShutdownTimeout is how long a pod lets transactions in flight finish after SIGTERM; the pod's
-// termination grace period adds a margin on top.
-const ShutdownTimeout = 45
+// termination grace period adds a margin on top. DrainDelay comes before: the readiness probe
+// (every 5 s, 2 failures) and the endpoints' update need that long to stop sending the pod
+// new clients.
+const (
+	ShutdownTimeout = 45
+	DrainDelay      = 15
+)
 
 // ServerConfig is the mail server's settings for a cluster's pods. The shard comes from the
 // pod's own name at start-up.
@@ -88,6 +93,7 @@ func ServerConfig(mc *mailv1alpha1.MailCluster) *config.Config {
 		CertFile: names.ClusterDir + "/" + corev1.TLSCertKey, KeyFile: names.ClusterDir + "/" + corev1.TLSPrivateKeyKey,
 		CAFile: names.ClusterDir + "/ca.crt"}
 	c.Limits.ShutdownTimeout.Duration = ShutdownTimeout * 1e9
+	c.Limits.DrainDelay.Duration = DrainDelay * 1e9
 	if mc.Spec.ProxyProtocol != nil {
 		c.ProxyProtocol.TrustedNetworks = append([]string(nil), mc.Spec.ProxyProtocol.TrustedNetworks...)
 	}
@@ -226,7 +232,7 @@ func mailPodSpec(mc *mailv1alpha1.MailCluster, image, tlsSecret string) corev1.P
 	}
 	pod := corev1.PodSpec{
 		ServiceAccountName:            names.ServiceAccount(mc.Name),
-		TerminationGracePeriodSeconds: ptr.To(int64(ShutdownTimeout + 15)),
+		TerminationGracePeriodSeconds: ptr.To(int64(DrainDelay + ShutdownTimeout + 15)),
 		SecurityContext: &corev1.PodSecurityContext{
 			RunAsNonRoot:        ptr.To(true),
 			RunAsUser:           ptr.To(int64(names.RunAsUser)),

@@ -497,10 +497,17 @@ func TestStatefulSetProbes(t *testing.T) {
 func TestStatefulSetShutdown(t *testing.T) {
 	mc := minimalCluster()
 	grace := podSpec(StatefulSet(mc, testImage, testTLSSecret, "h")).TerminationGracePeriodSeconds
-	shutdown := ServerConfig(mc).Limits.ShutdownTimeout.Duration
+	limits := ServerConfig(mc).Limits
+	shutdown := limits.DrainDelay.Duration + limits.ShutdownTimeout.Duration
 	if grace == nil || time.Duration(*grace)*time.Second <= shutdown {
-		t.Errorf("terminationGracePeriodSeconds = %v, must exceed the server's shutdown timeout %s or the kubelet kills it mid-transaction",
+		t.Errorf("terminationGracePeriodSeconds = %v, must exceed the server's drain and shutdown timeout %s or the kubelet kills it mid-transaction",
 			grace, shutdown)
+	}
+	// The drain outlasts the readiness probe's verdict: the pod leaves the endpoints before
+	// its listeners close.
+	probe := podSpec(StatefulSet(mc, testImage, testTLSSecret, "h")).Containers[0].ReadinessProbe
+	if verdict := time.Duration(probe.PeriodSeconds*probe.FailureThreshold) * time.Second; limits.DrainDelay.Duration <= verdict {
+		t.Errorf("drainDelay %s must exceed the readiness probe's %s to fail", limits.DrainDelay.Duration, verdict)
 	}
 }
 

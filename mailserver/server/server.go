@@ -392,9 +392,14 @@ func (s *Server) httpHandler() http.Handler {
 }
 
 // Shutdown stops accepting, lets transactions in flight finish within the configured bound,
-// then closes everything.
+// then closes everything. With limits.drainDelay it first reports itself not ready and goes
+// on serving for that long, until the Service's endpoints have dropped it.
 func (s *Server) Shutdown() {
 	s.ready.Store(false)
+	if d := s.cfg.Limits.DrainDelay.Duration; d > 0 {
+		s.log.Info("draining: not ready, still serving", "for", d)
+		time.Sleep(d)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Limits.ShutdownTimeout.Duration)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -187,4 +188,41 @@ func TestFailedStartClosesWhatItOpened(t *testing.T) {
 		t.Fatalf("the smtp port Start had opened is still taken after it failed: %v", err)
 	}
 	again.Close()
+}
+
+// With a drain delay, a server told to stop reports itself not ready at once and goes on
+// accepting clients until the delay is over.
+func TestShutdownDrainsBeforeClosing(t *testing.T) {
+	cfg, _ := prepare(t, func(c *config.Config) {
+		c.Listeners.SMTP = config.Listener{Address: "127.0.0.1:0"}
+		c.Limits.DrainDelay.Duration = 2 * time.Second
+	})
+	s, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{Server: s, cfg: cfg}
+	done := make(chan struct{})
+	go func() {
+		s.Shutdown()
+		s.Wait()
+		close(done)
+	}()
+	testutil.Eventually(t, "/readyz failing", func() bool {
+		code, _ := ts.request(t, http.MethodGet, "/readyz", "")
+		return code == http.StatusServiceUnavailable
+	})
+	c, err := smtp.Dial(ts.addr(t, "smtp"))
+	if err != nil {
+		t.Fatalf("a client refused while draining: %v", err)
+	}
+	if err := c.Hello("client.example.org"); err != nil {
+		t.Errorf("EHLO while draining: %v", err)
+	}
+	c.Close()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not stop after its drain")
+	}
 }

@@ -265,6 +265,8 @@ func (c *Cluster) runMailserver(ctx context.Context, namespace, cluster string, 
 		return nil, err
 	}
 	cfg.Admin.TokenFile = filepath.Join(adminDir, names.AdminTokenKey)
+	// No Service sends clients to a local process: nothing to drain at its end.
+	cfg.Limits.DrainDelay.Duration = 0
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.TLS = config.TLS{CertFile: filepath.Join(tlsDir, "tls.crt"), KeyFile: filepath.Join(tlsDir, "tls.key")}
 	for _, l := range []*config.Listener{&cfg.Listeners.SMTP, &cfg.Listeners.Submission, &cfg.Listeners.Submissions,

@@ -326,6 +326,11 @@ type Limits struct {
 	WriteTimeout        Duration `json:"writeTimeout,omitempty"`
 	// ShutdownTimeout bounds how long SIGTERM waits for transactions in flight.
 	ShutdownTimeout Duration `json:"shutdownTimeout,omitempty"`
+	// DrainDelay is how long after SIGTERM the server keeps accepting connections while it
+	// reports itself not ready (/readyz), so that a load balancer or a Service stops sending
+	// clients before the listeners close: a rolling update of several replicas then refuses
+	// no one. 0: the listeners close at once.
+	DrainDelay Duration `json:"drainDelay,omitzero"`
 	// LoginFailures slows and then refuses repeated failed logins.
 	LoginFailures LoginFailures `json:"loginFailures,omitempty"`
 	// MaxMessagesPerHour bounds the messages one authenticated user may submit on this server
