@@ -79,7 +79,7 @@ func main() {
 	flag.DurationVar(&o.storeDeadline, "store-deadline", 10*time.Minute, "SMTP: give up when messages are not all stored this long after the last was acknowledged")
 	flag.IntVar(&o.rounds, "rounds", 1, "run the loads this many times, the systems' order swapped every round; the table shows medians")
 	flag.StringVar(&o.run, "run", "fsync,smtp,pop3,imap,idle", "which loads to run, in this order")
-	flag.StringVar(&o.systems, "systems", "kubemail,postfix", "which systems to measure")
+	flag.StringVar(&o.systems, "systems", "kubemail,postfix", "which systems to measure: kubemail, kubemail3 (three replicas, clients at the first, two thirds of the mailboxes on the others), postfix")
 	flag.StringVar(&o.baseline, "baseline", "", "also measure kubemail built from this git revision (e.g. db8442d), as \"kubemail@REV\"")
 	flag.StringVar(&o.dir, "dir", "", "put the data here (default: a new folder in $TMPDIR); its filesystem is the one measured")
 	flag.StringVar(&o.mailserver, "mailserver", "", "mailserver binary (default: build ./cmd/mailserver)")
@@ -191,7 +191,15 @@ func run(ctx context.Context, o *options) (err error) {
 	}()
 	if has(o.systems, "kubemail") {
 		fmt.Printf("kubemail: built from %s\n", treeRevision(ctx))
-		s, err := startKubemail(ctx, "kubemail", filepath.Join(base, "kubemail"), o.mailserver, o.pprof, accts, hashes)
+		s, err := startKubemail(ctx, "kubemail", filepath.Join(base, "kubemail"), o.mailserver, o.pprof, accts, hashes, 1)
+		if err != nil {
+			return err
+		}
+		systems = append(systems, s)
+	}
+	if has(o.systems, "kubemail3") {
+		// Three replicas, clients at the first: two thirds of the mailboxes live elsewhere.
+		s, err := startKubemail(ctx, "kubemail×3", filepath.Join(base, "kubemail3"), o.mailserver, "", accts, hashes, 3)
 		if err != nil {
 			return err
 		}
@@ -208,7 +216,7 @@ func run(ctx context.Context, o *options) (err error) {
 		if err != nil {
 			return err
 		}
-		s, err := startKubemail(ctx, "kubemail@"+o.baseline, dir, bin, "", accts, hashes)
+		s, err := startKubemail(ctx, "kubemail@"+o.baseline, dir, bin, "", accts, hashes, 1)
 		if err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/kubemail/kubemail/hack/bench/imapload"
 	"github.com/kubemail/kubemail/internal/contract/config"
 	"github.com/kubemail/kubemail/internal/contract/dirspec"
+	"github.com/kubemail/kubemail/internal/selfsigned"
 	"github.com/kubemail/kubemail/mailserver/tlsconf"
 	"github.com/kubemail/kubemail/test/launch"
 	"github.com/kubemail/kubemail/test/testenv"
@@ -65,8 +66,12 @@ func countFiles(dirs ...string) (int, error) {
 }
 
 // startKubemail builds (unless binary is set) and starts cmd/mailserver on loopback with the
-// accounts, its data in dir/data, as the system called name.
-func startKubemail(ctx context.Context, name, dir, binary, pprofAddr string, accts []account, hashes []string) (*system, error) {
+// accounts, its data in dir/data, as the system called name. With replicas above 1 it starts a
+// cluster of that many servers, each with its data in dir/replica-N and the accounts spread
+// over them (account i on replica i mod replicas); clients reach replica 0, which proxies the
+// other replicas' IMAP and POP3 sessions and hands their mail over, as the replica a Service
+// sends a client to does.
+func startKubemail(ctx context.Context, name, dir, binary, pprofAddr string, accts []account, hashes []string, replicas int) (*system, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -82,14 +87,47 @@ func startKubemail(ctx context.Context, name, dir, binary, pprofAddr string, acc
 	}
 	spec := dirspec.Spec{Domains: []dirspec.DomainSpec{{Name: domain}}}
 	for i, a := range accts {
-		spec.Mailboxes = append(spec.Mailboxes, dirspec.MailboxSpec{Address: a.address, PasswordHash: hashes[i]})
+		spec.Mailboxes = append(spec.Mailboxes, dirspec.MailboxSpec{Address: a.address, PasswordHash: hashes[i], Shard: i % replicas})
 	}
 	dirPath := filepath.Join(dir, "directory.yaml")
 	if err := writeYAML(dirPath, spec); err != nil {
 		return nil, err
 	}
+	cluster, err := clusterSettings(dir, replicas)
+	if err != nil {
+		return nil, err
+	}
+	var procs []*launch.Process
+	var dataDirs []string
+	stopAll := func() {
+		for _, p := range procs {
+			p.Stop(30 * time.Second)
+		}
+	}
+	for r := range replicas {
+		rdir := dir
+		if replicas > 1 {
+			rdir = filepath.Join(dir, fmt.Sprintf("replica-%d", r))
+		}
+		cfg := kubemailConfig(rdir, dirPath, certFile, keyFile)
+		cfg.Shard, cfg.Cluster = r, cluster
+		if replicas > 1 {
+			cfg.Cluster.Listen = cluster.Peers[r]
+		}
+		p, err := runKubemail(binary, name, rdir, cfg, map[bool]string{true: pprofAddr}[r == 0])
+		if err != nil {
+			stopAll()
+			return nil, err
+		}
+		procs, dataDirs = append(procs, p), append(dataDirs, cfg.DataDir)
+	}
+	return kubemailSystem(name, procs, dataDirs, stopAll), nil
+}
+
+// kubemailConfig is a replica's settings, its data in dir/data.
+func kubemailConfig(dir, dirPath, certFile, keyFile string) config.Config {
 	off := false
-	cfg := config.Config{
+	return config.Config{
 		Hostname:  "mx." + domain,
 		DataDir:   filepath.Join(dir, "data"),
 		Directory: config.DirectorySource{File: dirPath},
@@ -108,6 +146,47 @@ func startKubemail(ctx context.Context, name, dir, binary, pprofAddr string, acc
 		Inbound: config.Inbound{AuthChecks: &off},
 		DNS:     config.DNS{Resolver: "127.0.0.1:1"},
 	}
+}
+
+// clusterSettings are the cluster section of replicas servers on loopback, with a CA and a
+// certificate of their own; none for one.
+func clusterSettings(dir string, replicas int) (config.Cluster, error) {
+	if replicas <= 1 {
+		return config.Cluster{}, nil
+	}
+	caPEM, caKeyPEM, err := selfsigned.CA("kubemail benchmark cluster", 24*time.Hour)
+	if err != nil {
+		return config.Cluster{}, err
+	}
+	certPEM, keyPEM, err := selfsigned.Issue(caPEM, caKeyPEM, []string{"127.0.0.1", "localhost"}, 24*time.Hour)
+	if err != nil {
+		return config.Cluster{}, err
+	}
+	cdir := filepath.Join(dir, "cluster")
+	if err := os.MkdirAll(cdir, 0o700); err != nil {
+		return config.Cluster{}, err
+	}
+	c := config.Cluster{CertFile: filepath.Join(cdir, "tls.crt"), KeyFile: filepath.Join(cdir, "tls.key"), CAFile: filepath.Join(cdir, "ca.crt")}
+	for path, data := range map[string][]byte{c.CertFile: certPEM, c.KeyFile: keyPEM, c.CAFile: caPEM} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return config.Cluster{}, err
+		}
+	}
+	for range replicas {
+		port, err := freePort()
+		if err != nil {
+			return config.Cluster{}, err
+		}
+		c.Peers = append(c.Peers, "127.0.0.1:"+strconv.Itoa(port))
+	}
+	return c, nil
+}
+
+// runKubemail starts one server with cfg, its settings and log in dir.
+func runKubemail(binary, name, dir string, cfg config.Config, pprofAddr string) (*launch.Process, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	cfgPath := filepath.Join(dir, "config.yaml")
 	if err := writeYAML(cfgPath, cfg); err != nil {
 		return nil, err
@@ -116,32 +195,60 @@ func startKubemail(ctx context.Context, name, dir, binary, pprofAddr string, acc
 	if pprofAddr != "" {
 		args = append(args, "--pprof", pprofAddr)
 	}
-	p, err := launch.Start(launch.Options{Name: name, Command: args,
+	return launch.Start(launch.Options{Name: name, Command: args,
 		LogFile: filepath.Join(dir, "mailserver.log"), LogOnlyToFile: true,
 		// The server dies with the benchmark, even when the benchmark is killed.
 		DieWithParent: true})
-	if err != nil {
-		return nil, err
+}
+
+// kubemailSystem is the system of one or more running servers; clients reach the first.
+func kubemailSystem(name string, procs []*launch.Process, dataDirs []string, stop func()) *system {
+	addrs := procs[0].Addrs
+	var pids []int
+	for _, p := range procs {
+		pids = append(pids, p.Pid())
 	}
-	addrs := p.Addrs
-	pid := p.Pid()
-	mailboxes := filepath.Join(cfg.DataDir, "mailboxes", domain)
+	sum := func(per func(pid int) func() (int64, error)) func() (int64, error) {
+		return func() (int64, error) {
+			var total int64
+			for _, pid := range pids {
+				n, err := per(pid)()
+				if err != nil {
+					return 0, err
+				}
+				total += n
+			}
+			return total, nil
+		}
+	}
 	return &system{
 		name: name, smtpAddr: addrs["smtp"], imapsAddr: addrs["imaps"], popAddr: addrs["pop3s"],
 		stored: func(addrs []string) (int, error) {
 			var dirs []string
-			for _, a := range addrs {
-				local, _, _ := strings.Cut(a, "@")
-				dirs = append(dirs, filepath.Join(mailboxes, local, "INBOX", "cur"))
+			for _, d := range dataDirs {
+				for _, a := range addrs {
+					local, _, _ := strings.Cut(a, "@")
+					dirs = append(dirs, filepath.Join(d, "mailboxes", domain, local, "INBOX", "cur"))
+				}
 			}
 			return countFiles(dirs...)
 		},
-		rss:      imapload.ProcRSS(pid),
-		pss:      imapload.ProcTreePSS(pid),
-		cpu:      func() (time.Duration, error) { return treeCPU(pid) },
-		describe: fmt.Sprintf("%s: pid %d, smtp %s, imaps %s, pop3s %s, data %s", name, pid, addrs["smtp"], addrs["imaps"], addrs["pop3s"], cfg.DataDir),
-		stop:     func() { p.Stop(30 * time.Second) },
-	}, nil
+		rss: sum(func(pid int) func() (int64, error) { return imapload.ProcRSS(pid) }),
+		pss: sum(func(pid int) func() (int64, error) { return imapload.ProcTreePSS(pid) }),
+		cpu: func() (time.Duration, error) {
+			var total time.Duration
+			for _, pid := range pids {
+				d, err := treeCPU(pid)
+				if err != nil {
+					return 0, err
+				}
+				total += d
+			}
+			return total, nil
+		},
+		describe: fmt.Sprintf("%s: pids %v, smtp %s, imaps %s, pop3s %s, data %v", name, pids, addrs["smtp"], addrs["imaps"], addrs["pop3s"], dataDirs),
+		stop:     stop,
+	}
 }
 
 func writeYAML(path string, v any) error {
