@@ -24,12 +24,15 @@ import (
 	"github.com/kubemail/kubemail/mailserver/metrics"
 )
 
-// Client speaks LMTP to the other replicas.
+// Client speaks LMTP to the other replicas. It keeps the sessions it opened for the next
+// messages (see pool.go): a TLS handshake per message would cost more than the message.
 type Client struct {
 	// Hostname is this replica's name in LHLO.
 	Hostname string
 	// Dial connects to the internal listener of the replica of shard, its LMTP service.
 	Dial func(ctx context.Context, shard int) (net.Conn, error)
+
+	pool pool
 }
 
 // Outcome is the owner's answer for one recipient: nil when the message is stored.
@@ -44,21 +47,54 @@ func (o Outcome) Permanent() bool { return o.Err != nil && o.Err.Code >= 500 }
 // Send hands data (the message as it is to be stored, trace fields included) for rcpts, all
 // mailboxes of shard, to that replica. An error means the session failed as a whole (the
 // owner unreachable, a broken connection) and no recipient may count as delivered; otherwise
-// there is one Outcome per recipient, in order.
+// there is one Outcome per recipient, in order. A kept session that fails is replaced by a new
+// one once: the handoff id makes a repeat harmless if the first had been stored.
 func (c *Client) Send(ctx context.Context, shard int, from string, rcpts []string, data []byte) ([]Outcome, error) {
+	for attempt := 0; ; attempt++ {
+		s, reused, err := c.session(ctx, shard)
+		if err != nil {
+			return nil, err
+		}
+		out, err := s.transaction(ctx, from, rcpts, data)
+		if err == nil {
+			c.pool.put(shard, s)
+			return out, nil
+		}
+		s.close()
+		if !reused || attempt > 0 {
+			return nil, err
+		}
+	}
+}
+
+// session is a kept LMTP session to shard's replica, or a new one.
+func (c *Client) session(ctx context.Context, shard int) (s *lmtpSession, reused bool, err error) {
+	if s := c.pool.get(shard); s != nil {
+		return s, true, nil
+	}
 	conn, err := c.Dial(ctx, shard)
 	if err != nil {
-		return nil, fmt.Errorf("reaching the replica of shard %d: %w", shard, err)
+		return nil, false, fmt.Errorf("reaching the replica of shard %d: %w", shard, err)
 	}
-	defer conn.Close()
 	if deadline, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(deadline)
 	}
 	lc := smtp.NewClientLMTP(conn)
-	defer lc.Close()
 	if err := lc.Hello(c.Hostname); err != nil {
-		return nil, fmt.Errorf("LHLO: %w", err)
+		lc.Close()
+		return nil, false, fmt.Errorf("LHLO: %w", err)
 	}
+	return &lmtpSession{conn: conn, c: lc}, false, nil
+}
+
+// transaction runs MAIL, RCPT for each recipient and DATA on the session.
+func (s *lmtpSession) transaction(ctx context.Context, from string, rcpts []string, data []byte) ([]Outcome, error) {
+	if deadline, ok := ctx.Deadline(); ok {
+		s.conn.SetDeadline(deadline)
+	} else {
+		s.conn.SetDeadline(time.Time{})
+	}
+	lc := s.c
 	utf8 := !dirspec.IsASCII(from)
 	for _, r := range rcpts {
 		utf8 = utf8 || !dirspec.IsASCII(r)
@@ -81,6 +117,9 @@ func (c *Client) Send(ctx context.Context, shard int, from string, rcpts []strin
 		accepted = append(accepted, i)
 	}
 	if len(accepted) == 0 {
+		if err := lc.Reset(); err != nil {
+			return nil, fmt.Errorf("RSET: %w", err)
+		}
 		return out, nil
 	}
 	w, err := lc.Data()
@@ -100,7 +139,7 @@ func (c *Client) Send(ctx context.Context, shard int, from string, rcpts []strin
 	case err != nil:
 		return nil, fmt.Errorf("end of DATA: %w", err)
 	}
-	lc.Quit()
+	s.conn.SetDeadline(time.Time{})
 	return out, nil
 }
 

@@ -2,9 +2,11 @@ package handoff
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -26,6 +28,18 @@ type ServerConfig struct {
 	Log  *slog.Logger
 }
 
+// Shutdown ends the LMTP server: it waits a moment for handoffs in flight, then closes the
+// sessions other replicas keep open between messages. A handoff cut short this way is queued
+// by its sender and stored once when it comes again (its id).
+func Shutdown(ctx context.Context, s *smtp.Server) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		return s.Close()
+	}
+	return nil
+}
+
 // NewServer returns the LMTP server. Its listener must admit only the cluster's replicas
 // (mutual TLS): it asks for no authentication.
 func NewServer(cfg ServerConfig) *smtp.Server {
@@ -35,6 +49,9 @@ func NewServer(cfg ServerConfig) *smtp.Server {
 	s.MaxMessageBytes = cfg.MaxMessageBytes + 64<<10
 	s.MaxRecipients = 1000
 	s.EnableSMTPUTF8 = true
+	// Other replicas keep their sessions for the next message (poolIdle); one kept longer
+	// than that was abandoned.
+	s.ReadTimeout = 2 * poolIdle
 	s.AllowInsecureAuth = false
 	s.ErrorLog = errorLog{cfg.Log}
 	return s

@@ -177,6 +177,7 @@ func (s *Server) deliverer() (smtpd.Deliverer, error) {
 	client := &handoff.Client{Hostname: s.cfg.Hostname, Dial: func(ctx context.Context, shard int) (net.Conn, error) {
 		return s.dialPeer(ctx, s.cluster, protoLMTP, shard)
 	}}
+	s.closers = append(s.closers, func() error { client.Close(); return nil })
 	retry := cc.HandoffRetry.Duration
 	if retry <= 0 {
 		retry = 10 * time.Second
@@ -219,6 +220,7 @@ func (s *Server) startCluster(imapSrv *imapd.Server, pop3Srv *pop3.Server) error
 	lmtp := handoff.NewServer(handoff.ServerConfig{Hostname: s.cfg.Hostname, Shard: s.cfg.Shard, Directory: &s.dir,
 		Local: &delivery.Local{Store: s.store}, MaxMessageBytes: s.cfg.Limits.MaxMessageBytes, Seen: seen,
 		Log: s.log.With("listener", "cluster-lmtp")})
-	s.serve("cluster-lmtp", func() error { return lmtp.Serve(mux.listener(protoLMTP)) }, lmtp.Shutdown, lmtp.Close)
+	s.serve("cluster-lmtp", func() error { return lmtp.Serve(mux.listener(protoLMTP)) },
+		func(ctx context.Context) error { return handoff.Shutdown(ctx, lmtp) }, lmtp.Close)
 	return nil
 }

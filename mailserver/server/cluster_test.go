@@ -336,7 +336,9 @@ func counterValue(t *testing.T, c interface{ Write(*dto.Metric) error }) float64
 func TestClusterStoresARepeatedHandoffOnce(t *testing.T) {
 	owner := startServer(t, clusterEdit(t, 1, []string{"127.0.0.1:1", "127.0.0.1:1"}))
 	m := tlstest.Cluster(t)
+	dials := 0
 	client := &handoff.Client{Hostname: "replica-0", Dial: func(ctx context.Context, shard int) (net.Conn, error) {
+		dials++
 		cfg := m.Client.Clone()
 		cfg.ServerName, cfg.NextProtos = "127.0.0.1", []string{"lmtp"}
 		d := tls.Dialer{Config: cfg}
@@ -364,4 +366,10 @@ func TestClusterStoresARepeatedHandoffOnce(t *testing.T) {
 	if n := len(inbox(t, owner, "bob@example.com")); n != 2 {
 		t.Errorf("a second message with the same text: %d stored, want 2", n)
 	}
+	// The three handoffs went over one session: a TLS handshake per message would cost more
+	// than the message.
+	if dials != 1 {
+		t.Errorf("%d connections for three handoffs, want 1 kept for the next", dials)
+	}
+	client.Close()
 }
