@@ -15,6 +15,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/handoff"
 	"github.com/kubemail/kubemail/mailserver/imapd"
+	"github.com/kubemail/kubemail/mailserver/metrics"
 	"github.com/kubemail/kubemail/mailserver/pop3"
 	"github.com/kubemail/kubemail/mailserver/queue"
 	"github.com/kubemail/kubemail/mailserver/smtpd"
@@ -138,11 +139,7 @@ func (s *Server) imapRoute(ct *clusterTLS) func(*directory.Mailbox) imapd.Takeov
 		if mb.Shard == s.cfg.Shard {
 			return nil
 		}
-		take := imapd.Proxy(s.route(ct, protoIMAP, mb))
-		return func(ctx context.Context, h *imapd.Handoff) error {
-			s.metrics.ProxiedSessions.WithLabelValues("imap").Inc()
-			return take(ctx, h)
-		}
+		return counted(s.metrics, "imap", imapd.Proxy(s.route(ct, protoIMAP, mb)))
 	}
 }
 
@@ -151,11 +148,15 @@ func (s *Server) pop3Route(ct *clusterTLS) func(*directory.Mailbox) pop3.Takeove
 		if mb.Shard == s.cfg.Shard {
 			return nil
 		}
-		take := pop3.Proxy(s.route(ct, protoPOP3, mb))
-		return func(ctx context.Context, h *pop3.Handoff) error {
-			s.metrics.ProxiedSessions.WithLabelValues("pop3").Inc()
-			return take(ctx, h)
-		}
+		return counted(s.metrics, "pop3", pop3.Proxy(s.route(ct, protoPOP3, mb)))
+	}
+}
+
+// counted is a login proxy that counts itself in proxied_sessions_total.
+func counted[H any](m *metrics.Metrics, protocol string, take func(context.Context, H) error) func(context.Context, H) error {
+	return func(ctx context.Context, h H) error {
+		m.ProxiedSessions.WithLabelValues(protocol).Inc()
+		return take(ctx, h)
 	}
 }
 

@@ -134,6 +134,12 @@ func TestClusterProxiesIMAPLoginsToTheOwner(t *testing.T) {
 		t.Errorf("POP3 LIST through replica 0: %v %q, want the owner's one message", err, out)
 	}
 
+	for _, proto := range []string{"imap", "pop3"} {
+		if n := counterValue(t, front.metrics.ProxiedSessions.WithLabelValues(proto)); n < 1 {
+			t.Errorf("proxied %s sessions counted: %v", proto, n)
+		}
+	}
+
 	// A replica whose peer for shard 1 does not answer: a temporary failure, never the
 	// mail that strayed onto it.
 	lonely := startServer(t, clusterEdit(t, 0, []string{"127.0.0.1:1", "127.0.0.1:1"}))
