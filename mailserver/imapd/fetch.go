@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-message/textproto"
 
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 	"github.com/kubemail/kubemail/mailserver/imapd/wire"
 	"github.com/kubemail/kubemail/mailserver/store"
 )
@@ -366,7 +367,7 @@ func newEnvelopeMemo(env *imap.Envelope) *envelopeMemo {
 		return &envelopeMemo{err: err}
 	}
 	m := &envelopeMemo{plain: plain, utf8: plain}
-	if !isASCII(plain) {
+	if !dirspec.IsASCII(plain) {
 		m.utf8, _ = encodeValue(v, true)
 	}
 	return m

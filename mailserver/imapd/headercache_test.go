@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 	"github.com/kubemail/kubemail/mailserver/store"
 )
 
@@ -189,12 +190,12 @@ func TestContainsFoldASCIIRandom(t *testing.T) {
 	for range 20000 {
 		hay, pat := text(rng.IntN(12)), strings.ToLower(text(1+rng.IntN(3)))
 		want := bytes.Contains(bytes.ToLower([]byte(hay)), []byte(pat))
-		if isASCII(hay) && isASCII(pat) {
+		if dirspec.IsASCII(hay) && dirspec.IsASCII(pat) {
 			if got := containsFoldASCII([]byte(hay), pat); got != want {
 				t.Fatalf("containsFoldASCII(%q, %q) = %v, want %v", hay, pat, got, want)
 			}
 		}
-		c := &candidate{raw: &store.Header{Raw: []byte(hay), ASCII: isASCII(hay), EncodedWords: strings.Contains(hay, "=?")}, rawRead: true}
+		c := &candidate{raw: &store.Header{Raw: []byte(hay), ASCII: dirspec.IsASCII(hay), EncodedWords: strings.Contains(hay, "=?")}, rawRead: true}
 		if want && !c.mayContain(pat) {
 			t.Fatalf("mayContain(%q) in %q: false, but the text contains it", pat, hay)
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 	"github.com/kubemail/kubemail/mailserver/store"
 )
 
@@ -187,22 +188,13 @@ func (c *candidate) mayContain(pattern string) bool {
 		return true
 	}
 	lower := strings.ToLower(pattern)
-	if h.ASCII || (isASCII(lower) && !hasASCIILowerable(h.Raw)) {
+	if h.ASCII || (dirspec.IsASCII(lower) && !hasASCIILowerable(h.Raw)) {
 		// Lower-casing folds A-Z alone here: in 7-bit text, and for a 7-bit pattern in 8-bit
 		// text without the two letters whose lower case is 7-bit. The same answer as below,
 		// without copying.
 		return containsFoldASCII(h.Raw, lower)
 	}
 	return bytes.Contains(bytes.ToLower(h.Raw), []byte(lower))
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
 
 // hasASCIILowerable reports whether b holds one of the two non-ASCII letters that

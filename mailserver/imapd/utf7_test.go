@@ -3,6 +3,8 @@ package imapd
 import (
 	"testing"
 	"unicode/utf8"
+
+	"github.com/kubemail/kubemail/internal/contract/dirspec"
 )
 
 // utf7Pairs are names and their one valid modified UTF-7 spelling, from RFC 3501 5.1.3 and
@@ -94,7 +96,7 @@ func FuzzUTF7(f *testing.F) {
 		// A name that decodes has one spelling: encoding it again gives the input back,
 		// unless the input was raw UTF-8, which is let through.
 		dec, err := utf7Decode(s)
-		if err == nil && isASCII(s) && utf7Encode(dec) != s {
+		if err == nil && dirspec.IsASCII(s) && utf7Encode(dec) != s {
 			t.Fatalf("utf7Decode(%q) = %q, which encodes as %q", s, dec, utf7Encode(dec))
 		}
 	})
