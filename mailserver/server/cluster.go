@@ -52,13 +52,7 @@ func (s *Server) startClusterTLS(ctx context.Context) (*clusterTLS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster certificate: %w", err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		r.Run(ctx)
-	}()
-	s.closers = append(s.closers, func() error { cancel(); return nil })
+	s.background(ctx, func(ctx context.Context) { r.Run(ctx) })
 	server := r.TLSConfig()
 	server.MinVersion = tls.VersionTLS13
 	server.ClientCAs, server.ClientAuth = pool, tls.RequireAndVerifyClientCert
@@ -101,22 +95,18 @@ func (s *Server) dialPeer(ctx context.Context, ct *clusterTLS, proto string, sha
 
 // pruneDaily forgets, once a day, the handoffs remembered longer than handoff.SeenFor.
 func (s *Server) pruneDaily(seen *handoff.Seen) {
-	stop := make(chan struct{})
-	s.closers = append(s.closers, func() error { close(stop); return nil })
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.background(context.Background(), func(ctx context.Context) {
 		t := time.NewTicker(24 * time.Hour)
 		defer t.Stop()
 		for {
 			select {
-			case <-stop:
+			case <-ctx.Done():
 				return
 			case <-t.C:
 				seen.Prune(time.Now().Add(-handoff.SeenFor))
 			}
 		}
-	}()
+	})
 }
 
 // verifyPeer checks the other end's certificate chain against the cluster's CA alone.

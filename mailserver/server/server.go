@@ -157,16 +157,24 @@ func (s *Server) startDirectory(ctx context.Context) error {
 	default:
 		return errors.New("directory: the kubernetes source is not available in this build")
 	}
+	s.background(ctx, func(ctx context.Context) {
+		if err := src.Run(ctx, &s.dir, dirEvents{s}); err != nil {
+			s.log.Error("directory source stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// background runs fn on a goroutine of its own until the server closes, which cancels its
+// context and waits for it (Wait).
+func (s *Server) background(ctx context.Context, fn func(ctx context.Context)) {
 	ctx, cancel := context.WithCancel(ctx)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := src.Run(ctx, &s.dir, dirEvents{s}); err != nil {
-			s.log.Error("directory source stopped", "err", err)
-		}
+		fn(ctx)
 	}()
 	s.closers = append(s.closers, func() error { cancel(); return nil })
-	return nil
 }
 
 func (s *Server) startTLS(ctx context.Context) error {
@@ -194,13 +202,7 @@ func (s *Server) startTLS(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		r.Run(ctx)
-	}()
-	s.closers = append(s.closers, func() error { cancel(); return nil })
+	s.background(ctx, func(ctx context.Context) { r.Run(ctx) })
 	s.tls = r.TLSConfig()
 	return nil
 }
