@@ -187,8 +187,11 @@ func (d *Deliverer) Deliver(env delivery.Envelope, mailboxes []*directory.Mailbo
 		}
 	}
 	// One id for every copy of this message, queued ones included: an owner stores each
-	// once however often it is handed over.
-	data := withID(newID(), append([]byte(env.Received), msg...))
+	// once however often it is handed over. Mail for this replica alone copies nothing.
+	var data []byte
+	if len(byShard) > 0 {
+		data = withID(newID(), []byte(env.Received), msg)
+	}
 	var (
 		wg      sync.WaitGroup
 		mu      sync.Mutex

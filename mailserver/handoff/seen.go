@@ -32,9 +32,18 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-// withID prefixes data with the handoff id field.
-func withID(id string, data []byte) []byte {
-	return append([]byte(idField+id+"\r\n"), data...)
+// withID is the id field followed by the parts of the data, in one allocation.
+func withID(id string, parts ...[]byte) []byte {
+	head := idField + id + "\r\n"
+	n := len(head)
+	for _, p := range parts {
+		n += len(p)
+	}
+	out := append(make([]byte, 0, n), head...)
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
 }
 
 // splitID takes the handoff id field off the top of data; "" when there is none (a replica of
