@@ -37,8 +37,8 @@ func (s *session) peerVerified() bool {
 }
 
 // authenticateExternal logs a replica in as the mailbox it vouches for.
-func (s *session) authenticateExternal(tag string, args []wire.Value) (reply, error) {
-	defer s.track("LOGIN", nil)
+func (s *session) authenticateExternal(tag string, args []wire.Value) (res reply, err error) {
+	defer func() { s.track("LOGIN", err) }()
 	if !s.peerVerified() {
 		return reply{}, errPeerLogin
 	}
