@@ -85,7 +85,11 @@ type rcpt struct {
 var (
 	errNotHere = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
 		Message: "This mailbox does not live on this replica (the directory is changing); try again"}
-	errUnknown = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such mailbox"}
+	// The sending replica found the mailbox in its directory: one of the two directories is a
+	// moment behind the other (a new mailbox, or one just removed). The sender queues the
+	// message and, asking again, finds the answer in its own directory by then.
+	errUnknown = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
+		Message: "This mailbox is not in this replica's directory (yet); try again"}
 	errFull    = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 2, 2}, Message: "Mailbox full"}
 	errStorage = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Storage error, try again later"}
 )

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -307,6 +308,45 @@ func TestClusterQueuesHandoffsWhileTheOwnerIsDown(t *testing.T) {
 	if got := inbox(t, front, "bob@example.com"); len(got) != 0 {
 		t.Errorf("stored on the wrong replica too: %q", got)
 	}
+}
+
+// A replica that hears of a new mailbox before its owner does hands its mail over all the same:
+// the owner's "not in my directory (yet)" is temporary, so the message waits in the handoff
+// queue (the client has its 250) until the owner knows the mailbox.
+func TestClusterWaitsForTheOwnersDirectory(t *testing.T) {
+	var ownerDir string
+	var withBob []byte
+	owner := startServer(t, func(c *config.Config) {
+		clusterEdit(t, 1, []string{"127.0.0.1:1", "127.0.0.1:1"})(c)
+		ownerDir = c.Directory.File
+		var err error
+		if withBob, err = os.ReadFile(ownerDir); err != nil {
+			t.Fatal(err)
+		}
+		var spec dirspec.Spec
+		if err := yaml.Unmarshal(withBob, &spec); err != nil {
+			t.Fatal(err)
+		}
+		spec.Mailboxes = slices.DeleteFunc(spec.Mailboxes, func(mb dirspec.MailboxSpec) bool { return mb.Address == "bob@example.com" })
+		without, err := yaml.Marshal(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(ownerDir, without, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	})
+	front := startServer(t, clusterEdit(t, 0, []string{"127.0.0.1:1", owner.addr(t, "cluster")}))
+	if out, err := swaks(t, front, "bob@example.com", "before the owner knew"); err != nil {
+		t.Fatalf("mail for a mailbox its owner does not know yet: %v\n%s", err, out)
+	}
+	if n := len(front.handoffQueue.List()); n != 1 {
+		t.Fatalf("handoff queue: %d messages, want 1", n)
+	}
+	if err := os.WriteFile(ownerDir, withBob, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "the queued message on its owner", func() bool { return len(inbox(t, owner, "bob@example.com")) == 1 })
 }
 
 // The owner's permanent refusal (bob's mailbox is full there) is the client's answer.
