@@ -661,6 +661,23 @@ func (q *Queue) Retry(id string) error {
 	return nil
 }
 
+// RetryAll makes every waiting message due now and returns how many there were: a replica
+// about to stop hands its queued handoffs over while it still runs.
+func (q *Queue) RetryAll() int {
+	now := time.Now()
+	n := 0
+	q.mu.Lock()
+	for _, it := range q.items {
+		if !it.running && it.msg.NextAttempt.After(now) {
+			it.msg.NextAttempt = now
+			n++
+		}
+	}
+	q.mu.Unlock()
+	q.kick()
+	return n
+}
+
 // Delete removes a message without notifying its sender. A message being attempted right now
 // is removed when the attempt ends.
 func (q *Queue) Delete(id string) error {

@@ -342,3 +342,25 @@ func TestDeleteAndRetry(t *testing.T) {
 		t.Fatalf("Retry of an unknown ID: %v", err)
 	}
 }
+
+func TestRetryAll(t *testing.T) {
+	tr := &fakeTransport{answer: func(int, string) Result { return Result{Code: 451, Status: "4.3.0"} }}
+	q := open(t, t.TempDir(), tr, nil, func(c *Config) { c.RetryInitial, c.RetryMax = time.Hour, time.Hour })
+	q.Start()
+	for range 2 {
+		if _, err := q.Add("alice@example.com", []string{"bob@example.org"}, []byte(testMsg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	attempted := func(n int) func() bool {
+		return func() bool {
+			l := q.List()
+			return len(l) == 2 && l[0].Attempts == n && l[1].Attempts == n
+		}
+	}
+	testutil.Eventually(t, "the first attempts to be recorded", attempted(1))
+	if n := q.RetryAll(); n != 2 {
+		t.Fatalf("RetryAll: %d messages made due, want 2", n)
+	}
+	testutil.Eventually(t, "both messages attempted again at once", attempted(2))
+}

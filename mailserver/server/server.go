@@ -395,11 +395,16 @@ func (s *Server) httpHandler() http.Handler {
 
 // Shutdown stops accepting, lets transactions in flight finish within the configured bound,
 // then closes everything. With limits.drainDelay it first reports itself not ready and goes
-// on serving for that long, until the Service's endpoints have dropped it.
+// on serving for that long, until the Service's endpoints have dropped it; meanwhile the
+// messages it holds for other replicas are handed over without waiting for their next turn.
 func (s *Server) Shutdown() {
 	s.ready.Store(false)
 	if d := s.cfg.Limits.DrainDelay.Duration; d > 0 {
-		s.log.Info("draining: not ready, still serving", "for", d)
+		handoffs := 0
+		if s.handoffQueue != nil {
+			handoffs = s.handoffQueue.RetryAll()
+		}
+		s.log.Info("draining: not ready, still serving", "for", d, "handoffsDue", handoffs)
 		time.Sleep(d)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Limits.ShutdownTimeout.Duration)
