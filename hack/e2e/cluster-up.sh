@@ -170,6 +170,29 @@ start kube-scheduler "$K8S_BIN/kube-scheduler" --kubeconfig "$E2E_STATE/schedule
   --authentication-kubeconfig "$E2E_STATE/scheduler.kubeconfig" --authorization-kubeconfig "$E2E_STATE/scheduler.kubeconfig" \
   --leader-elect=false --bind-address 127.0.0.1 --profiling=false
 
+# --- cluster DNS: pod and Service names (a StatefulSet's pods under its headless Service) ---------
+# CoreDNS runs on the node, on the node's address (kubelet gives it to pods as their resolver);
+# it answers the pods, the node and nobody else.
+write_config "$E2E_STATE/Corefile" <<EOF
+.:53 {
+  bind $NODE_IP
+  acl {
+    allow net $E2E_POD_CIDR 127.0.0.0/8 $NODE_IP/32
+    block
+  }
+  errors
+  kubernetes cluster.local in-addr.arpa ip6.arpa {
+    kubeconfig $KUBECONFIG_ADMIN
+    pods insecure
+    ttl 5
+    fallthrough in-addr.arpa ip6.arpa
+  }
+  forward . /etc/resolv.conf
+  cache 5
+}
+EOF
+start coredns "$K8S_BIN/coredns" -conf "$E2E_STATE/Corefile"
+
 # --- containerd ------------------------------------------------------------------------------------
 mkdir -p "$E2E_STATE/cni/net.d" "$E2E_STATE/containerd" "$E2E_RUN/containerd"
 write_config "$E2E_STATE/containerd/config.toml" <<EOF
@@ -247,6 +270,7 @@ authorization: {mode: Webhook}
 tlsCertFile: $PKI/kubelet.crt
 tlsPrivateKeyFile: $PKI/kubelet.key
 clusterDomain: cluster.local
+clusterDNS: [$NODE_IP]
 resolvConf: /etc/resolv.conf
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99

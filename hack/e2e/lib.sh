@@ -25,7 +25,7 @@ CONTAINERD_SOCK=$E2E_RUN/containerd/containerd.sock
 KUBECONFIG_ADMIN=$E2E_STATE/admin.kubeconfig
 
 # The daemons, in start order; cluster-down.sh stops them in reverse.
-DAEMONS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)
+DAEMONS=(etcd kube-apiserver kube-controller-manager kube-scheduler coredns containerd kubelet kube-proxy)
 
 # The fixed host paths kubelet, containerd's CNI cache and the plugins write outside our folders.
 FIXED_PATHS=(/var/lib/kubelet /var/log/containers /var/log/pods /var/lib/cni /run/netns /etc/cni)

@@ -7,6 +7,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 K8S_VERSION=$(sed -n 's/^\tk8s.io\/kubernetes \(v[0-9.]*\).*/\1/p' "$here/go.mod")
+COREDNS_VERSION=v1.15.0
 out=${ENVTEST_ASSETS_DIR:-$root/bin/k8s/${K8S_VERSION#v}}
 mkdir -p "$out"
 
@@ -31,5 +32,13 @@ if [ "${1:-}" = --node ]; then
   for c in kube-controller-manager kube-scheduler kubelet kube-proxy; do
     build "$c" "$here" "k8s.io/kubernetes/cmd/$c"
   done
+  # The cluster's DNS (pod and Service names), built with its own module's requirements.
+  if [ ! -x "$out/coredns" ]; then
+    echo "building coredns $COREDNS_VERSION from the Go module proxy into $out (first time only: a few minutes)" >&2
+    rm -rf "$out/.coredns"
+    GOBIN="$out/.coredns" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
+    mv "$out/.coredns/coredns" "$out/coredns"
+    rmdir "$out/.coredns"
+  fi
 fi
 echo "$out"

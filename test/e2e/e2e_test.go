@@ -47,6 +47,9 @@ func TestEndToEnd(t *testing.T) {
 		{"DeletionPolicy", s.deletionPolicy},
 		{"LoadBalancerPending", s.loadBalancerPending},
 		{"HelmUpgradeHandsOver", s.helmUpgradeHandsOver},
+		{"ThreeReplicasServeEveryMailbox", s.scaleOut},
+		{"ReplicaDeletionKeepsMail", s.replicaDeletion},
+		{"ThreeReplicasRollLosingNothing", s.replicasRoll},
 		{"HelmUninstall", s.helmUninstall},
 	}
 	for _, st := range steps {
@@ -87,7 +90,7 @@ func (s *suite) samplesReady(t *testing.T) {
 	s.kubectlMust("apply", "-k", s.root+"/config/samples", "-n", s.ns)
 	s.kubectlMust("wait", "--for=condition=Ready", "--timeout="+readyTimeout.String(), "-n", s.ns,
 		"maildomains,mailboxes,mailaliases", "--all")
-	s.waitPodReady(t, "")
+	s.waitPodReady(t, mailPodName, "")
 	s.kubectlMust("wait", "--for=condition=Ready", "--timeout="+readyTimeout.String(), "-n", s.ns, "mailcluster/"+clusterName)
 
 	var mc mailv1alpha1.MailCluster
@@ -215,9 +218,9 @@ func (s *suite) podDeletion(t *testing.T) {
 		"--header", "Subject: e2e "+token); err != nil {
 		t.Fatal(err)
 	}
-	old := s.pod(t)
+	old := s.pod(t, mailPodName)
 	s.kubectlMust("delete", "pod", mailPodName, "-n", s.ns, "--wait=false")
-	s.waitPodReady(t, old.UID)
+	s.waitPodReady(t, mailPodName, old.UID)
 	var msg string
 	var err error
 	poll(t, "the message on the replacement pod", time.Minute, func() (bool, error) {
@@ -226,23 +229,23 @@ func (s *suite) podDeletion(t *testing.T) {
 	})
 }
 
-func (s *suite) pod(t *testing.T) *corev1.Pod {
+func (s *suite) pod(t *testing.T, name string) *corev1.Pod {
 	t.Helper()
 	var pod corev1.Pod
-	if err := s.c.Get(ctx(), client.ObjectKey{Namespace: s.ns, Name: mailPodName}, &pod); err != nil {
+	if err := s.c.Get(ctx(), client.ObjectKey{Namespace: s.ns, Name: name}, &pod); err != nil {
 		t.Fatal(err)
 	}
 	return &pod
 }
 
-// waitPodReady waits for the mail server pod (one other than the pod with UID old, when old is
-// set) to be Ready. A pod that cannot start fails the test at once with what its container
-// says, instead of running into the timeout.
-func (s *suite) waitPodReady(t *testing.T, old types.UID) {
+// waitPodReady waits for the mail server pod name (one other than the pod with UID old, when
+// old is set) to be Ready. A pod that cannot start fails the test at once with what its
+// container says, instead of running into the timeout.
+func (s *suite) waitPodReady(t *testing.T, name string, old types.UID) {
 	t.Helper()
-	poll(t, "the mail server pod to be Ready", readyTimeout, func() (bool, error) {
+	poll(t, "the mail server pod "+name+" to be Ready", readyTimeout, func() (bool, error) {
 		var pod corev1.Pod
-		if err := s.c.Get(ctx(), client.ObjectKey{Namespace: s.ns, Name: mailPodName}, &pod); err != nil {
+		if err := s.c.Get(ctx(), client.ObjectKey{Namespace: s.ns, Name: name}, &pod); err != nil {
 			return false, err
 		}
 		if pod.UID == old || pod.DeletionTimestamp != nil {
@@ -317,24 +320,21 @@ func describePod(pod *corev1.Pod) string {
 // exactly once.
 func (s *suite) rollingUpdate(t *testing.T) {
 	ip := s.serviceIP()
-	sd := &sender{addr: net.JoinHostPort(ip, "25"), from: "roller@sender.e2e.test", to: "bob@example.org"}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() { defer close(done); sd.run(stop, 5000) }()
-	defer func() { close(stop); <-done }()
-
-	waitAcked := func(n int, what string) {
-		poll(t, what, time.Minute, func() (bool, error) {
-			acked, failures, _ := sd.snapshot()
-			if len(failures) > 0 {
-				t.Fatalf("the sending client failed: %v", failures)
-			}
-			return len(acked) >= n, nil
-		})
+	senders := s.startSenders(t, ip, "bob@example.org")
+	old := s.pod(t, mailPodName)
+	s.roll(t)
+	if s.pod(t, mailPodName).UID == old.UID {
+		t.Fatal("the StatefulSet reports a new revision but the pod was not replaced")
 	}
-	waitAcked(5, "the client to be sending")
+	acked, retries := senders.finish(5, "messages accepted by the new pod")
+	t.Logf("during the rollout: %d messages accepted, %d attempts deferred and retried", len(acked["bob@example.org"]), retries)
+	s.storedOnce(t, ip, "bob@example.org", s.secretValue("bob-credentials", "password"), acked["bob@example.org"])
+}
 
-	old := s.pod(t)
+// roll changes a setting of the sample MailCluster that changes its pod template, and waits
+// until the StatefulSet has replaced every pod and all of them are Ready.
+func (s *suite) roll(t *testing.T) {
+	t.Helper()
 	var sts appsv1.StatefulSet
 	if err := s.c.Get(ctx(), client.ObjectKey{Namespace: s.ns, Name: clusterName}, &sts); err != nil {
 		t.Fatal(err)
@@ -359,58 +359,58 @@ func (s *suite) rollingUpdate(t *testing.T) {
 			st.ReadyReplicas == *sts.Spec.Replicas {
 			return true, nil
 		}
-		var pod corev1.Pod
-		if err := s.c.Get(ctx(), client.ObjectKey{Namespace: s.ns, Name: mailPodName}, &pod); err != nil {
+		return false, fmt.Errorf("revision %s → %s, %d updated, %d ready; %s", st.CurrentRevision, st.UpdateRevision,
+			st.UpdatedReplicas, st.ReadyReplicas, s.describePods())
+	})
+}
+
+// describePods says where each mail server pod of the sample cluster is, in one line each.
+func (s *suite) describePods() string {
+	var pods corev1.PodList
+	if err := s.c.List(ctx(), &pods, client.InNamespace(s.ns), client.MatchingLabels{"app.kubernetes.io/instance": clusterName}); err != nil {
+		return err.Error()
+	}
+	var lines []string
+	for i := range pods.Items {
+		lines = append(lines, describePod(&pods.Items[i]))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// storedOnce waits until every token in acked is the subject of a message in user's INBOX, read
+// through the client Service, and fails at once when one of them is there twice.
+func (s *suite) storedOnce(t *testing.T, ip, user, password string, acked []string) {
+	t.Helper()
+	poll(t, fmt.Sprintf("the %d accepted messages in %s's INBOX", len(acked), user), 3*time.Minute, func() (bool, error) {
+		subs, err := subjects(net.JoinHostPort(ip, "993"), user, password)
+		if err != nil {
 			return false, err
 		}
-		return false, fmt.Errorf("revision %s → %s, %d updated, %d ready; %s", st.CurrentRevision, st.UpdateRevision,
-			st.UpdatedReplicas, st.ReadyReplicas, describePod(&pod))
-	})
-	if s.pod(t).UID == old.UID {
-		t.Fatal("the StatefulSet reports a new revision but the pod was not replaced")
-	}
-	before, _, _ := sd.snapshot()
-	waitAcked(len(before)+5, "messages accepted by the new pod")
-	close(stop)
-	<-done
-	stop = make(chan struct{}) // for the deferred close
-
-	acked, failures, retries := sd.snapshot()
-	if len(failures) > 0 {
-		t.Fatalf("%d failed SMTP transactions during the rollout: %v", len(failures), failures)
-	}
-	t.Logf("during the rollout: %d messages accepted, %d attempts deferred and retried", len(acked), retries)
-
-	bobPassword := s.secretValue("bob-credentials", "password")
-	var subs []string
-	poll(t, "bob's INBOX to be readable", time.Minute, func() (bool, error) {
-		var err error
-		subs, err = subjects(net.JoinHostPort(ip, "993"), "bob@example.org", bobPassword)
-		return err == nil, err
-	})
-	count := map[string]int{}
-	for _, sub := range subs {
-		count[sub]++
-	}
-	var lost, dup []string
-	for _, tok := range acked {
-		switch n := count[tok]; {
-		case n == 0:
-			lost = append(lost, tok)
-		case n > 1:
-			dup = append(dup, tok)
+		count := map[string]int{}
+		for _, sub := range subs {
+			count[sub]++
 		}
-	}
-	if len(lost) > 0 || len(dup) > 0 {
-		t.Fatalf("of %d accepted messages, %d are lost (%v) and %d stored more than once (%v)", len(acked), len(lost), lost, len(dup), dup)
-	}
+		var lost, dup []string
+		for _, tok := range acked {
+			switch n := count[tok]; {
+			case n == 0:
+				lost = append(lost, tok)
+			case n > 1:
+				dup = append(dup, tok)
+			}
+		}
+		if len(dup) > 0 {
+			t.Fatalf("of %d accepted messages, %d are stored more than once: %v", len(acked), len(dup), dup)
+		}
+		return len(lost) == 0, fmt.Errorf("%d of %d accepted messages not (yet) stored: %v", len(lost), len(acked), lost)
+	})
 }
 
 // deletionPolicy deletes a Mailbox with deletionPolicy Delete and expects its stored mail gone,
 // then one with the default Retain and expects its mail kept.
 func (s *suite) deletionPolicy(t *testing.T) {
 	ip := s.serviceIP()
-	volume := s.volumePath()
+	volume := s.volumePath(mailPodName)
 	// carol keeps a copy of what she forwards to bob, so both get this message.
 	token := "policy-" + randomHex(4)
 	if _, err := s.swaks("--server", ip+":25", "--from", "someone@sender.e2e.test", "--to", "carol@example.com",

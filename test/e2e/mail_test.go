@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -35,20 +36,26 @@ func (s *suite) curlMail(url, user, password string, extra ...string) (string, e
 
 var searchRE = regexp.MustCompile(`(?m)^\* SEARCH((?: \d+)*)\s*$`)
 
-// imapFind searches a mailbox's INBOX over IMAPS for a message whose subject holds token and
-// returns the message as curl fetched it, or "" when there is none.
-func (s *suite) imapFind(ip, user, password, token string) (string, error) {
+// imapUIDs searches a mailbox's INBOX over IMAPS for messages whose subject holds token and
+// returns their UIDs.
+func (s *suite) imapUIDs(ip, user, password, token string) ([]string, error) {
 	out, err := s.curlMail(fmt.Sprintf("imaps://%s:993/INBOX", ip), user, password, "--request", "UID SEARCH SUBJECT "+token)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	m := searchRE.FindStringSubmatch(out)
 	if m == nil {
-		return "", fmt.Errorf("no SEARCH response in %q", out)
+		return nil, fmt.Errorf("no SEARCH response in %q", out)
 	}
-	uids := strings.Fields(m[1])
-	if len(uids) == 0 {
-		return "", nil
+	return strings.Fields(m[1]), nil
+}
+
+// imapFind searches a mailbox's INBOX over IMAPS for a message whose subject holds token and
+// returns the message as curl fetched it, or "" when there is none.
+func (s *suite) imapFind(ip, user, password, token string) (string, error) {
+	uids, err := s.imapUIDs(ip, user, password, token)
+	if err != nil || len(uids) == 0 {
+		return "", err
 	}
 	return s.curlMail(fmt.Sprintf("imaps://%s:993/INBOX;UID=%s", ip, uids[len(uids)-1]), user, password)
 }
@@ -196,18 +203,92 @@ func (sd *sender) sendOnce(token string) error {
 	return nil
 }
 
+// senders keep one sending client per recipient running through a step of the walk.
+type senders struct {
+	t    *testing.T
+	list []*sender
+	stop chan struct{}
+	once sync.Once
+	wg   sync.WaitGroup
+}
+
+// startSenders starts a client sending to each recipient through the client Service at ip, and
+// returns once each has had 5 messages accepted.
+func (s *suite) startSenders(t *testing.T, ip string, to ...string) *senders {
+	t.Helper()
+	g := &senders{t: t, stop: make(chan struct{})}
+	for _, rcpt := range to {
+		sd := &sender{addr: net.JoinHostPort(ip, "25"), from: "roller@sender.e2e.test", to: rcpt}
+		g.list = append(g.list, sd)
+		g.wg.Add(1)
+		go func() { defer g.wg.Done(); sd.run(g.stop, 5000) }()
+	}
+	t.Cleanup(g.halt)
+	g.waitMore(5, "the clients to be sending")
+	return g
+}
+
+// waitMore waits until every client has had n more messages accepted than now; a failed
+// transaction fails the test.
+func (g *senders) waitMore(n int, what string) {
+	g.t.Helper()
+	base := make([]int, len(g.list))
+	for i, sd := range g.list {
+		acked, _, _ := sd.snapshot()
+		base[i] = len(acked)
+	}
+	poll(g.t, what, 2*time.Minute, func() (bool, error) {
+		for i, sd := range g.list {
+			acked, failures, _ := sd.snapshot()
+			if len(failures) > 0 {
+				g.t.Fatalf("the client sending to %s failed: %v", sd.to, failures)
+			}
+			if len(acked) < base[i]+n {
+				return false, fmt.Errorf("%s: %d messages accepted, waiting for %d", sd.to, len(acked), base[i]+n)
+			}
+		}
+		return true, nil
+	})
+}
+
+// halt stops the clients and waits until they have.
+func (g *senders) halt() {
+	g.once.Do(func() { close(g.stop) })
+	g.wg.Wait()
+}
+
+// finish waits until every client has had n more messages accepted, stops them, and returns
+// the accepted messages by recipient and the number of deferred attempts the clients retried.
+// A failed transaction fails the test.
+func (g *senders) finish(n int, what string) (acked map[string][]string, retries int) {
+	g.t.Helper()
+	g.waitMore(n, what)
+	g.halt()
+	acked = map[string][]string{}
+	for _, sd := range g.list {
+		a, failures, r := sd.snapshot()
+		if len(failures) > 0 {
+			g.t.Fatalf("%d failed SMTP transactions to %s: %v", len(failures), sd.to, failures)
+		}
+		acked[sd.to] = a
+		retries += r
+	}
+	return acked, retries
+}
+
 func (sd *sender) snapshot() (acked []string, failures []error, retries int) {
 	sd.mu.Lock()
 	defer sd.mu.Unlock()
 	return append([]string(nil), sd.acked...), append([]error(nil), sd.failures...), sd.retries
 }
 
-// volumePath returns where the mail server pod's PersistentVolume keeps its files on this node:
-// the suite runs on the node of the single-node cluster, whose volumes are local directories.
-func (s *suite) volumePath() string {
+// volumePath returns where the PersistentVolume of mail server pod keeps its files on this
+// node: the suite runs on the node of the single-node cluster, whose volumes are local
+// directories.
+func (s *suite) volumePath(pod string) string {
 	s.t.Helper()
 	var pvc corev1.PersistentVolumeClaim
-	if err := s.c.Get(ctx(), client.ObjectKey{Namespace: s.ns, Name: dataClaimPrefix + mailPodName}, &pvc); err != nil {
+	if err := s.c.Get(ctx(), client.ObjectKey{Namespace: s.ns, Name: dataClaimPrefix + pod}, &pvc); err != nil {
 		s.t.Fatalf("the mail server's PersistentVolumeClaim: %v", err)
 	}
 	var pv corev1.PersistentVolume

@@ -58,6 +58,7 @@ type suite struct {
 	ns         string
 	cs         kubernetes.Interface
 	c          client.Client
+	spread     []account // a mailbox on each replica, once the cluster has three
 }
 
 func newSuite(t *testing.T) *suite {
