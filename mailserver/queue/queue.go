@@ -593,16 +593,20 @@ func (q *Queue) attemptCounter() *prometheus.CounterVec {
 	return q.cfg.Metrics.DeliveryAttempts
 }
 
-func (q *Queue) updateGauges() {
+// Backlog returns how many messages are queued and when the oldest of them was (zero when none).
+func (q *Queue) Backlog() (n int, oldest time.Time) {
 	q.mu.Lock()
-	n := len(q.items)
-	var oldest time.Time
+	defer q.mu.Unlock()
 	for _, it := range q.items {
 		if oldest.IsZero() || it.msg.Queued.Before(oldest) {
 			oldest = it.msg.Queued
 		}
 	}
-	q.mu.Unlock()
+	return len(q.items), oldest
+}
+
+func (q *Queue) updateGauges() {
+	n, oldest := q.Backlog()
 	messages, oldestAge := q.cfg.Metrics.QueueMessages, q.cfg.Metrics.QueueOldestAge
 	if q.cfg.Handoff {
 		messages, oldestAge = q.cfg.Metrics.HandoffQueueMessages, q.cfg.Metrics.HandoffQueueOldestAge

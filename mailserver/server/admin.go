@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/kubemail/kubemail/internal/contract/dirspec"
 )
@@ -17,10 +18,18 @@ type MailboxUsage struct {
 	Messages int64  `json:"messages"`
 }
 
+// HandoffBacklog is what a replica holds for other replicas, as the admin API reports it.
+type HandoffBacklog struct {
+	Messages int `json:"messages"`
+	// Oldest is when the oldest of them was accepted; absent when there are none.
+	Oldest *time.Time `json:"oldest,omitempty"`
+}
+
 // adminHandler serves the operator's endpoints:
 //
 //	GET    /admin/v1/mailboxes            usage of every stored mailbox
 //	DELETE /admin/v1/mailboxes/{address}  purge a mailbox's stored mail
+//	GET    /admin/v1/handoff              the messages waiting for other replicas
 //	GET, POST, DELETE /admin/v1/queue...  the outbound queue (see queueHandler)
 //
 // Every request needs "Authorization: Bearer <token>" with the token in the configured file.
@@ -62,6 +71,17 @@ func (s *Server) adminHandler() http.Handler {
 		}
 		s.log.Info("mailbox purged", "mailbox", addr)
 		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /admin/v1/handoff", func(w http.ResponseWriter, r *http.Request) {
+		var out HandoffBacklog
+		if s.handoffQueue != nil {
+			var oldest time.Time
+			if out.Messages, oldest = s.handoffQueue.Backlog(); out.Messages > 0 {
+				out.Oldest = &oldest
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(out)
 	})
 	queueAPI := s.queueHandler("/admin/v1/")
 	mux.Handle("/admin/v1/queue", queueAPI)

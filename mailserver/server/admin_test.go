@@ -36,6 +36,7 @@ func TestAdminAPIRequiresTheToken(t *testing.T) {
 		{"DELETE", "/admin/v1/mailboxes/gone@example.com"},
 		{"GET", "/admin/v1/queue"},
 		{"DELETE", "/admin/v1/queue/some-id"},
+		{"GET", "/admin/v1/handoff"},
 	}
 	for _, auth := range []string{"", adminToken, "Bearer", "Bearer wrong-token-of-enough-length", "Basic " + adminToken,
 		"Bearer " + adminToken[:len(adminToken)-1]} {

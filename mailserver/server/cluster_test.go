@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -289,12 +290,25 @@ func TestClusterQueuesHandoffsWhileTheOwnerIsDown(t *testing.T) {
 	}
 	ownerAddr := ln.Addr().String()
 	ln.Close() // nobody listens there until the owner starts
-	front := startServer(t, clusterEdit(t, 0, []string{"127.0.0.1:1", ownerAddr}))
+	front := startServer(t, func(c *config.Config) {
+		clusterEdit(t, 0, []string{"127.0.0.1:1", ownerAddr})(c)
+		withAdmin(t, adminToken)(c)
+	})
+	if _, body := front.request(t, "GET", "/admin/v1/handoff", "Bearer "+adminToken); strings.TrimSpace(body) != `{"messages":0}` {
+		t.Errorf("the admin API's handoff backlog before: %s", body)
+	}
+	accepted := time.Now()
 	if out, err := swaks(t, front, "bob@example.com", "while away"); err != nil {
 		t.Fatalf("swaks with the owner down: %v\n%s", err, out)
 	}
 	if n := len(front.handoffQueue.List()); n != 1 {
 		t.Fatalf("handoff queue: %d messages, want 1", n)
+	}
+	var backlog HandoffBacklog
+	_, body := front.request(t, "GET", "/admin/v1/handoff", "Bearer "+adminToken)
+	if err := json.Unmarshal([]byte(body), &backlog); err != nil || backlog.Messages != 1 || backlog.Oldest == nil ||
+		backlog.Oldest.Sub(accepted).Abs() > time.Minute {
+		t.Errorf("the admin API's handoff backlog: %s (%v)", body, err)
 	}
 	owner := startServer(t, func(c *config.Config) {
 		clusterEdit(t, 1, []string{"127.0.0.1:1", ownerAddr})(c)
