@@ -26,7 +26,8 @@ func (r *MailClusterReconciler) reconcileStatus(ctx context.Context, mc *mailv1a
 		Generation: mc.Generation, Hostname: string(mc.Spec.Hostname), Want: want, StatefulSet: wl.statefulSet,
 		LocalReplicas: wl.localReplicas, TLSSecret: tls.secret, SelfSigned: tls.selfSigned, TLSWaiting: tls.waiting,
 		LoadBalancerPending: wl.lbPending, RelayProblem: wl.relayProblem,
-		Autoconfig: mc.Spec.Autoconfig != nil && mc.Spec.Autoconfig.Enabled,
+		Autoconfig:     mc.Spec.Autoconfig != nil && mc.Spec.Autoconfig.Enabled,
+		HandoffBacklog: r.Backlogs.problem(client.ObjectKeyFromObject(mc)),
 	})
 	status := mc.Status.DeepCopy()
 	for _, c := range conds {

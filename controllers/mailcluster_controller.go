@@ -31,6 +31,8 @@ type MailClusterReconciler struct {
 	// Verdicts takes what the directory decided about each Mailbox and MailAlias to their own
 	// reconcilers, which write their status.
 	Verdicts *verdicts
+	// Backlogs tells of replicas holding mail too long for others (read by the UsageCollector).
+	Backlogs *backlogs
 
 	memos memos
 }

@@ -47,16 +47,35 @@ const mailboxWorkers = 32
 // operator's own status writes must not trigger more reconciles.
 var specChanged = builder.WithPredicates(predicate.GenerationChangedPredicate{})
 
-// Setup registers every reconciler and index with the manager. operandImage is the image the
-// mail servers run when a MailCluster names none.
-func Setup(ctx context.Context, mgr ctrl.Manager, operandImage string) error {
+// Options are the operator's settings that the reconcilers use.
+type Options struct {
+	// OperandImage is the image the mail servers run when a MailCluster names none.
+	OperandImage string
+	// UsageInterval is how often the replicas' admin APIs are read for mailbox usage and
+	// handoff backlogs (0: never).
+	UsageInterval time.Duration
+	// HandoffBacklogAge is how long mail may wait for another replica before its cluster is
+	// Degraded (0: five minutes).
+	HandoffBacklogAge time.Duration
+}
+
+// Setup registers every reconciler and index with the manager.
+func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
+	operandImage := opts.OperandImage
 	if err := SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	// The clusters decide about Mailboxes and MailAliases; their own reconcilers write it.
 	vs := newVerdicts()
+	bl := newBacklogs(opts.HandoffBacklogAge)
+	if opts.UsageInterval > 0 {
+		collector := &UsageCollector{Client: mgr.GetClient(), Interval: opts.UsageInterval, Log: mgr.GetLogger().WithName("usage"), Backlogs: bl}
+		if err := mgr.Add(collector); err != nil {
+			return err
+		}
+	}
 	for _, setup := range []func(ctrl.Manager) error{
-		func(mgr ctrl.Manager) error { return setupClusters(mgr, operandImage, vs) },
+		func(mgr ctrl.Manager) error { return setupClusters(mgr, operandImage, vs, bl) },
 		setupDomains,
 		func(mgr ctrl.Manager) error { return setupMailboxes(mgr, vs) },
 		func(mgr ctrl.Manager) error { return setupAliases(mgr, vs) },
@@ -70,10 +89,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, operandImage string) error {
 
 // setupClusters registers the MailClusterReconciler: a cluster is reconciled when it, an object
 // it owns, or anything that goes into its directory changes.
-func setupClusters(mgr ctrl.Manager, operandImage string, vs *verdicts) error {
+func setupClusters(mgr ctrl.Manager, operandImage string, vs *verdicts, bl *backlogs) error {
 	c := mgr.GetClient()
 	cluster := &MailClusterReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-mailcluster"),
-		OperandImage: operandImage, Verdicts: vs}
+		OperandImage: operandImage, Verdicts: vs, Backlogs: bl}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&mailv1alpha1.MailCluster{}, specChanged).
 		Owns(&appsv1.StatefulSet{}).
@@ -84,6 +103,7 @@ func setupClusters(mgr ctrl.Manager, operandImage string, vs *verdicts) error {
 		Owns(&rbacv1.RoleBinding{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).
+		WatchesRawSource(source.Channel(bl.changed, &handler.EnqueueRequestForObject{})).
 		Watches(&mailv1alpha1.MailDomain{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			md := o.(*mailv1alpha1.MailDomain)
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: md.Namespace, Name: md.Spec.ClusterRef.Name}}}

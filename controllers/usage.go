@@ -19,12 +19,13 @@ import (
 
 // UsageCollector fills every Mailbox's status.usage and status.messages (the USED column of
 // `kubectl get mailboxes`) from what the cluster's replicas store, read through their admin
-// API every Interval. Only the elected leader runs it, and it writes a status only when the
-// numbers changed.
+// API every Interval; on the same round it reads their handoff queues (Backlogs). Only the
+// elected leader runs it, and it writes a status only when the numbers changed.
 type UsageCollector struct {
 	Client   client.Client
 	Interval time.Duration
 	Log      logr.Logger
+	Backlogs *backlogs
 }
 
 // usage is what the replicas of a cluster report for one address.
@@ -64,11 +65,23 @@ func (u *UsageCollector) collectCluster(ctx context.Context, mc *mailv1alpha1.Ma
 	replicas := int(ptr.Deref(mc.Spec.Replicas, 1))
 	byAddress := map[string]usage{}
 	complete := true // every replica answered: an address none reports holds nothing
+	var backlog []string
+	now := time.Now()
+	defer func() {
+		if u.Backlogs != nil {
+			u.Backlogs.set(ctx, mc, backlogProblem(backlog))
+		}
+	}()
 	for ordinal := 0; ordinal < replicas; ordinal++ {
 		admin, err := newAdminClient(ctx, u.Client, mc.Namespace, mc.Name, ordinal)
 		if err != nil {
 			complete = false
 			continue
+		}
+		if u.Backlogs != nil {
+			if b := u.Backlogs.read(ctx, admin, mc.Name, ordinal, now); b != "" {
+				backlog = append(backlog, b)
+			}
 		}
 		body, err := admin.do(ctx, http.MethodGet, "/admin/v1/mailboxes")
 		if err != nil {

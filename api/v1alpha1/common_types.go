@@ -112,6 +112,9 @@ const (
 	ReasonRollingOut          = "RollingOut"
 	ReasonReplicasUnavailable = "ReplicasUnavailable"
 	ReasonInvalidSpec         = "InvalidSpec"
+	// ReasonHandoffBacklog: the cluster serves, but a replica has held mail for another replica
+	// (the one that holds its mailboxes) for more than five minutes: it cannot reach it.
+	ReasonHandoffBacklog = "HandoffBacklog"
 	// ReasonRelayCredentialsMissing: the Secret named by spec.outbound.relay.credentialsSecretRef
 	// is missing or lacks its username or password key, so the mail server pods cannot start.
 	ReasonRelayCredentialsMissing = "RelayCredentialsMissing"

@@ -33,7 +33,7 @@ const EnvOperandImage = "KUBEMAIL_IMAGE"
 func main() {
 	var metricsAddr, probeAddr, pprofAddr, namespaces string
 	var leaderElect, showVersion, metricsSecure bool
-	var usageInterval time.Duration
+	var usageInterval, backlogAge time.Duration
 	var qps float64
 	var burst int
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the metrics endpoint (0 disables)")
@@ -44,7 +44,8 @@ func main() {
 	flag.StringVar(&namespaces, "watch-namespaces", "", "comma-separated namespaces to watch (empty: all)")
 	flag.Float64Var(&qps, "kube-api-qps", 500, "sustained requests per second to the API server, per resource type")
 	flag.IntVar(&burst, "kube-api-burst", 1000, "requests per resource type allowed above --kube-api-qps in a burst")
-	flag.DurationVar(&usageInterval, "mailbox-usage-interval", time.Minute, "how often Mailbox status.usage and status.messages are read from the mail servers (0: never)")
+	flag.DurationVar(&usageInterval, "mailbox-usage-interval", time.Minute, "how often Mailbox status.usage and status.messages, and the handoff queues, are read from the mail servers (0: never)")
+	flag.DurationVar(&backlogAge, "handoff-backlog-age", 5*time.Minute, "how long mail may wait in a replica's handoff queue before its MailCluster is Degraded (HandoffBacklog)")
 	flag.BoolVar(&showVersion, "version", false, "print the version and exit")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
@@ -109,15 +110,10 @@ func main() {
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := controllers.Setup(ctx, mgr, image); err != nil {
+	settings := controllers.Options{OperandImage: image, UsageInterval: usageInterval, HandoffBacklogAge: backlogAge}
+	if err := controllers.Setup(ctx, mgr, settings); err != nil {
 		log.Error(err, "setting up controllers")
 		os.Exit(1)
-	}
-	if usageInterval > 0 {
-		if err := mgr.Add(&controllers.UsageCollector{Client: mgr.GetClient(), Interval: usageInterval, Log: log.WithName("usage")}); err != nil {
-			log.Error(err, "setting up the mailbox usage collector")
-			os.Exit(1)
-		}
 	}
 	mgr.AddHealthzCheck("healthz", healthz.Ping)
 	mgr.AddReadyzCheck("readyz", healthz.Ping)

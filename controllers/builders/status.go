@@ -30,6 +30,9 @@ type ClusterObservation struct {
 	// LoadBalancerPending and RelayProblem explain what keeps the cluster from serving, or "".
 	LoadBalancerPending string
 	RelayProblem        string
+	// HandoffBacklog tells of mail a replica has held too long for another one, or "": the
+	// cluster is Degraded, and still Ready (the mail is safe where it waits).
+	HandoffBacklog string
 }
 
 // ClusterConditions computes a MailCluster's conditions (Ready, Progressing, Degraded,
@@ -76,6 +79,9 @@ func ClusterConditions(o ClusterObservation) (conds []metav1.Condition, readyRep
 		cond(mailv1alpha1.ConditionProgressing, true, mailv1alpha1.ReasonRollingOut, rollout)
 	} else {
 		cond(mailv1alpha1.ConditionProgressing, false, mailv1alpha1.ReasonReconciled, "")
+	}
+	if !degraded && ready && o.HandoffBacklog != "" {
+		degraded, reason, msg = true, mailv1alpha1.ReasonHandoffBacklog, o.HandoffBacklog
 	}
 	if degraded {
 		cond(mailv1alpha1.ConditionDegraded, true, reason, msg)

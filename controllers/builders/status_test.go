@@ -67,6 +67,10 @@ func TestClusterConditions(t *testing.T) {
 		{"relay Secret missing beats the load balancer", ClusterObservation{Want: 2, StatefulSet: sts(2, 2, 2, 0, 2, "r1", "r1"),
 			LoadBalancerPending: "pending", RelayProblem: "Secret relay does not exist"},
 			want{"False/RelayCredentialsMissing", "False/Reconciled", "True/RelayCredentialsMissing", 0, "Secret relay does not exist"}},
+		{"serving with a handoff backlog", ClusterObservation{Want: 2, StatefulSet: serving, HandoffBacklog: "mail-1 holds 3 messages"},
+			want{"True/Reconciled", "False/Reconciled", "True/HandoffBacklog", 2, "2 of 2 replicas serving"}},
+		{"a replica down outweighs its backlog", ClusterObservation{Want: 2, StatefulSet: sts(2, 2, 2, 1, 2, "r1", "r1"), HandoffBacklog: "mail-0 holds 3 messages"},
+			want{"False/ReplicasUnavailable", "False/Reconciled", "True/ReplicasUnavailable", 1, "1 of 2 replicas ready"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

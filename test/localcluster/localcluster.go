@@ -105,8 +105,10 @@ func Start(opts Options) (*Cluster, error) {
 		return fail(err)
 	}
 	mgr, err := c.startProcess("operator", opts.ManagerBinary,
-		// Mailbox usage every 2 s, so `kubectl get mailboxes` shows delivered mail at once.
-		[]string{"--metrics-bind-address", "0", "--health-probe-bind-address", "127.0.0.1:0", "--mailbox-usage-interval", "2s"},
+		// Mailbox usage every 2 s, so `kubectl get mailboxes` shows delivered mail at once; mail
+		// held for another replica for 3 s is a backlog worth a condition.
+		[]string{"--metrics-bind-address", "0", "--health-probe-bind-address", "127.0.0.1:0", "--mailbox-usage-interval", "2s",
+			"--handoff-backlog-age", "3s"},
 		[]string{"KUBECONFIG=" + c.Kubeconfig, "KUBEMAIL_IMAGE=kubemail:dev"}, "starting")
 	if err != nil {
 		return fail(err)

@@ -45,7 +45,7 @@ func startOperator(t *testing.T, env *testenv.Env) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := controllers.Setup(ctx, mgr, "kubemail:test"); err != nil {
+	if err := controllers.Setup(ctx, mgr, controllers.Options{OperandImage: "kubemail:test"}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error)

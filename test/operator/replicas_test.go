@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -107,13 +108,15 @@ func TestReplicasServeEveryMailbox(t *testing.T) {
 			}
 		}
 	}
-	ownerDown(t, rs, byShard[2], password)
+	ownerDown(t, c, rs, byShard[2], password)
 }
 
 // ownerDown stops the replica of shard 2: mail for its mailbox is still acknowledged by the
 // others, queued, and stored once it is back; meanwhile its user's logins get a temporary
-// failure, never an empty mailbox.
-func ownerDown(t *testing.T, rs *localcluster.Replicas, addr, password string) {
+// failure, never an empty mailbox, and the MailCluster tells of the mail waiting (the local
+// processes keep their endpoints, so the cluster still counts three replicas, as it would
+// with three Ready pods that cannot reach one another).
+func ownerDown(t *testing.T, c client.Client, rs *localcluster.Replicas, addr, password string) {
 	ctx := context.Background()
 	if err := rs.Stop(ctx, 2); err != nil {
 		t.Fatal(err)
@@ -128,12 +131,26 @@ func ownerDown(t *testing.T, rs *localcluster.Replicas, addr, password string) {
 	if err == nil || !strings.Contains(out2, "NO [UNAVAILABLE]") {
 		t.Errorf("IMAP login while the mailbox's replica is down: %v\n%s", err, out2)
 	}
+	degraded := func(reason string) (bool, string) {
+		var mc mailv1alpha1.MailCluster
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "mail", Name: "mail"}, &mc); err != nil {
+			return false, err.Error()
+		}
+		d := meta.FindStatusCondition(mc.Status.Conditions, mailv1alpha1.ConditionDegraded)
+		return d != nil && d.Reason == reason, fmt.Sprintf("Degraded: %+v", d)
+	}
+	reconciled.Until(t, "MailCluster Degraded with reason HandoffBacklog", func() (bool, string) {
+		return degraded(mailv1alpha1.ReasonHandoffBacklog)
+	})
 	if err := rs.Start(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
 	reconciled.Until(t, "the queued message on its replica", func() (bool, string) {
 		out, err := curl(t, "--url", fmt.Sprintf("imaps://%s/INBOX;UID=4", front.Addrs["imaps"]), "--user", addr+":"+password)
 		return err == nil && strings.Contains(out, "Subject: while its replica is down"), fmt.Sprint(err)
+	})
+	reconciled.Until(t, "the HandoffBacklog to be over", func() (bool, string) {
+		return degraded(mailv1alpha1.ReasonReconciled)
 	})
 }
 
