@@ -18,7 +18,6 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/kubemail/kubemail/internal/contract/dirspec"
 	"github.com/kubemail/kubemail/mailserver/delivery"
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/metrics"
@@ -79,68 +78,12 @@ func (c *Client) session(ctx context.Context, shard int) (s *lmtpSession, reused
 	if deadline, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(deadline)
 	}
-	lc := smtp.NewClientLMTP(conn)
-	if err := lc.Hello(c.Hostname); err != nil {
-		lc.Close()
-		return nil, false, fmt.Errorf("LHLO: %w", err)
-	}
-	return &lmtpSession{conn: conn, c: lc}, false, nil
-}
-
-// transaction runs MAIL, RCPT for each recipient and DATA on the session.
-func (s *lmtpSession) transaction(ctx context.Context, from string, rcpts []string, data []byte) ([]Outcome, error) {
-	if deadline, ok := ctx.Deadline(); ok {
-		s.conn.SetDeadline(deadline)
-	} else {
-		s.conn.SetDeadline(time.Time{})
-	}
-	lc := s.c
-	utf8 := !dirspec.IsASCII(from)
-	for _, r := range rcpts {
-		utf8 = utf8 || !dirspec.IsASCII(r)
-	}
-	if err := lc.Mail(from, &smtp.MailOptions{UTF8: utf8}); err != nil {
-		return nil, fmt.Errorf("MAIL FROM: %w", err)
-	}
-	out := make([]Outcome, len(rcpts))
-	var accepted []int
-	for i, r := range rcpts {
-		out[i].Rcpt = r
-		if err := lc.Rcpt(r, nil); err != nil {
-			var se *smtp.SMTPError
-			if !errors.As(err, &se) {
-				return nil, fmt.Errorf("RCPT TO: %w", err)
-			}
-			out[i].Err = se
-			continue
-		}
-		accepted = append(accepted, i)
-	}
-	if len(accepted) == 0 {
-		if err := lc.Reset(); err != nil {
-			return nil, fmt.Errorf("RSET: %w", err)
-		}
-		return out, nil
-	}
-	w, err := lc.Data()
+	s, err = newLMTPSession(conn, c.Hostname)
 	if err != nil {
-		return nil, fmt.Errorf("DATA: %w", err)
+		conn.Close()
+		return nil, false, err
 	}
-	if _, err := w.Write(data); err != nil {
-		return nil, fmt.Errorf("sending the message: %w", err)
-	}
-	_, err = w.CloseWithLMTPResponse()
-	var perRcpt smtp.LMTPDataError
-	switch {
-	case errors.As(err, &perRcpt):
-		for _, i := range accepted {
-			out[i].Err = perRcpt[rcpts[i]]
-		}
-	case err != nil:
-		return nil, fmt.Errorf("end of DATA: %w", err)
-	}
-	s.conn.SetDeadline(time.Time{})
-	return out, nil
+	return s, false, nil
 }
 
 // Enqueuer keeps handoffs the owner did not take at once, durably (the handoff queue).

@@ -1,27 +1,16 @@
 package handoff
 
 import (
-	"net"
 	"sync"
 	"time"
-
-	"github.com/emersion/go-smtp"
 )
 
-// Kept sessions: at most poolPerShard per replica, each for at most poolIdle unused.
+// Kept sessions: at most poolPerShard per replica (as many as the handoffs in flight to it
+// under load, so that none waits for a TLS handshake), each for at most poolIdle unused.
 const (
-	poolPerShard = 8
+	poolPerShard = 32
 	poolIdle     = 30 * time.Second
 )
-
-// lmtpSession is one LMTP session to another replica.
-type lmtpSession struct {
-	conn net.Conn
-	c    *smtp.Client
-	idle time.Time // when it was last put back
-}
-
-func (s *lmtpSession) close() { s.c.Close() }
 
 // pool keeps sessions between messages, by shard.
 type pool struct {
