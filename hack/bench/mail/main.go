@@ -85,7 +85,7 @@ func main() {
 	flag.StringVar(&o.mailserver, "mailserver", "", "mailserver binary (default: build ./cmd/mailserver)")
 	flag.StringVar(&o.smtpSource, "smtp-source", "", "smtp-source binary (default: from PATH or /usr/sbin)")
 	flag.StringVar(&o.hash, "hash", "generated", "password hashes: generated (argon2id 64 KiB, 1 pass, as the operator stores generated passwords) or full (argon2id 19 MiB, 2 passes)")
-	flag.StringVar(&o.pprof, "pprof", "", "run kubemail with --pprof on this loopback address (e.g. 127.0.0.1:6060) to profile it during the loads")
+	flag.StringVar(&o.pprof, "pprof", "", "run kubemail with --pprof on this loopback address (e.g. 127.0.0.1:6060; replica r of kubemail3 on its port + r) to profile it during the loads")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data folder (printed) instead of removing it")
 	flag.IntVar(&o.clientGOGC, "client-gogc", 400, "garbage collection target of this load generator (GOGC); the servers keep their own")
 	flag.Parse()
@@ -199,7 +199,7 @@ func run(ctx context.Context, o *options) (err error) {
 	}
 	if has(o.systems, "kubemail3") {
 		// Three replicas, clients at the first: two thirds of the mailboxes live elsewhere.
-		s, err := startKubemail(ctx, "kubemail×3", filepath.Join(base, "kubemail3"), o.mailserver, "", accts, hashes, 3)
+		s, err := startKubemail(ctx, "kubemail×3", filepath.Join(base, "kubemail3"), o.mailserver, o.pprof, accts, hashes, 3)
 		if err != nil {
 			return err
 		}

@@ -114,7 +114,7 @@ func startKubemail(ctx context.Context, name, dir, binary, pprofAddr string, acc
 		if replicas > 1 {
 			cfg.Cluster.Listen = cluster.Peers[r]
 		}
-		p, err := runKubemail(binary, name, rdir, cfg, map[bool]string{true: pprofAddr}[r == 0])
+		p, err := runKubemail(binary, name, rdir, cfg, replicaPprof(pprofAddr, r))
 		if err != nil {
 			stopAll()
 			return nil, err
@@ -183,6 +183,19 @@ func clusterSettings(dir string, replicas int) (config.Cluster, error) {
 }
 
 // runKubemail starts one server with cfg, its settings and log in dir.
+// replicaPprof is the profiler address of replica r: the given one's port plus r.
+func replicaPprof(addr string, r int) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return addr
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+r))
+}
+
 func runKubemail(binary, name, dir string, cfg config.Config, pprofAddr string) (*launch.Process, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
