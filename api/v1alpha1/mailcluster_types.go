@@ -255,8 +255,9 @@ type LimitsSpec struct {
 	MaxConnectionsPerIP int32 `json:"maxConnectionsPerIP,omitempty"`
 
 	// MaxMessagesPerHour is how many messages one authenticated user may submit per hour;
-	// 0 means no limit. Each replica counts the submissions it accepts, in a sliding hour;
-	// past the limit it answers 450 4.7.1 and the user's client retries later.
+	// 0 means no limit. The replica that holds the user's mailbox counts them, in a sliding
+	// hour, whichever replica the client reached; past the limit MAIL FROM gets 450 4.7.1 and
+	// the user's client retries later.
 	// +kubebuilder:default=1000
 	// +kubebuilder:validation:Minimum=0
 	// +optional

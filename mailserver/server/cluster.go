@@ -6,7 +6,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -197,8 +199,8 @@ func (s *Server) startCluster(imapSrv *imapd.Server, pop3Srv *pop3.Server) error
 	s.Addrs["cluster"] = ln.Addr()
 	s.log.Info("listening", "listener", "cluster", "addr", ln.Addr().String())
 	cfg := s.cluster.server.Clone()
-	cfg.NextProtos = []string{protoIMAP, protoPOP3, protoLMTP}
-	mux := newALPNMux(tls.NewListener(ln, cfg), s.log, protoIMAP, protoPOP3, protoLMTP)
+	cfg.NextProtos = []string{protoIMAP, protoPOP3, protoLMTP, protoLimit}
+	mux := newALPNMux(tls.NewListener(ln, cfg), s.log, protoIMAP, protoPOP3, protoLMTP, protoLimit)
 	s.stopListeners = append(s.stopListeners, mux.Close)
 	go mux.run()
 	s.serve("cluster-imap", func() error { return imapSrv.ServeInternal(mux.listener(protoIMAP)) }, imapSrv.Shutdown, imapSrv.Close)
@@ -213,5 +215,8 @@ func (s *Server) startCluster(imapSrv *imapd.Server, pop3Srv *pop3.Server) error
 		Log: s.log.With("listener", "cluster-lmtp")})
 	s.serve("cluster-lmtp", func() error { return lmtp.Serve(mux.listener(protoLMTP)) },
 		func(ctx context.Context) error { return handoff.Shutdown(ctx, lmtp) }, lmtp.Close)
+	limits := &http.Server{Handler: sendLimitHandler(s.sendLimit), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	s.serve("cluster-limit", func() error { return limits.Serve(plainConns{mux.listener(protoLimit)}) }, limits.Shutdown, limits.Close)
 	return nil
 }

@@ -211,11 +211,16 @@ func TestClusterListenerRefusesStrangers(t *testing.T) {
 		return bufio.NewReader(c).ReadString('\n')
 	}
 	for name, cfg := range map[string]*tls.Config{"no client certificate": s.clientTLS, "another CA's": m.Stranger} {
-		if c, err := dial(cfg, "imap"); err == nil {
-			_, err = readLine(c) // TLS 1.3: the verdict on the client's certificate comes with the first read
-			c.Close()
-			if err == nil {
-				t.Errorf("%s: served on the internal listener", name)
+		for _, proto := range []string{"imap", "limit"} {
+			if c, err := dial(cfg, proto); err == nil {
+				if proto == "limit" {
+					fmt.Fprintf(c, "POST /v1/sendlimit?user=bob@example.com HTTP/1.1\r\nHost: shard-0\r\n\r\n")
+				}
+				_, err = readLine(c) // TLS 1.3: the verdict on the client's certificate comes with the first read
+				c.Close()
+				if err == nil {
+					t.Errorf("%s: served %s on the internal listener", name, proto)
+				}
 			}
 		}
 	}
@@ -432,4 +437,58 @@ func TestClusterStoresARepeatedHandoffOnce(t *testing.T) {
 		t.Errorf("%d connections for three handoffs, want 1 kept for the next", dials)
 	}
 	client.Close()
+}
+
+// submit sends one message as bob on the submissions listener of s with swaks.
+func submit(t *testing.T, s *testServer) (string, error) {
+	t.Helper()
+	host, p, _ := net.SplitHostPort(s.addr(t, "submissions"))
+	out, err := exec.Command(testutil.Program(t, "swaks"), "--server", host, "--port", p, "--tls-on-connect",
+		"--auth", "PLAIN", "--auth-user", "bob@example.com", "--auth-password", password,
+		"--from", "bob@example.com", "--to", "alice@example.com", "--timeout", "20").CombinedOutput()
+	return string(out), err
+}
+
+// limitedCluster is clusterEdit with an hourly submission limit and the submissions listener.
+func limitedCluster(t *testing.T, shard, limit int, peers []string) func(*config.Config) {
+	return func(c *config.Config) {
+		clusterEdit(t, shard, peers)(c)
+		c.Limits.MaxMessagesPerHour = limit
+		c.Listeners.Submissions = config.Listener{Address: "127.0.0.1:0"}
+	}
+}
+
+// The hourly submission limit is counted where the user's mailbox lives: bob's messages through
+// either replica draw on one allowance.
+func TestClusterCountsTheSendingLimitAtTheOwner(t *testing.T) {
+	owner := startServer(t, limitedCluster(t, 1, 2, []string{"127.0.0.1:1", "127.0.0.1:1"}))
+	front := startServer(t, limitedCluster(t, 0, 2, []string{"127.0.0.1:1", owner.addr(t, "cluster")}))
+	for i, s := range []*testServer{front, owner} {
+		if out, err := submit(t, s); err != nil {
+			t.Fatalf("message %d of the allowance: %v\n%s", i+1, err, out)
+		}
+	}
+	for _, s := range []*testServer{front, owner} {
+		if out, err := submit(t, s); err == nil || !strings.Contains(out, "450 4.7.1") {
+			t.Errorf("a third message in the hour: %v\n%s", err, out)
+		}
+	}
+}
+
+// An owner that does not answer does not keep its users from sending: the replica serving the
+// session counts for it meanwhile.
+func TestClusterCountsTheSendingLimitHereWhileTheOwnerIsAway(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	away := ln.Addr().String()
+	ln.Close()
+	front := startServer(t, limitedCluster(t, 0, 1, []string{"127.0.0.1:1", away}))
+	if out, err := submit(t, front); err != nil {
+		t.Fatalf("a message while bob's replica is away: %v\n%s", err, out)
+	}
+	if out, err := submit(t, front); err == nil || !strings.Contains(out, "450 4.7.1") {
+		t.Errorf("over the limit counted here: %v\n%s", err, out)
+	}
 }

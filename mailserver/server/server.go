@@ -53,7 +53,9 @@ type Server struct {
 	cluster *clusterTLS
 	// handoffQueue holds mail for other replicas' mailboxes that they did not take at once.
 	handoffQueue *queue.Queue
-	limiter      *connLimiter
+	// sendLimit counts the submissions of the users whose mailboxes live here (nil: no limit).
+	sendLimit *sendlimit.Limiter
+	limiter   *connLimiter
 
 	resolver  *dnsresolve.Resolver
 	signer    *dkim.Signer
@@ -258,10 +260,11 @@ func (s *Server) startListeners() error {
 		implicit bool
 	}
 	checks := s.newInboundChecks()
-	sendLimit := sendlimit.New(sendlimit.Config{Limit: s.cfg.Limits.MaxMessagesPerHour})
-	if sendLimit != nil {
-		s.log.Info("submission is limited per user", "maxMessagesPerHour", sendLimit.Limit())
+	s.sendLimit = sendlimit.New(sendlimit.Config{Limit: s.cfg.Limits.MaxMessagesPerHour})
+	if s.sendLimit != nil {
+		s.log.Info("submission is limited per user", "maxMessagesPerHour", s.sendLimit.Limit())
 	}
+	sendLimit := s.sendLimiter()
 	for _, sl := range []smtpListener{
 		{"smtp", ls.SMTP, smtpd.RoleMX, false},
 		{"submission", ls.Submission, smtpd.RoleSubmission, false},

@@ -104,10 +104,19 @@ type Config struct {
 	ReturnPaths ReturnPaths
 	Auth        *login.Authenticator
 	// SendLimit, if set, bounds the messages an authenticated user submits per hour; the
-	// submission listeners share one so the bound holds across them.
-	SendLimit *sendlimit.Limiter
+	// submission listeners share one so the bound holds across them (and in a cluster of
+	// several, the replicas: the mailbox's own counts).
+	SendLimit SendLimiter
 	Metrics   *metrics.Metrics
 	Log       *slog.Logger
+}
+
+// SendLimiter bounds the messages an authenticated user submits per hour: Allow before a
+// transaction, Record once a message is accepted. A nil *sendlimit.Limiter allows everything.
+type SendLimiter interface {
+	Allow(user string) bool
+	Record(user string)
+	Limit() int
 }
 
 // NewServer returns a go-smtp server for cfg. tlsConfig enables STARTTLS (and is needed for
@@ -115,6 +124,9 @@ type Config struct {
 func NewServer(cfg Config, tlsConfig *tls.Config) *smtp.Server {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.SendLimit == nil {
+		cfg.SendLimit = (*sendlimit.Limiter)(nil)
 	}
 	if cfg.MaxHops == 0 {
 		cfg.MaxHops = 50
