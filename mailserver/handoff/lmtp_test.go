@@ -32,7 +32,9 @@ type received struct {
 	data  string
 }
 
-func (b *lmtpBackend) NewSession(*smtp.Conn) (smtp.Session, error) { return &lmtpTestSession{b: b}, nil }
+func (b *lmtpBackend) NewSession(*smtp.Conn) (smtp.Session, error) {
+	return &lmtpTestSession{b: b}, nil
+}
 
 type lmtpTestSession struct {
 	b     *lmtpBackend
