@@ -29,10 +29,13 @@ type MailClusterSpec struct {
 	// and the name MX records point at. It is also the name on the TLS certificate.
 	Hostname DomainName `json:"hostname"`
 
-	// Replicas is the number of mail server pods. Each mailbox is assigned one replica
-	// (Mailbox status.shard). The servers do not yet pass mail or logins on to the replica that
-	// holds a mailbox: with more than one replica, mail delivered through another replica is
-	// stored there, so keep 1 until that routing exists.
+	// Replicas is the number of mail server pods. Each mailbox lives on one replica (Mailbox
+	// status.shard; new mailboxes go to the replica with the fewest), and every replica serves
+	// every mailbox: mail is handed to the mailbox's replica and IMAP and POP3 logins are
+	// proxied to it, so clients may reach any replica through the Service. Scaling up takes
+	// effect at once for new mailboxes; existing ones stay where they are. Scaling down does
+	// not move mailboxes yet: those of a removed replica get their mail queued on the others
+	// and their logins refused with a temporary failure until it is back.
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=64
