@@ -38,6 +38,7 @@ func newBacklogs(age time.Duration) *backlogs {
 }
 
 // problem is the cluster's backlog problem, "" when it has none (or nothing was read yet).
+// The methods of a nil *backlogs do nothing: no collector runs.
 func (b *backlogs) problem(key types.NamespacedName) string {
 	if b == nil {
 		return ""
@@ -49,6 +50,9 @@ func (b *backlogs) problem(key types.NamespacedName) string {
 
 // set records the cluster's problem ("" for none) and wakes its reconciler when it changed.
 func (b *backlogs) set(ctx context.Context, mc *mailv1alpha1.MailCluster, problem string) {
+	if b == nil {
+		return
+	}
 	key := types.NamespacedName{Namespace: mc.Namespace, Name: mc.Name}
 	b.mu.Lock()
 	was := b.problems[key]
@@ -70,6 +74,9 @@ func (b *backlogs) set(ctx context.Context, mc *mailv1alpha1.MailCluster, proble
 // read reads one replica's handoff queue and describes it when its oldest message has waited
 // too long ("" otherwise, or when the replica cannot say).
 func (b *backlogs) read(ctx context.Context, admin *adminClient, cluster string, ordinal int, now time.Time) string {
+	if b == nil {
+		return ""
+	}
 	body, err := admin.do(ctx, http.MethodGet, "/admin/v1/handoff")
 	if err != nil {
 		return ""

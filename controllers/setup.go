@@ -61,7 +61,6 @@ type Options struct {
 
 // Setup registers every reconciler and index with the manager.
 func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
-	operandImage := opts.OperandImage
 	if err := SetupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
@@ -75,7 +74,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		}
 	}
 	for _, setup := range []func(ctrl.Manager) error{
-		func(mgr ctrl.Manager) error { return setupClusters(mgr, operandImage, vs, bl) },
+		func(mgr ctrl.Manager) error { return setupClusters(mgr, opts.OperandImage, vs, bl) },
 		setupDomains,
 		func(mgr ctrl.Manager) error { return setupMailboxes(mgr, vs) },
 		func(mgr ctrl.Manager) error { return setupAliases(mgr, vs) },

@@ -67,21 +67,15 @@ func (u *UsageCollector) collectCluster(ctx context.Context, mc *mailv1alpha1.Ma
 	complete := true // every replica answered: an address none reports holds nothing
 	var backlog []string
 	now := time.Now()
-	defer func() {
-		if u.Backlogs != nil {
-			u.Backlogs.set(ctx, mc, backlogProblem(backlog))
-		}
-	}()
+	defer func() { u.Backlogs.set(ctx, mc, backlogProblem(backlog)) }()
 	for ordinal := 0; ordinal < replicas; ordinal++ {
 		admin, err := newAdminClient(ctx, u.Client, mc.Namespace, mc.Name, ordinal)
 		if err != nil {
 			complete = false
 			continue
 		}
-		if u.Backlogs != nil {
-			if b := u.Backlogs.read(ctx, admin, mc.Name, ordinal, now); b != "" {
-				backlog = append(backlog, b)
-			}
+		if b := u.Backlogs.read(ctx, admin, mc.Name, ordinal, now); b != "" {
+			backlog = append(backlog, b)
 		}
 		body, err := admin.do(ctx, http.MethodGet, "/admin/v1/mailboxes")
 		if err != nil {
