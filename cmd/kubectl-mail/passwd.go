@@ -105,27 +105,35 @@ func readLine(r io.Reader) ([]byte, error) {
 	return bytes.TrimSuffix(line, []byte("\r")), nil
 }
 
+// promptTwice asks for the new password twice on the terminal. Echo is off before the first
+// prompt shows, so nothing typed or pasted the moment it appears is ever displayed.
 func promptTwice(prompts io.Writer) ([]byte, error) {
 	fd := int(os.Stdin.Fd())
 	if !term.IsTerminal(fd) {
 		return nil, errors.New("stdin is not a terminal: pass the password on stdin with --password-stdin")
 	}
-	fmt.Fprint(prompts, "New password: ")
-	first, err := term.ReadPassword(fd)
-	fmt.Fprintln(prompts)
+	old, err := term.MakeRaw(fd)
 	if err != nil {
-		return nil, fmt.Errorf("reading the password: %w", err)
+		return nil, fmt.Errorf("the terminal: %w", err)
 	}
-	fmt.Fprint(prompts, "Retype new password: ")
-	second, err := term.ReadPassword(fd)
-	fmt.Fprintln(prompts)
-	if err != nil {
-		return nil, fmt.Errorf("reading the password: %w", err)
+	defer term.Restore(fd, old)
+	t := term.NewTerminal(struct {
+		io.Reader
+		io.Writer
+	}{os.Stdin, prompts}, "")
+	var pw [2]string
+	for i, prompt := range []string{"New password: ", "Retype new password: "} {
+		if pw[i], err = t.ReadPassword(prompt); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, errors.New("cancelled; nothing was changed")
+			}
+			return nil, fmt.Errorf("reading the password: %w", err)
+		}
 	}
-	if !bytes.Equal(first, second) {
+	if pw[0] != pw[1] {
 		return nil, errors.New("the two passwords differ; nothing was changed")
 	}
-	return first, nil
+	return []byte(pw[0]), nil
 }
 
 // passwordSecret says which Secret key holds the Mailbox's password.
