@@ -30,6 +30,7 @@ type HandoffBacklog struct {
 //	GET    /admin/v1/mailboxes            usage of every stored mailbox
 //	DELETE /admin/v1/mailboxes/{address}  purge a mailbox's stored mail
 //	GET    /admin/v1/handoff              the messages waiting for other replicas
+//	POST   /admin/v1/moves/{address}/...  copy a mailbox here from another replica (see handleMoves)
 //	GET, POST, DELETE /admin/v1/queue...  the outbound queue (see queueHandler)
 //
 // Every request needs "Authorization: Bearer <token>" with the token in the configured file.
@@ -83,6 +84,7 @@ func (s *Server) adminHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(out)
 	})
+	s.handleMoves(mux)
 	queueAPI := s.queueHandler("/admin/v1/")
 	mux.Handle("/admin/v1/queue", queueAPI)
 	mux.Handle("/admin/v1/queue/", queueAPI)

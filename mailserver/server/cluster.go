@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kubemail/kubemail/mailserver/delivery"
@@ -18,6 +20,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/handoff"
 	"github.com/kubemail/kubemail/mailserver/imapd"
 	"github.com/kubemail/kubemail/mailserver/metrics"
+	"github.com/kubemail/kubemail/mailserver/move"
 	"github.com/kubemail/kubemail/mailserver/pop3"
 	"github.com/kubemail/kubemail/mailserver/queue"
 	"github.com/kubemail/kubemail/mailserver/smtpd"
@@ -157,6 +160,10 @@ const (
 	protoIMAP = "imap"
 	protoPOP3 = "pop3"
 	protoLMTP = "lmtp"
+	// protoLimit counts the hourly submission limit at the mailbox's replica (HTTP).
+	protoLimit = "limit"
+	// protoMove serves the files of this replica's mailboxes to one that copies them (HTTP).
+	protoMove = "move"
 )
 
 // deliverer is what stores accepted mail: the store, and in a cluster the handoff of other
@@ -199,8 +206,9 @@ func (s *Server) startCluster(imapSrv *imapd.Server, pop3Srv *pop3.Server) error
 	s.Addrs["cluster"] = ln.Addr()
 	s.log.Info("listening", "listener", "cluster", "addr", ln.Addr().String())
 	cfg := s.cluster.server.Clone()
-	cfg.NextProtos = []string{protoIMAP, protoPOP3, protoLMTP, protoLimit}
-	mux := newALPNMux(tls.NewListener(ln, cfg), s.log, protoIMAP, protoPOP3, protoLMTP, protoLimit)
+	protos := []string{protoIMAP, protoPOP3, protoLMTP, protoLimit, protoMove}
+	cfg.NextProtos = protos
+	mux := newALPNMux(tls.NewListener(ln, cfg), s.log, protos...)
 	s.stopListeners = append(s.stopListeners, mux.Close)
 	go mux.run()
 	s.serve("cluster-imap", func() error { return imapSrv.ServeInternal(mux.listener(protoIMAP)) }, imapSrv.Shutdown, imapSrv.Close)
@@ -215,8 +223,43 @@ func (s *Server) startCluster(imapSrv *imapd.Server, pop3Srv *pop3.Server) error
 		Log: s.log.With("listener", "cluster-lmtp")})
 	s.serve("cluster-lmtp", func() error { return lmtp.Serve(mux.listener(protoLMTP)) },
 		func(ctx context.Context) error { return handoff.Shutdown(ctx, lmtp) }, lmtp.Close)
-	limits := &http.Server{Handler: sendLimitHandler(s.sendLimit), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
-	s.serve("cluster-limit", func() error { return limits.Serve(plainConns{mux.listener(protoLimit)}) }, limits.Shutdown, limits.Close)
+	s.serveInternalHTTP("cluster-limit", mux.listener(protoLimit), sendLimitHandler(s.sendLimit))
+	s.serveInternalHTTP("cluster-move", mux.listener(protoMove), move.Handler(s.store))
 	return nil
+}
+
+// serveInternalHTTP serves h to the other replicas on ln, one protocol of the internal listener.
+func (s *Server) serveInternalHTTP(name string, ln net.Listener, h http.Handler) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	s.serve(name, func() error { return srv.Serve(plainConns{ln}) }, srv.Shutdown, srv.Close)
+}
+
+// plainConns hides that its connections are TLS from net/http, which would otherwise take
+// their negotiated protocol for one of its own and drop them.
+type plainConns struct{ net.Listener }
+
+func (l plainConns) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return struct{ net.Conn }{c}, nil
+}
+
+// peerClient is an HTTP client for proto on the other replicas' internal listeners: a request
+// for http://shard-N/... goes to the replica of shard N. Connections are kept for the next
+// requests; timeout bounds each request (0: none).
+func (s *Server) peerClient(proto string, timeout time.Duration) *http.Client {
+	dial := func(ctx context.Context, _, addr string) (net.Conn, error) {
+		host, _, _ := net.SplitHostPort(addr)
+		shard, err := strconv.Atoi(strings.TrimPrefix(host, "shard-"))
+		if err != nil {
+			return nil, fmt.Errorf("no replica named %q", host)
+		}
+		return s.dialPeer(ctx, s.cluster, proto, shard)
+	}
+	transport := &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 8, IdleConnTimeout: time.Minute}
+	s.closers = append(s.closers, func() error { transport.CloseIdleConnections(); return nil })
+	return &http.Client{Transport: transport, Timeout: timeout}
 }

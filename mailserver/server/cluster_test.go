@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -211,10 +212,11 @@ func TestClusterListenerRefusesStrangers(t *testing.T) {
 		return bufio.NewReader(c).ReadString('\n')
 	}
 	for name, cfg := range map[string]*tls.Config{"no client certificate": s.clientTLS, "another CA's": m.Stranger} {
-		for _, proto := range []string{"imap", "limit"} {
+		for proto, request := range map[string]string{"imap": "", "limit": "POST /v1/sendlimit?user=bob@example.com",
+			"move": "GET /v1/move/bob@example.com/manifest"} {
 			if c, err := dial(cfg, proto); err == nil {
-				if proto == "limit" {
-					fmt.Fprintf(c, "POST /v1/sendlimit?user=bob@example.com HTTP/1.1\r\nHost: shard-0\r\n\r\n")
+				if request != "" {
+					fmt.Fprintf(c, "%s HTTP/1.1\r\nHost: shard-0\r\n\r\n", request)
 				}
 				_, err = readLine(c) // TLS 1.3: the verdict on the client's certificate comes with the first read
 				c.Close()
@@ -490,5 +492,65 @@ func TestClusterCountsTheSendingLimitHereWhileTheOwnerIsAway(t *testing.T) {
 	}
 	if out, err := submit(t, front); err == nil || !strings.Contains(out, "450 4.7.1") {
 		t.Errorf("over the limit counted here: %v\n%s", err, out)
+	}
+}
+
+// The operator's move endpoints: a replica copies bob's mailbox from his replica (again, after
+// more mail, only what changed) and adopts it, UIDs, flags and all.
+func TestClusterCopiesAMailboxFromAnotherReplica(t *testing.T) {
+	owner := startServer(t, clusterEdit(t, 1, []string{"127.0.0.1:1", "127.0.0.1:1"}))
+	target := startServer(t, func(c *config.Config) {
+		clusterEdit(t, 0, []string{"127.0.0.1:1", owner.addr(t, "cluster")})(c)
+		withAdmin(t, adminToken)(c)
+	})
+	mb, err := owner.store.Mailbox("bob@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := mb.Inbox().Append(strings.NewReader(ownerMsg(fmt.Sprint("before ", i))), []string{`\Seen`}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pull := func() MoveStats {
+		t.Helper()
+		code, body := target.request(t, "POST", "/admin/v1/moves/bob@example.com/pull?from=1", "Bearer "+adminToken)
+		var st MoveStats
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &st) != nil {
+			t.Fatalf("pull: %d %s", code, body)
+		}
+		return st
+	}
+	if st := pull(); st.Files < 4 || st.Bytes == 0 {
+		t.Errorf("the first copy: %+v", st)
+	}
+	if _, err := mb.Inbox().Append(strings.NewReader(ownerMsg("after")), nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if st := pull(); st.Files > 10 {
+		t.Errorf("the catch-up copied %d files: the messages copied before came again", st.Files)
+	}
+	if code, body := target.request(t, "POST", "/admin/v1/moves/bob@example.com/adopt", "Bearer "+adminToken); code != http.StatusNoContent {
+		t.Fatalf("adopt: %d %s", code, body)
+	}
+	want, _ := mb.Inbox().Messages()
+	moved, err := target.store.Mailbox("bob@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := moved.Inbox().Messages()
+	if len(got) != 4 || len(want) != 4 {
+		t.Fatalf("moved INBOX: %d messages, the source's %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i].UID != want[i].UID || !slices.Equal(got[i].Flags, want[i].Flags) || got[i].ModSeq != want[i].ModSeq {
+			t.Errorf("message %d: %+v, the source's %+v", i, got[i], want[i])
+		}
+	}
+	if moved.Inbox().UIDValidity() != mb.Inbox().UIDValidity() {
+		t.Errorf("UIDVALIDITY %d, the source's %d", moved.Inbox().UIDValidity(), mb.Inbox().UIDValidity())
+	}
+	if code, _ := target.request(t, "POST", "/admin/v1/moves/bob@example.com/pull?from=0", "Bearer "+adminToken); code != http.StatusBadRequest {
+		t.Errorf("a copy from this replica's own shard: %d, want 400", code)
 	}
 }

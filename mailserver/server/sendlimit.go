@@ -1,25 +1,17 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/sendlimit"
 	"github.com/kubemail/kubemail/mailserver/smtpd"
 )
-
-// protoLimit is the internal listener's protocol for the hourly submission limit: HTTP inside
-// the cluster's mutual TLS.
-const protoLimit = "limit"
 
 // ownerLimit counts each user's submissions on the replica that holds the user's mailbox, so
 // that limits.maxMessagesPerHour holds for the cluster however a user's sessions spread over
@@ -40,18 +32,8 @@ func (s *Server) sendLimiter() smtpd.SendLimiter {
 	if s.cluster == nil || s.sendLimit == nil {
 		return s.sendLimit
 	}
-	dial := func(ctx context.Context, _, addr string) (net.Conn, error) {
-		host, _, _ := net.SplitHostPort(addr)
-		shard, err := strconv.Atoi(strings.TrimPrefix(host, "shard-"))
-		if err != nil {
-			return nil, fmt.Errorf("no replica named %q", host)
-		}
-		return s.dialPeer(ctx, s.cluster, protoLimit, shard)
-	}
-	transport := &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 8, IdleConnTimeout: time.Minute}
-	s.closers = append(s.closers, func() error { transport.CloseIdleConnections(); return nil })
 	return &ownerLimit{local: s.sendLimit, shard: s.cfg.Shard, dir: &s.dir,
-		http: &http.Client{Transport: transport, Timeout: time.Second}, log: s.log.With("component", "sendlimit")}
+		http: s.peerClient(protoLimit, time.Second), log: s.log.With("component", "sendlimit")}
 }
 
 func (l *ownerLimit) Limit() int { return l.local.Limit() }
@@ -109,18 +91,6 @@ func (l *ownerLimit) ask(method string, shard int, user string) (bool, error) {
 		return false, nil
 	}
 	return false, errors.New(resp.Status)
-}
-
-// plainConns hides that its connections are TLS from net/http, which would otherwise take
-// their negotiated protocol ("limit") for one of its own and drop them.
-type plainConns struct{ net.Listener }
-
-func (l plainConns) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return struct{ net.Conn }{c}, nil
 }
 
 // sendLimitHandler answers the other replicas for the users whose mailboxes live here:
