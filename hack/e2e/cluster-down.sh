@@ -66,7 +66,12 @@ for _ in 1 2 3; do
 done
 rm -f /run/netns/cni-* 2>/dev/null
 
-# 5. The bridge, and the iptables chains and rules kubelet, kube-proxy and the CNI plugins made.
+# 5. The pods' veths, the bridge, and the iptables chains and rules kubelet, kube-proxy and the
+# CNI plugins made. The kernel removes a pod's veth with its network namespace, but only a moment
+# after the last process in it is gone (killed above): delete the host ends on our bridge now.
+for l in $(ip -o link show master "$E2E_BRIDGE" type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
+  ip link delete "$l" 2>/dev/null
+done
 ip link show "$E2E_BRIDGE" >/dev/null 2>&1 && ip link delete "$E2E_BRIDGE"
 for cmd in iptables ip6tables; do
   command -v "$cmd-save" >/dev/null || continue
