@@ -56,9 +56,8 @@ func (s *Server) adminHandler() http.Handler {
 		json.NewEncoder(w).Encode(out)
 	})
 	mux.HandleFunc("DELETE /admin/v1/mailboxes/{address}", func(w http.ResponseWriter, r *http.Request) {
-		addr, err := dirspec.NormalizeAddress(r.PathValue("address"))
-		if err != nil {
-			http.Error(w, "invalid address: "+err.Error(), http.StatusBadRequest)
+		addr, ok := pathAddress(w, r)
+		if !ok {
 			return
 		}
 		if _, live := s.dir.Load().Mailbox(addr); live {
@@ -95,6 +94,17 @@ func (s *Server) adminHandler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// pathAddress is the request's {address}, in the store's normal form; a malformed one is
+// answered 400 and ok is false.
+func pathAddress(w http.ResponseWriter, r *http.Request) (addr string, ok bool) {
+	addr, err := dirspec.NormalizeAddress(r.PathValue("address"))
+	if err != nil {
+		http.Error(w, "invalid address: "+err.Error(), http.StatusBadRequest)
+		return "", false
+	}
+	return addr, true
 }
 
 func (s *Server) adminAuthorized(r *http.Request) bool {

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kubemail/kubemail/internal/contract/dirspec"
 	"github.com/kubemail/kubemail/mailserver/move"
 	"github.com/kubemail/kubemail/mailserver/store"
 )
@@ -60,9 +59,8 @@ func (s *Server) handleMoves(mux *http.ServeMux) {
 		m.client = s.peerClient(protoMove, 0)
 	}
 	mux.HandleFunc("POST /admin/v1/moves/{address}/pull", func(w http.ResponseWriter, r *http.Request) {
-		addr, err := dirspec.NormalizeAddress(r.PathValue("address"))
-		if err != nil {
-			http.Error(w, "invalid address: "+err.Error(), http.StatusBadRequest)
+		addr, ok := pathAddress(w, r)
+		if !ok {
 			return
 		}
 		from, err := strconv.Atoi(r.URL.Query().Get("from"))
@@ -97,9 +95,8 @@ func (s *Server) handleMoves(mux *http.ServeMux) {
 		json.NewEncoder(w).Encode(out)
 	})
 	mux.HandleFunc("POST /admin/v1/moves/{address}/adopt", func(w http.ResponseWriter, r *http.Request) {
-		addr, err := dirspec.NormalizeAddress(r.PathValue("address"))
-		if err != nil {
-			http.Error(w, "invalid address: "+err.Error(), http.StatusBadRequest)
+		addr, ok := pathAddress(w, r)
+		if !ok {
 			return
 		}
 		if !m.begin(addr) {
