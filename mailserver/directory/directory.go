@@ -38,6 +38,8 @@ type Mailbox struct {
 	ForwardTo      []string
 	KeepCopy       bool
 	Shard          int
+	// Frozen: the mailbox is in the cut-over of a move (see dirspec.MailboxSpec).
+	Frozen bool
 }
 
 // Directory is an immutable, validated account database.
@@ -189,7 +191,8 @@ func (l *loader) mailbox(ms dirspec.MailboxSpec) {
 		return
 	}
 	mb := &Mailbox{Address: addr, DisplayName: ms.DisplayName, PasswordHash: ms.PasswordHash, Quota: ms.Quota,
-		Disabled: ms.Disabled, DisabledReason: ms.DisabledReason, Shard: ms.Shard, KeepCopy: ms.KeepCopy == nil || *ms.KeepCopy}
+		Disabled: ms.Disabled, DisabledReason: ms.DisabledReason, Shard: ms.Shard, Frozen: ms.Frozen,
+		KeepCopy: ms.KeepCopy == nil || *ms.KeepCopy}
 	l.d.mailboxes[addr] = mb
 	l.d.owners[addr] = mb
 	for _, a := range ms.Aliases {

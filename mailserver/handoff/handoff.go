@@ -122,25 +122,36 @@ func (d *Deliverer) Usage(mb *directory.Mailbox) (int64, bool, error) {
 func (d *Deliverer) Deliver(env delivery.Envelope, mailboxes []*directory.Mailbox, msg []byte) error {
 	byShard := map[int][]*directory.Mailbox{}
 	var local []*directory.Mailbox
+	var frozen []string
 	for _, mb := range mailboxes {
-		if mb.Shard == d.Shard {
+		switch {
+		case mb.Frozen:
+			frozen = append(frozen, mb.Address)
+		case mb.Shard == d.Shard:
 			local = append(local, mb)
-		} else {
+		default:
 			byShard[mb.Shard] = append(byShard[mb.Shard], mb)
 		}
 	}
 	// One id for every copy of this message, queued ones included: an owner stores each
 	// once however often it is handed over. Mail for this replica alone copies nothing.
 	var data []byte
-	if len(byShard) > 0 {
+	if len(byShard) > 0 || len(frozen) > 0 {
 		data = withID(newID(), []byte(env.Received), msg)
+	}
+	if len(frozen) > 0 {
+		// Moving: stored nowhere until the move's cut-over ends; the queue delivers it then.
+		if err := d.Queue.Enqueue(env.From, frozen, data); err != nil {
+			return fmt.Errorf("queueing mail for a moving mailbox: %w", err)
+		}
+		d.count("queued", len(frozen))
 	}
 	var (
 		wg      sync.WaitGroup
 		mu      sync.Mutex
 		errs    []error
 		refused []Outcome
-		stored  = len(local) > 0
+		stored  = len(local) > 0 || len(frozen) > 0
 	)
 	if len(local) > 0 {
 		wg.Add(1)

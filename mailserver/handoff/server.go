@@ -90,7 +90,9 @@ var (
 	// message and, asking again, finds the answer in its own directory by then.
 	errUnknown = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
 		Message: "This mailbox is not in this replica's directory (yet); try again"}
-	errFull    = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 2, 2}, Message: "Mailbox full"}
+	errFull   = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 2, 2}, Message: "Mailbox full"}
+	errMoving = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 0},
+		Message: "This mailbox is moving between replicas; try again when the move ends"}
 	errStorage = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Storage error, try again later"}
 )
 
@@ -105,6 +107,8 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	switch {
 	case !ok:
 		return errUnknown
+	case mb.Frozen:
+		return errMoving
 	case mb.Shard != s.cfg.Shard:
 		return errNotHere
 	}

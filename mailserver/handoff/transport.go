@@ -30,6 +30,9 @@ func (t *Transport) Deliver(ctx context.Context, d *queue.Delivery) []queue.Resu
 		case !ok:
 			results = append(results, queue.Result{Recipient: r, Permanent: true, Code: 550, Status: "5.1.1",
 				Text: "No such mailbox (it was removed while the message waited)"})
+		case mb.Frozen:
+			results = append(results, queue.Result{Recipient: r, Code: 451, Status: "4.2.0",
+				Text: "The mailbox is moving between replicas; its mail waits until the move ends"})
 		case mb.Shard == t.Shard:
 			results = append(results, t.storeHere(mb, d))
 		default:

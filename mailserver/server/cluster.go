@@ -131,7 +131,10 @@ func verifyPeer(cs tls.ConnectionState, pool *x509.CertPool, usage x509.ExtKeyUs
 // imapRoute sends the logins of other shards' mailboxes to their replicas.
 func (s *Server) imapRoute(ct *clusterTLS) func(*directory.Mailbox) imapd.Takeover {
 	return func(mb *directory.Mailbox) imapd.Takeover {
-		if mb.Shard == s.cfg.Shard {
+		switch {
+		case mb.Frozen:
+			return imapd.Proxy(moving(mb))
+		case mb.Shard == s.cfg.Shard:
 			return nil
 		}
 		return counted(s.metrics, "imap", imapd.Proxy(s.route(ct, protoIMAP, mb)))
@@ -140,10 +143,21 @@ func (s *Server) imapRoute(ct *clusterTLS) func(*directory.Mailbox) imapd.Takeov
 
 func (s *Server) pop3Route(ct *clusterTLS) func(*directory.Mailbox) pop3.Takeover {
 	return func(mb *directory.Mailbox) pop3.Takeover {
-		if mb.Shard == s.cfg.Shard {
+		switch {
+		case mb.Frozen:
+			return pop3.Proxy(moving(mb))
+		case mb.Shard == s.cfg.Shard:
 			return nil
 		}
 		return counted(s.metrics, "pop3", pop3.Proxy(s.route(ct, protoPOP3, mb)))
+	}
+}
+
+// moving is the route of a mailbox in the cut-over of a move: nowhere, for the moment. Its
+// logins get the temporary failure of an owner that cannot be reached.
+func moving(mb *directory.Mailbox) func(context.Context) (net.Conn, error) {
+	return func(context.Context) (net.Conn, error) {
+		return nil, fmt.Errorf("mailbox %s is moving between replicas", mb.Address)
 	}
 }
 

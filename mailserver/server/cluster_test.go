@@ -554,3 +554,65 @@ func TestClusterCopiesAMailboxFromAnotherReplica(t *testing.T) {
 		t.Errorf("a copy from this replica's own shard: %d, want 400", code)
 	}
 }
+
+// setFrozen rewrites the directory file of s with bob's mailbox frozen or not.
+func setFrozen(t *testing.T, s *testServer, frozen bool) {
+	t.Helper()
+	data, err := os.ReadFile(s.cfg.Directory.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec dirspec.Spec
+	if err := yaml.Unmarshal(data, &spec); err != nil {
+		t.Fatal(err)
+	}
+	for i := range spec.Mailboxes {
+		if spec.Mailboxes[i].Address == "bob@example.com" {
+			spec.Mailboxes[i].Frozen = frozen
+		}
+	}
+	if data, err = yaml.Marshal(spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.cfg.Directory.File, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A mailbox in the cut-over of a move (frozen): no replica stores its mail, its owner included
+// (the mail waits in their handoff queues, acknowledged), and its logins get the temporary
+// failure; once it thaws, the waiting mail reaches its replica, once.
+func TestClusterHoldsAFrozenMailbox(t *testing.T) {
+	frozen := func(mb *dirspec.MailboxSpec) { mb.Frozen = true }
+	owner := startServer(t, clusterEditWith(t, 1, []string{"127.0.0.1:1", "127.0.0.1:1"}, frozen))
+	front := startServer(t, clusterEditWith(t, 0, []string{"127.0.0.1:1", owner.addr(t, "cluster")}, frozen))
+	for _, s := range []*testServer{front, owner} {
+		if out, err := swaks(t, s, "bob@example.com", "while frozen"); err != nil {
+			t.Fatalf("mail for a frozen mailbox: %v\n%s", err, out)
+		}
+		if n := len(s.handoffQueue.List()); n != 1 {
+			t.Errorf("handoff queue: %d messages, want the frozen mailbox's 1", n)
+		}
+	}
+	if got := inbox(t, owner, "bob@example.com"); len(got) != 0 {
+		t.Fatalf("stored while frozen: %q", got)
+	}
+	c, err := imapclient.DialTLS(owner.addr(t, "imaps"), &imapclient.Options{TLSConfig: owner.clientTLS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("bob@example.com", password).Wait(); err == nil || !strings.Contains(err.Error(), "UNAVAILABLE") {
+		t.Errorf("IMAP login to a frozen mailbox on its own replica: %v, want NO [UNAVAILABLE]", err)
+	}
+
+	setFrozen(t, owner, false)
+	setFrozen(t, front, false)
+	testutil.Eventually(t, "the two waiting messages on bob's replica", func() bool { return len(inbox(t, owner, "bob@example.com")) == 2 })
+	testutil.Eventually(t, "empty handoff queues", func() bool {
+		return len(front.handoffQueue.List()) == 0 && len(owner.handoffQueue.List()) == 0
+	})
+	if got := inbox(t, front, "bob@example.com"); len(got) != 0 {
+		t.Errorf("stored on the wrong replica: %q", got)
+	}
+}

@@ -55,6 +55,10 @@ type MailboxSpec struct {
 	KeepCopy *bool `json:"keepCopy,omitempty"`
 	// Shard is the replica ordinal that holds the mailbox's data.
 	Shard int `json:"shard,omitempty"`
+	// Frozen marks a mailbox in the cut-over of a move between replicas: no replica stores mail
+	// for it (the mail waits in the handoff queues and goes to its shard once it thaws) and none
+	// serves a login to it (a temporary failure), so the last copy catches everything.
+	Frozen bool `json:"frozen,omitempty"`
 	// PasswordFingerprint is the operator's bookkeeping (a keyed MAC of the password, so it can
 	// tell a changed password without re-hashing every one); the server ignores it.
 	PasswordFingerprint string `json:"passwordFingerprint,omitempty"`
