@@ -981,3 +981,39 @@ func TestShutdownSaysBye(t *testing.T) {
 		t.Errorf("a new connection was accepted after Shutdown")
 	}
 }
+
+// EndSessions ends the sessions of the mailboxes it names, waiting for a command or idling, with
+// BYE [UNAVAILABLE]; other users' sessions go on.
+func TestEndSessionsOfOneMailbox(t *testing.T) {
+	e := newEnv(t)
+	waiting, idling, other := e.raw(t), e.raw(t), e.raw(t)
+	for i, c := range []*rawConn{waiting, idling, other} {
+		user := alice
+		if c == other {
+			user = bob
+		}
+		c.send(fmt.Sprintf("a%d LOGIN %s %q", i, user, password))
+		c.expect(fmt.Sprintf("a%d OK", i))
+	}
+	idling.send("b SELECT INBOX")
+	idling.expect("b OK")
+	idling.send("c IDLE")
+	idling.expect("+ ")
+	if n := e.srv.EndSessions(func(addr string) bool { return addr == alice }, "mailbox moving"); n != 2 {
+		t.Errorf("EndSessions: %d sessions of alice, want 2", n)
+	}
+	for name, c := range map[string]*rawConn{"waiting": waiting, "idling": idling} {
+		if line := c.expect("* BYE"); !strings.Contains(line, "[UNAVAILABLE] mailbox moving") {
+			t.Errorf("%s session: %q", name, line)
+		}
+		c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.r.ReadString('\n'); err == nil {
+			t.Errorf("%s session: still open after its BYE", name)
+		}
+	}
+	other.send("d NOOP")
+	other.expect("d OK")
+	testutil.Eventually(t, "alice's sessions to be gone", func() bool {
+		return e.srv.EndSessions(func(addr string) bool { return addr == alice }, "again") == 0
+	})
+}

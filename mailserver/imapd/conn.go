@@ -83,13 +83,24 @@ func (s *session) loop() {
 	}
 }
 
-// shuttingDown says BYE when the server is closing.
+// shuttingDown says BYE when the server is closing or the session was ended (EndSessions).
 func (s *session) shuttingDown() bool {
-	if s.srv.ctx.Err() == nil {
-		return false
+	code, text, end := s.ending()
+	if end {
+		s.byeWith(code, text)
 	}
-	s.bye(s.srv.cfg.Hostname + " IMAP server shutting down, please reconnect")
-	return true
+	return end
+}
+
+// ending says whether the session must end, and the response code and text of its BYE.
+func (s *session) ending() (code, text string, end bool) {
+	if t := s.ended.Load(); t != nil {
+		return "UNAVAILABLE", *t, true
+	}
+	if s.srv.ctx.Err() != nil {
+		return "", s.srv.cfg.Hostname + " IMAP server shutting down, please reconnect", true
+	}
+	return "", "", false
 }
 
 // greet sends the greeting, or BYE when the server is closing.
@@ -127,9 +138,12 @@ func (s *session) rejected(err error) bool {
 }
 
 // bye says goodbye; the connection closes after it.
-func (s *session) bye(text string) {
+func (s *session) bye(text string) { s.byeWith("", text) }
+
+// byeWith says goodbye with a response code.
+func (s *session) byeWith(code, text string) {
 	s.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	s.w.UntaggedStatus(wire.BYE, "", nil, text)
+	s.w.UntaggedStatus(wire.BYE, code, nil, text)
 	s.w.Flush()
 	s.state = stateLogout
 }
@@ -335,9 +349,10 @@ func (s *session) idleResume(tag string) {
 	if err == nil && !strings.EqualFold(line, "DONE") {
 		err = &imap.Error{Type: imap.StatusResponseTypeBad, Text: "IDLE ends with DONE"}
 	}
+	code, text, end := s.ending()
 	switch {
-	case err != nil && s.srv.ctx.Err() != nil:
-		s.bye(s.srv.cfg.Hostname + " IMAP server shutting down, please reconnect")
+	case err != nil && end:
+		s.byeWith(code, text)
 		err = nil
 	default:
 		err = s.idleEnded(err)

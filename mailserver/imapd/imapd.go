@@ -89,6 +89,8 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[net.Conn]struct{}
 	sessions  sync.WaitGroup
+	// byUser holds the sessions serving a mailbox here, by its address (see EndSessions).
+	byUser map[string]map[*session]struct{}
 }
 
 // NewServer returns a server for cfg; call Serve for each listener.
@@ -107,7 +109,7 @@ func NewServer(cfg Config) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{cfg: cfg, ctx: ctx, cancel: cancel,
-		listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}}
+		listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}, byUser: map[string]map[*session]struct{}{}}
 }
 
 // appendLimit is MaxMessageBytes as the protocol's 32-bit number.
@@ -158,7 +160,7 @@ func (s *Server) serve(ln net.Listener, internal bool) error {
 			_, isTLS := nc.(*tls.Conn)
 			sess := newSession(s, nc, isTLS)
 			sess.peer = internal && isTLS
-			sess.serve(func() { s.untrack(nc) })
+			sess.serve(func() { s.forget(sess); s.untrack(nc) })
 		}()
 	}
 }
@@ -181,6 +183,54 @@ func (s *Server) untrack(nc net.Conn) {
 	delete(s.conns, nc)
 	s.mu.Unlock()
 	s.sessions.Done()
+}
+
+// served registers a session that serves address's mailbox here.
+func (s *Server) served(sess *session, address string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := s.byUser[address]
+	if set == nil {
+		set = map[*session]struct{}{}
+		s.byUser[address] = set
+	}
+	set[sess] = struct{}{}
+}
+
+func (s *Server) forget(sess *session) {
+	if sess.user == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if set := s.byUser[sess.user.Address]; set != nil {
+		delete(set, sess)
+		if len(set) == 0 {
+			delete(s.byUser, sess.user.Address)
+		}
+	}
+}
+
+// EndSessions ends every session serving here a mailbox whose address match accepts: after
+// the command in progress, or at once when the session waits for one or idles, it says BYE
+// [UNAVAILABLE] with text and closes. It returns how many such sessions are still running,
+// those ended by earlier calls included; they are gone moments later.
+func (s *Server) EndSessions(match func(address string) bool, text string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for addr, set := range s.byUser {
+		if !match(addr) {
+			continue
+		}
+		for sess := range set {
+			if sess.ended.CompareAndSwap(nil, &text) {
+				sess.nc.SetReadDeadline(time.Now())
+			}
+			n++
+		}
+	}
+	return n
 }
 
 // Shutdown stops accepting connections, tells every client the server is going away (an

@@ -34,10 +34,12 @@ const (
 type session struct {
 	srv *Server
 	nc  net.Conn
-	r   *wire.Reader
-	w   *wire.Writer
-	ip  netip.Addr
-	log *slog.Logger
+	// ended holds the reason given when EndSessions ended the session (nil while it runs).
+	ended atomic.Pointer[string]
+	r     *wire.Reader
+	w     *wire.Writer
+	ip    netip.Addr
+	log   *slog.Logger
 	// tls is set once the connection is encrypted (implicit TLS or STARTTLS); peer on the
 	// internal listener, where other replicas log in (ServeInternal).
 	tls, peer bool
@@ -184,6 +186,7 @@ func (s *session) open(mb *directory.Mailbox) (reply, error) {
 		return reply{}, errUnavailable
 	}
 	s.user, s.box = mb, box
+	s.srv.served(s, mb.Address)
 	s.state = stateAuthenticated
 	s.r.SetAuthenticated(true)
 	s.log = s.log.With("mailbox", mb.Address)

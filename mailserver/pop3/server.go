@@ -228,17 +228,58 @@ func (s *Server) closeListenersLocked() error {
 	return err
 }
 
-// startRead marks sess as waiting for client input and arms its read deadline, unless the server
-// is shutting down. Both happen under mu so Shutdown's wake-up cannot be overwritten.
-func (s *Server) startRead(sess *session) bool {
+// startRead marks sess as waiting for client input and arms its read deadline, unless the
+// session must end (stopped). Both happen under mu so a wake-up cannot be overwritten.
+func (s *Server) startRead(sess *session) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.shuttingDown {
-		return false
+	if err := s.stoppedLocked(sess); err != nil {
+		return err
 	}
 	sess.reading = true
 	sess.raw.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
-	return true
+	return nil
+}
+
+// stopped says why sess must end (the server shuts down, or EndSessions ended it), nil when
+// it goes on.
+func (s *Server) stopped(sess *session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stoppedLocked(sess)
+}
+
+func (s *Server) stoppedLocked(sess *session) error {
+	switch {
+	case s.shuttingDown:
+		return errShuttingDown
+	case sess.ended != "":
+		return &endedError{sess.ended}
+	}
+	return nil
+}
+
+// EndSessions ends every session that has the maildrop of a mailbox whose address match
+// accepts: after the command in progress, or at once when it waits for one, it answers
+// -ERR [SYS/TEMP] with text and closes, without the UPDATE state (as a lost connection). It
+// returns how many such sessions are still running, those ended by earlier calls included.
+func (s *Server) EndSessions(match func(address string) bool, text string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for sess := range s.sessions {
+		if sess.mailbox == "" || !match(sess.mailbox) {
+			continue
+		}
+		if sess.ended == "" {
+			sess.ended = text
+			if sess.reading {
+				sess.raw.SetReadDeadline(time.Unix(1, 0))
+			}
+		}
+		n++
+	}
+	return n
 }
 
 func (s *Server) endRead(sess *session) {

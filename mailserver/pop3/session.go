@@ -42,9 +42,10 @@ const (
 var (
 	errQuit         = errors.New("client quit")
 	errShuttingDown = errors.New("server shutting down")
-	errTooManyErrs  = errors.New("too many errors")
-	errLineTooLong  = errors.New("line too long")
-	errFlood        = errors.New("over-long line without end")
+
+	errTooManyErrs = errors.New("too many errors")
+	errLineTooLong = errors.New("line too long")
+	errFlood       = errors.New("over-long line without end")
 )
 
 type state int
@@ -96,6 +97,9 @@ type session struct {
 	log  *slog.Logger
 	// reading is guarded by srv.mu: the session waits for client input.
 	reading bool
+	// mailbox (whose maildrop the session has) and ended (why EndSessions ended the session)
+	// are guarded by srv.mu.
+	mailbox, ended string
 
 	state    state
 	cmd      string    // the command being run, for metrics
@@ -191,20 +195,34 @@ func (s *session) run() error {
 				return err
 			}
 			continue
-		case errors.Is(err, errShuttingDown):
-			s.replyLine("-ERR [SYS/TEMP] Server shutting down, try again later")
+		case errors.Is(err, errShuttingDown), errors.As(err, new(*endedError)):
+			s.replyLine("-ERR [SYS/TEMP] " + farewell(err))
 			return err
 		case err != nil:
 			// RFC 1939: an idle timeout or a vanished client ends the session without UPDATE.
 			return err
 		}
 		if err := s.execute(line); err != nil {
-			if errors.Is(err, errShuttingDown) { // from a read inside AUTH
-				s.replyLine("-ERR [SYS/TEMP] Server shutting down, try again later")
+			if errors.Is(err, errShuttingDown) || errors.As(err, new(*endedError)) { // from a read inside AUTH
+				s.replyLine("-ERR [SYS/TEMP] " + farewell(err))
 			}
 			return err
 		}
 	}
+}
+
+// endedError is a session EndSessions ended, with its reason.
+type endedError struct{ text string }
+
+func (e *endedError) Error() string { return "session ended: " + e.text }
+
+// farewell is the text of the last answer of a session that must end.
+func farewell(err error) string {
+	var e *endedError
+	if errors.As(err, &e) {
+		return e.text
+	}
+	return "Server shutting down, try again later"
 }
 
 // readLine reads one line of at most limit octets (line ending included) and returns it without
@@ -216,8 +234,8 @@ func (s *session) readLine(limit int) (string, error) {
 			return "", err
 		}
 	}
-	if !s.srv.startRead(s) {
-		return "", errShuttingDown
+	if err := s.srv.startRead(s); err != nil {
+		return "", err
 	}
 	defer s.srv.endRead(s)
 	var line []byte
@@ -241,8 +259,8 @@ func (s *session) readLine(limit int) (string, error) {
 		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
 		}
-		if s.srv.closing() {
-			return "", errShuttingDown
+		if err := s.srv.stopped(s); err != nil {
+			return "", err
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return "", fmt.Errorf("idle for %s: %w", s.cfg.IdleTimeout, err)
@@ -571,6 +589,9 @@ func (s *session) open(mb *directory.Mailbox) error {
 		return errUnavailable
 	}
 	s.drop = drop
+	s.srv.mu.Lock()
+	s.mailbox = mb.Address
+	s.srv.mu.Unlock()
 	s.state = stateTransaction
 	s.log = s.log.With("mailbox", mb.Address)
 	s.log.Info("POP3 login", "tls", s.tls, "messages", len(drop.msgs))

@@ -518,3 +518,25 @@ func TestUTF8Command(t *testing.T) {
 	}
 	c.expect("UTF8", "-ERR")
 }
+
+// EndSessions ends the sessions that have the maildrop of the mailboxes it names (no UPDATE:
+// messages marked for deletion stay); other sessions go on.
+func TestEndSessionsOfOneMailbox(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.deliver(alice, msgPlain)
+	e.deliver(bob, msgPlain)
+	moving := loggedIn(t, e, alice)
+	moving.expect("DELE 1", "+OK")
+	other := loggedIn(t, e, bob)
+	if n := e.srv.EndSessions(func(addr string) bool { return addr == alice }, "Mailbox moving, try again in a moment"); n != 1 {
+		t.Errorf("EndSessions: %d sessions of alice, want 1", n)
+	}
+	moving.expectClosed("-ERR [SYS/TEMP] Mailbox moving, try again in a moment")
+	other.expect("STAT", "+OK 1 ")
+	if n := e.inbox(alice).Status().Messages; n != 1 {
+		t.Errorf("%d messages of alice after her session was ended, want 1: no UPDATE", n)
+	}
+	testutil.Eventually(t, "alice's session to be gone", func() bool {
+		return e.srv.EndSessions(func(addr string) bool { return addr == alice }, "again") == 0
+	})
+}

@@ -616,3 +616,34 @@ func TestClusterHoldsAFrozenMailbox(t *testing.T) {
 		t.Errorf("stored on the wrong replica: %q", got)
 	}
 }
+
+// Freezing a mailbox ends its sessions on its replica (with BYE [UNAVAILABLE]); the operator's
+// end-sessions endpoint counts those still running.
+func TestClusterEndsTheSessionsOfAFrozenMailbox(t *testing.T) {
+	owner := startServer(t, func(c *config.Config) {
+		clusterEdit(t, 1, []string{"127.0.0.1:1", "127.0.0.1:1"})(c)
+		withAdmin(t, adminToken)(c)
+	})
+	c, err := imapclient.DialTLS(owner.addr(t, "imaps"), &imapclient.Options{TLSConfig: owner.clientTLS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("bob@example.com", password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	sessions := func() int {
+		_, body := owner.request(t, "POST", "/admin/v1/moves/bob@example.com/end-sessions", "Bearer "+adminToken)
+		var out struct{ Sessions int }
+		if err := json.Unmarshal([]byte(body), &out); err != nil {
+			t.Fatalf("end-sessions: %q: %v", body, err)
+		}
+		return out.Sessions
+	}
+	setFrozen(t, owner, true)
+	testutil.Eventually(t, "bob's session to end", func() bool { return c.Noop().Wait() != nil })
+	testutil.Eventually(t, "no session of bob left", func() bool { return sessions() == 0 })
+}

@@ -53,6 +53,9 @@ func (m *moves) end(addr string) {
 //	POST /admin/v1/moves/{address}/pull?from=N  copy the mailbox from the replica of shard N
 //	                                            (again: only what changed since the last copy)
 //	POST /admin/v1/moves/{address}/adopt        make the copy this replica's mailbox
+//	POST /admin/v1/moves/{address}/end-sessions on the source: end the mailbox's IMAP and POP3
+//	                                            sessions; {"sessions": n} still running (poll
+//	                                            until 0 before the last copy)
 func (s *Server) handleMoves(mux *http.ServeMux) {
 	m := &moves{}
 	if s.cluster != nil {
@@ -93,6 +96,15 @@ func (s *Server) handleMoves(mux *http.ServeMux) {
 			"removed", out.Removed, "seconds", out.Seconds)
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(out)
+	})
+	mux.HandleFunc("POST /admin/v1/moves/{address}/end-sessions", func(w http.ResponseWriter, r *http.Request) {
+		addr, ok := pathAddress(w, r)
+		if !ok {
+			return
+		}
+		n := s.endSessions(func(a string) bool { return a == addr })
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]int{"sessions": n})
 	})
 	mux.HandleFunc("POST /admin/v1/moves/{address}/adopt", func(w http.ResponseWriter, r *http.Request) {
 		addr, ok := pathAddress(w, r)

@@ -55,7 +55,10 @@ type Server struct {
 	handoffQueue *queue.Queue
 	// sendLimit counts the submissions of the users whose mailboxes live here (nil: no limit).
 	sendLimit *sendlimit.Limiter
-	limiter   *connLimiter
+	// enders end the IMAP and POP3 sessions of chosen mailboxes (see endSessions).
+	endersMu sync.Mutex
+	enders   []func(match func(address string) bool, text string) int
+	limiter  *connLimiter
 
 	resolver  *dnsresolve.Resolver
 	signer    *dkim.Signer
@@ -133,6 +136,21 @@ func (e dirEvents) Reloaded(d *directory.Directory) {
 	m.DirectoryEntries.WithLabelValues("mailboxes").Set(float64(mailboxes))
 	m.DirectoryEntries.WithLabelValues("aliases").Set(float64(aliases))
 	e.s.log.Info("directory loaded", "domains", domains, "mailboxes", mailboxes, "aliases", aliases)
+	if n := e.s.endSessions(func(addr string) bool { mb, ok := d.Mailbox(addr); return ok && mb.Frozen }); n > 0 {
+		e.s.log.Info("ending the sessions of mailboxes that are moving", "sessions", n)
+	}
+}
+
+// endSessions ends the IMAP and POP3 sessions served here of the mailboxes match accepts (a
+// move's cut-over) and returns how many of them are still running.
+func (s *Server) endSessions(match func(address string) bool) int {
+	s.endersMu.Lock()
+	defer s.endersMu.Unlock()
+	n := 0
+	for _, end := range s.enders {
+		n += end(match, "Mailbox moving between servers, try again in a moment")
+	}
+	return n
 }
 
 func (e dirEvents) Failed(error) {
@@ -318,6 +336,9 @@ func (s *Server) startMailAccess() error {
 		imapCfg.Route = s.imapRoute(s.cluster)
 	}
 	imapSrv := imapd.NewServer(imapCfg)
+	s.endersMu.Lock()
+	s.enders = append(s.enders, imapSrv.EndSessions)
+	s.endersMu.Unlock()
 	for _, il := range []struct {
 		name     string
 		l        config.Listener
@@ -338,6 +359,9 @@ func (s *Server) startMailAccess() error {
 		pop3Cfg.Route = s.pop3Route(s.cluster)
 	}
 	pop3Srv := pop3.NewServer(pop3Cfg)
+	s.endersMu.Lock()
+	s.enders = append(s.enders, pop3Srv.EndSessions)
+	s.endersMu.Unlock()
 	for _, pl := range []struct {
 		name     string
 		l        config.Listener
