@@ -18,6 +18,13 @@ type MailboxUsage struct {
 	Messages int64  `json:"messages"`
 }
 
+// DirectoryMailbox is where the directory a replica has loaded puts a mailbox: the operator
+// waits until every replica agrees before each step of a move.
+type DirectoryMailbox struct {
+	Shard  int  `json:"shard"`
+	Frozen bool `json:"frozen"`
+}
+
 // HandoffBacklog is what a replica holds for other replicas, as the admin API reports it.
 type HandoffBacklog struct {
 	Messages int `json:"messages"`
@@ -29,7 +36,9 @@ type HandoffBacklog struct {
 //
 //	GET    /admin/v1/mailboxes            usage of every stored mailbox
 //	DELETE /admin/v1/mailboxes/{address}  purge a mailbox's stored mail
+//	GET    /admin/v1/directory/mailboxes/{address}  where this replica's directory puts it
 //	GET    /admin/v1/handoff              the messages waiting for other replicas
+//	POST   /admin/v1/handoff/retry        hand them over now (after a move's cut-over)
 //	POST   /admin/v1/moves/{address}/...  copy a mailbox here from another replica (see handleMoves)
 //	GET, POST, DELETE /admin/v1/queue...  the outbound queue (see queueHandler)
 //
@@ -60,9 +69,10 @@ func (s *Server) adminHandler() http.Handler {
 		if !ok {
 			return
 		}
-		if _, live := s.dir.Load().Mailbox(addr); live {
-			// Purging a mailbox that is still in the directory would destroy mail it keeps receiving.
-			http.Error(w, "mailbox "+addr+" is still in the directory", http.StatusConflict)
+		if mb, live := s.dir.Load().Mailbox(addr); live && (mb.Shard == s.cfg.Shard || mb.Frozen) {
+			// Purging a mailbox this replica still holds would destroy mail it keeps receiving;
+			// the copy a move left behind (the directory names another replica) may go.
+			http.Error(w, "mailbox "+addr+" is still in the directory, on this replica", http.StatusConflict)
 			return
 		}
 		if err := s.store.DeleteMailbox(addr); err != nil {
@@ -71,6 +81,27 @@ func (s *Server) adminHandler() http.Handler {
 		}
 		s.log.Info("mailbox purged", "mailbox", addr)
 		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /admin/v1/directory/mailboxes/{address}", func(w http.ResponseWriter, r *http.Request) {
+		addr, ok := pathAddress(w, r)
+		if !ok {
+			return
+		}
+		mb, found := s.dir.Load().Mailbox(addr)
+		if !found {
+			http.Error(w, "mailbox "+addr+" is not in this replica's directory", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(DirectoryMailbox{Shard: mb.Shard, Frozen: mb.Frozen})
+	})
+	mux.HandleFunc("POST /admin/v1/handoff/retry", func(w http.ResponseWriter, r *http.Request) {
+		n := 0
+		if s.handoffQueue != nil {
+			n = s.handoffQueue.RetryAll()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]int{"messages": n})
 	})
 	mux.HandleFunc("GET /admin/v1/handoff", func(w http.ResponseWriter, r *http.Request) {
 		var out HandoffBacklog

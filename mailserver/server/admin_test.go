@@ -37,6 +37,11 @@ func TestAdminAPIRequiresTheToken(t *testing.T) {
 		{"GET", "/admin/v1/queue"},
 		{"DELETE", "/admin/v1/queue/some-id"},
 		{"GET", "/admin/v1/handoff"},
+		{"POST", "/admin/v1/handoff/retry"},
+		{"GET", "/admin/v1/directory/mailboxes/alice@example.com"},
+		{"POST", "/admin/v1/moves/alice@example.com/pull?from=1"},
+		{"POST", "/admin/v1/moves/alice@example.com/adopt"},
+		{"POST", "/admin/v1/moves/alice@example.com/end-sessions"},
 	}
 	for _, auth := range []string{"", adminToken, "Bearer", "Bearer wrong-token-of-enough-length", "Basic " + adminToken,
 		"Bearer " + adminToken[:len(adminToken)-1]} {

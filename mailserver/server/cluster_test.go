@@ -498,7 +498,10 @@ func TestClusterCountsTheSendingLimitHereWhileTheOwnerIsAway(t *testing.T) {
 // The operator's move endpoints: a replica copies bob's mailbox from his replica (again, after
 // more mail, only what changed) and adopts it, UIDs, flags and all.
 func TestClusterCopiesAMailboxFromAnotherReplica(t *testing.T) {
-	owner := startServer(t, clusterEdit(t, 1, []string{"127.0.0.1:1", "127.0.0.1:1"}))
+	owner := startServer(t, func(c *config.Config) {
+		clusterEdit(t, 1, []string{"127.0.0.1:1", "127.0.0.1:1"})(c)
+		withAdmin(t, adminToken)(c)
+	})
 	target := startServer(t, func(c *config.Config) {
 		clusterEdit(t, 0, []string{"127.0.0.1:1", owner.addr(t, "cluster")})(c)
 		withAdmin(t, adminToken)(c)
@@ -553,10 +556,43 @@ func TestClusterCopiesAMailboxFromAnotherReplica(t *testing.T) {
 	if code, _ := target.request(t, "POST", "/admin/v1/moves/bob@example.com/pull?from=0", "Bearer "+adminToken); code != http.StatusBadRequest {
 		t.Errorf("a copy from this replica's own shard: %d, want 400", code)
 	}
+
+	// The source keeps its copy while its directory puts bob there; once it names the new
+	// replica, the copy left behind may be purged.
+	where := func() string {
+		_, body := owner.request(t, "GET", "/admin/v1/directory/mailboxes/bob@example.com", "Bearer "+adminToken)
+		return strings.TrimSpace(body)
+	}
+	if got := where(); got != `{"shard":1,"frozen":false}` {
+		t.Errorf("the source's directory puts bob at %s", got)
+	}
+	if code, body := owner.request(t, "DELETE", "/admin/v1/mailboxes/bob@example.com", "Bearer "+adminToken); code != http.StatusConflict {
+		t.Fatalf("purging the mailbox on the replica that holds it: %d %s, want 409", code, body)
+	}
+	moveBob(t, owner, 0)
+	testutil.Eventually(t, "the source's directory to put bob on replica 0", func() bool { return where() == `{"shard":0,"frozen":false}` })
+	if code, body := owner.request(t, "DELETE", "/admin/v1/mailboxes/bob@example.com", "Bearer "+adminToken); code != http.StatusNoContent {
+		t.Fatalf("purging the copy a move left behind: %d %s", code, body)
+	}
+	if n, _, _ := owner.store.Usage("bob@example.com"); n != 0 {
+		t.Errorf("the source still stores %d bytes of bob's", n)
+	}
+}
+
+// moveBob rewrites the directory file of s with bob's mailbox on shard.
+func moveBob(t *testing.T, s *testServer, shard int) {
+	t.Helper()
+	editBob(t, s, func(mb *dirspec.MailboxSpec) { mb.Shard = shard })
 }
 
 // setFrozen rewrites the directory file of s with bob's mailbox frozen or not.
 func setFrozen(t *testing.T, s *testServer, frozen bool) {
+	t.Helper()
+	editBob(t, s, func(mb *dirspec.MailboxSpec) { mb.Frozen = frozen })
+}
+
+// editBob rewrites bob's entry in the directory file of s.
+func editBob(t *testing.T, s *testServer, edit func(*dirspec.MailboxSpec)) {
 	t.Helper()
 	data, err := os.ReadFile(s.cfg.Directory.File)
 	if err != nil {
@@ -568,7 +604,7 @@ func setFrozen(t *testing.T, s *testServer, frozen bool) {
 	}
 	for i := range spec.Mailboxes {
 		if spec.Mailboxes[i].Address == "bob@example.com" {
-			spec.Mailboxes[i].Frozen = frozen
+			edit(&spec.Mailboxes[i])
 		}
 	}
 	if data, err = yaml.Marshal(spec); err != nil {
