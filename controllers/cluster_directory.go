@@ -30,6 +30,9 @@ type clusterDirectory struct {
 	parts              int
 	domains, mailboxes int32
 	recheck            time.Duration
+	// shardsInUse is one more than the highest replica ordinal that holds a mailbox: the
+	// replicas that must keep running whatever spec.replicas says, until moves exist.
+	shardsInUse int32
 }
 
 // reconcileDirectory compiles the cluster's directory, writes it into its Secrets when it
@@ -116,8 +119,12 @@ func (r *MailClusterReconciler) reconcileDirectory(ctx context.Context, mc *mail
 	}
 	memo.remember(generation, &res.Spec)
 	r.reportMembers(ctx, mc, inputs, awaiting.names, aliases, res)
+	var inUse int32
+	for _, mb := range res.Spec.Mailboxes {
+		inUse = max(inUse, int32(mb.Shard)+1)
+	}
 	return clusterDirectory{parts: len(parts), domains: int32(len(res.Spec.Domains)), mailboxes: int32(len(res.Spec.Mailboxes)),
-		recheck: awaiting.recheck}, nil
+		recheck: awaiting.recheck, shardsInUse: inUse}, nil
 }
 
 // unavailableDomains are the domains the directory served or listed as unavailable before

@@ -25,7 +25,7 @@ func (r *MailClusterReconciler) reconcileStatus(ctx context.Context, mc *mailv1a
 	conds, readyReplicas, ready := builders.ClusterConditions(builders.ClusterObservation{
 		Generation: mc.Generation, Hostname: string(mc.Spec.Hostname), Want: want, StatefulSet: wl.statefulSet,
 		LocalReplicas: wl.localReplicas, TLSSecret: tls.secret, SelfSigned: tls.selfSigned, TLSWaiting: tls.waiting,
-		LoadBalancerPending: wl.lbPending, RelayProblem: wl.relayProblem,
+		LoadBalancerPending: wl.lbPending, RelayProblem: wl.relayProblem, Held: wl.held,
 		Autoconfig:     mc.Spec.Autoconfig != nil && mc.Spec.Autoconfig.Enabled,
 		HandoffBacklog: r.Backlogs.problem(client.ObjectKeyFromObject(mc)),
 	})

@@ -10,6 +10,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mailv1alpha1 "github.com/kubemail/kubemail/api/v1alpha1"
@@ -20,7 +21,9 @@ import (
 // clusterWorkload is what the workload sub-reconciler found: the live StatefulSet and what keeps
 // the servers from serving or from being reached.
 type clusterWorkload struct {
-	statefulSet   appsv1.StatefulSet
+	statefulSet appsv1.StatefulSet
+	// held is the number of replicas kept running above spec.replicas: mailboxes live there.
+	held          int32
 	relayProblem  string
 	localReplicas int32
 	lbPending     string
@@ -29,8 +32,10 @@ type clusterWorkload struct {
 }
 
 // reconcileWorkload applies the objects that run the cluster's servers (settings, identity and
-// rights, Services, disruption budget, StatefulSet) and observes them.
-func (r *MailClusterReconciler) reconcileWorkload(ctx context.Context, mc *mailv1alpha1.MailCluster, tls clusterTLS, parts int) (clusterWorkload, error) {
+// rights, Services, disruption budget, StatefulSet) and observes them. A replica that holds
+// mailboxes keeps running when spec.replicas goes below it: shrinking the StatefulSet would
+// leave them without a home.
+func (r *MailClusterReconciler) reconcileWorkload(ctx context.Context, mc *mailv1alpha1.MailCluster, tls clusterTLS, dir clusterDirectory) (clusterWorkload, error) {
 	var wl clusterWorkload
 	if err := r.ensureAdminSecret(ctx, mc); err != nil {
 		return wl, fmt.Errorf("admin Secret: %w", err)
@@ -47,10 +52,14 @@ func (r *MailClusterReconciler) reconcileWorkload(ctx context.Context, mc *mailv
 		return wl, err
 	}
 	sts := builders.StatefulSet(mc, r.OperandImage, tls.secret, configHash)
+	if want := ptr.Deref(mc.Spec.Replicas, 1); dir.shardsInUse > want {
+		wl.held = dir.shardsInUse - want
+		sts.Spec.Replicas = ptr.To(dir.shardsInUse)
+	}
 	for _, obj := range []client.Object{
 		cm,
 		builders.ServiceAccount(mc),
-		builders.Role(mc, parts), // already applied before the directory; a no-op here
+		builders.Role(mc, dir.parts), // already applied before the directory; a no-op here
 		builders.RoleBinding(mc),
 		builders.HeadlessService(mc),
 		builders.ClientService(mc),

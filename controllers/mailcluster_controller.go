@@ -66,7 +66,7 @@ func (r *MailClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("directory: %w", err)
 	}
-	wl, err := r.reconcileWorkload(ctx, &mc, tls, dir.parts)
+	wl, err := r.reconcileWorkload(ctx, &mc, tls, dir)
 	if err != nil {
 		return ctrl.Result{}, err
 	}

@@ -112,6 +112,9 @@ const (
 	ReasonRollingOut          = "RollingOut"
 	ReasonReplicasUnavailable = "ReplicasUnavailable"
 	ReasonInvalidSpec         = "InvalidSpec"
+	// ReasonScaleDownHeld: spec.replicas went below a replica that holds mailboxes; it keeps
+	// running (a Progressing reason) until they are moved or deleted.
+	ReasonScaleDownHeld = "ScaleDownHeld"
 	// ReasonHandoffBacklog: the cluster serves, but a replica has held mail for another replica
 	// (the one that holds its mailboxes) for more than five minutes: it cannot reach it.
 	ReasonHandoffBacklog = "HandoffBacklog"

@@ -33,6 +33,8 @@ type ClusterObservation struct {
 	// HandoffBacklog tells of mail a replica has held too long for another one, or "": the
 	// cluster is Degraded, and still Ready (the mail is safe where it waits).
 	HandoffBacklog string
+	// Held counts the replicas kept running above Want because mailboxes live on them.
+	Held int32
 }
 
 // ClusterConditions computes a MailCluster's conditions (Ready, Progressing, Degraded,
@@ -51,12 +53,13 @@ func ClusterConditions(o ClusterObservation) (conds []metav1.Condition, readyRep
 	cond(mailv1alpha1.ConditionSelfSignedCertificate, o.SelfSigned, certReason, certMsg)
 
 	sts := o.StatefulSet
+	running := o.Want + o.Held // the StatefulSet's replicas
 	readyReplicas = sts.Status.ReadyReplicas
-	rolledOut := sts.Status.ObservedGeneration >= sts.Generation && sts.Status.UpdatedReplicas == o.Want &&
+	rolledOut := sts.Status.ObservedGeneration >= sts.Generation && sts.Status.UpdatedReplicas == running &&
 		sts.Status.CurrentRevision == sts.Status.UpdateRevision
-	ready = sts.Status.ReadyReplicas >= o.Want && rolledOut
-	rollout := fmt.Sprintf("rolling out: %d of %d replicas updated, %d ready", sts.Status.UpdatedReplicas, o.Want, sts.Status.ReadyReplicas)
-	reason, msg := mailv1alpha1.ReasonReconciled, fmt.Sprintf("%d of %d replicas serving", sts.Status.ReadyReplicas, o.Want)
+	ready = sts.Status.ReadyReplicas >= running && rolledOut
+	rollout := fmt.Sprintf("rolling out: %d of %d replicas updated, %d ready", sts.Status.UpdatedReplicas, running, sts.Status.ReadyReplicas)
+	reason, msg := mailv1alpha1.ReasonReconciled, fmt.Sprintf("%d of %d replicas serving", sts.Status.ReadyReplicas, running)
 	progressing, degraded := !rolledOut, rolledOut && !ready
 	switch {
 	case o.RelayProblem != "":
@@ -72,12 +75,17 @@ func ClusterConditions(o ClusterObservation) (conds []metav1.Condition, readyRep
 	case !rolledOut:
 		reason, msg = mailv1alpha1.ReasonRollingOut, rollout
 	case !ready:
-		reason, msg = mailv1alpha1.ReasonReplicasUnavailable, fmt.Sprintf("%d of %d replicas ready", sts.Status.ReadyReplicas, o.Want)
+		reason, msg = mailv1alpha1.ReasonReplicasUnavailable, fmt.Sprintf("%d of %d replicas ready", sts.Status.ReadyReplicas, running)
 	}
 	cond(mailv1alpha1.ConditionReady, ready, reason, msg)
-	if progressing {
+	switch {
+	case progressing:
 		cond(mailv1alpha1.ConditionProgressing, true, mailv1alpha1.ReasonRollingOut, rollout)
-	} else {
+	case o.Held > 0:
+		cond(mailv1alpha1.ConditionProgressing, true, mailv1alpha1.ReasonScaleDownHeld, fmt.Sprintf(
+			"spec.replicas is %d, but mailboxes live on replicas %d to %d: they keep running until those mailboxes are moved or deleted",
+			o.Want, o.Want, running-1))
+	default:
 		cond(mailv1alpha1.ConditionProgressing, false, mailv1alpha1.ReasonReconciled, "")
 	}
 	if !degraded && ready && o.HandoffBacklog != "" {

@@ -142,6 +142,7 @@ func TestOperator(t *testing.T) {
 	t.Run("domain appears later", o.domainAppearsLater)
 	t.Run("domain DNS records and DKIM key", o.domainRecordsAndDKIM)
 	t.Run("deleting a mailbox removes it from the directory", o.deleteMailbox)
+	t.Run("scaling down below a replica that holds mailboxes keeps it", o.scaleDownHeld)
 	t.Run("smarthost: settings, credentials volume, and a missing Secret said so", o.smarthost)
 }
 
