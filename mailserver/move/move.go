@@ -258,22 +258,11 @@ var errGone = errors.New("gone from the source")
 // fetch writes the file at u to dst durably (a temporary file fsynced, then renamed) and
 // returns its size.
 func fetch(ctx context.Context, client *http.Client, u, dst string) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := client.Do(req)
+	resp, err := get(ctx, client, u)
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		return 0, errGone
-	case resp.StatusCode != http.StatusOK:
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return 0, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
-	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return 0, err
 	}
@@ -300,20 +289,34 @@ func fetch(ctx context.Context, client *http.Client, u, dst string) (int64, erro
 }
 
 func getJSON(ctx context.Context, client *http.Client, u string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
+	resp, err := get(ctx, client, u)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
-	}
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// get requests u; an answer other than 200 is an error, errGone for 404.
+func get(ctx context.Context, client *http.Client, u string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return resp, nil
+	case http.StatusNotFound:
+		resp.Body.Close()
+		return nil, errGone
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	resp.Body.Close()
+	return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
 }
 
 // removeEmptyDirs removes the folders the source no longer has: directories left empty that
