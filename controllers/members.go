@@ -142,12 +142,14 @@ func mailboxVerdict(cluster string, in builders.MailboxInput, res builders.Direc
 }
 
 // applyMailboxVerdict sets the fields of st that v decides. A Mailbox left out of the directory
-// keeps the shard it had: its mail is still there.
+// keeps the shard it had: its mail is still there. The verdict places a mailbox only once:
+// after that its shard changes when a move ends, written by the Mover alone (a verdict computed
+// before the move ended must not put it back).
 func applyMailboxVerdict(st *mailv1alpha1.MailboxStatus, mb *mailv1alpha1.Mailbox, v verdict) {
 	setCondition(&st.Conditions, v.generation, mailv1alpha1.ConditionReady, v.ready, v.reason, v.message)
 	st.ObservedGeneration = v.generation
 	st.Login = v.login
-	if v.shard != nil {
+	if v.shard != nil && st.Shard == nil {
 		st.Shard = v.shard
 	}
 	st.Quota = nil

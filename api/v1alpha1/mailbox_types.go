@@ -78,6 +78,14 @@ type MailboxSpec struct {
 	// +kubebuilder:default=Retain
 	// +optional
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// Shard pins the mailbox to one replica of its cluster (an ordinal below spec.replicas):
+	// the operator moves it there, with every folder, UID and flag, while mail keeps flowing
+	// (status.move shows the move). Empty leaves the placement to the operator.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=63
+	// +optional
+	Shard *int32 `json:"shard,omitempty"`
 }
 
 // PasswordSecretRef names the key of a Secret that holds a password.
@@ -136,9 +144,14 @@ type MailboxStatus struct {
 	// +optional
 	Messages int64 `json:"messages,omitempty"`
 
-	// Shard is the replica ordinal that holds this mailbox's data. It never changes by itself.
+	// Shard is the replica ordinal that holds this mailbox's data. It changes only when a move
+	// ends.
 	// +optional
 	Shard *int32 `json:"shard,omitempty"`
+
+	// Move is the move of the mailbox to another replica under way, if any.
+	// +optional
+	Move *MailboxMove `json:"move,omitempty"`
 
 	// CredentialsSecretName names the Secret with the generated password, when the operator
 	// generated one.
@@ -153,6 +166,30 @@ type MailboxStatus struct {
 	// +optional
 	Login LoginState `json:"login,omitempty"`
 }
+
+// MailboxMove is a mailbox's move from one replica to another.
+type MailboxMove struct {
+	// From is the replica that holds the mailbox until the move ends; To the one it goes to.
+	From int32 `json:"from"`
+	To   int32 `json:"to"`
+	// Phase: Copying (the mail is copied while the mailbox is served as always), Freezing (a
+	// few seconds: its mail waits in the replicas' queues and its logins get a temporary
+	// failure while the last changes are copied), Switching (the new replica serves it; the old
+	// copy is removed).
+	// +kubebuilder:validation:Enum=Copying;Freezing;Switching
+	Phase MovePhase `json:"phase"`
+	// Started is when the move began.
+	Started metav1.Time `json:"started"`
+}
+
+// MovePhase is where a mailbox's move stands.
+type MovePhase string
+
+const (
+	MoveCopying   MovePhase = "Copying"
+	MoveFreezing  MovePhase = "Freezing"
+	MoveSwitching MovePhase = "Switching"
+)
 
 // LoginState is whether a served Mailbox can log in.
 type LoginState string
@@ -174,6 +211,7 @@ const (
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Shard",type=integer,JSONPath=`.status.shard`,priority=1
+// +kubebuilder:printcolumn:name="Moving",type=string,JSONPath=`.status.move.phase`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Mailbox struct {
 	metav1.TypeMeta   `json:",inline"`

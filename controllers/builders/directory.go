@@ -306,6 +306,7 @@ func mailboxSpec(in MailboxInput) (dirspec.MailboxSpec, *Problem) {
 		PasswordFingerprint: in.Fingerprint,
 		Quota:               in.Quota,
 		Shard:               in.Shard,
+		Frozen:              mb.Status.Move != nil && mb.Status.Move.Phase == mailv1alpha1.MoveFreezing,
 	}
 	for _, a := range mb.Spec.Aliases {
 		spec.Aliases = append(spec.Aliases, string(a))
