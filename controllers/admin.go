@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -96,9 +97,23 @@ func (a *adminClient) do(ctx context.Context, method, path string) ([]byte, erro
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if resp.StatusCode >= 300 {
-		return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, body)
+		return nil, &adminError{code: resp.StatusCode, text: fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, body)}
 	}
 	return body, nil
+}
+
+// adminError is a replica's refusal of an admin request, with its HTTP status.
+type adminError struct {
+	code int
+	text string
+}
+
+func (e *adminError) Error() string { return e.text }
+
+// refused reports whether err is a replica's answer with the HTTP status code.
+func refused(err error, code int) bool {
+	var ae *adminError
+	return errors.As(err, &ae) && ae.code == code
 }
 
 // purge deletes a mailbox's stored mail on its replica.

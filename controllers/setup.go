@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -57,6 +58,9 @@ type Options struct {
 	// HandoffBacklogAge is how long mail may wait for another replica before its cluster is
 	// Degraded (0: five minutes).
 	HandoffBacklogAge time.Duration
+	// MoveInterval is how often the Mover takes each mailbox move a step further (0: a
+	// second).
+	MoveInterval time.Duration
 }
 
 // Setup registers every reconciler and index with the manager.
@@ -73,8 +77,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 			return err
 		}
 	}
+	moves := make(chan event.GenericEvent, 64)
+	mover := &Mover{Client: mgr.GetClient(), Interval: cmp.Or(opts.MoveInterval, time.Second), Log: mgr.GetLogger().WithName("mover"),
+		Recorder: mgr.GetEventRecorder("kubemail-mover"), Wake: moves}
+	if err := mgr.Add(mover); err != nil {
+		return err
+	}
 	for _, setup := range []func(ctrl.Manager) error{
-		func(mgr ctrl.Manager) error { return setupClusters(mgr, opts.OperandImage, vs, bl) },
+		func(mgr ctrl.Manager) error { return setupClusters(mgr, opts.OperandImage, vs, bl, moves) },
 		setupDomains,
 		func(mgr ctrl.Manager) error { return setupMailboxes(mgr, vs) },
 		func(mgr ctrl.Manager) error { return setupAliases(mgr, vs) },
@@ -88,7 +98,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 
 // setupClusters registers the MailClusterReconciler: a cluster is reconciled when it, an object
 // it owns, or anything that goes into its directory changes.
-func setupClusters(mgr ctrl.Manager, operandImage string, vs *verdicts, bl *backlogs) error {
+func setupClusters(mgr ctrl.Manager, operandImage string, vs *verdicts, bl *backlogs, moves <-chan event.GenericEvent) error {
 	c := mgr.GetClient()
 	cluster := &MailClusterReconciler{Client: c, Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("kubemail-mailcluster"),
 		OperandImage: operandImage, Verdicts: vs, Backlogs: bl}
@@ -103,6 +113,7 @@ func setupClusters(mgr ctrl.Manager, operandImage string, vs *verdicts, bl *back
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).
 		WatchesRawSource(source.Channel(bl.changed, &handler.EnqueueRequestForObject{})).
+		WatchesRawSource(source.Channel(moves, &handler.EnqueueRequestForObject{})).
 		Watches(&mailv1alpha1.MailDomain{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			md := o.(*mailv1alpha1.MailDomain)
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: md.Namespace, Name: md.Spec.ClusterRef.Name}}}
