@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -68,47 +69,117 @@ func (m *Mover) Start(ctx context.Context) error {
 // NeedLeaderElection keeps standby operators from moving the same mailboxes.
 func (m *Mover) NeedLeaderElection() bool { return true }
 
+// maxMoves bounds the moves running at once in one cluster, so that serving mail keeps
+// priority over copying it.
+const maxMoves = 2
+
 func (m *Mover) round(ctx context.Context) {
 	var mbs mailv1alpha1.MailboxList
 	if err := m.Client.List(ctx, &mbs); err != nil {
 		m.Log.Error(err, "listing Mailboxes for moves")
 		return
 	}
+	plans := map[types.NamespacedName]*movePlan{}
+	clusters := map[string]*mailv1alpha1.MailCluster{} // by namespace and domain
 	for i := range mbs.Items {
 		mb := &mbs.Items[i]
-		if mb.Status.Move == nil && !wantsMove(mb) || !mb.DeletionTimestamp.IsZero() {
+		if mb.Status.Shard == nil || !mb.DeletionTimestamp.IsZero() {
 			continue
 		}
-		if err := m.step(ctx, mb); err != nil {
-			m.Log.V(1).Info("mailbox move waits", "mailbox", mb.Name, "namespace", mb.Namespace, "reason", err.Error())
+		dk := mb.Namespace + "/" + addressDomain(mb.Spec.Address)
+		mc, known := clusters[dk]
+		if !known {
+			mc, _ = m.cluster(ctx, mb)
+			clusters[dk] = mc
 		}
+		if mc == nil {
+			continue
+		}
+		key := client.ObjectKeyFromObject(mc)
+		if plans[key] == nil {
+			plans[key] = &movePlan{mc: mc, load: map[int32]int{}}
+		}
+		plans[key].add(mb)
+	}
+	for _, p := range plans {
+		m.run(ctx, p)
 	}
 }
 
-// wantsMove reports whether a placed mailbox is pinned to another replica than its own.
-func wantsMove(mb *mailv1alpha1.Mailbox) bool {
-	return mb.Spec.Shard != nil && mb.Status.Shard != nil && *mb.Spec.Shard != *mb.Status.Shard
+// movePlan is one cluster's mailboxes as the Mover sees them: how many each replica holds,
+// the moves under way, and the mailboxes that should move.
+type movePlan struct {
+	mc     *mailv1alpha1.MailCluster
+	load   map[int32]int // mailboxes by replica, counting those moving in at their target
+	active []*mailv1alpha1.Mailbox
+	want   []*mailv1alpha1.Mailbox
+}
+
+func (p *movePlan) add(mb *mailv1alpha1.Mailbox) {
+	replicas := ptr.Deref(p.mc.Spec.Replicas, 1)
+	switch mv := mb.Status.Move; {
+	case mv != nil:
+		p.load[mv.To]++
+		p.active = append(p.active, mb)
+	case mb.Spec.Shard != nil && *mb.Spec.Shard != *mb.Status.Shard && *mb.Spec.Shard < replicas:
+		// Pinned elsewhere.
+		p.load[*mb.Status.Shard]++
+		p.want = append(p.want, mb)
+	case *mb.Status.Shard >= replicas:
+		// On a replica that spec.replicas no longer asks for: it goes where there is most room.
+		p.load[*mb.Status.Shard]++
+		p.want = append(p.want, mb)
+	default:
+		p.load[*mb.Status.Shard]++
+	}
+}
+
+// target is where a mailbox that should move goes: its pin, or the replica with the fewest
+// mailboxes.
+func (p *movePlan) target(mb *mailv1alpha1.Mailbox) int32 {
+	if mb.Spec.Shard != nil && *mb.Spec.Shard < ptr.Deref(p.mc.Spec.Replicas, 1) {
+		return *mb.Spec.Shard
+	}
+	best := int32(0)
+	for r := range ptr.Deref(p.mc.Spec.Replicas, 1) {
+		if p.load[r] < p.load[best] {
+			best = r
+		}
+	}
+	return best
+}
+
+// run takes every move of the cluster a step further and starts new ones while fewer than
+// maxMoves run.
+func (m *Mover) run(ctx context.Context, p *movePlan) {
+	for _, mb := range p.active {
+		if err := m.step(ctx, p.mc, mb); err != nil {
+			m.Log.V(1).Info("mailbox move waits", "mailbox", mb.Name, "namespace", mb.Namespace, "reason", err.Error())
+		}
+	}
+	for _, mb := range p.want {
+		if len(p.active) >= maxMoves {
+			return
+		}
+		to := p.target(mb)
+		next := &mailv1alpha1.MailboxMove{From: *mb.Status.Shard, To: to, Phase: mailv1alpha1.MoveCopying, Started: metav1.Now()}
+		if err := m.setMove(ctx, mb, p.mc, nil, next); err != nil {
+			m.Log.V(1).Info("mailbox move not started", "mailbox", mb.Name, "namespace", mb.Namespace, "reason", err.Error())
+			continue
+		}
+		m.Recorder.Eventf(mb, nil, corev1.EventTypeNormal, "Moving", "Move", "moving the mailbox from replica %d to replica %d", next.From, next.To)
+		p.load[*mb.Status.Shard]--
+		p.load[to]++
+		p.active = append(p.active, mb)
+	}
 }
 
 // errWaiting is a step that cannot go on yet; the next round tries again.
 var errWaiting = errors.New("waiting")
 
 // step takes a mailbox's move one step further.
-func (m *Mover) step(ctx context.Context, mb *mailv1alpha1.Mailbox) error {
-	mc, err := m.cluster(ctx, mb)
-	if err != nil {
-		return err
-	}
+func (m *Mover) step(ctx context.Context, mc *mailv1alpha1.MailCluster, mb *mailv1alpha1.Mailbox) error {
 	mv := mb.Status.Move
-	if mv == nil {
-		to := *mb.Spec.Shard
-		if to >= ptr.Deref(mc.Spec.Replicas, 1) {
-			return fmt.Errorf("spec.shard %d is not below the cluster's %d replicas: %w", to, ptr.Deref(mc.Spec.Replicas, 1), errWaiting)
-		}
-		next := &mailv1alpha1.MailboxMove{From: *mb.Status.Shard, To: to, Phase: mailv1alpha1.MoveCopying, Started: metav1.Now()}
-		m.Recorder.Eventf(mb, nil, corev1.EventTypeNormal, "Moving", "Move", "moving the mailbox from replica %d to replica %d", next.From, next.To)
-		return m.setMove(ctx, mb, mc, nil, next)
-	}
 	addr := string(mb.Spec.Address)
 	switch mv.Phase {
 	case mailv1alpha1.MoveCopying:

@@ -113,7 +113,7 @@ const (
 	ReasonReplicasUnavailable = "ReplicasUnavailable"
 	ReasonInvalidSpec         = "InvalidSpec"
 	// ReasonScaleDownHeld: spec.replicas went below a replica that holds mailboxes; it keeps
-	// running (a Progressing reason) until they are moved or deleted.
+	// running (a Progressing reason) until they are moved to the others (or deleted).
 	ReasonScaleDownHeld = "ScaleDownHeld"
 	// ReasonHandoffBacklog: the cluster serves, but a replica has held mail for another replica
 	// (the one that holds its mailboxes) for more than five minutes: it cannot reach it.

@@ -33,9 +33,10 @@ type MailClusterSpec struct {
 	// status.shard; new mailboxes go to the replica with the fewest), and every replica serves
 	// every mailbox: mail is handed to the mailbox's replica and IMAP and POP3 logins are
 	// proxied to it, so clients may reach any replica through the Service. Scaling up takes
-	// effect at once for new mailboxes; existing ones stay where they are. Scaling down keeps
-	// every replica that holds mailboxes running (Progressing, reason ScaleDownHeld) until
-	// they are deleted: mailboxes do not move between replicas yet.
+	// effect at once for new mailboxes; existing ones stay where they are (Mailbox spec.shard
+	// moves one). Scaling down first moves the mailboxes of the replicas going away to the
+	// others, two at a time, while mail keeps flowing (Mailbox status.move); those replicas
+	// keep running meanwhile (Progressing, reason ScaleDownHeld).
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=64

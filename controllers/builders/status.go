@@ -83,7 +83,7 @@ func ClusterConditions(o ClusterObservation) (conds []metav1.Condition, readyRep
 		cond(mailv1alpha1.ConditionProgressing, true, mailv1alpha1.ReasonRollingOut, rollout)
 	case o.Held > 0:
 		cond(mailv1alpha1.ConditionProgressing, true, mailv1alpha1.ReasonScaleDownHeld, fmt.Sprintf(
-			"spec.replicas is %d, but mailboxes live on replicas %d to %d: they keep running until those mailboxes are moved or deleted",
+			"spec.replicas is %d, but mailboxes live on replicas %d to %d: they keep running until those mailboxes have moved to the others",
 			o.Want, o.Want, running-1))
 	default:
 		cond(mailv1alpha1.ConditionProgressing, false, mailv1alpha1.ReasonReconciled, "")

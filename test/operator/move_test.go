@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -116,4 +117,69 @@ func moveMailbox(t *testing.T, c client.Client, rs *localcluster.Replicas, work,
 		t.Errorf("replica 0 stores %d messages of %s, want %d", len(files), addr, want)
 	}
 	t.Logf("moved %s in %.1f s, %d messages acknowledged meanwhile", addr, took.Seconds(), len(acked))
+}
+
+// scaleDownEvacuates lowers spec.replicas to 2: the operator moves the mailboxes of replica 2
+// to the others, each readable as before, then lets the StatefulSet shrink.
+func scaleDownEvacuates(t *testing.T, c client.Client, rs *localcluster.Replicas, work, password string) {
+	ctx := context.Background()
+	var mbs mailv1alpha1.MailboxList
+	if err := c.List(ctx, &mbs, client.InNamespace("mail")); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]string{} // address: UID 1 as read before
+	for _, mb := range mbs.Items {
+		if mb.Status.Shard != nil && *mb.Status.Shard == 2 {
+			addr := string(mb.Spec.Address)
+			if out, err := exec.Command(testutil.Program(t, "swaks"), "--server", rs.Procs[0].Addrs["smtp"], "--from", "x@elsewhere.net",
+				"--to", addr, "--header", "Subject: before the scale-down", "--hide-informational").CombinedOutput(); err != nil {
+				t.Fatalf("mail for %s: %v\n%s", addr, err, out)
+			}
+			out, err := curl(t, "--url", fmt.Sprintf("imaps://%s/INBOX;UID=1", rs.Procs[0].Addrs["imaps"]), "--user", addr+":"+password)
+			if err != nil {
+				t.Fatalf("%s before the scale-down: %v", addr, err)
+			}
+			before[addr] = out
+		}
+	}
+	if len(before) == 0 {
+		t.Fatal("no mailbox on replica 2 to move away")
+	}
+	var mc mailv1alpha1.MailCluster
+	if err := c.Get(ctx, types.NamespacedName{Namespace: "mail", Name: "mail"}, &mc); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(mc.DeepCopy())
+	mc.Spec.Replicas = ptrTo(int32(2))
+	if err := c.Patch(ctx, &mc, patch); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Poll{Within: 2 * time.Minute, Every: 200 * time.Millisecond}.Until(t, "replica 2's mailboxes moved away", func() (bool, string) {
+		if err := c.List(ctx, &mbs, client.InNamespace("mail")); err != nil {
+			return false, err.Error()
+		}
+		for _, mb := range mbs.Items {
+			if mb.Status.Shard == nil || *mb.Status.Shard == 2 || mb.Status.Move != nil {
+				return false, fmt.Sprintf("%s: shard %v, move %+v", mb.Name, mb.Status.Shard, mb.Status.Move)
+			}
+		}
+		return true, ""
+	})
+	for addr, want := range before {
+		out, err := curl(t, "--url", fmt.Sprintf("imaps://%s/INBOX;UID=1", rs.Procs[1].Addrs["imaps"]), "--user", addr+":"+password)
+		if err != nil || normalise(out) != normalise(want) {
+			t.Errorf("%s after moving off replica 2: %v\n%s", addr, err, out)
+		}
+	}
+	left, _ := os.ReadDir(filepath.Join(work, "mail", "mail-2", "data", "mailboxes", "example.com"))
+	if len(left) > 0 {
+		t.Errorf("replica 2 still stores %d mailboxes", len(left))
+	}
+	reconciled.Until(t, "the StatefulSet down to 2 replicas", func() (bool, string) {
+		var sts appsv1.StatefulSet
+		if err := c.Get(ctx, types.NamespacedName{Namespace: "mail", Name: "mail"}, &sts); err != nil {
+			return false, err.Error()
+		}
+		return *sts.Spec.Replicas == 2, fmt.Sprint(*sts.Spec.Replicas)
+	})
 }

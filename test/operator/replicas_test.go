@@ -110,6 +110,7 @@ func TestReplicasServeEveryMailbox(t *testing.T) {
 	}
 	ownerDown(t, c, rs, byShard[2], password)
 	moveMailbox(t, c, rs, work, byShard[2], password)
+	scaleDownEvacuates(t, c, rs, work, password)
 }
 
 // ownerDown stops the replica of shard 2: mail for its mailbox is still acknowledged by the
