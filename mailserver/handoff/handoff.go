@@ -100,6 +100,8 @@ type Deliverer struct {
 	Client *Client
 	// Queue takes what an owner did not take at once.
 	Queue Enqueuer
+	// Holds, if set, admits the deliveries to this replica's mailboxes (see Holds).
+	Holds *Holds
 	// Timeout bounds a synchronous handoff; the message is queued after it (default 10 s).
 	Timeout time.Duration
 	Metrics *metrics.Metrics
@@ -133,6 +135,8 @@ func (d *Deliverer) Deliver(env delivery.Envelope, mailboxes []*directory.Mailbo
 			byShard[mb.Shard] = append(byShard[mb.Shard], mb)
 		}
 	}
+	local, frozen, release := d.admit(local, frozen)
+	defer release()
 	// One id for every copy of this message, queued ones included: an owner stores each
 	// once however often it is handed over. Mail for this replica alone copies nothing.
 	var data []byte
@@ -195,6 +199,29 @@ func (d *Deliverer) Deliver(env delivery.Envelope, mailboxes []*directory.Mailbo
 		return fmt.Errorf("queueing refused handoffs for their DSN: %w", err)
 	}
 	return nil
+}
+
+// admit begins the deliveries to this replica's mailboxes with Holds: one that may not be
+// stored here now (its mailbox froze, or moved, since the session looked it up) joins frozen,
+// to be queued. release ends the others once they are stored.
+func (d *Deliverer) admit(local []*directory.Mailbox, frozen []string) (admitted []*directory.Mailbox, queued []string, release func()) {
+	if d.Holds == nil {
+		return local, frozen, func() {}
+	}
+	var releases []func()
+	for _, mb := range local {
+		if done, ok := d.Holds.Begin(mb.Address); ok {
+			admitted = append(admitted, mb)
+			releases = append(releases, done)
+		} else {
+			frozen = append(frozen, mb.Address)
+		}
+	}
+	return admitted, frozen, func() {
+		for _, r := range releases {
+			r()
+		}
+	}
 }
 
 // handOver hands the message to the replica of one shard. ok says some of its mailboxes have

@@ -25,7 +25,9 @@ type ServerConfig struct {
 	MaxMessageBytes int64
 	// Seen remembers the handoffs stored, so that one handed over twice is stored once.
 	Seen *Seen
-	Log  *slog.Logger
+	// Holds, if set, admits each store (see Holds).
+	Holds *Holds
+	Log   *slog.Logger
 }
 
 // Shutdown ends the LMTP server: it waits a moment for handoffs in flight, then closes the
@@ -158,6 +160,13 @@ func (s *session) store(env delivery.Envelope, id string, mb *directory.Mailbox,
 			s.cfg.Log.Info("a handoff stored before was handed over again; not stored twice", "mailbox", mb.Address, "handoff", id)
 			return nil
 		}
+	}
+	if s.cfg.Holds != nil {
+		release, ok := s.cfg.Holds.Begin(mb.Address)
+		if !ok {
+			return errMoving
+		}
+		defer release()
 	}
 	if mb.Quota > 0 {
 		if used, _, err := s.cfg.Local.Usage(mb); err == nil && used+int64(len(msg)) > mb.Quota {

@@ -17,6 +17,8 @@ type Transport struct {
 	Directory *directory.Live
 	Local     *delivery.Local
 	Client    *Client
+	// Holds, if set, admits each store here (see Holds).
+	Holds *Holds
 }
 
 // Deliver implements queue.Transport.
@@ -64,6 +66,13 @@ func (t *Transport) Deliver(ctx context.Context, d *queue.Delivery) []queue.Resu
 // storeHere delivers a queued handoff whose mailbox now lives on this replica. The queued data
 // carries the accepting replica's trace field already.
 func (t *Transport) storeHere(mb *directory.Mailbox, d *queue.Delivery) queue.Result {
+	if t.Holds != nil {
+		release, ok := t.Holds.Begin(mb.Address)
+		if !ok {
+			return queue.Result{Recipient: mb.Address, Code: 451, Status: "4.2.0", Text: "The mailbox is moving between replicas"}
+		}
+		defer release()
+	}
 	_, data := splitID(d.Data)
 	if err := t.Local.Deliver(delivery.Envelope{From: d.From}, []*directory.Mailbox{mb}, data); err != nil {
 		return queue.Result{Recipient: mb.Address, Text: err.Error()}

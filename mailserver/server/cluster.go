@@ -188,6 +188,7 @@ func (s *Server) deliverer() (smtpd.Deliverer, error) {
 		return local, nil
 	}
 	cc := s.cfg.Cluster
+	s.holds = &handoff.Holds{Directory: &s.dir, Shard: s.cfg.Shard}
 	client := &handoff.Client{Hostname: s.cfg.Hostname, Dial: func(ctx context.Context, shard int) (net.Conn, error) {
 		return s.dialPeer(ctx, s.cluster, protoLMTP, shard)
 	}}
@@ -199,14 +200,14 @@ func (s *Server) deliverer() (smtpd.Deliverer, error) {
 	var err error
 	s.handoffQueue, err = queue.Open(queue.Config{
 		Dir: filepath.Join(s.cfg.DataDir, "handoff"), Hostname: s.cfg.Hostname,
-		Transport: &handoff.Transport{Shard: s.cfg.Shard, Directory: &s.dir, Local: local, Client: client},
+		Transport: &handoff.Transport{Shard: s.cfg.Shard, Directory: &s.dir, Local: local, Client: client, Holds: s.holds},
 		Workers:   4, MaxAge: s.cfg.Outbound.MaxAge.Duration, RetryInitial: retry, RetryMax: max(retry, time.Minute),
 		ReturnDSN: s.returnDSN, Handoff: true, Metrics: s.metrics, Log: s.log.With("component", "handoff"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("handoff queue: %w", err)
 	}
-	return &handoff.Deliverer{Local: local, Shard: s.cfg.Shard, Client: client, Queue: s.handoffQueue,
+	return &handoff.Deliverer{Local: local, Shard: s.cfg.Shard, Client: client, Queue: s.handoffQueue, Holds: s.holds,
 		Timeout: cc.HandoffTimeout.Duration, Metrics: s.metrics, Log: s.log.With("component", "handoff")}, nil
 }
 
@@ -233,7 +234,7 @@ func (s *Server) startCluster(imapSrv *imapd.Server, pop3Srv *pop3.Server) error
 	}
 	s.pruneDaily(seen)
 	lmtp := handoff.NewServer(handoff.ServerConfig{Hostname: s.cfg.Hostname, Shard: s.cfg.Shard, Directory: &s.dir,
-		Local: &delivery.Local{Store: s.store}, MaxMessageBytes: s.cfg.Limits.MaxMessageBytes, Seen: seen,
+		Local: &delivery.Local{Store: s.store}, MaxMessageBytes: s.cfg.Limits.MaxMessageBytes, Seen: seen, Holds: s.holds,
 		Log: s.log.With("listener", "cluster-lmtp")})
 	s.serve("cluster-lmtp", func() error { return lmtp.Serve(mux.listener(protoLMTP)) },
 		func(ctx context.Context) error { return handoff.Shutdown(ctx, lmtp) }, lmtp.Close)

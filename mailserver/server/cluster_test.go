@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-smtp"
 	dto "github.com/prometheus/client_model/go"
 	"sigs.k8s.io/yaml"
 
@@ -682,4 +684,40 @@ func TestClusterEndsTheSessionsOfAFrozenMailbox(t *testing.T) {
 	setFrozen(t, owner, true)
 	testutil.Eventually(t, "bob's session to end", func() bool { return c.Noop().Wait() != nil })
 	testutil.Eventually(t, "no session of bob left", func() bool { return sessions() == 0 })
+}
+
+// A transaction that named bob before his mailbox froze and ends after: the message is queued,
+// not stored (a move's last copy may have been taken already).
+func TestClusterQueuesATransactionThatOutlivedTheFreeze(t *testing.T) {
+	owner := startServer(t, clusterEdit(t, 1, []string{"127.0.0.1:1", "127.0.0.1:1"}))
+	c, err := smtp.Dial(owner.addr(t, "smtp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Mail("carol@example.org", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("bob@example.com", nil); err != nil {
+		t.Fatal(err)
+	}
+	setFrozen(t, owner, true)
+	testutil.Eventually(t, "the owner's directory to freeze bob", func() bool {
+		mb, ok := owner.dir.Load().Mailbox("bob@example.com")
+		return ok && mb.Frozen
+	})
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "Subject: begun before the freeze\r\n\r\nhello\r\n")
+	if err := w.Close(); err != nil {
+		t.Fatalf("end of DATA after the freeze: %v", err)
+	}
+	if got := inbox(t, owner, "bob@example.com"); len(got) != 0 {
+		t.Errorf("stored after the freeze: %q", got)
+	}
+	if n := len(owner.handoffQueue.List()); n != 1 {
+		t.Errorf("handoff queue: %d messages, want 1", n)
+	}
 }

@@ -54,8 +54,9 @@ func (m *moves) end(addr string) {
 //	                                            (again: only what changed since the last copy)
 //	POST /admin/v1/moves/{address}/adopt        make the copy this replica's mailbox
 //	POST /admin/v1/moves/{address}/end-sessions on the source: end the mailbox's IMAP and POP3
-//	                                            sessions; {"sessions": n} still running (poll
-//	                                            until 0 before the last copy)
+//	                                            sessions; {"sessions": n} of them and of the
+//	                                            deliveries to it still running (poll until 0
+//	                                            before the last copy)
 func (s *Server) handleMoves(mux *http.ServeMux) {
 	m := &moves{}
 	if s.cluster != nil {
@@ -102,7 +103,9 @@ func (s *Server) handleMoves(mux *http.ServeMux) {
 		if !ok {
 			return
 		}
-		n := s.endSessions(func(a string) bool { return a == addr })
+		// Deliveries that began before the mailbox froze count as sessions: the last copy
+		// must wait for them too.
+		n := s.endSessions(func(a string) bool { return a == addr }) + s.holds.InFlight(addr)
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]int{"sessions": n})
 	})

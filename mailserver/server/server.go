@@ -25,6 +25,7 @@ import (
 	"github.com/kubemail/kubemail/mailserver/directory"
 	"github.com/kubemail/kubemail/mailserver/dkim"
 	"github.com/kubemail/kubemail/mailserver/dnsresolve"
+	"github.com/kubemail/kubemail/mailserver/handoff"
 	"github.com/kubemail/kubemail/mailserver/imapd"
 	"github.com/kubemail/kubemail/mailserver/login"
 	"github.com/kubemail/kubemail/mailserver/metrics"
@@ -53,6 +54,8 @@ type Server struct {
 	cluster *clusterTLS
 	// handoffQueue holds mail for other replicas' mailboxes that they did not take at once.
 	handoffQueue *queue.Queue
+	// holds admits deliveries to this replica's mailboxes (frozen ones wait; see handoff.Holds).
+	holds *handoff.Holds
 	// sendLimit counts the submissions of the users whose mailboxes live here (nil: no limit).
 	sendLimit *sendlimit.Limiter
 	// enders end the IMAP and POP3 sessions of chosen mailboxes (see endSessions).
