@@ -50,6 +50,7 @@ func TestEndToEnd(t *testing.T) {
 		{"ThreeReplicasServeEveryMailbox", s.scaleOut},
 		{"ReplicaDeletionKeepsMail", s.replicaDeletion},
 		{"ThreeReplicasRollLosingNothing", s.replicasRoll},
+		{"ScaleInMovesMailboxes", s.scaleIn},
 		{"HelmUninstall", s.helmUninstall},
 	}
 	for _, st := range steps {

@@ -192,3 +192,48 @@ func (s *suite) spreadStoredOnce(t *testing.T, ip string, acked map[string][]str
 		t.Logf("%s (shard %d): %d accepted messages, each stored once", a.address, a.shard, len(acked[a.address]))
 	}
 }
+
+// scaleIn takes the cluster from three replicas to two while a client sends to a mailbox on
+// every replica through the client Service: the mailbox of replica 2 moves to another replica
+// first, then the StatefulSet shrinks; every accepted message is stored exactly once, and
+// replica 2's claim is kept (whenScaled: Retain).
+func (s *suite) scaleIn(t *testing.T) {
+	ip := s.serviceIP()
+	senders := s.startSenders(t, ip, s.spreadAddresses()...)
+	var mc mailv1alpha1.MailCluster
+	if err := s.c.Get(ctx(), client.ObjectKey{Namespace: s.ns, Name: clusterName}, &mc); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(mc.DeepCopy())
+	mc.Spec.Replicas = ptr.To(int32(replicas - 1))
+	if err := s.c.Patch(ctx(), &mc, patch); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	poll(t, "replica 2's mailboxes moved and the StatefulSet at 2 Ready replicas", readyTimeout, func() (bool, error) {
+		var mbs mailv1alpha1.MailboxList
+		if err := s.c.List(ctx(), &mbs, client.InNamespace(s.ns)); err != nil {
+			return false, err
+		}
+		for _, mb := range mbs.Items {
+			if mb.Status.Move != nil || mb.Status.Shard != nil && *mb.Status.Shard >= replicas-1 {
+				return false, fmt.Errorf("Mailbox %s: shard %v, move %+v", mb.Name, ptr.Deref(mb.Status.Shard, -1), mb.Status.Move)
+			}
+		}
+		var sts appsv1.StatefulSet
+		if err := s.c.Get(ctx(), client.ObjectKey{Namespace: s.ns, Name: clusterName}, &sts); err != nil {
+			return false, err
+		}
+		st := sts.Status
+		return *sts.Spec.Replicas == replicas-1 && st.Replicas == replicas-1 && st.ReadyReplicas == replicas-1,
+			fmt.Errorf("StatefulSet: %d wanted, %d running, %d ready", *sts.Spec.Replicas, st.Replicas, st.ReadyReplicas)
+	})
+	t.Logf("scaled in after %.1f s", time.Since(start).Seconds())
+	acked, retries := senders.finish(5, "messages accepted after the scale-in")
+	t.Logf("during the scale-in: %d attempts deferred and retried", retries)
+	s.spreadStoredOnce(t, ip, acked)
+	var pvc corev1.PersistentVolumeClaim
+	if err := s.c.Get(ctx(), client.ObjectKey{Namespace: s.ns, Name: dataClaimPrefix + clusterName + "-2"}, &pvc); err != nil {
+		t.Errorf("the claim of the removed replica: %v", err)
+	}
+}
