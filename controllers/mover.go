@@ -54,16 +54,8 @@ const settledFiles = 20
 
 // Start runs until ctx ends; it is a manager Runnable.
 func (m *Mover) Start(ctx context.Context) error {
-	t := time.NewTicker(m.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			m.round(ctx)
-		}
-	}
+	every(ctx, m.Interval, m.round)
+	return nil
 }
 
 // NeedLeaderElection keeps standby operators from moving the same mailboxes.

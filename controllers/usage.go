@@ -33,14 +33,20 @@ type usage struct{ bytes, messages int64 }
 
 // Start runs until ctx ends; it is a manager Runnable.
 func (u *UsageCollector) Start(ctx context.Context) error {
-	t := time.NewTicker(u.Interval)
+	every(ctx, u.Interval, u.collect)
+	return nil
+}
+
+// every calls fn every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
-			u.collect(ctx)
+			fn(ctx)
 		}
 	}
 }

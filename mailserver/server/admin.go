@@ -61,8 +61,7 @@ func (s *Server) adminHandler() http.Handler {
 			}
 			out = append(out, MailboxUsage{Address: a, Bytes: bytes, Messages: messages})
 		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(out)
+		writeJSON(w, out)
 	})
 	mux.HandleFunc("DELETE /admin/v1/mailboxes/{address}", func(w http.ResponseWriter, r *http.Request) {
 		addr, ok := pathAddress(w, r)
@@ -92,16 +91,14 @@ func (s *Server) adminHandler() http.Handler {
 			http.Error(w, "mailbox "+addr+" is not in this replica's directory", http.StatusNotFound)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(DirectoryMailbox{Shard: mb.Shard, Frozen: mb.Frozen})
+		writeJSON(w, DirectoryMailbox{Shard: mb.Shard, Frozen: mb.Frozen})
 	})
 	mux.HandleFunc("POST /admin/v1/handoff/retry", func(w http.ResponseWriter, r *http.Request) {
 		n := 0
 		if s.handoffQueue != nil {
 			n = s.handoffQueue.RetryAll()
 		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]int{"messages": n})
+		writeJSON(w, map[string]int{"messages": n})
 	})
 	mux.HandleFunc("GET /admin/v1/handoff", func(w http.ResponseWriter, r *http.Request) {
 		var out HandoffBacklog
@@ -111,8 +108,7 @@ func (s *Server) adminHandler() http.Handler {
 				out.Oldest = &oldest
 			}
 		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(out)
+		writeJSON(w, out)
 	})
 	s.handleMoves(mux)
 	queueAPI := s.queueHandler("/admin/v1/")
@@ -125,6 +121,12 @@ func (s *Server) adminHandler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// writeJSON answers v as JSON.
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
 }
 
 // pathAddress is the request's {address}, in the store's normal form; a malformed one is

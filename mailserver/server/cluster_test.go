@@ -51,26 +51,10 @@ func clusterEditWith(t *testing.T, shard int, peers []string, bob func(*dirspec.
 		}
 	}
 	return func(c *config.Config) {
-		data, err := os.ReadFile(c.Directory.File)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var spec dirspec.Spec
-		if err := yaml.Unmarshal(data, &spec); err != nil {
-			t.Fatal(err)
-		}
-		for i := range spec.Mailboxes {
-			if spec.Mailboxes[i].Address == "bob@example.com" {
-				spec.Mailboxes[i].Shard = 1
-				bob(&spec.Mailboxes[i])
-			}
-		}
-		if data, err = yaml.Marshal(spec); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(c.Directory.File, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		editBobIn(t, c.Directory.File, func(mb *dirspec.MailboxSpec) {
+			mb.Shard = 1
+			bob(mb)
+		})
 		c.Shard = shard
 		c.Listeners.IMAPS = config.Listener{Address: "127.0.0.1:0"}
 		c.Listeners.POP3S = config.Listener{Address: "127.0.0.1:0"}
@@ -596,7 +580,13 @@ func setFrozen(t *testing.T, s *testServer, frozen bool) {
 // editBob rewrites bob's entry in the directory file of s.
 func editBob(t *testing.T, s *testServer, edit func(*dirspec.MailboxSpec)) {
 	t.Helper()
-	data, err := os.ReadFile(s.cfg.Directory.File)
+	editBobIn(t, s.cfg.Directory.File, edit)
+}
+
+// editBobIn rewrites bob's entry in the directory file at path.
+func editBobIn(t *testing.T, path string, edit func(*dirspec.MailboxSpec)) {
+	t.Helper()
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -612,7 +602,7 @@ func editBob(t *testing.T, s *testServer, edit func(*dirspec.MailboxSpec)) {
 	if data, err = yaml.Marshal(spec); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(s.cfg.Directory.File, data, 0o600); err != nil {
+	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -95,8 +94,7 @@ func (s *Server) handleMoves(mux *http.ServeMux) {
 		out := MoveStats{Files: st.Files, Bytes: st.Bytes, Removed: st.Removed, Skipped: st.Skipped, Seconds: time.Since(start).Seconds()}
 		s.log.Info("copied a moving mailbox", "mailbox", addr, "from", from, "files", out.Files, "bytes", out.Bytes,
 			"removed", out.Removed, "seconds", out.Seconds)
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(out)
+		writeJSON(w, out)
 	})
 	mux.HandleFunc("POST /admin/v1/moves/{address}/end-sessions", func(w http.ResponseWriter, r *http.Request) {
 		addr, ok := pathAddress(w, r)
@@ -106,8 +104,7 @@ func (s *Server) handleMoves(mux *http.ServeMux) {
 		// Deliveries that began before the mailbox froze count as sessions: the last copy
 		// must wait for them too.
 		n := s.endSessions(func(a string) bool { return a == addr }) + s.holds.InFlight(addr)
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]int{"sessions": n})
+		writeJSON(w, map[string]int{"sessions": n})
 	})
 	mux.HandleFunc("POST /admin/v1/moves/{address}/adopt", func(w http.ResponseWriter, r *http.Request) {
 		addr, ok := pathAddress(w, r)

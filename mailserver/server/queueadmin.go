@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -32,8 +31,7 @@ type QueueEntry struct {
 func (s *Server) queueHandler(prefix string) http.Handler {
 	mux := http.NewServeMux()
 	reply := func(w http.ResponseWriter, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(v)
+		writeJSON(w, v)
 	}
 	fail := func(w http.ResponseWriter, err error) {
 		if errors.Is(err, queue.ErrNotFound) {
