@@ -100,7 +100,7 @@ func run(o options) error {
 	}
 	fmt.Printf("wrote %s: %s (linux/%s, manifest %s)\n", o.out, tag.String(), o.arch, digest)
 	// What the chart wants is the tag alone: image.repository already holds the name.
-	fmt.Printf("install it with: helm install ... --set image.repository=%s --set image.tag=%s\n", strings.TrimSuffix(o.tag, ":"+tag.TagStr()), tag.TagStr())
+	fmt.Printf("install it with: helm install ... --set image.repository=%s --set-string image.tag=%s\n", strings.TrimSuffix(o.tag, ":"+tag.TagStr()), tag.TagStr())
 	return nil
 }
 

@@ -68,7 +68,7 @@ func (s *suite) helmInstall(t *testing.T) {
 		t.Fatalf("KUBEMAIL_E2E_IMAGE %q is not repository:tag", s.image)
 	}
 	s.must(s.helm, "install", release, s.root+"/charts/kubemail", "--namespace", operatorNS, "--create-namespace",
-		"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never",
+		"--set", "image.repository="+repo, "--set-string", "image.tag="+tag, "--set", "image.pullPolicy=Never",
 		"--set", "extraArgs={--mailbox-usage-interval=3s}",
 		"--wait", "--timeout", readyTimeout.String())
 	var deps appsv1.DeploymentList
