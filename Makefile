@@ -102,7 +102,7 @@ bench-operator: envtest-assets ## Measure the operator with 10,000 new Mailboxes
 	go run ./hack/bench/operator -mailboxes $(or $(MAILBOXES),10000)
 
 .PHONY: bench
-bench: bench-mail bench-operator ## Run bench-mail, then bench-operator (MAILBOXES=n for a quicker run).
+bench: bench-mail bench-replicas bench-operator ## Run bench-mail, bench-replicas, then bench-operator (MAILBOXES=n for a quicker run).
 
 .PHONY: crash-test
 crash-test: ## SIGKILL the mail server under SMTP load ROUNDS times (default 20): every acknowledged message stored exactly once?
@@ -112,6 +112,10 @@ crash-test: ## SIGKILL the mail server under SMTP load ROUNDS times (default 20)
 .PHONY: bench-mail
 bench-mail: ## Mail server vs Postfix + Dovecot on this machine: SMTP, POP3, IMAP, idle memory, fsync (root; BENCH_MESSAGES, BENCH_MAILBOXES, BENCH_BASELINE=rev, BENCH_ARGS).
 	go run ./hack/bench/mail -messages $(or $(BENCH_MESSAGES),10000) -mailboxes $(or $(BENCH_MAILBOXES),100) $(if $(BENCH_BASELINE),-baseline $(BENCH_BASELINE)) $(BENCH_ARGS)
+
+.PHONY: bench-replicas
+bench-replicas: ## Three replicas (handoff, login proxying) vs one: SMTP and IMAP, three rounds (root; BENCH_MESSAGES, BENCH_ARGS).
+	go run ./hack/bench/mail -systems kubemail,kubemail3 -run smtp,imap -rounds 3 -messages $(or $(BENCH_MESSAGES),10000) -imap-duration 20s $(BENCH_ARGS)
 
 ##@ End-to-end (root, Linux: a real single-node cluster on this machine)
 
