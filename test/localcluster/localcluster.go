@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -172,11 +173,14 @@ type Replicas struct {
 
 // RunReplicas starts replicas 0 to n-1 of cluster as RunMailserver does, reaching each other
 // on loopback as the pods do under the headless Service: each one's internal listener on a
-// port of its own, and every replica's settings naming them all.
+// loopback address of its own (127.A.B.i+1), and every replica's settings naming them all.
+// The addresses are chosen before any replica starts; other listeners take ports of
+// 127.0.0.1, so none of them can take a replica's internal port meanwhile.
 func (c *Cluster) RunReplicas(ctx context.Context, namespace, cluster string, n int) (*Replicas, error) {
 	r := &Replicas{c: c, namespace: namespace, name: cluster, peers: make([]string, n), Procs: make([]*Process, n)}
+	a, b := 1+rand.IntN(254), rand.IntN(256)
 	for i := range r.peers {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.%d.%d.%d:0", a, b, i+1))
 		if err != nil {
 			return nil, err
 		}
