@@ -711,3 +711,20 @@ func TestClusterQueuesATransactionThatOutlivedTheFreeze(t *testing.T) {
 		t.Errorf("handoff queue: %d messages, want 1", n)
 	}
 }
+
+// A delivery status notification for a mailbox of another replica goes to that replica, as
+// any accepted mail does.
+func TestClusterHandsADSNToTheOwner(t *testing.T) {
+	owner := startServer(t, clusterEdit(t, 1, []string{"127.0.0.1:1", "127.0.0.1:1"}))
+	front := startServer(t, clusterEdit(t, 0, []string{"127.0.0.1:1", owner.addr(t, "cluster")}))
+	dsn := []byte("From: MAILER-DAEMON@example.com\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\nIt bounced.\r\n")
+	if err := front.returnDSN("bob@example.com", dsn); err != nil {
+		t.Fatal(err)
+	}
+	if got := inbox(t, owner, "bob@example.com"); len(got) != 1 || !strings.Contains(got[0], "Undelivered Mail") {
+		t.Errorf("bob's INBOX on his replica: %q", got)
+	}
+	if got := inbox(t, front, "bob@example.com"); len(got) != 0 {
+		t.Errorf("the DSN was stored on the replica that generated it: %q", got)
+	}
+}

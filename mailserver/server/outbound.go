@@ -107,9 +107,10 @@ func (s *Server) returnDSN(to string, msg []byte) error {
 		return err
 	}
 	if len(res.Local) > 0 {
-		local := &delivery.Local{Store: s.store}
+		// Through the deliverer, as any accepted mail: in a cluster the mailbox may live on
+		// another replica, or be moving.
 		received := fmt.Sprintf("Received: by %s (kubemail) with local id bounce;\r\n\t%s\r\n", s.cfg.Hostname, nowRFC1123())
-		if err := local.Deliver(delivery.Envelope{From: "", Received: received}, res.Local, msg); err != nil {
+		if err := s.deliver.Deliver(delivery.Envelope{From: "", Received: received}, res.Local, msg); err != nil {
 			return err
 		}
 	}

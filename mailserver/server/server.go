@@ -56,6 +56,9 @@ type Server struct {
 	handoffQueue *queue.Queue
 	// holds admits deliveries to this replica's mailboxes (frozen ones wait; see handoff.Holds).
 	holds *handoff.Holds
+	// deliver stores accepted mail: here, or in a cluster on each mailbox's replica (see
+	// deliverer); everything that stores mail goes through it.
+	deliver smtpd.Deliverer
 	// sendLimit counts the submissions of the users whose mailboxes live here (nil: no limit).
 	sendLimit *sendlimit.Limiter
 	// enders end the IMAP and POP3 sessions of chosen mailboxes (see endSessions).
@@ -273,6 +276,7 @@ func (s *Server) startListeners() error {
 	if err != nil {
 		return err
 	}
+	s.deliver = local
 	smtpBusy := "421 4.7.0 Too many connections, try again later\r\n"
 	type smtpListener struct {
 		name     string
