@@ -147,6 +147,13 @@ func (e dirEvents) Reloaded(d *directory.Directory) {
 	}
 }
 
+// addEnder registers a protocol server's EndSessions with endSessions.
+func (s *Server) addEnder(end func(match func(address string) bool, text string) int) {
+	s.endersMu.Lock()
+	defer s.endersMu.Unlock()
+	s.enders = append(s.enders, end)
+}
+
 // endSessions ends the IMAP and POP3 sessions served here of the mailboxes match accepts (a
 // move's cut-over) and returns how many of them are still running.
 func (s *Server) endSessions(match func(address string) bool) int {
@@ -343,9 +350,7 @@ func (s *Server) startMailAccess() error {
 		imapCfg.Route = s.imapRoute(s.cluster)
 	}
 	imapSrv := imapd.NewServer(imapCfg)
-	s.endersMu.Lock()
-	s.enders = append(s.enders, imapSrv.EndSessions)
-	s.endersMu.Unlock()
+	s.addEnder(imapSrv.EndSessions)
 	for _, il := range []struct {
 		name     string
 		l        config.Listener
@@ -366,9 +371,7 @@ func (s *Server) startMailAccess() error {
 		pop3Cfg.Route = s.pop3Route(s.cluster)
 	}
 	pop3Srv := pop3.NewServer(pop3Cfg)
-	s.endersMu.Lock()
-	s.enders = append(s.enders, pop3Srv.EndSessions)
-	s.endersMu.Unlock()
+	s.addEnder(pop3Srv.EndSessions)
 	for _, pl := range []struct {
 		name     string
 		l        config.Listener
