@@ -66,8 +66,10 @@ func (m *Mover) NeedLeaderElection() bool { return true }
 const maxMoves = 2
 
 func (m *Mover) round(ctx context.Context) {
+	// The cache's own objects, not copies: a round runs every second over every Mailbox, and
+	// almost none moves. setMove writes to a copy.
 	var mbs mailv1alpha1.MailboxList
-	if err := m.Client.List(ctx, &mbs); err != nil {
+	if err := m.Client.List(ctx, &mbs, client.UnsafeDisableDeepCopy); err != nil {
 		m.Log.Error(err, "listing Mailboxes for moves")
 		return
 	}
@@ -343,7 +345,8 @@ func sameUsage(ctx context.Context, source, target *adminClient, addr string) er
 // setMove writes the mailbox's move (nil: over) and, with shard, its new shard, then has the
 // cluster write its directory.
 func (m *Mover) setMove(ctx context.Context, mb *mailv1alpha1.Mailbox, mc *mailv1alpha1.MailCluster, shard *int32, mv *mailv1alpha1.MailboxMove) error {
-	base := mb.DeepCopy()
+	base := mb
+	mb = mb.DeepCopy() // mb may be the cache's own object (see round)
 	mb.Status.Move = mv
 	if shard != nil {
 		mb.Status.Shard = shard
